@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: MIT
+# edgeimg: a short, non-recursive Makefile driven by Kconfig.
+#   make [O=DIR]                    build DIR/edgeimg (default DIR: build)
+#   make [O=DIR] BOARD_defconfig    configure for board/BOARD/defconfig
+#   make menuconfig | olddefconfig | savedefconfig | allnoconfig | allyesconfig
+#   make demo | check | check-aarch64 | bench | clean   V=1 shows commands
+
+VERSION := 0.1.0
+srctree := $(CURDIR)
+O ?= build
+obj := $(abspath $(O))
+DEFAULT_BOARD ?= host
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian ships kconfiglib for the system python3 only.
+PYTHON ?= $(shell for p in python3 /usr/bin/python3; do \
+	$$p -c 'import kconfiglib' 2>/dev/null && { echo $$p; break; }; done)
+KCONFIG = KCONFIG_CONFIG=$(obj)/.config srctree=$(srctree) $(PYTHON) -m
+
+config-goals := $(filter %config,$(MAKECMDGOALS))
+ifeq ($(config-goals),)
+-include $(obj)/.config
+endif
+
+.DEFAULT_GOAL := all
+.PHONY: all demo check check-aarch64 bench clean menuconfig olddefconfig \
+	savedefconfig allnoconfig allyesconfig kconfig-tool
+
+kconfig-tool:
+	@test -n "$(PYTHON)" || { echo "Kconfig needs kconfiglib: apt-get install python3-kconfiglib" >&2; exit 1; }
+	@mkdir -p $(obj)
+
+%_defconfig: kconfig-tool
+	@test -f board/$*/defconfig || { echo "no board '$*' (see board/)" >&2; exit 1; }
+	$(Q)$(KCONFIG) defconfig --kconfig Kconfig board/$*/defconfig
+
+menuconfig olddefconfig allnoconfig allyesconfig: kconfig-tool
+	$(Q)$(KCONFIG) $@ Kconfig
+
+savedefconfig: kconfig-tool
+	$(Q)$(KCONFIG) savedefconfig --kconfig Kconfig --out $(obj)/defconfig
+	@echo "wrote $(obj)/defconfig"
+
+# No configuration yet: start from the default board.
+$(obj)/.config:
+	$(Q)$(MAKE) --no-print-directory O=$(O) $(DEFAULT_BOARD)_defconfig
+
+# --- toolchain -------------------------------------------------------------
+ifeq ($(CONFIG_TOOLCHAIN_X86_64_MUSL),y)
+TC_ARCH := x86_64
+else ifeq ($(CONFIG_TOOLCHAIN_AARCH64_MUSL),y)
+TC_ARCH := aarch64
+endif
+
+ifneq ($(TC_ARCH),)
+include toolchain/toolchain.mk
+else
+CC := $(CROSS_COMPILE)cc
+AR := $(CROSS_COMPILE)ar
+STRIP := $(CROSS_COMPILE)strip
+endif
+
+# --- sources ---------------------------------------------------------------
+core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
+	src/registry.c src/codec.c
+formats-y := formats/raw.c
+cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
+	src/cmd_compare.c
+
+libs-y :=
+libs-$(CONFIG_CODEC_ZSTD) += -lzstd
+libs-$(CONFIG_CODEC_XZ) += -llzma
+libs-$(CONFIG_CODEC_LZ4) += -llz4
+libs-y += -lz
+# A static libarchive needs every codec library it was built with.
+ifeq ($(CONFIG_ARCHIVE),y)
+libs-y := -larchive $(if $(TC_ARCH),$(TC_LIBS),$(libs-y))
+endif
+libs-$(CONFIG_THREADS) += -pthread
+
+OPT := $(if $(CONFIG_OPTIMIZE_SIZE),-Os,-O2)
+EI_CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
+	-Wformat=2 -Wvla -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE \
+	-I$(srctree)/src -I$(obj)/include $(TC_CFLAGS) $(CFLAGS)
+EI_LDFLAGS := $(TC_LDFLAGS) $(LDFLAGS)
+
+lib-objs := $(patsubst %.c,$(obj)/%.o,$(core-y) $(formats-y))
+cli-objs := $(patsubst %.c,$(obj)/%.o,$(cli-y))
+gen := $(obj)/include/generated/autoconf.h $(obj)/include/generated/features.h
+
+all: $(obj)/edgeimg
+
+$(obj)/include/generated/autoconf.h: $(obj)/.config Kconfig
+	@mkdir -p $(dir $@)
+	$(Q)$(KCONFIG) genconfig --header-path $@ Kconfig && touch $@
+
+$(obj)/include/generated/features.h: $(obj)/.config Makefile
+	@mkdir -p $(dir $@)
+	$(Q){ echo '#define EDGEIMG_VERSION "$(VERSION)"'; \
+	  printf '#define EDGEIMG_FEATURES "%s"\n' \
+	    "$$(sed -n 's/^CONFIG_\(.*\)=y$$/\1/p' $< | tr '\n' ' ' | sed 's/ $$//')"; \
+	} > $@
+
+$(obj)/%.o: %.c $(gen) | $(TC_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(EI_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(obj)/libedgeimg.a: $(lib-objs)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(obj)/edgeimg: $(cli-objs) $(obj)/libedgeimg.a
+	@$(if $(Q),echo "  LD      $@")
+ifneq ($(TC_ARCH),)
+	$(Q)$(CC) $(EI_LDFLAGS) -o $@.debug $^ $(libs-y)
+	$(Q)$(STRIP) -o $@ $@.debug
+	@echo "  SIZE    $@: $$(stat -c %s $@) bytes, stripped, static $(TC_ARCH)-linux-musl"
+else
+	$(Q)$(CC) $(EI_LDFLAGS) -o $@ $^ $(libs-y)
+endif
+
+-include $(lib-objs:.o=.d) $(cli-objs:.o=.d)
+
+include tests/tests.mk
+
+# demo: the main job on a built-in example (a generated sample disk).
+demo: $(obj)/edgeimg
+	$(Q)tests/demo.sh $(obj)
+
+clean:
+	rm -rf $(obj)

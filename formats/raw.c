@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+/* Raw disk images: the bytes are the disk.  Holes in the file read as zero. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "format.h"
+#include "limits.h"
+
+/* Zero blocks of this size in data are skipped (left as holes) on write. */
+#define RAW_ZERO_BLOCK 4096
+
+static int raw_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		     size_t tail_len, uint64_t file_size)
+{
+	(void)head;
+	(void)head_len;
+	(void)tail;
+	(void)tail_len;
+	(void)file_size;
+	return PROBE_FALLBACK;
+}
+
+static int raw_open(struct vdisk *vd, struct err *e)
+{
+	if (vd->io->flags & IO_STREAM)
+		return err_set(e, EI_EUNSUP, "raw: %s is not seekable", vd->io->name);
+	vd->size = vd->io->size;
+	return 0;
+}
+
+static int raw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e)
+{
+	return io_read(vd->io, buf, len, off, "raw: data", e);
+}
+
+static int raw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
+		      struct extent *ext, struct err *e)
+{
+	uint64_t run;
+	int r = io_probe_data(vd->io, off, len, &run, e);
+
+	if (r < 0)
+		return r;
+	ext->type = r ? EXT_DATA : EXT_HOLE;
+	ext->len = run;
+	return 0;
+}
+
+/* Write @len bytes of @buf at @off, leaving zero blocks as holes in a file. */
+static int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
+			    uint64_t off, struct err *e)
+{
+	size_t i = 0;
+
+	if (out->flags & IO_BLOCKDEV)
+		return io_write(out, buf, len, off, e);
+	while (i < len) {
+		size_t start, n;
+		int r;
+
+		while (i < len && buf_is_zero(buf + i, min_u64(RAW_ZERO_BLOCK, len - i)))
+			i += (size_t)min_u64(RAW_ZERO_BLOCK, len - i);
+		start = i;
+		while (i < len && !buf_is_zero(buf + i, min_u64(RAW_ZERO_BLOCK, len - i)))
+			i += (size_t)min_u64(RAW_ZERO_BLOCK, len - i);
+		n = i - start;
+		if (n && (r = io_write(out, buf + start, n, off + start, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int raw_write(struct vdisk *src, struct io *out,
+		     const struct write_opts *wo, struct err *e)
+{
+	struct opts o;
+	uint8_t *buf;
+	uint64_t off = 0;
+	int r;
+
+	r = opts_parse(wo->options, &o, e);
+	if (r < 0 || (r = opts_unused(&o, "raw", e)) < 0)
+		return r;
+	if ((out->flags & IO_BLOCKDEV) && out->size < src->size)
+		return err_set(e, -ENOSPC,
+			       "raw: %s holds %llu bytes, the disk needs %llu",
+			       out->name, (unsigned long long)out->size,
+			       (unsigned long long)src->size);
+	buf = malloc(EI_IO_CHUNK);
+	if (!buf)
+		return err_set(e, -ENOMEM, "raw: out of memory");
+	while (off < src->size) {
+		struct extent ext;
+
+		r = vdisk_extent(src, off, min_u64(EI_IO_CHUNK, src->size - off),
+				 &ext, e);
+		if (r < 0)
+			break;
+		if (ext.type == EXT_DATA) {
+			r = vdisk_read(src, buf, (size_t)ext.len, off, e);
+			if (r < 0)
+				break;
+			r = raw_write_sparse(out, buf, (size_t)ext.len, off, e);
+		} else if (out->flags & IO_BLOCKDEV) {
+			/* A device keeps old bytes where a file would have a hole. */
+			memset(buf, 0, (size_t)ext.len);
+			r = io_write(out, buf, (size_t)ext.len, off, e);
+		}
+		if (r < 0)
+			break;
+		off += ext.len;
+		if (wo->progress)
+			wo->progress(wo->progress_arg, off, src->size);
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	return io_truncate(out, src->size, e);
+}
+
+const struct img_format fmt_raw = {
+	.name = "raw",
+	.desc = "raw disk image",
+	.probe = raw_probe,
+	.open = raw_open,
+	.read = raw_read,
+	.extent = raw_extent,
+	.write = raw_write,
+};

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+/* edgeimg info: what an image is, in qemu-img's words and JSON keys. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "format.h"
+
+static int info_run(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct open_opts oo = { 0 };
+	struct info *fi = NULL;
+	struct vdisk *vd = NULL;
+	struct err e = { 0 };
+	uint64_t actual = 0;
+	struct stat st;
+	char h1[32], h2[32];
+	int json = 0, c, r;
+
+	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			oo.format = optarg;
+			break;
+		case 'J':
+			json = 1;
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") && strcmp(optarg, "human"))
+				return cli_usage(&cmd_info, "--output takes json or human");
+			json = !strcmp(optarg, "json");
+			break;
+		default:
+			return cli_usage(&cmd_info, NULL);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage(&cmd_info, "expected one IMAGE");
+	r = vdisk_open(argv[optind], &oo, &vd, &e);
+	if (r < 0)
+		goto fail;
+	if (stat(argv[optind], &st) == 0)
+		actual = S_ISBLK(st.st_mode) ? vd->io->size :
+			 (uint64_t)st.st_blocks * 512;
+	if (vd->fmt->info) {
+		fi = calloc(1, sizeof(*fi));
+		if (!fi) {
+			r = err_set(&e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		r = vd->fmt->info(vd, fi, &e);
+		if (r < 0)
+			goto fail;
+	}
+	if (json) {
+		printf("{\n    \"virtual-size\": %llu,\n    \"filename\": ",
+		       (unsigned long long)vd->size);
+		json_string(stdout, argv[optind]);
+		printf(",\n    \"format\": ");
+		json_string(stdout, vd->fmt->name);
+		printf(",\n    \"actual-size\": %llu", (unsigned long long)actual);
+		if (fi && fi->n) {
+			printf(",\n    \"format-specific\": {\n        \"type\": ");
+			json_string(stdout, vd->fmt->name);
+			printf(",\n        \"data\": {");
+			info_json(fi, stdout, 3, true);
+			printf("\n        }\n    }");
+		}
+		printf(",\n    \"dirty-flag\": false\n}\n");
+	} else {
+		printf("image: %s\nfile format: %s\n", argv[optind], vd->fmt->name);
+		printf("virtual size: %s (%llu bytes)\ndisk size: %s\n",
+		       size_human(vd->size, h1, sizeof(h1)),
+		       (unsigned long long)vd->size,
+		       size_human(actual, h2, sizeof(h2)));
+		if (fi && fi->n) {
+			printf("Format specific information:\n");
+			info_text(fi, stdout, 1);
+		}
+	}
+	free(fi);
+	vdisk_close(vd);
+	return 0;
+fail:
+	free(fi);
+	vdisk_close(vd);
+	cli_error("info", &e);
+	return EXIT_ERROR;
+}
+
+const struct cmd cmd_info = {
+	.name = "info",
+	.summary = "show an image's format, sizes and format details",
+	.usage = "info [-f FMT] [--json] IMAGE",
+	.help =
+	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
+	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
+	"                 actual-size, filename, format-specific, dirty-flag\n"
+	"  --output=json  the same, as qemu-img spells it\n",
+	.run = info_run,
+};

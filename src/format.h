@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* A disk image format: one const table of callbacks per format. */
+#ifndef EDGEIMG_FORMAT_H
+#define EDGEIMG_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "info.h"
+#include "io.h"
+#include "opts.h"
+#include "vdisk.h"
+
+/* How many bytes of the head and the tail of a file a probe is given. */
+#define PROBE_HEAD 4096
+#define PROBE_TAIL 1536
+
+/* Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict. */
+#define PROBE_FALLBACK 1
+#define PROBE_SURE 50
+#define PROBE_CERTAIN 100
+
+struct write_opts {
+	const char *options;    /* -o key=val,... as given, or NULL */
+	unsigned threads;       /* worker threads, >= 1 */
+	uint64_t mem_cap;       /* bytes the writer may hold in buffers */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+struct img_format {
+	const char *name;       /* as given to -f and -O: "qcow2" */
+	const char *desc;
+
+	/*
+	 * Pure: no I/O, no allocation.  @head holds the first @head_len
+	 * bytes of the file, @tail the last @tail_len; @file_size is the
+	 * whole size (UINT64_MAX for a stream).  Returns a PROBE_* score.
+	 */
+	int (*probe)(const uint8_t *head, size_t head_len,
+		     const uint8_t *tail, size_t tail_len, uint64_t file_size);
+
+	/* Read side: @vd->io and @vd->opts are set; fill size and priv. */
+	int (*open)(struct vdisk *vd, struct err *e);
+	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e);
+	int (*extent)(struct vdisk *vd, uint64_t off, uint64_t len,
+		      struct extent *ext, struct err *e);
+	void (*close)(struct vdisk *vd);
+	/* Optional: format-specific details for "info". */
+	int (*info)(struct vdisk *vd, struct info *out, struct err *e);
+
+	/*
+	 * Write side, optional: stream the whole of @src into @out, which
+	 * is empty (or a block device).  Output must be deterministic.
+	 */
+	int (*write)(struct vdisk *src, struct io *out,
+		     const struct write_opts *wo, struct err *e);
+};
+
+/* The registry, in probe order, raw last; NULL-terminated. */
+extern const struct img_format *const img_formats[];
+
+/* format_find() - the format called @name, or NULL. */
+const struct img_format *format_find(const char *name);
+
+/*
+ * format_probe() - the format the probes pick for @head/@tail, or an
+ * error: EI_EMULTI naming both when two are sure, EI_EFORMAT for none.
+ */
+int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		 size_t tail_len, uint64_t file_size,
+		 const struct img_format **out, struct err *e);
+
+#endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Format-specific details for "info": a small tree rendered as text or JSON. */
+#ifndef EDGEIMG_INFO_H
+#define EDGEIMG_INFO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define INFO_MAX_NODES 256
+
+enum info_type { INFO_STR, INFO_U64, INFO_BOOL, INFO_BEGIN, INFO_END };
+
+struct info_node {
+	enum info_type type;
+	char key[48];
+	char str[208];
+	uint64_t u64;
+};
+
+struct info {
+	struct info_node node[INFO_MAX_NODES];
+	unsigned n;
+	int overflow;           /* nodes past INFO_MAX_NODES were dropped */
+};
+
+/* Keys follow qemu-img's names where the meaning is the same. */
+void info_str(struct info *in, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void info_u64(struct info *in, const char *key, uint64_t v);
+void info_bool(struct info *in, const char *key, bool v);
+void info_begin(struct info *in, const char *key);     /* a nested object */
+void info_end(struct info *in);
+
+/*
+ * info_json() - write the nodes as the members of a JSON object, at
+ * @indent levels of four spaces, each member preceded by ",\n" except the
+ * first when @first is set.
+ */
+void info_json(const struct info *in, FILE *f, int indent, bool first);
+
+/* info_text() - write the nodes as "key: value" lines, nested by indent. */
+void info_text(const struct info *in, FILE *f, int indent);
+
+/* json_string() - write @s as a quoted, escaped JSON string. */
+void json_string(FILE *f, const char *s);
+
+#endif

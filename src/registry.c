@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+/* The one list of formats, gated by Kconfig; raw last. */
+#include <string.h>
+
+#include "format.h"
+#include "kconfig.h"
+
+extern const struct img_format fmt_raw;
+
+const struct img_format *const img_formats[] = {
+	&fmt_raw,
+	NULL,
+};
+
+const struct img_format *format_find(const char *name)
+{
+	for (const struct img_format *const *f = img_formats; *f; f++)
+		if (!strcmp((*f)->name, name))
+			return *f;
+	return NULL;
+}
+
+int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		 size_t tail_len, uint64_t file_size,
+		 const struct img_format **out, struct err *e)
+{
+	const struct img_format *best = NULL, *second = NULL;
+	int best_score = 0, second_score = 0;
+
+	for (const struct img_format *const *f = img_formats; *f; f++) {
+		int s;
+
+		if (!(*f)->probe || !(*f)->open)
+			continue;
+		s = (*f)->probe(head, head_len, tail, tail_len, file_size);
+		if (s > best_score) {
+			second = best;
+			second_score = best_score;
+			best = *f;
+			best_score = s;
+		} else if (s > second_score) {
+			second = *f;
+			second_score = s;
+		}
+	}
+	if (!best)
+		return err_set(e, EI_EFORMAT, "no format recognises this file");
+	if (second_score >= PROBE_SURE)
+		return err_set(e, EI_EMULTI,
+			       "looks like both %s and %s; name one with -f",
+			       best->name, second->name);
+	*out = best;
+	return 0;
+}

@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: MIT
+# Sourced by tests/cli/*.sh: checks that count, oracles that must exist
+# under CI, and a scratch directory removed on exit.
+set -u
+: "${EDGEIMG:?set EDGEIMG to the edgeimg binary (with a runner prefix if any)}"
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+t_pass=0 t_fail=0 t_skip=0
+NAME=$(basename "$0" .sh)
+
+ei() { $EDGEIMG "$@"; }         # unquoted: EDGEIMG may carry a runner
+
+ok() { t_pass=$((t_pass + 1)); }
+bad() { t_fail=$((t_fail + 1)); echo "FAIL $NAME: $*"; }
+
+# check DESC CMD...: CMD must succeed.
+check() {
+	local d=$1
+	shift
+	if "$@"; then ok; else bad "$d"; fi
+}
+
+# run_ei EXPECTED_EXIT -- ARGS...: run edgeimg, keep stdout in $OUT and
+# stderr in $ERR, and count whether the exit status is the expected one.
+run_ei() {
+	local want=$1
+	shift
+	[ "$1" = "--" ] && shift
+	ei "$@" >"$T/.out" 2>"$T/.err"
+	RC=$?
+	OUT=$(cat "$T/.out")
+	ERR=$(cat "$T/.err")
+	if [ "$RC" -eq "$want" ]; then ok; else
+		bad "edgeimg $* exited $RC, expected $want; stderr: $ERR"
+	fi
+}
+
+# has DESC PATTERN TEXT: TEXT matches the extended regex PATTERN.
+has() {
+	if grep -qE -- "$2" <<<"$3"; then ok; else bad "$1: '$3' lacks /$2/"; fi
+}
+
+# need TOOL...: an oracle.  Missing under CI is a failure; elsewhere a skip.
+need() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 && continue
+		if [ -n "${CI:-}" ]; then
+			bad "oracle '$t' is missing (CI must install it)"
+		else
+			echo "SKIP $NAME: oracle '$t' is missing"
+			t_skip=$((t_skip + 1))
+		fi
+		done_tests
+		exit
+	done
+}
+
+has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
+
+done_tests() {
+	if [ "$t_skip" -gt 0 ]; then
+		echo "$NAME: $t_pass passed, $t_fail failed, $t_skip skipped"
+	else
+		echo "$NAME: $t_pass passed, $t_fail failed"
+	fi
+	[ "$t_fail" -eq 0 ]
+}
+
+# mkdisk OUT [SIZE_MIB]: the sample disk of tests/mkdisk.sh.
+mkdisk() { "$TOP/tests/mkdisk.sh" "$@"; }
