@@ -97,7 +97,12 @@ static int compare_run(int argc, char **argv)
 	int strict = 0, progress = 0, c, r;
 	uint64_t diff = 0, common;
 
-	while ((c = getopt(argc, argv, "f:F:sp")) != -1) {
+	static const struct option lo[] = {
+		{ "allow-refs", no_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((c = getopt_long(argc, argv, "f:F:sp", lo, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			oa.format = optarg;
@@ -110,6 +115,9 @@ static int compare_run(int argc, char **argv)
 			break;
 		case 'p':
 			progress = 1;
+			break;
+		case 'R':
+			oa.allow_refs = ob.allow_refs = 1;
 			break;
 		default:
 			return cli_usage(&cmd_compare, NULL);
@@ -167,11 +175,12 @@ fail:
 const struct cmd cmd_compare = {
 	.name = "compare",
 	.summary = "compare the disks two images hold",
-	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] A B",
+	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] [--allow-refs] A B",
 	.help =
 	"  -f FMT   read A as FMT     -F FMT   read B as FMT\n"
 	"  -s       strict: images of different sizes differ\n"
 	"  -p       show progress on a terminal\n"
+	"  --allow-refs  follow references to other files (see help info)\n"
 	"\nExit status: 0 when the disks have the same content, 1 when not (the\n"
 	"first differing byte offset is printed), 2 on error.  Without -s, the\n"
 	"part of the larger disk past the smaller one must read as zero.\n",

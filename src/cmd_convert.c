@@ -22,6 +22,7 @@ static int convert_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
+		{ "allow-refs", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -63,6 +64,9 @@ static int convert_run(int argc, char **argv)
 			break;
 		case 'F':
 			force = 1;
+			break;
+		case 'R':
+			oo.allow_refs = 1;
 			break;
 		default:
 			return cli_usage(&cmd_convert, NULL);
@@ -118,7 +122,7 @@ fail:
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-j N] [-p] [-v] [--force] IN OUT",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-j N] [-p] [-v] [--force] [--allow-refs] IN OUT",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format\n"
 	"  -O FMT     write OUT as FMT (required; raw is never assumed)\n"
@@ -127,6 +131,7 @@ const struct cmd cmd_convert = {
 	"  -p         show progress on a terminal\n"
 	"  -v         print a summary line: sizes, ratio, time\n"
 	"  --force    replace OUT if it exists\n"
+	"  --allow-refs  follow IN's references to other files (see help info)\n"
 	"\nOUT appears only when it is complete: it is written under a temporary\n"
 	"name and renamed at the end.  A block device is written in place.\n"
 	"Zero and unallocated ranges of IN become holes in a raw OUT.\n",

@@ -14,6 +14,7 @@ static int info_run(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "allow-refs", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -37,6 +38,9 @@ static int info_run(int argc, char **argv)
 			if (strcmp(optarg, "json") && strcmp(optarg, "human"))
 				return cli_usage(&cmd_info, "--output takes json or human");
 			json = !strcmp(optarg, "json");
+			break;
+		case 'R':
+			oo.allow_refs = 1;
 			break;
 		default:
 			return cli_usage(&cmd_info, NULL);
@@ -99,11 +103,14 @@ fail:
 const struct cmd cmd_info = {
 	.name = "info",
 	.summary = "show an image's format, sizes and format details",
-	.usage = "info [-f FMT] [--json] IMAGE",
+	.usage = "info [-f FMT] [--json] [--allow-refs] IMAGE",
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
 	"                 actual-size, filename, format-specific, dirty-flag\n"
-	"  --output=json  the same, as qemu-img spells it\n",
+	"  --output=json  the same, as qemu-img spells it\n"
+	"  --allow-refs   follow references to other files (backing files,\n"
+	"                 parents, extents): plain names in the image's own\n"
+	"                 directory only, 8 levels at most; refused without it\n",
 	.run = info_run,
 };

@@ -159,3 +159,44 @@ void vdisk_close(struct vdisk *vd)
 	io_close(vd->io);
 	free(vd);
 }
+
+int vdisk_open_ref(struct vdisk *vd, const char *name, size_t name_len,
+		   const char *format, const char *what, struct vdisk **out,
+		   struct io **io_out, struct err *e)
+{
+	struct open_opts o = vd->opts;
+	char path[sizeof(vd->dir) + 260];
+	struct io *io;
+	int r;
+
+	if (!vd->opts.allow_refs)
+		return err_set(e, EI_EREF,
+			       "%s '%.*s' refused: references to other files need --allow-refs",
+			       what, (int)min_u64(name_len, 255), name);
+	if (!name_len || name_len > 255 || memchr(name, '/', name_len) ||
+	    memchr(name, 0, name_len) || !strncmp(name, "json:", 5) ||
+	    (name_len == 2 && !memcmp(name, "..", 2)) ||
+	    (name_len == 1 && name[0] == '.'))
+		return err_set(e, EI_EREF,
+			       "%s '%.*s' refused: only a plain file name in the image's directory is allowed",
+			       what, (int)min_u64(name_len, 255), name);
+	if (vd->opts.max_chain <= 1)
+		return err_set(e, EI_ELIMIT, "%s '%.*s': chain deeper than %u images",
+			       what, (int)name_len, name, EI_MAX_CHAIN);
+	snprintf(path, sizeof(path), "%s/%.*s", vd->dir, (int)name_len, name);
+	r = io_open_file(path, 0, &io, e);
+	if (r < 0) {
+		err_prefix(e, "%s", what);
+		return r;
+	}
+	if (io_out) {
+		*io_out = io;
+		return 0;
+	}
+	o.format = format;
+	o.max_chain = vd->opts.max_chain - 1;
+	r = vdisk_open_io(io, vd->dir, &o, out, e);
+	if (r < 0)
+		err_prefix(e, "%s '%.*s'", what, (int)name_len, name);
+	return r;
+}

@@ -64,4 +64,18 @@ int vdisk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 
 void vdisk_close(struct vdisk *vd);
 
+/*
+ * vdisk_open_ref() - open a file that @vd refers to (a backing file, a
+ * parent, an extent), with the reference policy: refused unless
+ * opts.allow_refs ("--allow-refs" on the command line); only a plain file
+ * name in @vd's directory (no '/', no "..", no "json:", 1..255 bytes);
+ * at most opts.max_chain levels deep.  @format forces the child's format
+ * (NULL probes); with @raw_io set, *@io_out receives the child opened as a
+ * plain io instead (for flat extents) and *@out is untouched.  @what names
+ * the reference in messages ("qcow2: backing file").
+ */
+int vdisk_open_ref(struct vdisk *vd, const char *name, size_t name_len,
+		   const char *format, const char *what, struct vdisk **out,
+		   struct io **io_out, struct err *e);
+
 #endif

@@ -7,7 +7,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 t_pass=0 t_fail=0 t_skip=0
-NAME=$(basename "$0" .sh)
+NAME=$(basename "$0" .sh)${SAN:+[asan]}
 
 ei() { $EDGEIMG "$@"; }         # unquoted: EDGEIMG may carry a runner
 

@@ -41,6 +41,10 @@ done
 for t in tests/cli/*.sh; do
 	[ -n "${TESTS:-}" ] && ! grep -qw "$(basename "$t" .sh)" <<<"$TESTS" && continue
 	run_one "$(basename "$t")" bash "$t"
+	# The same test again on the ASan/UBSan build, when there is one.
+	if [ -n "${EDGEIMG_SAN:-}" ]; then
+		EDGEIMG=$EDGEIMG_SAN SAN=1 run_one "$(basename "$t") [asan]" bash "$t"
+	fi
 done
 if [ "$skip" -gt 0 ]; then
 	echo "$pass passed, $fail failed, $skip skipped"

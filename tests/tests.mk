@@ -21,3 +21,45 @@ AARCH64_O ?= $(O)/aarch64
 check-aarch64:
 	$(Q)$(MAKE) --no-print-directory O=$(AARCH64_O) generic-aarch64_defconfig
 	$(Q)$(MAKE) --no-print-directory O=$(AARCH64_O) check
+
+# --- sanitizers: make check also runs the CLI tests on an ASan/UBSan build
+# of the host configuration (a cross build has no sanitizer runtime).
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+san-objs := $(patsubst %.c,$(obj)/san/%.o,$(core-y) $(formats-y) $(cli-y))
+
+$(obj)/san/%.o: %.c $(gen)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC san  $<")
+	$(Q)$(CC) $(EI_CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+
+$(obj)/san/edgeimg: $(san-objs)
+	$(Q)$(CC) $(SAN_FLAGS) $(EI_LDFLAGS) -o $@ $^ $(libs-y)
+
+ifeq ($(TC_ARCH),)
+check: $(obj)/san/edgeimg
+check: export EDGEIMG_SAN = $(obj)/san/edgeimg
+endif
+-include $(san-objs:.o=.d)
+
+# --- fuzzing: one libFuzzer binary per reader with a seed script
+# (tests/fuzz/seed-FMT.sh), plus "probe".  make fuzz FUZZ_TIME=seconds.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 10
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1
+fuzz-formats := $(patsubst tests/fuzz/seed-%.sh,%,$(wildcard tests/fuzz/seed-*.sh))
+fuzz-bins := $(patsubst %,$(obj)/fuzz/fuzz-%,$(fuzz-formats))
+fuzz-objs := $(patsubst %.c,$(obj)/fuzz/%.o,$(core-y) $(formats-y))
+
+$(obj)/fuzz/%.o: %.c $(gen)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -g -O1 -c -o $@ $<
+
+$(obj)/fuzz/fuzz-%: tests/fuzz/fuzz_format.c $(fuzz-objs)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -DFUZZ_FORMAT='"$*"' -o $@ $^ $(libs-y)
+
+.PHONY: fuzz
+fuzz: $(fuzz-bins)
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(obj)/fuzz $(fuzz-formats)
+.SECONDARY: $(fuzz-objs) $(san-objs)
