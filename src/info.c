@@ -60,6 +60,16 @@ void info_end(struct info *in)
 	info_add(in, INFO_END, NULL);
 }
 
+void info_list(struct info *in, const char *key)
+{
+	info_add(in, INFO_LIST, key);
+}
+
+void info_list_end(struct info *in)
+{
+	info_add(in, INFO_LIST_END, NULL);
+}
+
 void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -76,21 +86,31 @@ void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+#define INFO_DEPTH 16
+
 void info_json(const struct info *in, FILE *f, int indent, bool first)
 {
+	bool in_list[INFO_DEPTH] = { false };
+	int depth = 0;
+
 	for (unsigned i = 0; i < in->n; i++) {
 		const struct info_node *n = &in->node[i];
 
-		if (n->type == INFO_END) {
+		if (n->type == INFO_END || n->type == INFO_LIST_END) {
+			if (depth > 0)
+				depth--;
 			indent--;
-			fprintf(f, "\n%*s}", indent * 4, "");
+			fprintf(f, "\n%*s%c", indent * 4, "",
+				n->type == INFO_END ? '}' : ']');
 			first = false;
 			continue;
 		}
 		fprintf(f, "%s%*s", first ? "\n" : ",\n", indent * 4, "");
 		first = false;
-		json_string(f, n->key);
-		fputs(": ", f);
+		if (!in_list[depth]) {
+			json_string(f, n->key);
+			fputs(": ", f);
+		}
 		switch (n->type) {
 		case INFO_STR:
 			json_string(f, n->str);
@@ -102,11 +122,14 @@ void info_json(const struct info *in, FILE *f, int indent, bool first)
 			fputs(n->u64 ? "true" : "false", f);
 			break;
 		case INFO_BEGIN:
-			fputc('{', f);
+		case INFO_LIST:
+			fputc(n->type == INFO_BEGIN ? '{' : '[', f);
 			indent++;
 			first = true;
+			if (depth < INFO_DEPTH - 1)
+				in_list[++depth] = n->type == INFO_LIST;
 			break;
-		case INFO_END:
+		default:
 			break;
 		}
 	}
@@ -114,27 +137,44 @@ void info_json(const struct info *in, FILE *f, int indent, bool first)
 
 void info_text(const struct info *in, FILE *f, int indent)
 {
+	unsigned idx[INFO_DEPTH] = { 0 };
+	bool in_list[INFO_DEPTH] = { false };
+	int depth = 0;
+
 	for (unsigned i = 0; i < in->n; i++) {
 		const struct info_node *n = &in->node[i];
+		char key[64];
 
+		if (in_list[depth])
+			snprintf(key, sizeof(key), "[%u]", idx[depth]++);
+		else
+			snprintf(key, sizeof(key), "%s", n->key);
 		switch (n->type) {
 		case INFO_STR:
-			fprintf(f, "%*s%s: %s\n", indent * 4, "", n->key, n->str);
+			fprintf(f, "%*s%s: %s\n", indent * 4, "", key, n->str);
 			break;
 		case INFO_U64:
-			fprintf(f, "%*s%s: %llu\n", indent * 4, "", n->key,
+			fprintf(f, "%*s%s: %llu\n", indent * 4, "", key,
 				(unsigned long long)n->u64);
 			break;
 		case INFO_BOOL:
-			fprintf(f, "%*s%s: %s\n", indent * 4, "", n->key,
+			fprintf(f, "%*s%s: %s\n", indent * 4, "", key,
 				n->u64 ? "true" : "false");
 			break;
 		case INFO_BEGIN:
-			fprintf(f, "%*s%s:\n", indent * 4, "", n->key);
+		case INFO_LIST:
+			fprintf(f, "%*s%s:\n", indent * 4, "", key);
 			indent++;
+			if (depth < INFO_DEPTH - 1) {
+				in_list[++depth] = n->type == INFO_LIST;
+				idx[depth] = 0;
+			}
 			break;
 		case INFO_END:
+		case INFO_LIST_END:
 			indent--;
+			if (depth > 0)
+				depth--;
 			break;
 		}
 	}

@@ -9,7 +9,8 @@
 
 #define INFO_MAX_NODES 256
 
-enum info_type { INFO_STR, INFO_U64, INFO_BOOL, INFO_BEGIN, INFO_END };
+enum info_type { INFO_STR, INFO_U64, INFO_BOOL, INFO_BEGIN, INFO_END,
+		 INFO_LIST, INFO_LIST_END };
 
 struct info_node {
 	enum info_type type;
@@ -31,6 +32,13 @@ void info_u64(struct info *in, const char *key, uint64_t v);
 void info_bool(struct info *in, const char *key, bool v);
 void info_begin(struct info *in, const char *key);     /* a nested object */
 void info_end(struct info *in);
+/*
+ * A list: info_list(in, "extents"), then one info_begin(in, NULL) ...
+ * info_end(in) object per element, then info_list_end(in).  Keys of
+ * elements are ignored.
+ */
+void info_list(struct info *in, const char *key);
+void info_list_end(struct info *in);
 
 /*
  * info_json() - write the nodes as the members of a JSON object, at

@@ -114,6 +114,29 @@ static void test_info(void)
 	CHECK(!strcmp(buf, "\n    \"compat\": \"1.1\",\n    \"nested\": {\n"
 		      "        \"n\": 7,\n        \"b\": true\n    },\n"
 		      "    \"quote\": \"a\\\"b\\\\c\\u000a\""), "json: %s", buf);
+	{
+		static struct info l;
+		char lb[512];
+		FILE *lf = fmemopen(lb, sizeof(lb), "w");
+
+		info_list(&l, "extents");
+		info_begin(&l, NULL);
+		info_u64(&l, "size", 1);
+		info_end(&l);
+		info_begin(&l, NULL);
+		info_u64(&l, "size", 2);
+		info_end(&l);
+		info_list_end(&l);
+		info_json(&l, lf, 0, true);
+		fclose(lf);
+		CHECK(!strcmp(lb, "\n\"extents\": [\n    {\n        \"size\": 1\n    },\n"
+			      "    {\n        \"size\": 2\n    }\n]"), "json list: %s", lb);
+		lf = fmemopen(lb, sizeof(lb), "w");
+		info_text(&l, lf, 0);
+		fclose(lf);
+		CHECK(!strcmp(lb, "extents:\n    [0]:\n        size: 1\n    [1]:\n"
+			      "        size: 2\n"), "text list: %s", lb);
+	}
 	for (int i = 0; i < INFO_MAX_NODES + 5; i++)
 		info_u64(&in, "x", 1);
 	CHECK(in.overflow && in.n == INFO_MAX_NODES, "overflow is bounded");
