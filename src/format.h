@@ -52,6 +52,17 @@ struct img_format {
 	int (*info)(struct vdisk *vd, struct info *out, struct err *e);
 
 	/*
+	 * Optional: the recipe an edgeimg writer stored in the image, as
+	 * "format=FMT,writer=VERSION,KEY=VALUE,...": every -o option the
+	 * writer used, defaults spelled out, in the writer's canonical order,
+	 * so that "convert -O FMT -o KEY=VALUE,..." of the same disk gives the
+	 * same bytes.  Stored where the format allows and other readers
+	 * ignore it.  Returns the length written to @buf (NUL-terminated),
+	 * 0 when the image carries none, or a negative error.
+	 */
+	int (*recipe)(struct vdisk *vd, char *buf, size_t len, struct err *e);
+
+	/*
 	 * Write side, optional: stream the whole of @src into @out, which
 	 * is empty (or a block device).  Output must be deterministic.
 	 */
