@@ -59,6 +59,8 @@ endif
 
 ifneq ($(TC_ARCH),)
 include toolchain/toolchain.mk
+# Let the static link drop what no code path uses.
+TC_CFLAGS += -ffunction-sections -fdata-sections
 else
 CC := $(CROSS_COMPILE)cc
 AR := $(CROSS_COMPILE)ar

@@ -63,3 +63,12 @@ $(obj)/fuzz/fuzz-%: tests/fuzz/fuzz_format.c $(fuzz-objs)
 fuzz: $(fuzz-bins)
 	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(obj)/fuzz $(fuzz-formats)
 .SECONDARY: $(fuzz-objs) $(san-objs)
+
+# bench: edgeimg against its peers on the corpus of
+# ../shared/bench/make-corpus.sh (built into BENCH_CORPUS when missing;
+# needs root, debootstrap and about 5 GiB).
+BENCH_CORPUS ?= $(obj)/corpus
+.PHONY: bench
+bench: $(obj)/edgeimg
+	$(Q)test -f $(BENCH_CORPUS)/disk-v2.vdi || $(srctree)/../shared/bench/make-corpus.sh $(BENCH_CORPUS)
+	$(Q)tests/bench/bench.sh $(obj)/edgeimg $(BENCH_CORPUS) $(BENCH)

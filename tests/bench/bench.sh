@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# bench.sh EDGEIMG CORPUS_DIR [SECTION...]: edgeimg side by side with its
+# peers on the corpus of ../shared/bench/make-corpus.sh, in one run, on one
+# machine.  Prints wall time, CPU time, peak RSS and output size of both
+# tools and the ratios edgeimg/peer.  Sections: read qcow2 squashfs delta
+# (default: all that this binary supports).  Scratch space: $BENCH_TMP.
+set -u
+ei=$1 corpus=$2
+shift 2
+sections=${*:-read qcow2 squashfs delta}
+tmp=${BENCH_TMP:-$(dirname "$ei")/bench-tmp}
+mkdir -p "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+cores=$(nproc)
+features=$("$ei" --version | sed -n 's/^features: //p')
+has() { grep -qw "$1" <<<"$features"; }
+
+# measure VAR CMD...: run CMD, set VAR_wall VAR_cpu VAR_rss (KiB); fail loudly.
+measure() {
+	local var=$1 out
+	shift
+	sync
+	out=$( { /usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>"$tmp/.err"; } 2>&1; tail -n 1 "$tmp/.err")
+	if ! read -r w u s m <<<"$(tail -n 1 "$tmp/.err")" || [[ ! $w =~ ^[0-9.]+$ ]]; then
+		echo "bench: '$*' failed:" >&2
+		cat "$tmp/.err" >&2
+		exit 1
+	fi
+	printf -v "${var}_wall" '%s' "$w"
+	printf -v "${var}_cpu" '%s' "$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')"
+	printf -v "${var}_rss" '%s' "$m"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+size_of() { stat -c %s "$1"; }
+
+header() {
+	printf '\n%s\n' "$1"
+	printf '%-22s | %8s %8s %8s %10s | %8s %8s %8s %10s | %6s %6s %6s\n' \
+		case "ei s" "ei cpu" "ei MiB" "ei bytes" "peer s" "peer cpu" "peer MiB" \
+		"peer bytes" wall rss size
+}
+
+# row LABEL EI_BYTES PEER_BYTES: uses e_* and p_* from measure.
+row() {
+	printf '%-22s | %8s %8s %8s %10s | %8s %8s %8s %10s | %6s %6s %6s\n' "$1" \
+		"$e_wall" "$e_cpu" "$(mib "$e_rss")" "$2" "$p_wall" "$p_cpu" \
+		"$(mib "$p_rss")" "$3" "$(ratio "$e_wall" "$p_wall")" \
+		"$(ratio "$e_rss" "$p_rss")" "$(ratio "$2" "$3")"
+}
+
+echo "edgeimg bench: $("$ei" --version | head -n 1), $cores cores, corpus $corpus"
+
+for sec in $sections; do
+case $sec in
+read)
+	header "Reading: edgeimg convert -O raw vs qemu-img convert -O raw (sizes: allocated bytes of the output)"
+	for f in disk-v1.raw disk-v1.qcow2 disk-v1.vmdk disk-v1-stream.vmdk disk-v1.vhd \
+		disk-v1-fixed.vhd disk-v1.vhdx disk-v1.vdi; do
+		[ -f "$corpus/$f" ] || { echo "bench: $corpus/$f missing" >&2; exit 1; }
+		fmt=$(qemu-img info --output=json "$corpus/$f" | sed -n 's/.*"format": "\(.*\)".*/\1/p' | head -n 1)
+		if ! "$ei" info "$corpus/$f" >/dev/null 2>&1; then
+			printf '%-22s | edgeimg cannot read this format yet\n' "$f"
+			continue
+		fi
+		rm -f "$tmp/e.raw" "$tmp/q.raw"
+		measure e "$ei" convert -O raw "$corpus/$f" "$tmp/e.raw"
+		measure p qemu-img convert -f "$fmt" -O raw "$corpus/$f" "$tmp/q.raw"
+		cmp -s "$tmp/e.raw" "$tmp/q.raw" || { echo "bench: $f: outputs differ" >&2; exit 1; }
+		row "$f" $(($(stat -c %b "$tmp/e.raw") * 512)) $(($(stat -c %b "$tmp/q.raw") * 512))
+	done
+	rm -f "$tmp/e.raw" "$tmp/q.raw"
+	;;
+qcow2)
+	has OUTPUT_QCOW2 || { echo; echo "qcow2 writer not built: section skipped"; continue; }
+	header "Compressed qcow2: edgeimg convert -c vs qemu-img convert -c -m $cores -W (input disk-v1.raw)"
+	for c in zlib zstd; do
+		rm -f "$tmp/e.qcow2" "$tmp/q.qcow2"
+		measure e "$ei" convert -c -O qcow2 -o compression_type=$c "$corpus/disk-v1.raw" "$tmp/e.qcow2"
+		measure p qemu-img convert -c -m "$cores" -W -f raw -O qcow2 -o compression_type=$c \
+			"$corpus/disk-v1.raw" "$tmp/q.qcow2"
+		qemu-img check -q "$tmp/e.qcow2" || { echo "bench: qemu-img check failed" >&2; exit 1; }
+		row "qcow2 -c $c" "$(size_of "$tmp/e.qcow2")" "$(size_of "$tmp/q.qcow2")"
+	done
+	rm -f "$tmp/e.qcow2" "$tmp/q.qcow2"
+	;;
+squashfs)
+	has OUTPUT_SQUASHFS || { echo; echo "squashfs writer not built: section skipped"; continue; }
+	header "squashfs-backed: edgeimg convert -O squashfs vs mksquashfs of a folder holding the disk (128 KiB blocks)"
+	mkdir -p "$tmp/dir"
+	cp --sparse=always "$corpus/disk-v1.raw" "$tmp/dir/disk.img"
+	for c in gzip:9 zstd:15; do
+		comp=${c%:*} level=${c#*:}
+		rm -f "$tmp/e.sqfs" "$tmp/q.sqfs"
+		measure e "$ei" convert -O squashfs -o compression=$comp,level=$level,block_size=131072 \
+			"$corpus/disk-v1.raw" "$tmp/e.sqfs"
+		measure p mksquashfs "$tmp/dir" "$tmp/q.sqfs" -comp "$comp" -b 131072 -noappend -quiet
+		row "squashfs $comp-$level" "$(size_of "$tmp/e.sqfs")" "$(size_of "$tmp/q.sqfs")"
+	done
+	rm -rf "$tmp/dir" "$tmp/e.sqfs" "$tmp/q.sqfs"
+	;;
+delta)
+	grep -q '^  delta ' <<<"$("$ei" help 2>&1)" || { echo; echo "delta not built: section skipped"; continue; }
+	. "$(dirname "$0")/bench-delta.sh"
+	;;
+esac
+done
