@@ -71,6 +71,8 @@ endif
 core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
 	src/registry.c src/codec.c src/pipeline.c
 formats-y := formats/raw.c
+formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
+formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
 	src/cmd_compare.c
 

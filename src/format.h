@@ -31,6 +31,7 @@ struct write_opts {
 
 struct img_format {
 	const char *name;       /* as given to -f and -O: "qcow2" */
+	const char *alias;      /* another name -f accepts (qemu's "vpc"), or NULL */
 	const char *desc;
 
 	/*

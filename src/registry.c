@@ -6,8 +6,16 @@
 #include "kconfig.h"
 
 extern const struct img_format fmt_raw;
+extern const struct img_format fmt_vdi;
+extern const struct img_format fmt_vhd;
 
 const struct img_format *const img_formats[] = {
+#if IS_ENABLED(CONFIG_FORMAT_VDI)
+	&fmt_vdi,
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_VHD)
+	&fmt_vhd,
+#endif
 	&fmt_raw,
 	NULL,
 };
@@ -15,7 +23,8 @@ const struct img_format *const img_formats[] = {
 const struct img_format *format_find(const char *name)
 {
 	for (const struct img_format *const *f = img_formats; *f; f++)
-		if (!strcmp((*f)->name, name))
+		if (!strcmp((*f)->name, name) ||
+		    ((*f)->alias && !strcmp((*f)->alias, name)))
 			return *f;
 	return NULL;
 }
