@@ -95,6 +95,8 @@ int outfile_create(struct outfile *of, const char *path, int force,
 	}
 	memcpy(outfile_pending, of->tmp, sizeof(outfile_pending));
 	r = io_open_fd(fd, path, 1, &of->io, e);
+	if (r == 0)
+		of->io->flags |= IO_WRITEBEHIND;
 	if (r < 0) {
 		unlink(of->tmp);
 		outfile_pending[0] = 0;

@@ -28,7 +28,29 @@ struct io_fd {
 	struct io io;
 	int fd;
 	uint64_t pos;           /* IO_STREAM: bytes consumed so far */
+	uint64_t wb_start;      /* IO_WRITEBEHIND: start of the unflushed window */
+	uint64_t wb_end;        /* and its end */
 };
+
+/*
+ * Write-behind: once 8 MiB of a sequential output are written, start their
+ * writeback so that the final fsync before the rename finds little to do.
+ */
+#define IO_WB_WINDOW (8u << 20)
+
+static void fd_writebehind(struct io_fd *f, uint64_t off, size_t len)
+{
+	if (off < f->wb_start || off > f->wb_end + IO_WB_WINDOW) {
+		f->wb_start = f->wb_end = off;      /* not sequential: restart */
+	}
+	if (off + len > f->wb_end)
+		f->wb_end = off + len;
+	if (f->wb_end - f->wb_start >= IO_WB_WINDOW) {
+		sync_file_range(f->fd, (off_t)f->wb_start,
+				(off_t)(f->wb_end - f->wb_start), SYNC_FILE_RANGE_WRITE);
+		f->wb_start = f->wb_end;
+	}
+}
 
 static int fd_pread(struct io *io, void *buf, size_t len, uint64_t off,
 		    struct err *e)
@@ -100,6 +122,9 @@ static int fd_pwrite(struct io *io, const void *buf, size_t len, uint64_t off,
 	}
 	if (off > io->size)
 		io->size = off;
+	if (io->flags & IO_WRITEBEHIND)
+		fd_writebehind(f, off - (uint64_t)(p - (const uint8_t *)buf),
+			       (size_t)(p - (const uint8_t *)buf));
 	return 0;
 }
 

@@ -14,6 +14,7 @@ enum io_flags {
 	IO_WRITABLE = 1u << 0,
 	IO_BLOCKDEV = 1u << 1,  /* a block device: no holes, no truncate */
 	IO_STREAM = 1u << 2,    /* sequential only: reads must move forward */
+	IO_WRITEBEHIND = 1u << 3, /* start writeback as sequential writes go */
 };
 
 struct io_ops {
