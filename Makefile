@@ -73,6 +73,7 @@ core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
 formats-y := formats/raw.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
+formats-$(CONFIG_FORMAT_VHDX) += formats/vhdx.c
 formats-$(CONFIG_FORMAT_VMDK) += formats/vmdk.c
 cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
 	src/cmd_compare.c

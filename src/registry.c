@@ -8,6 +8,7 @@
 extern const struct img_format fmt_raw;
 extern const struct img_format fmt_vdi;
 extern const struct img_format fmt_vhd;
+extern const struct img_format fmt_vhdx;
 extern const struct img_format fmt_vmdk;
 
 const struct img_format *const img_formats[] = {
@@ -16,6 +17,9 @@ const struct img_format *const img_formats[] = {
 #endif
 #if IS_ENABLED(CONFIG_FORMAT_VHD)
 	&fmt_vhd,
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_VHDX)
+	&fmt_vhdx,
 #endif
 #if IS_ENABLED(CONFIG_FORMAT_VMDK)
 	&fmt_vmdk,
