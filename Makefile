@@ -70,7 +70,10 @@ endif
 # --- sources ---------------------------------------------------------------
 core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
 	src/registry.c src/codec.c src/pipeline.c
+core-y += src/sha.c src/io_slice.c
 formats-y := formats/raw.c
+formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c
+formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VHDX) += formats/vhdx.c
@@ -83,10 +86,6 @@ libs-$(CONFIG_CODEC_ZSTD) += -lzstd
 libs-$(CONFIG_CODEC_XZ) += -llzma
 libs-$(CONFIG_CODEC_LZ4) += -llz4
 libs-y += -lz
-# A static libarchive needs every codec library it was built with.
-ifeq ($(CONFIG_ARCHIVE),y)
-libs-y := -larchive $(if $(TC_ARCH),$(TC_LIBS),$(libs-y))
-endif
 libs-$(CONFIG_THREADS) += -pthread
 
 OPT := $(if $(CONFIG_OPTIMIZE_SIZE),-Os,-O2)

@@ -88,4 +88,16 @@ void io_close(struct io *io);
 int io_probe_data(struct io *io, uint64_t off, uint64_t len, uint64_t *run,
 		  struct err *e);
 
+/*
+ * io_slice_new() - a read-only io over the @len bytes of @parent starting
+ * at @off (a tar member, say), named @name in messages.  [off, off+len)
+ * must lie inside @parent, else EI_ETRUNC.  The slice borrows @parent: it
+ * never closes it, and the caller keeps @parent open until the slice is
+ * closed.  Reads are checked against @len and forwarded at @off + offset;
+ * hole information is forwarded too.  A slice of an IO_STREAM parent is a
+ * stream as well.  On success *@out is the caller's to io_close().
+ */
+int io_slice_new(struct io *parent, uint64_t off, uint64_t len,
+		 const char *name, struct io **out, struct err *e);
+
 #endif

@@ -6,12 +6,20 @@
 #include "kconfig.h"
 
 extern const struct img_format fmt_raw;
+extern const struct img_format fmt_craw;
+extern const struct img_format fmt_ova;
 extern const struct img_format fmt_vdi;
 extern const struct img_format fmt_vhd;
 extern const struct img_format fmt_vhdx;
 extern const struct img_format fmt_vmdk;
 
 const struct img_format *const img_formats[] = {
+#if IS_ENABLED(CONFIG_FORMAT_OVA)
+	&fmt_ova,
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_CRAW)
+	&fmt_craw,
+#endif
 #if IS_ENABLED(CONFIG_FORMAT_VDI)
 	&fmt_vdi,
 #endif

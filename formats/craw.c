@@ -1,0 +1,711 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Compressed raw disks: a raw image in one gzip (RFC 1952, members may be
+ * concatenated), xz (the .xz file format 1.1.0, streams may be
+ * concatenated) or zstd (RFC 8878, frames may be concatenated) stream.
+ *
+ * The codecs' own streaming APIs (zlib, liblzma, libzstd) decode the
+ * stream, not libarchive: they let this reader cap the decoder's memory
+ * (zstd windowLogMax, the xz memlimit), tell truncation from corruption,
+ * refuse trailing garbage, and decode straight into the reader's window.
+ *
+ * The stream can only be read forward.  The virtual size is counted by
+ * decompressing the whole stream once at open (stopping at the size
+ * limit), except for xz, whose mandatory index holds it.  Reads are then
+ * served from a window of CRAW_WIN bytes that moves forward, and a read
+ * before the window starts the stream over.  Runs of zeros in the window
+ * are reported as EXT_ZERO, in 4 KiB blocks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "bytes.h"
+#include "format.h"
+#include "kconfig.h"
+#include "limits.h"
+
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+#include <zstd.h>
+#include <zstd_errors.h>
+#endif
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+#include <lzma.h>
+#endif
+
+#define CRAW_IN (256u << 10)    /* compressed bytes read at a time */
+#define CRAW_WIN (1u << 20)     /* decompressed window; convert's unit */
+#define CRAW_ZBLOCK 4096        /* granularity of zero runs */
+/* Decoder memory: the defaults of the zstd and xz tools (128 MiB window). */
+#define CRAW_ZSTD_WINDOW_LOG 27
+#define CRAW_XZ_MEMLIMIT (128ULL << 20)
+
+enum craw_kind { CRAW_GZIP, CRAW_XZ, CRAW_ZSTD };
+
+static const char *const craw_names[] = { "gzip", "xz", "zstd" };
+
+struct craw {
+	enum craw_kind kind;
+	z_stream zs;
+	int zs_init;
+	int gz_between;         /* gzip: a member ended, another may follow */
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	lzma_stream xs;
+	int xs_init;
+#endif
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	ZSTD_DCtx *zd;
+	size_t zret;            /* last ZSTD_decompressStream() hint; 0: frame done */
+#endif
+	uint8_t *in;            /* compressed bytes [in_pos, in_len) pending */
+	size_t in_len, in_pos;
+	uint64_t in_off;        /* file offset of the byte after in[in_len-1] */
+	int ended;              /* the stream's end was seen */
+	uint64_t pos;           /* decompressed bytes produced so far */
+	uint8_t *win;           /* decompressed [win_off, win_off + win_len) */
+	uint64_t win_off;
+	size_t win_len;
+	unsigned restarts;      /* times a backward read started over */
+	int size_from_index;    /* xz: the size is the index's, not counted */
+	int size_known;         /* size is set: the stream must end there */
+	uint64_t size;
+};
+
+static int craw_kind_of(const uint8_t *h, size_t n)
+{
+	if (n >= 3 && h[0] == 0x1f && h[1] == 0x8b && h[2] == 8)
+		return CRAW_GZIP;
+	if (n >= 6 && !memcmp(h, "\xfd" "7zXZ\0", 6))
+		return CRAW_XZ;
+	if (n >= 4 && get_le32(h) == 0xfd2fb528)
+		return CRAW_ZSTD;
+	return -1;
+}
+
+static int craw_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		      size_t tail_len, uint64_t file_size)
+{
+	(void)tail;
+	(void)tail_len;
+	(void)file_size;
+	return craw_kind_of(head, head_len) >= 0 ? PROBE_SURE : 0;
+}
+
+static void craw_codec_end(struct craw *c)
+{
+	if (c->zs_init)
+		inflateEnd(&c->zs);
+	c->zs_init = 0;
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->xs_init)
+		lzma_end(&c->xs);
+	c->xs_init = 0;
+#endif
+}
+
+/* (Re)start decoding at the first byte of the file. */
+static int craw_start(struct craw *c, struct err *e)
+{
+	craw_codec_end(c);
+	c->in_len = c->in_pos = 0;
+	c->in_off = 0;
+	c->ended = 0;
+	c->pos = 0;
+	c->win_off = 0;
+	c->win_len = 0;
+	c->gz_between = 0;
+	switch (c->kind) {
+	case CRAW_GZIP:
+		memset(&c->zs, 0, sizeof(c->zs));
+		if (inflateInit2(&c->zs, 15 + 16) != Z_OK)
+			return err_set(e, -ENOMEM, "craw: inflateInit2 failed");
+		c->zs_init = 1;
+		return 0;
+	case CRAW_XZ:
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+		memset(&c->xs, 0, sizeof(c->xs));
+		if (lzma_stream_decoder(&c->xs, CRAW_XZ_MEMLIMIT,
+					LZMA_CONCATENATED) != LZMA_OK)
+			return err_set(e, -ENOMEM, "craw: lzma_stream_decoder failed");
+		c->xs_init = 1;
+		return 0;
+#else
+		return err_set(e, EI_EUNSUP,
+			       "craw: xz streams are not built in (CODEC_XZ is off)");
+#endif
+	case CRAW_ZSTD:
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+		if (!c->zd) {
+			c->zd = ZSTD_createDCtx();
+			if (!c->zd)
+				return err_set(e, -ENOMEM, "craw: out of memory");
+		}
+		ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_and_parameters);
+		if (ZSTD_isError(ZSTD_DCtx_setParameter(c->zd, ZSTD_d_windowLogMax,
+							CRAW_ZSTD_WINDOW_LOG)))
+			return err_set(e, -EINVAL, "craw: cannot limit the zstd window");
+		c->zret = 1;
+		return 0;
+#else
+		return err_set(e, EI_EUNSUP,
+			       "craw: zstd streams are not built in (CODEC_ZSTD is off)");
+#endif
+	}
+	return err_set(e, -EINVAL, "craw: unknown stream kind");
+}
+
+/* Refill the input buffer when it is empty; 0 at the end of the file. */
+static int craw_fill_in(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	size_t n;
+	int r;
+
+	if (c->in_pos < c->in_len)
+		return 1;
+	if (c->in_off >= vd->io->size)
+		return 0;
+	n = (size_t)min_u64(CRAW_IN, vd->io->size - c->in_off);
+	r = io_read(vd->io, c->in, n, c->in_off, "craw: compressed data", e);
+	if (r < 0)
+		return r;
+	c->in_off += n;
+	c->in_len = n;
+	c->in_pos = 0;
+	return 1;
+}
+
+/* The file offset of the next compressed byte to decode. */
+static uint64_t craw_in_at(const struct craw *c)
+{
+	return c->in_off - (c->in_len - c->in_pos);
+}
+
+static int craw_truncated(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	return err_set(e, EI_ETRUNC,
+		       "craw: %s stream is truncated: %s ends at %llu inside the stream, after %llu decompressed bytes",
+		       craw_names[c->kind], vd->io->name,
+		       (unsigned long long)vd->io->size,
+		       (unsigned long long)c->pos);
+}
+
+/*
+ * gzip: after a member, only another member or zero padding may follow
+ * (gzip -d accepts both).  Returns 1 to go on with a new member, 0 at the
+ * end of the stream.
+ */
+static int craw_gz_next(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	for (;;) {
+		int r = craw_fill_in(vd, c, e);
+
+		if (r <= 0)
+			return r;
+		if (c->in[c->in_pos] == 0) {
+			while (c->in_pos < c->in_len && !c->in[c->in_pos])
+				c->in_pos++;
+			continue;
+		}
+		break;
+	}
+	if (c->in[c->in_pos] != 0x1f)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: trailing data after the gzip stream at offset %llu (byte 0x%02x, expected another gzip member or zero padding)",
+			       (unsigned long long)craw_in_at(c), c->in[c->in_pos]);
+	if (inflateReset(&c->zs) != Z_OK)
+		return err_set(e, -EIO, "craw: inflateReset failed");
+	c->gz_between = 0;
+	return 1;
+}
+
+/*
+ * Decode the next @cap bytes of the disk into @out; *@got is short only at
+ * the end of the stream.
+ */
+static int craw_decode(struct vdisk *vd, struct craw *c, uint8_t *out,
+		       size_t cap, size_t *got, struct err *e)
+{
+	size_t done = 0;
+	int r;
+
+	while (done < cap && !c->ended) {
+		size_t before_in = c->in_pos, before_out = done;
+		int eof;
+
+		if (c->kind == CRAW_GZIP && c->gz_between) {
+			r = craw_gz_next(vd, c, e);
+			if (r < 0)
+				return r;
+			if (!r) {
+				c->ended = 1;
+				break;
+			}
+		}
+		r = craw_fill_in(vd, c, e);
+		if (r < 0)
+			return r;
+		eof = !r;
+		if (c->kind == CRAW_GZIP) {
+			int zr;
+
+			c->zs.next_in = c->in + c->in_pos;
+			c->zs.avail_in = (uInt)(c->in_len - c->in_pos);
+			c->zs.next_out = out + done;
+			c->zs.avail_out = (uInt)(cap - done);
+			zr = inflate(&c->zs, Z_NO_FLUSH);
+			c->in_pos = c->in_len - c->zs.avail_in;
+			done = cap - c->zs.avail_out;
+			if (zr == Z_STREAM_END) {
+				c->gz_between = 1;
+			} else if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT) {
+				return err_set(e, EI_ECODEC,
+					       "craw: gzip data is corrupt near offset %llu: %s",
+					       (unsigned long long)craw_in_at(c),
+					       c->zs.msg ? c->zs.msg : "invalid stream");
+			} else if (zr == Z_MEM_ERROR) {
+				return err_set(e, -ENOMEM, "craw: gzip: out of memory");
+			} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+				return err_set(e, EI_ECODEC, "craw: gzip: inflate error %d", zr);
+			}
+		}
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+		else if (c->kind == CRAW_XZ) {
+			lzma_ret xr;
+
+			c->xs.next_in = c->in + c->in_pos;
+			c->xs.avail_in = c->in_len - c->in_pos;
+			c->xs.next_out = out + done;
+			c->xs.avail_out = cap - done;
+			xr = lzma_code(&c->xs, eof ? LZMA_FINISH : LZMA_RUN);
+			c->in_pos = c->in_len - c->xs.avail_in;
+			done = cap - c->xs.avail_out;
+			if (xr == LZMA_STREAM_END) {
+				c->ended = 1;
+			} else if (xr == LZMA_MEMLIMIT_ERROR) {
+				return err_set(e, EI_ELIMIT,
+					       "craw: xz stream needs %llu MiB of decoder memory, more than the %llu MiB allowed",
+					       (unsigned long long)(lzma_memusage(&c->xs) >> 20),
+					       (unsigned long long)(CRAW_XZ_MEMLIMIT >> 20));
+			} else if (xr == LZMA_BUF_ERROR && eof) {
+				return craw_truncated(vd, c, e);
+			} else if (xr == LZMA_FORMAT_ERROR || xr == LZMA_DATA_ERROR ||
+				   xr == LZMA_OPTIONS_ERROR) {
+				return err_set(e, EI_ECODEC,
+					       "craw: xz data is %s near offset %llu",
+					       xr == LZMA_OPTIONS_ERROR ? "using unsupported options" :
+					       xr == LZMA_FORMAT_ERROR ? "not in the xz format" : "corrupt",
+					       (unsigned long long)craw_in_at(c));
+			} else if (xr == LZMA_MEM_ERROR) {
+				return err_set(e, -ENOMEM, "craw: xz: out of memory");
+			} else if (xr != LZMA_OK && xr != LZMA_BUF_ERROR) {
+				return err_set(e, EI_ECODEC, "craw: xz: decoder error %d", (int)xr);
+			}
+		}
+#endif
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+		else if (c->kind == CRAW_ZSTD) {
+			ZSTD_inBuffer ib = { c->in + c->in_pos, c->in_len - c->in_pos, 0 };
+			ZSTD_outBuffer ob = { out + done, cap - done, 0 };
+			size_t zr;
+
+			/* No input left after a whole frame: the end. */
+			if (eof && !c->zret) {
+				c->ended = 1;
+				break;
+			}
+			zr = ZSTD_decompressStream(c->zd, &ob, &ib);
+			c->in_pos += ib.pos;
+			done += ob.pos;
+			if (ZSTD_isError(zr)) {
+				if (ZSTD_getErrorCode(zr) == ZSTD_error_frameParameter_windowTooLarge)
+					return err_set(e, EI_ELIMIT,
+						       "craw: zstd frame near offset %llu needs a window larger than the %u MiB allowed (windowLogMax %d)",
+						       (unsigned long long)craw_in_at(c),
+						       1u << (CRAW_ZSTD_WINDOW_LOG - 20),
+						       CRAW_ZSTD_WINDOW_LOG);
+				return err_set(e, EI_ECODEC,
+					       "craw: zstd data is corrupt near offset %llu: %s",
+					       (unsigned long long)craw_in_at(c),
+					       ZSTD_getErrorName(zr));
+			}
+			c->zret = zr;
+		}
+#endif
+		c->pos += done - before_out;
+		if (c->in_pos == before_in && done == before_out && eof &&
+		    !c->ended) {
+			if (c->kind == CRAW_GZIP && c->gz_between) {
+				c->ended = 1;
+				break;
+			}
+			return craw_truncated(vd, c, e);
+		}
+	}
+	*got = done;
+	return 0;
+}
+
+/* Decode the next window; 0 bytes only at the end of the stream. */
+static int craw_next_window(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	size_t got;
+	int r;
+
+	c->win_off = c->pos;
+	c->win_len = 0;
+	r = craw_decode(vd, c, c->win, CRAW_WIN, &got, e);
+	if (r < 0)
+		return r;
+	c->win_len = got;
+	/*
+	 * At the end of the disk the stream must end too: decoding it to
+	 * its end also checks the xz index, so a stream that holds more
+	 * than the size found at open is an error, not a silent cut.
+	 */
+	if (c->size_known && c->pos >= c->size) {
+		uint8_t extra;
+
+		if (c->pos == c->size && !c->ended) {
+			r = craw_decode(vd, c, &extra, 1, &got, e);
+			if (r < 0)
+				return r;
+		}
+		if (c->pos > c->size)
+			return err_set(e, EI_ECORRUPT,
+				       "craw: the %s stream holds more than the %llu bytes found at open%s",
+				       craw_names[c->kind],
+				       (unsigned long long)c->size,
+				       c->size_from_index ? " (its index is wrong)" : "");
+	}
+	return 0;
+}
+
+/* Make the window hold @off, which lies inside the disk. */
+static int craw_seek(struct vdisk *vd, struct craw *c, uint64_t off,
+		     struct err *e)
+{
+	int r;
+
+	if (off >= c->win_off && off - c->win_off < c->win_len)
+		return 0;
+	if (off < c->win_off) {
+		/* Backwards: the stream can only start over. */
+		c->restarts++;
+		r = craw_start(c, e);
+		if (r < 0)
+			return r;
+	}
+	for (;;) {
+		r = craw_next_window(vd, c, e);
+		if (r < 0)
+			return r;
+		if (!c->win_len)
+			return err_set(e, EI_ETRUNC,
+				       "craw: %s stream ended at %llu bytes, before offset %llu (the file changed since it was opened?)",
+				       craw_names[c->kind], (unsigned long long)c->pos,
+				       (unsigned long long)off);
+		if (off - c->win_off < c->win_len)
+			return 0;
+	}
+}
+
+static void craw_free(struct craw *c)
+{
+	if (!c)
+		return;
+	craw_codec_end(c);
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	ZSTD_freeDCtx(c->zd);
+#endif
+	free(c->in);
+	free(c->win);
+	free(c);
+}
+
+static void craw_close(struct vdisk *vd)
+{
+	craw_free(vd->priv);
+	vd->priv = NULL;
+}
+
+/* A tar (a compressed OVA, T13) is refused: the policy is "decompress first". */
+static int craw_check_tar(struct craw *c, const uint8_t *head, size_t hl,
+			  struct err *e)
+{
+	if (hl >= 263 && !memcmp(head + 257, "ustar", 5))
+		return err_set(e, EI_EUNSUP,
+			       "craw: the %s stream holds a tar archive (a compressed OVA?), not a raw disk; compressed archives are not read: decompress it and open the .ova or the disk inside",
+			       craw_names[c->kind]);
+	return 0;
+}
+
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+/*
+ * xz: the size is in the index that ends every stream (mandatory in the
+ * format); liblzma's file-info decoder reads the indexes of all streams
+ * by seeking from the end.  The stream decoder checks every index against
+ * the blocks it decodes, so a lying index fails the read that reaches it.
+ * Returns 1 with *@size set, 0 when the indexes cannot be read (the size
+ * is then counted), or a negative error.
+ */
+static int craw_xz_size(struct vdisk *vd, struct craw *c, uint64_t *size,
+			struct err *e)
+{
+	lzma_stream xs = LZMA_STREAM_INIT;
+	lzma_index *idx = NULL;
+	uint64_t pos = 0;
+	int r = 0;
+
+	if (lzma_file_info_decoder(&xs, &idx, CRAW_XZ_MEMLIMIT, vd->io->size) != LZMA_OK)
+		return err_set(e, -ENOMEM, "craw: lzma_file_info_decoder failed");
+	for (int steps = 0; steps < 1 << 20; steps++) {
+		lzma_ret xr;
+
+		if (!xs.avail_in && pos < vd->io->size) {
+			size_t n = (size_t)min_u64(CRAW_IN, vd->io->size - pos);
+
+			r = io_read(vd->io, c->in, n, pos, "craw: xz index", e);
+			if (r < 0)
+				break;
+			xs.next_in = c->in;
+			xs.avail_in = n;
+			pos += n;
+		}
+		xr = lzma_code(&xs, xs.avail_in || pos < vd->io->size ?
+				    LZMA_RUN : LZMA_FINISH);
+		if (xr == LZMA_SEEK_NEEDED) {
+			if (xs.seek_pos > vd->io->size)
+				break;
+			pos = xs.seek_pos;
+			xs.avail_in = 0;
+			continue;
+		}
+		if (xr == LZMA_STREAM_END) {
+			*size = lzma_index_uncompressed_size(idx);
+			r = 1;
+			break;
+		}
+		if (xr != LZMA_OK)
+			break;          /* unreadable: count instead */
+	}
+	lzma_end(&xs);
+	if (idx)
+		lzma_index_end(idx, NULL);
+	return r;
+}
+#endif
+
+/*
+ * Refuse content that is not a raw disk: a tar (a compressed OVA, which
+ * this tool does not read: T13) or an image another reader recognises.
+ */
+static int craw_check_content(struct craw *c, const uint8_t *head, size_t hl,
+			      const uint8_t *tail, size_t tl, uint64_t size,
+			      struct err *e)
+{
+	const struct img_format *f;
+	struct err pe = { 0 };
+	int r = craw_check_tar(c, head, hl, e);
+
+	if (r < 0)
+		return r;
+	if (format_probe(head, hl, tail, tl, size, &f, &pe) < 0)
+		return err_set(e, EI_EUNSUP,
+			       "craw: the %s stream holds an image of several formats, not a raw disk: %s",
+			       craw_names[c->kind], pe.msg);
+	if (strcmp(f->name, "raw"))
+		return err_set(e, EI_EUNSUP,
+			       "craw: the %s stream holds a %s image (%s), not a raw disk; decompress it and open the result",
+			       craw_names[c->kind], f->name, f->desc);
+	return 0;
+}
+
+static int craw_open(struct vdisk *vd, struct err *e)
+{
+	uint8_t magic[6], head[PROBE_HEAD], tail[PROBE_TAIL];
+	size_t hl = 0, tl = 0, n;
+	struct craw *c;
+	int kind, r;
+
+	if (vd->io->flags & IO_STREAM)
+		return err_set(e, EI_EUNSUP,
+			       "craw: %s is not seekable; the stream is read twice (once to count its size)",
+			       vd->io->name);
+	n = (size_t)min_u64(sizeof(magic), vd->io->size);
+	r = io_read(vd->io, magic, n, 0, "craw: magic", e);
+	if (r < 0)
+		return r;
+	kind = craw_kind_of(magic, n);
+	if (kind < 0)
+		return err_set(e, EI_EFORMAT,
+			       "craw: %s is not a gzip, xz or zstd stream (%zu bytes, magic %02x %02x %02x %02x)",
+			       vd->io->name, n, n > 0 ? magic[0] : 0,
+			       n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
+			       n > 3 ? magic[3] : 0);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return err_set(e, -ENOMEM, "craw: out of memory");
+	c->kind = (enum craw_kind)kind;
+	c->in = malloc(CRAW_IN);
+	c->win = malloc(CRAW_WIN);
+	if (!c->in || !c->win) {
+		r = err_set(e, -ENOMEM, "craw: out of memory");
+		goto fail;
+	}
+	r = craw_start(c, e);
+	if (r < 0)
+		goto fail;
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->kind == CRAW_XZ) {
+		uint64_t size = 0;
+
+		r = craw_xz_size(vd, c, &size, e);
+		if (r < 0)
+			goto fail;
+		if (r) {
+			c->size = size;
+			c->size_known = 1;
+			/* Check the head only (no tail: that is at the end). */
+			r = craw_next_window(vd, c, e);
+			if (r < 0)
+				goto fail;
+			hl = (size_t)min_u64(sizeof(head), c->win_len);
+			memcpy(head, c->win, hl);
+			r = craw_check_content(c, head, hl, NULL, 0, size, e);
+			if (r < 0)
+				goto fail;
+			vd->size = size;
+			c->size_from_index = 1;
+			vd->priv = c;
+			return 0;
+		}
+	}
+#endif
+
+	/* Count the size, keeping the head and tail for the content check. */
+	for (;;) {
+		r = craw_next_window(vd, c, e);
+		if (r < 0)
+			goto fail;
+		if (!c->win_len)
+			break;
+		if (c->win_off == 0) {
+			hl = (size_t)min_u64(sizeof(head), c->win_len);
+			memcpy(head, c->win, hl);
+			/* A tar is refused before counting it all. */
+			r = craw_check_tar(c, head, hl, e);
+			if (r < 0)
+				goto fail;
+		}
+		if (c->win_len >= sizeof(tail)) {
+			tl = sizeof(tail);
+			memcpy(tail, c->win + c->win_len - tl, tl);
+		} else {
+			size_t keep = (size_t)min_u64(tl, sizeof(tail) - c->win_len);
+
+			memmove(tail, tail + tl - keep, keep);
+			memcpy(tail + keep, c->win, c->win_len);
+			tl = keep + c->win_len;
+		}
+		if (c->pos > vd->opts.max_size) {
+			r = err_set(e, EI_ELIMIT,
+				    "craw: the %s stream decompresses to more than the limit of %llu bytes",
+				    craw_names[c->kind],
+				    (unsigned long long)vd->opts.max_size);
+			goto fail;
+		}
+	}
+	vd->size = c->pos;
+	/* The tail the probes see excludes what the head already holds. */
+	if (vd->size - hl < tl) {
+		size_t ntl = (size_t)(vd->size - hl);
+
+		memmove(tail, tail + tl - ntl, ntl);
+		tl = ntl;
+	}
+	r = craw_check_content(c, head, hl, tail, tl, vd->size, e);
+	if (r < 0)
+		goto fail;
+	c->size = vd->size;
+	c->size_known = 1;
+	r = craw_start(c, e);
+	if (r < 0)
+		goto fail;
+	vd->priv = c;
+	return 0;
+fail:
+	craw_free(c);
+	return r;
+}
+
+static int craw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		     struct err *e)
+{
+	struct craw *c = vd->priv;
+	uint8_t *p = buf;
+
+	while (len) {
+		size_t n, at;
+		int r = craw_seek(vd, c, off, e);
+
+		if (r < 0)
+			return r;
+		at = (size_t)(off - c->win_off);
+		n = (size_t)min_u64(len, c->win_len - at);
+		memcpy(p, c->win + at, n);
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int craw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
+		       struct extent *ext, struct err *e)
+{
+	struct craw *c = vd->priv;
+	size_t at, end, i, step;
+	bool zero;
+	int r;
+
+	r = craw_seek(vd, c, off, e);
+	if (r < 0)
+		return r;
+	at = (size_t)(off - c->win_off);
+	end = (size_t)min_u64(c->win_len, at + len);
+	/* Blocks aligned to CRAW_ZBLOCK in the disk; the window is aligned. */
+	step = (size_t)min_u64(CRAW_ZBLOCK - (off % CRAW_ZBLOCK), end - at);
+	zero = buf_is_zero(c->win + at, step);
+	for (i = at + step; i < end; i += step) {
+		step = (size_t)min_u64(CRAW_ZBLOCK, end - i);
+		if (buf_is_zero(c->win + i, step) != zero)
+			break;
+	}
+	ext->type = zero ? EXT_ZERO : EXT_DATA;
+	ext->len = i - at;
+	return 0;
+}
+
+static int craw_info(struct vdisk *vd, struct info *in, struct err *e)
+{
+	struct craw *c = vd->priv;
+
+	(void)e;
+	info_str(in, "compression", "%s", craw_names[c->kind]);
+	info_u64(in, "compressed-size", vd->io->size);
+	info_str(in, "virtual-size-source", c->size_from_index ?
+		 "xz index" : "counted by decompressing");
+	return 0;
+}
+
+const struct img_format fmt_craw = {
+	.name = "craw",
+	.desc = "compressed raw (.gz/.xz/.zst)",
+	.probe = craw_probe,
+	.open = craw_open,
+	.read = craw_read,
+	.extent = craw_extent,
+	.close = craw_close,
+	.info = craw_info,
+};

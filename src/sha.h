@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* SHA-1 and SHA-256 (FIPS 180-4), incremental and one-shot. */
+#ifndef EDGEIMG_SHA_H
+#define EDGEIMG_SHA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHA1_LEN 20
+#define SHA256_LEN 32
+
+struct sha1 {
+	uint32_t h[5];
+	uint64_t len;           /* bytes hashed so far */
+	uint8_t buf[64];        /* a partial block, len % 64 bytes of it used */
+};
+
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	uint8_t buf[64];
+};
+
+/*
+ * sha1_init() / sha1_update() / sha1_final() - hash a message given in any
+ * number of pieces; final writes SHA1_LEN bytes to @out and leaves the
+ * context to be re-initialised before reuse.  No allocation, no failure.
+ */
+void sha1_init(struct sha1 *c);
+void sha1_update(struct sha1 *c, const void *data, size_t len);
+void sha1_final(struct sha1 *c, uint8_t out[SHA1_LEN]);
+void sha1(const void *data, size_t len, uint8_t out[SHA1_LEN]);
+
+/* The same for SHA-256, with SHA256_LEN bytes of output. */
+void sha256_init(struct sha256 *c);
+void sha256_update(struct sha256 *c, const void *data, size_t len);
+void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN]);
+void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
+
+/*
+ * sha_hex() - write @len bytes of @digest as lower-case hex and a NUL into
+ * @out, which holds at least 2 * @len + 1 bytes; returns @out.
+ */
+char *sha_hex(const uint8_t *digest, size_t len, char *out);
+
+#endif
