@@ -72,19 +72,31 @@ core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
 	src/registry.c src/codec.c src/pipeline.c
 core-y += src/sha.c src/io_slice.c
 formats-y := formats/raw.c
-formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c
-formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
-formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
-formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
+formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs.c
+formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-read.c
+formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-write.c
+formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-parts.c
 formats-$(CONFIG_FORMAT_VHDX) += formats/vhdx.c
+formats-$(CONFIG_FORMAT_QCOW2) += formats/qcow2/qcow2.c
+formats-$(CONFIG_FORMAT_QCOW2) += formats/qcow2/qcow2-check.c
+formats-$(CONFIG_OUTPUT_QCOW2) += formats/qcow2/qcow2-write.c
 formats-$(CONFIG_FORMAT_VMDK) += formats/vmdk.c
+formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
+formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c
+formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
+formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
 cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
-	src/cmd_compare.c
+	src/cmd_compare.c src/cmd_check.c
+
+# Delta patches need zstd.
+core-$(CONFIG_CODEC_ZSTD) += src/delta-enc.c src/delta-dec.c
+cli-$(CONFIG_CODEC_ZSTD) += src/cmd_delta.c src/cmd_apply.c
 
 libs-y :=
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd
 libs-$(CONFIG_CODEC_XZ) += -llzma
 libs-$(CONFIG_CODEC_LZ4) += -llz4
+libs-$(CONFIG_DEFLATE_LIBDEFLATE) += -ldeflate
 libs-y += -lz
 libs-$(CONFIG_THREADS) += -pthread
 

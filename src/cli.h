@@ -22,6 +22,11 @@ struct cmd {
 };
 
 extern const struct cmd cmd_info, cmd_convert, cmd_compare;
+extern const struct cmd cmd_delta, cmd_apply;
+
+/* patch_info() - "info" of a delta patch: an exit code, or -1 if @path is none. */
+int patch_info(const char *path, int json);
+extern const struct cmd cmd_check;
 
 /* cli_error() - print "edgeimg VERB: message" for @e on stderr. */
 void cli_error(const char *verb, const struct err *e);

@@ -36,7 +36,7 @@ static int convert_run(int argc, char **argv)
 	double t0 = now_sec();
 
 	wo.threads = threads_resolve(EI_DEFAULT_THREADS);
-	while ((c = getopt_long(argc, argv, "f:O:o:j:pv", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:O:o:cj:pv", lo, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			oo.format = optarg;
@@ -51,6 +51,9 @@ static int convert_run(int argc, char **argv)
 			break;
 		case 'o':
 			wo.options = optarg;
+			break;
+		case 'c':
+			wo.compress = 1;
 			break;
 		case 'j':
 			if (parse_threads(optarg, &wo.threads) < 0)
@@ -122,11 +125,12 @@ fail:
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-j N] [-p] [-v] [--force] [--allow-refs] IN OUT",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--force] [--allow-refs] IN OUT",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format\n"
 	"  -O FMT     write OUT as FMT (required; raw is never assumed)\n"
 	"  -o OPTS    options of the output format, key=value,...\n"
+	"  -c         compress the output (qcow2: -o compress=on)\n"
 	"  -j N       worker threads (0: one per core, the default)\n"
 	"  -p         show progress on a terminal\n"
 	"  -v         print a summary line: sizes, ratio, time\n"

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "format.h"
+#include "kconfig.h"
 
 static int info_run(int argc, char **argv)
 {
@@ -23,7 +24,7 @@ static int info_run(int argc, char **argv)
 	struct err e = { 0 };
 	uint64_t actual = 0;
 	struct stat st;
-	char h1[32], h2[32];
+	char h1[32], h2[32], recipe[256] = "";
 	int json = 0, c, r;
 
 	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
@@ -48,6 +49,11 @@ static int info_run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_info, "expected one IMAGE");
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	r = patch_info(argv[optind], json);     /* a delta patch: its header */
+	if (r >= 0)
+		return r;
+#endif
 	r = vdisk_open(argv[optind], &oo, &vd, &e);
 	if (r < 0)
 		goto fail;
@@ -64,6 +70,10 @@ static int info_run(int argc, char **argv)
 		if (r < 0)
 			goto fail;
 	}
+	/* The recipe an edgeimg writer stored, for any format that keeps one. */
+	if (vd->fmt->recipe &&
+	    (r = vd->fmt->recipe(vd, recipe, sizeof(recipe), &e)) < 0)
+		goto fail;
 	if (json) {
 		printf("{\n    \"virtual-size\": %llu,\n    \"filename\": ",
 		       (unsigned long long)vd->size);
@@ -78,6 +88,10 @@ static int info_run(int argc, char **argv)
 			info_json(fi, stdout, 3, true);
 			printf("\n        }\n    }");
 		}
+		if (recipe[0]) {
+			printf(",\n    \"recipe\": ");
+			json_string(stdout, recipe);
+		}
 		printf(",\n    \"dirty-flag\": false\n}\n");
 	} else {
 		printf("image: %s\nfile format: %s\n", argv[optind], vd->fmt->name);
@@ -85,6 +99,8 @@ static int info_run(int argc, char **argv)
 		       size_human(vd->size, h1, sizeof(h1)),
 		       (unsigned long long)vd->size,
 		       size_human(actual, h2, sizeof(h2)));
+		if (recipe[0])
+			printf("recipe: %s\n", recipe);
 		if (fi && fi->n) {
 			printf("Format specific information:\n");
 			info_text(fi, stdout, 1);
@@ -107,7 +123,8 @@ const struct cmd cmd_info = {
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
-	"                 actual-size, filename, format-specific, dirty-flag\n"
+	"                 actual-size, filename, format-specific, dirty-flag;\n"
+	"                 and \"recipe\" for an image an edgeimg writer made\n"
 	"  --output=json  the same, as qemu-img spells it\n"
 	"  --allow-refs   follow references to other files (backing files,\n"
 	"                 parents, extents): plain names in the image's own\n"

@@ -8,6 +8,9 @@
 #include "codec.h"
 #include "kconfig.h"
 
+#if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
+#include <libdeflate.h>
+#endif
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -24,6 +27,7 @@
  * zlib: "deflate" is the raw stream qcow2 stores; "zlib" has the zlib
  * header and checksum that squashfs calls gzip.
  */
+#if !IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
 static int zlib_compress(int wbits, const void *in, size_t in_len, void *out,
 			 size_t *out_len, int level, struct err *e)
 {
@@ -99,14 +103,114 @@ static int zlib_d(void **ctx, const void *in, size_t in_len, void *out,
 	return zlib_decompress(15, in, in_len, out, out_len, e);
 }
 
+#else
+/*
+ * The same two stream formats from libdeflate: faster, a little smaller.
+ * The thread's ctx keeps a compressor (for one level) and a decompressor;
+ * bytes after the end of a stream are ignored, as zlib's inflate does.
+ */
+struct ldf_ctx {
+	struct libdeflate_compressor *c;
+	struct libdeflate_decompressor *d;
+	int level;
+};
+
+static void ldf_free(void *ctx)
+{
+	struct ldf_ctx *z = ctx;
+
+	if (!z)
+		return;
+	libdeflate_free_compressor(z->c);
+	libdeflate_free_decompressor(z->d);
+	free(z);
+}
+
+static int ldf_compress(void **ctx, int wbits, const void *in, size_t in_len,
+			void *out, size_t *out_len, int level, struct err *e)
+{
+	struct ldf_ctx *z = *ctx ? *ctx : (*ctx = calloc(1, sizeof(*z)));
+	size_t n;
+
+	if (z && z->c && z->level != level) {
+		libdeflate_free_compressor(z->c);
+		z->c = NULL;
+	}
+	if (!z || (!z->c && !(z->c = libdeflate_alloc_compressor(level))))
+		return err_set(e, -ENOMEM, "zlib: libdeflate: out of memory");
+	z->level = level;
+	n = wbits < 0 ? libdeflate_deflate_compress(z->c, in, in_len, out, *out_len) :
+	    libdeflate_zlib_compress(z->c, in, in_len, out, *out_len);
+	if (!n)
+		return -ENOSPC;
+	*out_len = n;
+	return 0;
+}
+
+static int ldf_decompress(void **ctx, int wbits, const void *in,
+			  size_t in_len, void *out, size_t *out_len,
+			  struct err *e)
+{
+	struct ldf_ctx *z = *ctx ? *ctx : (*ctx = calloc(1, sizeof(*z)));
+	enum libdeflate_result r;
+	size_t used, n;
+
+	if (!z || (!z->d && !(z->d = libdeflate_alloc_decompressor())))
+		return err_set(e, -ENOMEM, "zlib: libdeflate: out of memory");
+	r = wbits < 0 ?
+	    libdeflate_deflate_decompress_ex(z->d, in, in_len, out, *out_len,
+					     &used, &n) :
+	    libdeflate_zlib_decompress_ex(z->d, in, in_len, out, *out_len,
+					  &used, &n);
+	if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+		return err_set(e, EI_ECODEC, "zlib: output exceeds %zu bytes",
+			       *out_len);
+	if (r != LIBDEFLATE_SUCCESS)
+		return err_set(e, EI_ECODEC, "zlib: invalid stream (libdeflate %d)",
+			       (int)r);
+	*out_len = n;
+	return 0;
+}
+
+static int deflate_c(void **ctx, const void *in, size_t in_len, void *out,
+		     size_t *out_len, int level, struct err *e)
+{
+	return ldf_compress(ctx, -15, in, in_len, out, out_len, level, e);
+}
+
+static int deflate_d(void **ctx, const void *in, size_t in_len, void *out,
+		     size_t *out_len, struct err *e)
+{
+	return ldf_decompress(ctx, -15, in, in_len, out, out_len, e);
+}
+
+static int zlib_c(void **ctx, const void *in, size_t in_len, void *out,
+		  size_t *out_len, int level, struct err *e)
+{
+	return ldf_compress(ctx, 15, in, in_len, out, out_len, level, e);
+}
+
+static int zlib_d(void **ctx, const void *in, size_t in_len, void *out,
+		  size_t *out_len, struct err *e)
+{
+	return ldf_decompress(ctx, 15, in, in_len, out, out_len, e);
+}
+#endif
+
 static const struct codec codec_deflate = {
 	.name = "deflate", .level_min = 1, .level_max = 9, .level_default = 6,
 	.compress = deflate_c, .decompress = deflate_d,
+#if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
+	.ctx_free = ldf_free,
+#endif
 };
 
 static const struct codec codec_zlib = {
 	.name = "zlib", .level_min = 1, .level_max = 9, .level_default = 9,
 	.compress = zlib_c, .decompress = zlib_d,
+#if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
+	.ctx_free = ldf_free,
+#endif
 };
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)

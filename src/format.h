@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "err.h"
 #include "info.h"
 #include "io.h"
@@ -23,6 +24,7 @@
 
 struct write_opts {
 	const char *options;    /* -o key=val,... as given, or NULL */
+	int compress;           /* -c: compressed output (qcow2) */
 	unsigned threads;       /* worker threads, >= 1 */
 	uint64_t mem_cap;       /* bytes the writer may hold in buffers */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
@@ -69,6 +71,13 @@ struct img_format {
 	 */
 	int (*write)(struct vdisk *src, struct io *out,
 		     const struct write_opts *wo, struct err *e);
+
+	/*
+	 * Optional: verify the metadata of the image in @io as "qemu-img
+	 * check" does, counting problems in @res (see check.h).  Negative
+	 * only when the check could not run.
+	 */
+	int (*check)(struct io *io, struct check_result *res, struct err *e);
 };
 
 /* The registry, in probe order, raw last; NULL-terminated. */

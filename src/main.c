@@ -4,11 +4,17 @@
 
 #include "cli.h"
 #include "generated/features.h"
+#include "kconfig.h"
 
 static const struct cmd *const cmds[] = {
 	&cmd_info,
 	&cmd_convert,
 	&cmd_compare,
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	&cmd_delta,
+	&cmd_apply,
+#endif
+	&cmd_check,
 	NULL,
 };
 

@@ -6,31 +6,39 @@
 #include "kconfig.h"
 
 extern const struct img_format fmt_raw;
-extern const struct img_format fmt_craw;
-extern const struct img_format fmt_ova;
-extern const struct img_format fmt_vdi;
-extern const struct img_format fmt_vhd;
+extern const struct img_format fmt_squashfs;
 extern const struct img_format fmt_vhdx;
+extern const struct img_format fmt_qcow2;
 extern const struct img_format fmt_vmdk;
+extern const struct img_format fmt_ova;
+extern const struct img_format fmt_craw;
+extern const struct img_format fmt_vhd;
+extern const struct img_format fmt_vdi;
 
 const struct img_format *const img_formats[] = {
+#if IS_ENABLED(CONFIG_FORMAT_VHD)
+	&fmt_vhd,
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_VDI)
+	&fmt_vdi,
+#endif
 #if IS_ENABLED(CONFIG_FORMAT_OVA)
 	&fmt_ova,
 #endif
 #if IS_ENABLED(CONFIG_FORMAT_CRAW)
 	&fmt_craw,
 #endif
-#if IS_ENABLED(CONFIG_FORMAT_VDI)
-	&fmt_vdi,
+#if IS_ENABLED(CONFIG_FORMAT_VMDK)
+	&fmt_vmdk,
 #endif
-#if IS_ENABLED(CONFIG_FORMAT_VHD)
-	&fmt_vhd,
+#if IS_ENABLED(CONFIG_FORMAT_QCOW2)
+	&fmt_qcow2,
 #endif
 #if IS_ENABLED(CONFIG_FORMAT_VHDX)
 	&fmt_vhdx,
 #endif
-#if IS_ENABLED(CONFIG_FORMAT_VMDK)
-	&fmt_vmdk,
+#if IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
+	&fmt_squashfs,
 #endif
 	&fmt_raw,
 	NULL,

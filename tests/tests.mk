@@ -59,6 +59,12 @@ $(obj)/fuzz/fuzz-%: tests/fuzz/fuzz_format.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -DFUZZ_FORMAT='"$*"' -o $@ $^ $(libs-y)
 
+# The patch decoder's fuzzer; its seeds are real patches that
+# seed-delta.sh makes with the edgeimg binary.
+$(obj)/fuzz/fuzz-delta: tests/fuzz/fuzz_delta.c $(fuzz-objs) | $(obj)/edgeimg
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 .PHONY: fuzz
 fuzz: $(fuzz-bins)
 	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(obj)/fuzz $(fuzz-formats)

@@ -32,6 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (io_mem_new(data, size, 0, &io, &e) < 0)
 		return 0;
+	/* The format's metadata check, if it has one, on the same bytes. */
+	if (o.format && format_find(o.format) && format_find(o.format)->check) {
+		struct check_result cr = { 0 };
+
+		format_find(o.format)->check(io, &cr, &e);
+	}
 	if (vdisk_open_io(io, ".", &o, &vd, &e) < 0)
 		return 0;
 	if (vd->fmt->info) {

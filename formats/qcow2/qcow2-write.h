@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The qcow2 writer and checker, as the format table (qcow2.c) sees them. */
+#ifndef EDGEIMG_FORMATS_QCOW2_WRITE_H
+#define EDGEIMG_FORMATS_QCOW2_WRITE_H
+
+#include <stddef.h>
+
+#include "check.h"
+#include "format.h"
+
+/*
+ * The header extension holding an edgeimg writer's recipe ("EDGI"): the
+ * recipe string, not NUL-terminated.  QEMU keeps unknown extensions
+ * without a word and drops nothing it needs.
+ */
+#define QCOW2_EXT_RECIPE 0x45444749u
+#define QCOW2_RECIPE_MAX 256
+
+/*
+ * qcow2_write() - stream @src into @out as qcow2 (version 3, or 2 with
+ * compat=0.10), plain or compressed clusters (wo->compress or
+ * -o compress=on).  Options: compat, cluster_size, compression_type,
+ * compress, level, deflate (see the function for the values).  The
+ * output is the same bytes for any thread count.
+ */
+int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
+		struct err *e);
+
+/*
+ * qcow2_recipe() - the recipe in @vd's header extensions, if any: its
+ * length (copied NUL-terminated into @buf), 0 when there is none.
+ */
+int qcow2_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
+
+/*
+ * qcow2_check() - recompute every cluster's references from the header,
+ * the L1/L2 tables (active and snapshots), the refcount structures, the
+ * snapshot table, the crypto header and bitmaps, and compare them with
+ * the stored refcounts, as "qemu-img check" does.  Problems are counted
+ * in @res and described through res->report; the return is negative only
+ * when the check could not run (an unreadable or invalid header).
+ */
+int qcow2_check(struct io *io, struct check_result *res, struct err *e);
+
+#endif

@@ -1,0 +1,1124 @@
+// SPDX-License-Identifier: MIT
+/*
+ * squashfs reader: the disk is one regular file in the root directory,
+ * disk.img if there is one, else the only regular file.  Every table is
+ * checked the way the kernel's squashfs_fill_super() and the hardening of
+ * squashfs-tools-ng do (../shared/HOSTILE-INPUTS.md, rows S1-S13); the
+ * file's block list is held in memory (4 bytes a block, refused above
+ * max_table), metadata through a small cache.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "squashfs.h"
+
+#define SQR_MCACHE 8            /* decompressed metadata blocks kept */
+#define SQR_CUM_STEP 64         /* a running offset every this many blocks */
+#define SQR_MAX_LISTING (1u << 20)      /* the root directory's listing */
+
+struct sqr_mblock {
+	uint64_t pos;           /* the block's header; UINT64_MAX: empty */
+	uint64_t next;          /* the block after it */
+	uint32_t len;           /* uncompressed bytes */
+	uint8_t data[SQFS_META_SIZE];
+};
+
+struct sqr_entry {
+	const uint8_t *name;    /* into the listing, not NUL-terminated */
+	unsigned name_len;
+	unsigned type;
+	uint32_t number;
+	uint64_t ref;           /* inode: block << 16 | offset */
+	uint64_t size;          /* regular files, for info */
+};
+
+struct sqr {
+	const struct squashfs_comp *comp;
+	void *ctx;
+	uint32_t bs, log, inodes, fragments, mkfs_time;
+	unsigned flags, no_ids;
+	uint64_t bytes_used, inode_table, dir_table, dir_end, root_ref;
+	uint64_t frag_table;    /* fragment_table_start: the index */
+	uint64_t *frag_ptr;     /* the index: metadata block positions */
+	uint32_t xattr_ids;
+	int opt_level;          /* from compressor options, or -1 */
+
+	uint8_t *listing;       /* the root directory */
+	struct sqr_entry *ent;
+	size_t nent, file;
+
+	uint64_t fsize, start, nblocks, sparse;
+	uint32_t *words;        /* size words, 0 for sparse */
+	uint64_t *cum;          /* offset from start of block k * SQR_CUM_STEP */
+	uint32_t frag, frag_off, tail_len;
+	uint8_t *tail;          /* the fragment tail, once read */
+
+	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
+	uint8_t *dbuf;          /* bs: the last decompressed block */
+	uint64_t dblock;        /* its index, or UINT64_MAX */
+	struct sqr_mblock *mc;
+	char recipe[SQFS_RECIPE_MAX];
+};
+
+static const char *const sqr_type_names[] = {
+	"?", "directory", "regular file", "symlink", "block device",
+	"character device", "fifo", "socket",
+};
+
+static const char *sqr_type_name(unsigned t)
+{
+	if (t >= 8 && t <= 14)
+		t -= 7;
+	return t < 8 ? sqr_type_names[t] : "?";
+}
+
+/* Load the metadata block at @pos, which must lie inside [lo, hi). */
+static int sqr_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
+			 uint64_t hi, const char *what,
+			 struct sqr_mblock **out, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	struct sqr_mblock *m = &s->mc[(pos ^ (pos >> 13)) % SQR_MCACHE];
+	uint8_t hdr[2];
+	unsigned size, raw;
+	size_t len = SQFS_META_SIZE;
+	int r;
+
+	if (m->pos == pos) {
+		*out = m;
+		return 0;
+	}
+	if (pos < lo || !range_ok(pos, 2, hi))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %s: metadata block at %llu is outside %llu..%llu",
+			       what, (unsigned long long)pos,
+			       (unsigned long long)lo, (unsigned long long)hi);
+	r = io_read(vd->io, hdr, 2, pos, "squashfs: metadata", e);
+	if (r < 0)
+		return r;
+	size = get_le16(hdr) & ~SQFS_META_UNCOMPRESSED;
+	raw = get_le16(hdr) & SQFS_META_UNCOMPRESSED;
+	if (!size || size > SQFS_META_SIZE)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %s: metadata block at %llu has size %u, allowed 1..8192",
+			       what, (unsigned long long)pos, size);
+	if (!range_ok(pos + 2, size, hi))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %s: metadata block at %llu of %u bytes runs past %llu",
+			       what, (unsigned long long)pos, size,
+			       (unsigned long long)hi);
+	m->pos = UINT64_MAX;
+	if (raw) {
+		r = io_read(vd->io, m->data, size, pos + 2, "squashfs: metadata", e);
+		len = size;
+	} else {
+		r = io_read(vd->io, s->cbuf, size, pos + 2, "squashfs: metadata", e);
+		if (r >= 0)
+			r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size,
+						m->data, &len, s->bs, e);
+		if (r < 0)
+			err_prefix(e, "squashfs: %s: metadata block at %llu", what,
+				   (unsigned long long)pos);
+	}
+	if (r < 0)
+		return r;
+	if (!len)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %s: metadata block at %llu is empty", what,
+			       (unsigned long long)pos);
+	m->pos = pos;
+	m->next = pos + 2 + size;
+	m->len = (uint32_t)len;
+	*out = m;
+	return 0;
+}
+
+/*
+ * Copy @len bytes of metadata starting at block *@blk, offset *@off (both
+ * advanced), into @dst (NULL skips them), following blocks inside [lo, hi).
+ */
+static int sqr_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
+			 void *dst, size_t len, uint64_t lo, uint64_t hi,
+			 const char *what, struct err *e)
+{
+	uint8_t *d = dst;
+
+	while (len) {
+		struct sqr_mblock *m = NULL;
+		size_t n;
+		int r = sqr_meta_load(vd, *blk, lo, hi, what, &m, e);
+
+		if (r < 0)
+			return r;
+		if (*off > m->len)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %s: offset %u past the %u bytes of the block at %llu",
+				       what, *off, m->len, (unsigned long long)*blk);
+		if (*off == m->len) {
+			*blk = m->next;
+			*off = 0;
+			continue;
+		}
+		n = min_u64(len, m->len - *off);
+		if (d) {
+			memcpy(d, m->data + *off, n);
+			d += n;
+		}
+		*off += (uint32_t)n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * An index table at @start: the positions of the metadata blocks holding
+ * @entries entries of @esize bytes, which end at @meta_end.  The index must
+ * end by *@next; on success *@next is the first block (where the table
+ * before it must end).  The positions go to *@keep when it is non-NULL.
+ */
+static int sqr_index(struct vdisk *vd, const char *what, uint64_t start,
+		     uint64_t entries, unsigned esize, uint64_t meta_end,
+		     uint64_t *next, uint64_t **keep, struct err *e)
+{
+	uint64_t nblk = (entries * esize + SQFS_META_SIZE - 1) / SQFS_META_SIZE;
+	uint64_t len = nblk * 8, *v;
+	int r = 0;
+
+	if (start < SQFS_SUPER_SIZE || !range_ok(start, len, *next))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %s of %llu entries needs %llu bytes of index at %llu, which does not fit below %llu",
+			       what, (unsigned long long)entries,
+			       (unsigned long long)len, (unsigned long long)start,
+			       (unsigned long long)*next);
+	if (len > vd->opts.max_table)
+		return err_set(e, EI_ELIMIT,
+			       "squashfs: %s index of %llu bytes exceeds the limit of %llu",
+			       what, (unsigned long long)len,
+			       (unsigned long long)vd->opts.max_table);
+	v = malloc(len ? len : 1);
+	if (!v)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	r = io_read(vd->io, v, len, start, "squashfs: index", e);
+	if (r < 0)
+		goto out;
+	for (uint64_t i = 0; i < nblk; i++)     /* in place, 8 bytes each */
+		v[i] = get_le64((const uint8_t *)v + 8 * i);
+	for (uint64_t i = 0; i < nblk; i++) {
+		uint64_t end = i + 1 < nblk ? v[i + 1] : meta_end;
+
+		if (v[i] < SQFS_SUPER_SIZE || v[i] >= end ||
+		    end - v[i] > SQFS_META_MAX_DISK) {
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: %s: index entry %llu points at %llu, not a metadata block before %llu",
+				    what, (unsigned long long)i,
+				    (unsigned long long)v[i], (unsigned long long)end);
+			goto out;
+		}
+	}
+	*next = v[0];
+	if (keep) {
+		*keep = v;
+		v = NULL;
+	}
+out:
+	free(v);
+	return r;
+}
+
+/* The table chain, last to first, as the kernel's squashfs_fill_super(). */
+static int sqr_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t next = s->bytes_used;
+	uint64_t xattr = get_le64(sb + SB_XATTR_TABLE);
+	uint64_t id = get_le64(sb + SB_ID_TABLE);
+	uint64_t lookup = get_le64(sb + SB_EXPORT_TABLE);
+	int r;
+
+	if (xattr != SQFS_INVALID_BLK) {
+		uint8_t h[16];
+		uint64_t kv, len;
+
+		if (xattr < SQFS_SUPER_SIZE || !range_ok(xattr, 16, s->bytes_used))
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: xattr_id_table_start %llu is outside the image (bytes_used %llu)",
+				       (unsigned long long)xattr,
+				       (unsigned long long)s->bytes_used);
+		r = io_read(vd->io, h, 16, xattr, "squashfs: xattr id table", e);
+		if (r < 0)
+			return r;
+		kv = get_le64(h);
+		s->xattr_ids = get_le32(h + 8);
+		if (!s->xattr_ids || s->xattr_ids >= 1u << 31)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: xattr_ids %u is not in 1..2147483647",
+				       s->xattr_ids);
+		len = ((uint64_t)s->xattr_ids * 16 + SQFS_META_SIZE - 1) /
+		      SQFS_META_SIZE * 8;
+		if (len != s->bytes_used - xattr - 16)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: xattr id table of %u entries needs %llu bytes of index, the image has %llu",
+				       s->xattr_ids, (unsigned long long)len,
+				       (unsigned long long)(s->bytes_used - xattr - 16));
+		next = s->bytes_used;
+		r = sqr_index(vd, "xattr id table", xattr + 16, s->xattr_ids,
+			      16, xattr, &next, NULL, e);
+		if (r < 0)
+			return r;
+		if (kv > next)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: xattr_table_start %llu is after its id table at %llu",
+				       (unsigned long long)kv, (unsigned long long)next);
+		next = kv;
+	}
+	if (!s->no_ids)
+		return err_set(e, EI_ECORRUPT, "squashfs: no_ids is 0, at least 1 is needed");
+	r = sqr_index(vd, "id table", id, s->no_ids, 4, id, &next, NULL, e);
+	if (r < 0)
+		return r;
+	if (lookup != SQFS_INVALID_BLK) {
+		r = sqr_index(vd, "export table", lookup, s->inodes, 8, lookup,
+			      &next, NULL, e);
+		if (r < 0)
+			return r;
+	}
+	if (s->fragments) {
+		r = sqr_index(vd, "fragment table", s->frag_table, s->fragments,
+			      16, s->frag_table, &next, &s->frag_ptr, e);
+		if (r < 0)
+			return r;
+	}
+	if (s->dir_table > next)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: directory_table_start %llu is after the next table at %llu",
+			       (unsigned long long)s->dir_table,
+			       (unsigned long long)next);
+	if (s->inode_table < SQFS_SUPER_SIZE || s->inode_table >= s->dir_table)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: inode_table_start %llu is not between 96 and directory_table_start %llu",
+			       (unsigned long long)s->inode_table,
+			       (unsigned long long)s->dir_table);
+	s->dir_end = next;
+	return 0;
+}
+
+/* The compressor options block, when the flags say there is one. */
+static int sqr_comp_opts(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t blk = SQFS_SUPER_SIZE;
+	uint32_t off = 0;
+	uint8_t o[8];
+	size_t need = s->comp->id == SQFS_COMP_ZSTD ? 4 : 8;
+	int r;
+
+	if (!(s->flags & SQFS_FLAG_COMP_OPT))
+		return 0;
+	r = sqr_meta_read(vd, &blk, &off, o, need, SQFS_SUPER_SIZE,
+			  s->inode_table, "compressor options", e);
+	if (r < 0)
+		return r;
+	switch (s->comp->id) {
+	case SQFS_COMP_GZIP:
+		s->opt_level = (int)get_le32(o);
+		if (s->opt_level < 1 || s->opt_level > 9)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: gzip compression_level %d is not 1..9",
+				       s->opt_level);
+		break;
+	case SQFS_COMP_LZ4:
+		if (get_le32(o) != SQFS_LZ4_LEGACY)
+			return err_set(e, EI_EUNSUP,
+				       "squashfs: lz4 version %u is not 1 (legacy)",
+				       get_le32(o));
+		break;
+	case SQFS_COMP_ZSTD:
+		s->opt_level = (int)get_le32(o);
+		break;
+	}
+	return 0;
+}
+
+/* Read the inode at @ref: its header into @hdr, then @len more into @body. */
+static int sqr_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
+		     uint8_t *body, size_t len, uint64_t *blk, uint32_t *off,
+		     struct err *e)
+{
+	struct sqr *s = vd->priv;
+	int r;
+
+	*blk = s->inode_table + (ref >> 16);
+	*off = ref & 0xffff;
+	if (ref >> 48 || *off >= SQFS_META_SIZE)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: inode reference 0x%llx has an offset past 8191",
+			       (unsigned long long)ref);
+	r = sqr_meta_read(vd, blk, off, hdr, SQFS_INODE_HDR, s->inode_table,
+			  s->dir_table, "inode table", e);
+	if (r < 0)
+		return r;
+	if (!get_le32(hdr + 12))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: inode at 0x%llx has inode_number 0",
+			       (unsigned long long)ref);
+	if (get_le16(hdr + 4) >= s->no_ids || get_le16(hdr + 6) >= s->no_ids)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: inode at 0x%llx has uid/gid index %u/%u, no_ids is %u",
+			       (unsigned long long)ref, get_le16(hdr + 4),
+			       get_le16(hdr + 6), s->no_ids);
+	return sqr_meta_read(vd, blk, off, body, len, s->inode_table,
+			     s->dir_table, "inode table", e);
+}
+
+static int sqr_name_cmp(const void *a, const void *b)
+{
+	const struct sqr_entry *x = *(const struct sqr_entry *const *)a;
+	const struct sqr_entry *y = *(const struct sqr_entry *const *)b;
+	int c = memcmp(x->name, y->name, min_u64(x->name_len, y->name_len));
+
+	return c ? c : (int)x->name_len - (int)y->name_len;
+}
+
+/* Parse the root directory's listing into s->ent. */
+static int sqr_listing(struct vdisk *vd, size_t len, uint32_t root_number,
+		       struct err *e)
+{
+	struct sqr *s = vd->priv;
+	const uint8_t *p = s->listing, *end = s->listing + len;
+	struct sqr_entry **sorted;
+	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1;
+
+	s->ent = calloc(cap, sizeof(*s->ent));
+	if (!s->ent)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	while (p < end) {
+		uint32_t count, blk, base;
+
+		if (end - p < SQFS_DIR_HDR)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: directory listing ends inside a header");
+		count = get_le32(p) + 1;
+		blk = get_le32(p + 4);
+		base = get_le32(p + 8);
+		p += SQFS_DIR_HDR;
+		if (!count || count > SQFS_DIR_MAX_COUNT)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: directory header count %u is not 1..256",
+				       get_le32(p - SQFS_DIR_HDR) + 1);
+		for (uint32_t i = 0; i < count; i++) {
+			struct sqr_entry *d;
+			unsigned off, type, nlen;
+			int64_t num;
+
+			if (end - p < SQFS_DIR_ENTRY)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory listing ends inside an entry");
+			off = get_le16(p);
+			num = (int64_t)base + (int16_t)get_le16(p + 2);
+			type = get_le16(p + 4);
+			nlen = get_le16(p + 6) + 1u;
+			p += SQFS_DIR_ENTRY;
+			if (nlen > SQFS_NAME_MAX)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory entry name size %u exceeds 256",
+					       nlen);
+			if ((size_t)(end - p) < nlen)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory listing ends inside a name");
+			if ((nlen == 1 && p[0] == '.') ||
+			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
+			    memchr(p, '/', nlen) || memchr(p, 0, nlen))
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory entry name '%.*s' is not a plain name",
+					       (int)nlen, (const char *)p);
+			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory entry '%.*s' has offset %u, type %u",
+					       (int)nlen, (const char *)p, off, type);
+			if (num <= 0 || num > UINT32_MAX)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory entry '%.*s' has inode number %lld",
+					       (int)nlen, (const char *)p, (long long)num);
+			if (s->nent == cap)
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory listing has too many entries");
+			d = &s->ent[s->nent++];
+			d->name = p;
+			d->name_len = nlen;
+			d->type = type;
+			d->number = (uint32_t)num;
+			d->ref = (uint64_t)blk << 16 | off;
+			if (type == SQFS_DIR &&
+			    (d->number == root_number || d->ref == s->root_ref))
+				return err_set(e, EI_ECORRUPT,
+					       "squashfs: directory entry '%.*s' refers to its own directory (a loop)",
+					       (int)nlen, (const char *)p);
+			p += nlen;
+		}
+	}
+	sorted = malloc((s->nent ? s->nent : 1) * sizeof(*sorted));
+	if (!sorted)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	for (size_t i = 0; i < s->nent; i++)
+		sorted[i] = &s->ent[i];
+	qsort(sorted, s->nent, sizeof(*sorted), sqr_name_cmp);
+	for (size_t i = 1; i < s->nent; i++) {
+		if (!sqr_name_cmp(&sorted[i - 1], &sorted[i])) {
+			int r = err_set(e, EI_ECORRUPT,
+					"squashfs: directory entry '%.*s' appears twice",
+					(int)sorted[i]->name_len,
+					(const char *)sorted[i]->name);
+			free(sorted);
+			return r;
+		}
+	}
+	free(sorted);
+	return 0;
+}
+
+/* Check each entry's inode: its type matches, a symlink's target is sane. */
+static int sqr_check_entries(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+
+	for (size_t i = 0; i < s->nent; i++) {
+		struct sqr_entry *d = &s->ent[i];
+		uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LREG_SIZE];
+		unsigned t;
+		uint64_t blk;
+		uint32_t off;
+		size_t need = d->type == SQFS_SYMLINK ? 8 : 0;
+		int r = sqr_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+
+		if (r < 0)
+			return r;
+		t = get_le16(hdr);
+		if (t != d->type && t != d->type + 7)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: directory entry '%.*s' is a %s, its inode a %s (type %u)",
+				       (int)d->name_len, (const char *)d->name,
+				       sqr_type_name(d->type), sqr_type_name(t), t);
+		if (t == SQFS_REG)
+			need = SQFS_REG_SIZE;
+		else if (t == SQFS_LREG)
+			need = SQFS_LREG_SIZE;
+		r = sqr_meta_read(vd, &blk, &off, b, need, s->inode_table,
+				  s->dir_table, "inode table", e);
+		if (r < 0)
+			return r;
+		if (t == SQFS_REG)
+			d->size = get_le32(b + 12);
+		else if (t == SQFS_LREG)
+			d->size = get_le64(b + 8);
+		else if (d->type == SQFS_SYMLINK && get_le32(b + 4) > SQFS_SYMLINK_MAX)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: symlink '%.*s' target of %u bytes exceeds %u",
+				       (int)d->name_len, (const char *)d->name,
+				       get_le32(b + 4), SQFS_SYMLINK_MAX);
+	}
+	return 0;
+}
+
+static int sqr_root(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LDIR_SIZE];
+	uint64_t blk, size, dblk;
+	uint32_t off, doff, start;
+	unsigned type;
+	int r;
+
+	if ((s->root_ref & 0xffff) >= SQFS_META_SIZE || s->root_ref >> 48)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: root_inode offset %llu is not below 8192",
+			       (unsigned long long)(s->root_ref & 0xffff));
+	r = sqr_inode(vd, s->root_ref, hdr, NULL, 0, &blk, &off, e);
+	if (r < 0)
+		return r;
+	type = get_le16(hdr);
+	if (type != SQFS_DIR && type != SQFS_LDIR)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: root inode is a %s (type %u), not a directory",
+			       sqr_type_name(type), type);
+	r = sqr_meta_read(vd, &blk, &off, b, type == SQFS_DIR ? SQFS_DIR_SIZE :
+			  SQFS_LDIR_SIZE, s->inode_table, s->dir_table,
+			  "inode table", e);
+	if (r < 0)
+		return r;
+	if (type == SQFS_DIR) {
+		start = get_le32(b);
+		size = get_le16(b + 8);
+		doff = get_le16(b + 10);
+	} else {
+		size = get_le32(b + 4);
+		start = get_le32(b + 8);
+		doff = get_le16(b + 18);
+	}
+	if (size < 3 || doff >= SQFS_META_SIZE)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: root directory has file_size %llu, offset %u",
+			       (unsigned long long)size, doff);
+	size -= 3;
+	if (size > min_u64(vd->opts.max_table, SQR_MAX_LISTING))
+		return err_set(e, EI_ELIMIT,
+			       "squashfs: root directory listing of %llu bytes exceeds the limit of %llu",
+			       (unsigned long long)size,
+			       (unsigned long long)min_u64(vd->opts.max_table,
+							   SQR_MAX_LISTING));
+	s->listing = malloc(size ? size : 1);
+	if (!s->listing)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	dblk = s->dir_table + start;
+	r = sqr_meta_read(vd, &dblk, &doff, s->listing, size, s->dir_table,
+			  s->dir_end, "directory table", e);
+	if (r < 0)
+		return r;
+	r = sqr_listing(vd, size, get_le32(hdr + 12), e);
+	if (r < 0)
+		return r;
+	return sqr_check_entries(vd, e);
+}
+
+/* Pick the disk: disk.img, else the only regular file. */
+static int sqr_pick(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	size_t nreg = 0, dl = strlen(SQFS_DEFAULT_NAME);
+
+	for (size_t i = 0; i < s->nent; i++) {
+		struct sqr_entry *d = &s->ent[i];
+
+		if (d->name_len == dl && !memcmp(d->name, SQFS_DEFAULT_NAME, dl)) {
+			if (d->type != SQFS_REG)
+				return err_set(e, EI_EUNSUP,
+					       "squashfs: %s is a %s, not a regular file (links are never followed)",
+					       SQFS_DEFAULT_NAME, sqr_type_name(d->type));
+			s->file = i;
+			return 0;
+		}
+		if (d->type == SQFS_REG) {
+			s->file = i;
+			nreg++;
+		}
+	}
+	if (nreg == 1)
+		return 0;
+	if (!nreg)
+		return err_set(e, EI_EFORMAT,
+			       "squashfs: the root directory holds no %s and no regular file",
+			       SQFS_DEFAULT_NAME);
+	return err_set(e, EI_EUNSUP,
+		       "squashfs: the root directory holds no %s but %zu regular files; which is the disk is ambiguous",
+		       SQFS_DEFAULT_NAME, nreg);
+}
+
+static uint32_t sqr_blen(const struct sqr *s, uint64_t i)
+{
+	return (uint32_t)min_u64(s->bs, s->fsize - i * s->bs);
+}
+
+/* Read and check the block list of the file inode at @blk/@off. */
+static int sqr_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
+		      struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t pos = 0, ncum = s->nblocks / SQR_CUM_STEP + 1;
+	uint8_t chunk[4096];
+
+	if (s->nblocks * 4 > vd->opts.max_table)
+		return err_set(e, EI_ELIMIT,
+			       "squashfs: block list of %llu blocks exceeds the limit of %llu bytes",
+			       (unsigned long long)s->nblocks,
+			       (unsigned long long)vd->opts.max_table);
+	s->words = malloc(s->nblocks ? s->nblocks * 4 : 1);
+	s->cum = malloc(ncum * sizeof(*s->cum));
+	if (!s->words || !s->cum)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	for (uint64_t i = 0; i < s->nblocks; i++) {
+		uint32_t w, size;
+
+		if (!(i % (sizeof(chunk) / 4))) {
+			size_t n = min_u64(sizeof(chunk) / 4, s->nblocks - i) * 4;
+			int r = sqr_meta_read(vd, &blk, &off, chunk, n,
+					      s->inode_table, s->dir_table,
+					      "block list", e);
+
+			if (r < 0)
+				return r;
+		}
+		if (!(i % SQR_CUM_STEP))
+			s->cum[i / SQR_CUM_STEP] = pos;
+		w = get_le32(chunk + 4 * (i % (sizeof(chunk) / 4)));
+		size = w & SQFS_BLOCK_SIZE_MASK;
+		if (w >> 25)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: block %llu has size word 0x%08x with unknown bits",
+				       (unsigned long long)i, w);
+		if (!size) {
+			s->words[i] = 0;
+			s->sparse += sqr_blen(s, i);
+			continue;
+		}
+		if (size > s->bs)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: block %llu size %u exceeds block_size %u",
+				       (unsigned long long)i, size, s->bs);
+		if ((w & SQFS_BLOCK_UNCOMPRESSED) && size != sqr_blen(s, i))
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: uncompressed block %llu is %u bytes, expected %u",
+				       (unsigned long long)i, size, sqr_blen(s, i));
+		s->words[i] = w;
+		pos += size;
+	}
+	if (pos && (!range_ok(s->start, pos, s->bytes_used) ||
+		    s->start < SQFS_SUPER_SIZE))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: data of %llu bytes at %llu is outside the image (bytes_used %llu)",
+			       (unsigned long long)pos, (unsigned long long)s->start,
+			       (unsigned long long)s->bytes_used);
+	return 0;
+}
+
+static int sqr_file(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	struct sqr_entry *d = &s->ent[s->file];
+	uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LREG_SIZE];
+	uint64_t blk;
+	uint32_t off, xattr = SQFS_INVALID_XATTR;
+	unsigned type;
+	int r;
+
+	r = sqr_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+	if (r < 0)
+		return r;
+	type = get_le16(hdr);
+	r = sqr_meta_read(vd, &blk, &off, b, type == SQFS_REG ? SQFS_REG_SIZE :
+			  SQFS_LREG_SIZE, s->inode_table, s->dir_table,
+			  "inode table", e);
+	if (r < 0)
+		return r;
+	if (type == SQFS_REG) {
+		s->start = get_le32(b);
+		s->frag = get_le32(b + 4);
+		s->frag_off = get_le32(b + 8);
+		s->fsize = get_le32(b + 12);
+	} else {
+		s->start = get_le64(b);
+		s->fsize = get_le64(b + 8);
+		s->frag = get_le32(b + 28);
+		s->frag_off = get_le32(b + 32);
+		xattr = get_le32(b + 36);
+	}
+	if (xattr != SQFS_INVALID_XATTR && xattr >= s->xattr_ids)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: %.*s has xattr index %u, xattr_ids is %u",
+			       (int)d->name_len, (const char *)d->name, xattr,
+			       s->xattr_ids);
+	if (s->fsize > vd->opts.max_size)
+		return err_set(e, EI_ELIMIT,
+			       "squashfs: %.*s of %llu bytes exceeds the limit of %llu",
+			       (int)d->name_len, (const char *)d->name,
+			       (unsigned long long)s->fsize,
+			       (unsigned long long)vd->opts.max_size);
+	if (s->frag != SQFS_INVALID_FRAG) {
+		s->nblocks = s->fsize >> s->log;
+		s->tail_len = (uint32_t)(s->fsize & (s->bs - 1));
+		if (!s->tail_len)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %.*s has a fragment but its size %llu is a multiple of the block size",
+				       (int)d->name_len, (const char *)d->name,
+				       (unsigned long long)s->fsize);
+		if (s->frag >= s->fragments)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: fragment index %u is not below the %u fragments",
+				       s->frag, s->fragments);
+		if ((uint64_t)s->frag_off + s->tail_len > s->bs)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: fragment offset %u + tail %u exceeds block_size %u",
+				       s->frag_off, s->tail_len, s->bs);
+	} else {
+		s->nblocks = (s->fsize + s->bs - 1) >> s->log;
+	}
+	return sqr_blocks(vd, blk, off, e);
+}
+
+/* Read the fragment holding the file's tail into s->tail. */
+static int sqr_tail(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t blk, fstart;
+	uint32_t off = (s->frag % (SQFS_META_SIZE / 16)) * 16, w, size;
+	uint8_t ent[16];
+	size_t len = s->bs;
+	int r;
+
+	blk = s->frag_ptr[s->frag / (SQFS_META_SIZE / 16)];
+	r = sqr_meta_read(vd, &blk, &off, ent, 16, s->frag_ptr[0],
+			  s->frag_table, "fragment table", e);
+	if (r < 0)
+		return r;
+	fstart = get_le64(ent);
+	w = get_le32(ent + 8);
+	size = w & SQFS_BLOCK_SIZE_MASK;
+	if (w >> 25 || !size || size > s->bs)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u has size word 0x%08x, allowed 1..%u",
+			       s->frag, w, s->bs);
+	if (!range_ok(fstart, size, s->bytes_used))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u at %llu+%u is outside the image",
+			       s->frag, (unsigned long long)fstart, size);
+	if (w & SQFS_BLOCK_UNCOMPRESSED) {
+		r = io_read(vd->io, s->dbuf, size, fstart, "squashfs: fragment", e);
+		len = size;
+	} else {
+		r = io_read(vd->io, s->cbuf, size, fstart, "squashfs: fragment", e);
+		if (r >= 0)
+			r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size,
+						s->dbuf, &len, s->bs, e);
+		if (r < 0)
+			err_prefix(e, "squashfs: fragment %u", s->frag);
+	}
+	s->dblock = UINT64_MAX;
+	if (r < 0)
+		return r;
+	if ((uint64_t)s->frag_off + s->tail_len > len)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u holds %zu bytes, the tail needs %u at %u",
+			       s->frag, len, s->tail_len, s->frag_off);
+	s->tail = malloc(s->tail_len);
+	if (!s->tail)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	memcpy(s->tail, s->dbuf + s->frag_off, s->tail_len);
+	return 0;
+}
+
+/* The recipe an edgeimg writer left after bytes_used, if any. */
+static int sqr_read_recipe(struct vdisk *vd, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	size_t tl = strlen(SQFS_RECIPE_TAG), len, i;
+	char buf[SQFS_RECIPE_MAX + 32];
+	int r;
+
+	if (vd->io->size <= s->bytes_used)
+		return 0;
+	len = min_u64(sizeof(buf), vd->io->size - s->bytes_used);
+	if (len <= tl)
+		return 0;
+	r = io_read(vd->io, buf, len, s->bytes_used, "squashfs: recipe", e);
+	if (r < 0)
+		return r;
+	if (memcmp(buf, SQFS_RECIPE_TAG, tl))
+		return 0;
+	for (i = tl; i < len && buf[i] != '\n'; i++)
+		if (buf[i] < 0x20 || buf[i] > 0x7e)
+			return 0;
+	if (i == len || i - tl >= sizeof(s->recipe))
+		return 0;
+	memcpy(s->recipe, buf + tl, i - tl);
+	s->recipe[i - tl] = 0;
+	return 0;
+}
+
+int squashfs_open(struct vdisk *vd, struct err *e)
+{
+	uint8_t sb[SQFS_SUPER_SIZE];
+	struct sqr *s;
+	unsigned comp_id, major, minor;
+	int r;
+
+	if (vd->io->flags & IO_STREAM)
+		return err_set(e, EI_EUNSUP, "squashfs: %s is not seekable", vd->io->name);
+	if (vd->io->size < SQFS_SUPER_SIZE)
+		return err_set(e, EI_ETRUNC,
+			       "squashfs: file of %llu bytes is shorter than the 96-byte superblock",
+			       (unsigned long long)vd->io->size);
+	r = io_read(vd->io, sb, sizeof(sb), 0, "squashfs: superblock", e);
+	if (r < 0)
+		return r;
+	if (get_le32(sb) != SQFS_MAGIC)
+		return err_set(e, EI_EFORMAT, "squashfs: no 'hsqs' magic");
+	major = get_le16(sb + SB_MAJOR);
+	minor = get_le16(sb + SB_MINOR);
+	if (major != 4 || minor != 0)
+		return err_set(e, EI_EUNSUP,
+			       "squashfs: version %u.%u is not supported (4.0 is)",
+			       major, minor);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	vd->priv = s;
+	s->dblock = UINT64_MAX;
+	s->opt_level = -1;
+	s->frag = SQFS_INVALID_FRAG;
+	comp_id = get_le16(sb + SB_COMPRESSION);
+	s->comp = squashfs_comp_by_id(comp_id);
+	if (!s->comp) {
+		r = err_set(e, EI_EUNSUP, "squashfs: compression id %u is unknown",
+			    comp_id);
+		goto fail;
+	}
+	if (squashfs_comp_built(s->comp) < 0) {
+		r = err_set(e, EI_EUNSUP,
+			    "squashfs: %s compression is not supported by this build",
+			    s->comp->name);
+		goto fail;
+	}
+	s->bs = get_le32(sb + SB_BLOCK_SIZE);
+	s->log = get_le16(sb + SB_BLOCK_LOG);
+	if (!is_pow2(s->bs) || s->bs < (1u << SQFS_MIN_LOG) ||
+	    s->bs > (1u << SQFS_MAX_LOG)) {
+		r = err_set(e, EI_ECORRUPT,
+			    "squashfs: block_size %u is not a power of two between 4096 and 1048576",
+			    s->bs);
+		goto fail;
+	}
+	if (s->log < SQFS_MIN_LOG || s->log > SQFS_MAX_LOG || s->bs != 1u << s->log) {
+		r = err_set(e, EI_ECORRUPT,
+			    "squashfs: block_log %u does not match block_size %u",
+			    s->log, s->bs);
+		goto fail;
+	}
+	s->flags = get_le16(sb + SB_FLAGS);
+	if (s->flags & ~SQFS_FLAGS_KNOWN) {
+		r = err_set(e, EI_EUNSUP, "squashfs: unknown flags 0x%04x",
+			    s->flags & ~SQFS_FLAGS_KNOWN);
+		goto fail;
+	}
+	s->bytes_used = get_le64(sb + SB_BYTES_USED);
+	if (s->bytes_used > vd->io->size || s->bytes_used < SQFS_SUPER_SIZE) {
+		r = err_set(e, EI_ETRUNC,
+			    "squashfs: bytes_used %llu is not between 96 and the file size %llu",
+			    (unsigned long long)s->bytes_used,
+			    (unsigned long long)vd->io->size);
+		goto fail;
+	}
+	s->inodes = get_le32(sb + SB_INODES);
+	s->mkfs_time = get_le32(sb + SB_MKFS_TIME);
+	s->fragments = get_le32(sb + SB_FRAGMENTS);
+	s->no_ids = get_le16(sb + SB_NO_IDS);
+	s->root_ref = get_le64(sb + SB_ROOT_INODE);
+	s->inode_table = get_le64(sb + SB_INODE_TABLE);
+	s->dir_table = get_le64(sb + SB_DIR_TABLE);
+	s->frag_table = get_le64(sb + SB_FRAG_TABLE);
+	if ((s->root_ref & 0xffff) >= SQFS_META_SIZE || s->root_ref >> 48) {
+		r = err_set(e, EI_ECORRUPT,
+			    "squashfs: root_inode offset %llu is not below 8192",
+			    (unsigned long long)(s->root_ref & 0xffff));
+		goto fail;
+	}
+	if (!s->inodes) {
+		r = err_set(e, EI_ECORRUPT, "squashfs: inodes is 0");
+		goto fail;
+	}
+	s->cbuf = malloc(s->bs > SQFS_META_SIZE ? s->bs : SQFS_META_SIZE);
+	s->dbuf = malloc(s->bs);
+	s->mc = malloc(SQR_MCACHE * sizeof(*s->mc));
+	if (!s->cbuf || !s->dbuf || !s->mc) {
+		r = err_set(e, -ENOMEM, "squashfs: out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < SQR_MCACHE; i++)
+		s->mc[i].pos = UINT64_MAX;
+	r = sqr_tables(vd, sb, e);
+	if (r < 0)
+		goto fail;
+	r = sqr_comp_opts(vd, e);
+	if (r < 0)
+		goto fail;
+	r = sqr_root(vd, e);
+	if (r < 0)
+		goto fail;
+	r = sqr_pick(vd, e);
+	if (r < 0)
+		goto fail;
+	r = sqr_file(vd, e);
+	if (r < 0)
+		goto fail;
+	if (s->frag != SQFS_INVALID_FRAG && (r = sqr_tail(vd, e)) < 0)
+		goto fail;
+	r = sqr_read_recipe(vd, e);
+	if (r < 0)
+		goto fail;
+	vd->size = s->fsize;
+	return 0;
+fail:
+	squashfs_close(vd);
+	return r;
+}
+
+void squashfs_close(struct vdisk *vd)
+{
+	struct sqr *s = vd->priv;
+
+	if (!s)
+		return;
+	if (s->comp)
+		squashfs_ctx_free(s->comp, s->ctx);
+	free(s->frag_ptr);
+	free(s->listing);
+	free(s->ent);
+	free(s->words);
+	free(s->cum);
+	free(s->tail);
+	free(s->cbuf);
+	free(s->dbuf);
+	free(s->mc);
+	free(s);
+	vd->priv = NULL;
+}
+
+/* The on-disk position of block @i. */
+static uint64_t sqr_block_pos(const struct sqr *s, uint64_t i)
+{
+	uint64_t pos = s->start + s->cum[i / SQR_CUM_STEP];
+
+	for (uint64_t j = i - i % SQR_CUM_STEP; j < i; j++)
+		pos += s->words[j] & SQFS_BLOCK_SIZE_MASK;
+	return pos;
+}
+
+/* Decompress block @i into @dst (sqr_blen() bytes). */
+static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint32_t w = s->words[i], size = w & SQFS_BLOCK_SIZE_MASK;
+	uint64_t pos = sqr_block_pos(s, i);
+	size_t len = sqr_blen(s, i);
+	int r;
+
+	if (w & SQFS_BLOCK_UNCOMPRESSED)
+		return io_read(vd->io, dst, size, pos, "squashfs: data block", e);
+	r = io_read(vd->io, s->cbuf, size, pos, "squashfs: data block", e);
+	if (r >= 0)
+		r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size, dst,
+					&len, s->bs, e);
+	if (r < 0) {
+		err_prefix(e, "squashfs: block %llu", (unsigned long long)i);
+		return r;
+	}
+	if (len != sqr_blen(s, i))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: block %llu decompressed to %zu bytes, expected %u",
+			       (unsigned long long)i, len, sqr_blen(s, i));
+	return 0;
+}
+
+int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		  struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint8_t *d = buf;
+	uint64_t tail_at = s->nblocks << s->log;
+
+	while (len) {
+		uint64_t i = off >> s->log;
+		uint32_t in = (uint32_t)(off & (s->bs - 1));
+		size_t n;
+		int r;
+
+		if (off >= tail_at && s->frag != SQFS_INVALID_FRAG) {
+			memcpy(d, s->tail + (off - tail_at), len);
+			return 0;
+		}
+		n = min_u64(len, sqr_blen(s, i) - in);
+		if (!s->words[i]) {
+			memset(d, 0, n);
+		} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
+			r = io_read(vd->io, d, n, sqr_block_pos(s, i) + in,
+				    "squashfs: data block", e);
+			if (r < 0)
+				return r;
+		} else if (!in && n == sqr_blen(s, i)) {
+			r = sqr_block(vd, i, d, e);
+			if (r < 0)
+				return r;
+		} else {
+			if (s->dblock != i) {
+				s->dblock = UINT64_MAX;
+				r = sqr_block(vd, i, s->dbuf, e);
+				if (r < 0)
+					return r;
+				s->dblock = i;
+			}
+			memcpy(d, s->dbuf + in, n);
+		}
+		d += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int squashfs_extent(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct extent *ext, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t i = off >> s->log, end = off + len, pos;
+	int hole;
+
+	(void)e;
+	if (i >= s->nblocks) {
+		ext->type = EXT_DATA;
+		ext->len = len;
+		return 0;
+	}
+	hole = !s->words[i];
+	pos = min_u64((i + 1) << s->log, s->fsize);
+	for (i++; pos < end && i < s->nblocks && (!s->words[i]) == hole; i++)
+		pos = min_u64((i + 1) << s->log, s->fsize);
+	if (!hole && pos < end && i == s->nblocks)
+		pos = end;      /* the tail in a fragment is data too */
+	ext->type = hole ? EXT_HOLE : EXT_DATA;
+	ext->len = min_u64(pos, end) - off;
+	return 0;
+}
+
+int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	struct sqr_entry *d = &s->ent[s->file];
+
+	(void)e;
+	info_str(out, "compression", "%s", s->comp->name);
+	if (s->opt_level >= 0)
+		info_u64(out, "compression-level", (uint64_t)s->opt_level);
+	info_u64(out, "block-size", s->bs);
+	info_u64(out, "bytes-used", s->bytes_used);
+	info_u64(out, "inodes", s->inodes);
+	info_u64(out, "fragments", s->fragments);
+	info_u64(out, "mkfs-time", s->mkfs_time);
+	info_str(out, "flags", "0x%04x", s->flags);
+	info_str(out, "disk-file", "%.*s", (int)d->name_len, (const char *)d->name);
+	info_u64(out, "sparse-bytes", s->sparse);
+	info_list(out, "files");
+	for (size_t i = 0; i < s->nent && i < 64; i++) {
+		d = &s->ent[i];
+		info_begin(out, NULL);
+		info_str(out, "name", "%.*s", (int)d->name_len, (const char *)d->name);
+		info_str(out, "type", "%s", sqr_type_name(d->type));
+		if (d->type == SQFS_REG)
+			info_u64(out, "size", d->size);
+		info_end(out);
+	}
+	info_list_end(out);
+	if (s->recipe[0])
+		info_str(out, "recipe", "%s", s->recipe);
+	return 0;
+}
+
+int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	size_t n = strlen(s->recipe);
+
+	if (!n)
+		return 0;
+	if (n + 1 > len)
+		return err_set(e, -ENOSPC, "squashfs: recipe of %zu bytes does not fit", n);
+	memcpy(buf, s->recipe, n + 1);
+	return (int)n;
+}

@@ -1,0 +1,1000 @@
+// SPDX-License-Identifier: MIT
+/*
+ * squashfs writer: the virtual disk as one regular file (disk.img) in a
+ * squashfs 4.0 filesystem that the kernel, unsquashfs and squashfs-tools-ng
+ * read.  Layout, as mksquashfs lays it out:
+ *
+ *   superblock | compressor options (lz4 always; gzip, zstd when the level
+ *   is not mksquashfs's default) | disk.img's blocks (zero blocks are sparse,
+ *   incompressible ones stored plain, the last one short) | copies of
+ *   unaligned partitions | the manifest | fragments | inode table |
+ *   directory table | fragment table | id table | recipe | zero padding to 4 KiB
+ *
+ * With partitions=on each GPT/MBR partition is *also* a file pN.img, plus a
+ * text manifest partitions.txt.  A partition that starts on a block
+ * boundary shares disk.img's blocks (its block list is a slice of disk.img's,
+ * as mksquashfs shares the blocks of duplicate files), so it costs only its
+ * inode and a fragment for a tail that does not fill a block; a partition
+ * that does not start on a block boundary is stored a second time.
+ *
+ * Blocks are compressed in the pipeline (src/pipeline.h); the output is the
+ * same bytes for any -j.  Memory: the pipeline's units plus disk.img's block
+ * list, 4 bytes a block (32 KiB per GiB at 128 KiB blocks), which must go in
+ * the inode table after the data; it is counted against the memory cap, so
+ * the cap bounds the disk size per block size (64 MiB: 1 TiB at 128 KiB).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "generated/features.h"
+#include "limits.h"
+#include "pipeline.h"
+#include "squashfs.h"
+
+#define SQW_ZERO 1u             /* unit: out_len sparse blocks, no data */
+#define SQW_RAW 2u              /* unit: incompressible, store in[] */
+#define SQW_MAX_RUN 65536       /* sparse blocks in one unit */
+#define SQW_MANIFEST "partitions.txt"
+#define SQW_FILE_MODE 0644
+#define SQW_DIR_MODE 0755
+#define SQW_MAX_FILES (SQFS_MAX_PARTS + 2)
+
+struct sqw_file {
+	char name[72];
+	uint64_t size;
+	uint64_t start;         /* first data block */
+	const uint32_t *words;  /* nblocks size words (own, or disk.img's) */
+	uint32_t *own;
+	uint64_t nblocks;
+	uint64_t sparse;        /* bytes in sparse blocks */
+	uint32_t frag, frag_off;
+	uint64_t tail_src;      /* where the fragment tail is on the disk */
+	uint32_t tail_len;
+	const char *mem;        /* the content, when not from the disk */
+	uint32_t number;
+	uint64_t ref;           /* inode: block << 16 | offset */
+};
+
+struct sqw_meta {
+	uint8_t buf[SQFS_META_SIZE];
+	size_t used;
+	uint64_t written;       /* bytes of this table written so far */
+	uint64_t *blocks;       /* positions of its blocks, when asked */
+	size_t nblocks, cap;
+};
+
+struct sqw {
+	struct vdisk *src;
+	struct io *out;
+	const struct write_opts *wo;
+	const struct squashfs_comp *comp;
+	int level, partitions;
+	uint32_t bs, log, mtime;
+	char name[72];
+	uint64_t pos;           /* the next byte of the output */
+	uint64_t done, total;   /* progress */
+	void *mctx;             /* the caller thread's compressor state */
+	uint8_t *buf;           /* bs: compressed output in this thread */
+	uint8_t *fbuf;          /* bs: the fragment being filled */
+	uint32_t fused;
+	uint64_t *frag_start;
+	uint32_t *frag_word, nfrag, frag_cap;
+	/* the stream being written through the pipeline */
+	uint32_t *words;
+	uint64_t nwords, sparse, slen;
+	uint64_t pl_cap;        /* the pipeline's share of the memory cap */
+	struct sqw_file file[SQW_MAX_FILES];
+	unsigned nfiles;
+	int shared;
+	char *manifest;
+};
+
+static int sqw_write(struct sqw *w, const void *p, size_t len, struct err *e)
+{
+	int r = io_write(w->out, p, len, w->pos, e);
+
+	if (r >= 0)
+		w->pos += len;
+	return r;
+}
+
+static void sqw_progress(struct sqw *w, uint64_t n)
+{
+	w->done += n;
+	if (w->wo->progress)
+		w->wo->progress(w->wo->progress_arg, w->done, w->total);
+}
+
+/* Compress @len bytes of @in into w->buf; 1 when stored plain. */
+static int sqw_pack(struct sqw *w, const uint8_t *in, size_t len,
+		    size_t *out_len, struct err *e)
+{
+	size_t n = len - 1;
+	int r;
+
+	if (len < 2)
+		return 1;
+	r = squashfs_compress(w->comp, &w->mctx, in, len, w->buf, &n,
+			      w->level, w->bs, e);
+	if (r == -ENOSPC)
+		return 1;
+	if (r < 0)
+		return r;
+	*out_len = n;
+	return 0;
+}
+
+/* --- metadata: 8 KiB blocks, compressed when that is smaller ----------- */
+
+static int sqw_meta_block(struct sqw *w, struct sqw_meta *m, struct err *e)
+{
+	uint8_t hdr[2];
+	size_t n = 0;
+	int r, plain;
+
+	if (!m->used)
+		return 0;
+	if (m->blocks) {
+		if (m->nblocks == m->cap)
+			return err_set(e, EI_ELIMIT, "squashfs: table too large");
+		m->blocks[m->nblocks++] = w->pos;
+	}
+	plain = sqw_pack(w, m->buf, m->used, &n, e);
+	if (plain < 0)
+		return plain;
+	if (plain) {
+		put_le16(hdr, (uint16_t)(m->used | SQFS_META_UNCOMPRESSED));
+		n = m->used;
+	} else {
+		put_le16(hdr, (uint16_t)n);
+	}
+	if ((r = sqw_write(w, hdr, 2, e)) < 0 ||
+	    (r = sqw_write(w, plain ? m->buf : w->buf, n, e)) < 0)
+		return r;
+	m->written += 2 + n;
+	m->used = 0;
+	return 0;
+}
+
+static int sqw_meta_add(struct sqw *w, struct sqw_meta *m, const void *p,
+			size_t len, struct err *e)
+{
+	const uint8_t *b = p;
+
+	while (len) {
+		size_t n = min_u64(len, SQFS_META_SIZE - m->used);
+		int r;
+
+		memcpy(m->buf + m->used, b, n);
+		m->used += n;
+		b += n;
+		len -= n;
+		if (m->used == SQFS_META_SIZE && (r = sqw_meta_block(w, m, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static uint64_t sqw_meta_ref(const struct sqw_meta *m)
+{
+	return m->written << 16 | m->used;
+}
+
+/* A table in metadata blocks followed by its index; *@at gets the index. */
+static int sqw_table(struct sqw *w, const uint8_t *data, size_t len,
+		     uint64_t *at, struct err *e)
+{
+	struct sqw_meta *m = calloc(1, sizeof(*m));
+	uint8_t p[8];
+	int r;
+
+	if (!m)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	m->cap = len / SQFS_META_SIZE + 1;
+	m->blocks = calloc(m->cap, sizeof(*m->blocks));
+	r = m->blocks ? 0 : err_set(e, -ENOMEM, "squashfs: out of memory");
+	if (r >= 0)
+		r = sqw_meta_add(w, m, data, len, e);
+	if (r >= 0)
+		r = sqw_meta_block(w, m, e);
+	*at = w->pos;
+	for (size_t i = 0; r >= 0 && i < m->nblocks; i++) {
+		put_le64(p, m->blocks[i]);
+		r = sqw_write(w, p, 8, e);
+	}
+	free(m->blocks);
+	free(m);
+	return r;
+}
+
+/* --- data blocks, through the pipeline ----------------------------------- */
+
+static int sqw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+{
+	struct sqw *w = arg;
+	size_t n = u->in_len - 1;
+	int r;
+
+	if (u->flags & SQW_ZERO)
+		return 0;
+	if (buf_is_zero(u->in, u->in_len)) {
+		u->flags |= SQW_ZERO;
+		u->out_len = 1;
+		return 0;
+	}
+	if (u->in_len < 2) {
+		u->flags |= SQW_RAW;
+		return 0;
+	}
+	r = squashfs_compress(w->comp, ctx, u->in, u->in_len, u->out, &n,
+			      w->level, w->bs, e);
+	if (r == -ENOSPC) {
+		u->flags |= SQW_RAW;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	u->out_len = n;
+	return 0;
+}
+
+static int sqw_emit(void *arg, struct pl_unit *u, struct err *e)
+{
+	struct sqw *w = arg;
+	int r;
+
+	if (u->flags & SQW_ZERO) {
+		uint64_t bytes = 0;
+
+		for (size_t i = 0; i < u->out_len; i++, w->nwords++) {
+			uint64_t len = min_u64(w->bs, w->slen - (w->nwords << w->log));
+
+			w->words[w->nwords] = 0;
+			bytes += len;
+		}
+		w->sparse += bytes;
+		sqw_progress(w, bytes);
+		return 0;
+	}
+	if (u->flags & SQW_RAW) {
+		r = sqw_write(w, u->in, u->in_len, e);
+		w->words[w->nwords++] = (uint32_t)u->in_len | SQFS_BLOCK_UNCOMPRESSED;
+	} else {
+		r = sqw_write(w, u->out, u->out_len, e);
+		w->words[w->nwords++] = (uint32_t)u->out_len;
+	}
+	sqw_progress(w, u->in_len);
+	return r;
+}
+
+static void sqw_ctx_free(void *arg, void *ctx)
+{
+	struct sqw *w = arg;
+
+	squashfs_ctx_free(w->comp, ctx);
+}
+
+static const struct pl_ops sqw_pl_ops = {
+	.work = sqw_work,
+	.emit = sqw_emit,
+	.ctx_free = sqw_ctx_free,
+};
+
+/*
+ * Where the disk reads as zero or as data, to skip zeros without reading
+ * them and to read data without asking again.
+ */
+struct sqw_map {
+	uint64_t zero_until, data_until;
+};
+
+static int sqw_map_at(struct sqw *w, struct sqw_map *m, uint64_t off,
+		      uint64_t end, struct err *e)
+{
+	struct extent ext;
+	int r;
+
+	if (off < m->zero_until || off < m->data_until)
+		return 0;
+	r = vdisk_extent(w->src, off, end - off, &ext, e);
+	if (r < 0)
+		return r;
+	if (ext.type == EXT_DATA)
+		m->data_until = off + ext.len;
+	else
+		m->zero_until = off + ext.len;
+	return 0;
+}
+
+/* Fill @buf with the @len disk bytes at @off. */
+static int sqw_fill(struct sqw *w, struct sqw_map *m, uint8_t *buf,
+		    uint64_t off, size_t len, uint64_t end, struct err *e)
+{
+	uint64_t pos = off;
+
+	while (pos < off + len) {
+		uint64_t stop = off + len, n;
+		int r = sqw_map_at(w, m, pos, end, e);
+
+		if (r < 0)
+			return r;
+		if (pos < m->data_until) {
+			n = min_u64(stop, m->data_until) - pos;
+			r = vdisk_read(w->src, buf + (pos - off), n, pos, e);
+			if (r < 0)
+				return r;
+		} else {
+			n = min_u64(stop, m->zero_until) - pos;
+			memset(buf + (pos - off), 0, n);
+		}
+		pos += n;
+	}
+	return 0;
+}
+
+/*
+ * Write the @len disk bytes at @off as the blocks of one file (the last
+ * one short), filling @words; *@sparse gets the bytes of sparse blocks.
+ */
+static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
+		      uint32_t *words, uint64_t *sparse, struct err *e)
+{
+	uint64_t nb = (len + w->bs - 1) >> w->log, k = 0, end = off + len;
+	struct sqw_map map = { 0, 0 };
+	struct pipeline *p = NULL;
+	int r;
+
+	r = pipeline_new(&sqw_pl_ops, w, w->wo->threads, w->bs, w->bs,
+			 w->pl_cap, &p, e);
+	if (r < 0)
+		return r;
+	w->words = words;
+	w->nwords = 0;
+	w->sparse = 0;
+	w->slen = len;
+	while (r >= 0 && k < nb) {
+		uint64_t boff = off + (k << w->log);
+		size_t blen = (size_t)min_u64(w->bs, end - boff);
+		struct pl_unit *u;
+
+		r = sqw_map_at(w, &map, boff, end, e);
+		if (r < 0)
+			break;
+		u = pipeline_get(p, e);
+		if (!u) {
+			r = e->code ? e->code : -EIO;
+			break;
+		}
+		u->off = boff;
+		if (boff + blen <= map.zero_until) {
+			size_t count = 0;
+
+			while (k < nb && count < SQW_MAX_RUN &&
+			       min_u64(off + ((k + 1) << w->log), end) <= map.zero_until) {
+				k++;
+				count++;
+			}
+			u->flags = SQW_ZERO;
+			u->out_len = count;
+		} else {
+			r = sqw_fill(w, &map, u->in, boff, blen, end, e);
+			u->in_len = blen;
+			k++;
+		}
+		if (r >= 0)
+			r = pipeline_submit(p, u, e);
+	}
+	if (r >= 0)
+		r = pipeline_finish(p, e);
+	pipeline_free(p);
+	if (r >= 0 && w->nwords != nb)
+		r = err_set(e, -EIO, "squashfs: %llu of %llu blocks written",
+			    (unsigned long long)w->nwords, (unsigned long long)nb);
+	*sparse = w->sparse;
+	return r;
+}
+
+/* --- fragments: the tails of files that do not fill a block ------------- */
+
+static int sqw_frag_flush(struct sqw *w, struct err *e)
+{
+	size_t n = 0;
+	int r;
+
+	if (!w->fused)
+		return 0;
+	if (w->nfrag == w->frag_cap) {
+		uint32_t cap = w->frag_cap ? 2 * w->frag_cap : 16;
+		uint64_t *s = realloc(w->frag_start, cap * sizeof(*s));
+		uint32_t *v;
+
+		if (s)
+			w->frag_start = s;
+		v = s ? realloc(w->frag_word, cap * sizeof(*v)) : NULL;
+		if (!v)
+			return err_set(e, -ENOMEM, "squashfs: out of memory");
+		w->frag_word = v;
+		w->frag_cap = cap;
+	}
+	w->frag_start[w->nfrag] = w->pos;
+	r = sqw_pack(w, w->fbuf, w->fused, &n, e);
+	if (r < 0)
+		return r;
+	if (r) {
+		w->frag_word[w->nfrag] = w->fused | SQFS_BLOCK_UNCOMPRESSED;
+		r = sqw_write(w, w->fbuf, w->fused, e);
+	} else {
+		w->frag_word[w->nfrag] = (uint32_t)n;
+		r = sqw_write(w, w->buf, n, e);
+	}
+	w->nfrag++;
+	w->fused = 0;
+	return r;
+}
+
+static int sqw_frag_add(struct sqw *w, struct sqw_file *f, struct err *e)
+{
+	int r;
+
+	if (!f->tail_len)
+		return 0;
+	if (w->fused + f->tail_len > w->bs && (r = sqw_frag_flush(w, e)) < 0)
+		return r;
+	f->frag = w->nfrag;
+	f->frag_off = w->fused;
+	if (f->mem)
+		memcpy(w->fbuf + w->fused, f->mem + (f->size - f->tail_len),
+		       f->tail_len);
+	else if ((r = vdisk_read(w->src, w->fbuf + w->fused, f->tail_len,
+				 f->tail_src, e)) < 0)
+		return r;
+	w->fused += f->tail_len;
+	return 0;
+}
+
+/* --- the files ----------------------------------------------------------- */
+
+static struct sqw_file *sqw_file_new(struct sqw *w, const char *name,
+				     uint64_t size)
+{
+	struct sqw_file *f = &w->file[w->nfiles++];
+
+	memset(f, 0, sizeof(*f));
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->size = size;
+	f->frag = SQFS_INVALID_FRAG;
+	return f;
+}
+
+/* A file whose content is in memory: blocks here, the tail in a fragment. */
+static int sqw_mem_file(struct sqw *w, struct sqw_file *f, struct err *e)
+{
+	f->nblocks = f->size >> w->log;
+	f->tail_len = (uint32_t)(f->size & (w->bs - 1));
+	f->own = calloc(f->nblocks ? f->nblocks : 1, sizeof(*f->own));
+	if (!f->own)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	f->words = f->own;
+	f->start = w->pos;
+	for (uint64_t i = 0; i < f->nblocks; i++) {
+		const uint8_t *b = (const uint8_t *)f->mem + (i << w->log);
+		size_t n = 0;
+		int r = sqw_pack(w, b, w->bs, &n, e);
+
+		if (r < 0)
+			return r;
+		f->own[i] = r ? w->bs | SQFS_BLOCK_UNCOMPRESSED : (uint32_t)n;
+		r = sqw_write(w, r ? b : w->buf, r ? w->bs : n, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int sqw_manifest(struct sqw *w, const struct squashfs_ptable *pt,
+			struct err *e)
+{
+	size_t cap = 256 + (size_t)pt->n * 320, len;
+	char *s = malloc(cap);
+
+	if (!s)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	len = (size_t)snprintf(s, cap,
+			       "# edgeimg partitions of %s: %s, %u partitions, %llu bytes\n"
+			       "# index file start size type uuid name (start and size in bytes)\n",
+			       w->name, pt->kind, pt->n,
+			       (unsigned long long)w->src->size);
+	for (unsigned i = 0; i < pt->n; i++) {
+		const struct squashfs_part *p = &pt->part[i];
+
+		len += (size_t)snprintf(s + len, cap - len,
+					"%u p%u.img %llu %llu %s %s \"%s\"\n",
+					p->index, p->index,
+					(unsigned long long)p->start,
+					(unsigned long long)p->size, p->type,
+					p->uuid, p->name);
+	}
+	w->manifest = s;
+	sqw_file_new(w, SQW_MANIFEST, len)->mem = s;
+	return 0;
+}
+
+/* The files of partitions=on, after disk.img (file[0]) is written. */
+static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
+			  struct err *e)
+{
+	const struct sqw_file *disk = &w->file[0];
+	int r;
+
+	for (unsigned i = 0; i < pt->n; i++) {
+		const struct squashfs_part *p = &pt->part[i];
+		char name[32];
+		struct sqw_file *f;
+
+		snprintf(name, sizeof(name), "p%u.img", p->index);
+		f = sqw_file_new(w, name, p->size);
+		if (p->start & (w->bs - 1)) {
+			/* Not on a block boundary: a copy of its own. */
+			f->nblocks = (p->size + w->bs - 1) >> w->log;
+			f->own = malloc(f->nblocks ? f->nblocks * 4 : 1);
+			if (!f->own)
+				return err_set(e, -ENOMEM, "squashfs: out of memory");
+			f->words = f->own;
+			f->start = w->pos;
+			r = sqw_stream(w, p->start, p->size, f->own, &f->sparse, e);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* On a block boundary: a slice of disk.img's blocks. */
+		f->nblocks = p->size >> w->log;
+		f->words = disk->words + (p->start >> w->log);
+		f->start = disk->start;
+		for (uint64_t b = 0; b < (p->start >> w->log); b++)
+			f->start += disk->words[b] & SQFS_BLOCK_SIZE_MASK;
+		for (uint64_t b = 0; b < f->nblocks; b++)
+			if (!f->words[b])
+				f->sparse += w->bs;
+		f->tail_len = (uint32_t)(p->size & (w->bs - 1));
+		f->tail_src = p->start + (f->nblocks << w->log);
+		w->shared |= f->nblocks > 0;
+	}
+	return sqw_manifest(w, pt, e);
+}
+
+/* --- inode and directory tables ------------------------------------------ */
+
+static void sqw_inode_hdr(uint8_t *b, unsigned type, unsigned mode,
+			  uint32_t mtime, uint32_t number)
+{
+	put_le16(b, (uint16_t)type);
+	put_le16(b + 2, (uint16_t)mode);
+	put_le16(b + 4, 0);     /* uid: id 0 (root) */
+	put_le16(b + 6, 0);     /* gid */
+	put_le32(b + 8, mtime);
+	put_le32(b + 12, number);
+}
+
+static int sqw_file_inode(struct sqw *w, struct sqw_meta *m,
+			  struct sqw_file *f, struct err *e)
+{
+	uint8_t b[SQFS_INODE_HDR + SQFS_LREG_SIZE], words[4096];
+	int ext = f->sparse || f->size >> 32 || f->start >> 32;
+	size_t n = 0;
+	int r;
+
+	f->ref = sqw_meta_ref(m);
+	sqw_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->mtime,
+		      f->number);
+	if (ext) {
+		put_le64(b + 16, f->start);
+		put_le64(b + 24, f->size);
+		put_le64(b + 32, f->sparse);
+		put_le32(b + 40, 1);
+		put_le32(b + 44, f->frag);
+		put_le32(b + 48, f->frag == SQFS_INVALID_FRAG ? 0 : f->frag_off);
+		put_le32(b + 52, SQFS_INVALID_XATTR);
+		n = SQFS_INODE_HDR + SQFS_LREG_SIZE;
+	} else {
+		put_le32(b + 16, (uint32_t)f->start);
+		put_le32(b + 20, f->frag);
+		put_le32(b + 24, f->frag == SQFS_INVALID_FRAG ? 0 : f->frag_off);
+		put_le32(b + 28, (uint32_t)f->size);
+		n = SQFS_INODE_HDR + SQFS_REG_SIZE;
+	}
+	r = sqw_meta_add(w, m, b, n, e);
+	for (uint64_t i = 0; r >= 0 && i < f->nblocks; i += sizeof(words) / 4) {
+		uint64_t c = min_u64(sizeof(words) / 4, f->nblocks - i);
+
+		for (uint64_t j = 0; j < c; j++)
+			put_le32(words + 4 * j, f->words[i + j]);
+		r = sqw_meta_add(w, m, words, c * 4, e);
+	}
+	return r;
+}
+
+static int sqw_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct sqw_file *)a)->name,
+		      ((const struct sqw_file *)b)->name);
+}
+
+/* The root directory's listing, in name order; returns its length. */
+static size_t sqw_listing(struct sqw *w, uint8_t *d)
+{
+	size_t len = 0, hdr = 0;
+	uint32_t count = 0, blk = 0, base = 0;
+
+	for (unsigned i = 0; i < w->nfiles; i++) {
+		const struct sqw_file *f = &w->file[i];
+		size_t nl = strlen(f->name);
+
+		if (!count || f->ref >> 16 != blk || count == SQFS_DIR_MAX_COUNT) {
+			hdr = len;
+			blk = (uint32_t)(f->ref >> 16);
+			base = f->number;
+			count = 0;
+			put_le32(d + len + 4, blk);
+			put_le32(d + len + 8, base);
+			len += SQFS_DIR_HDR;
+		}
+		put_le32(d + hdr, count++);     /* entries - 1 after this one */
+		put_le16(d + len, (uint16_t)(f->ref & 0xffff));
+		put_le16(d + len + 2, (uint16_t)(f->number - base));
+		put_le16(d + len + 4, SQFS_REG);
+		put_le16(d + len + 6, (uint16_t)(nl - 1));
+		memcpy(d + len + SQFS_DIR_ENTRY, f->name, nl);
+		len += SQFS_DIR_ENTRY + nl;
+	}
+	return len;
+}
+
+static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
+{
+	struct sqw_meta *m = calloc(1, sizeof(*m));
+	uint8_t *listing = NULL, b[SQFS_INODE_HDR + SQFS_DIR_SIZE];
+	uint64_t root, at;
+	size_t len;
+	int r = 0;
+
+	listing = malloc(w->nfiles * (SQFS_DIR_HDR + SQFS_DIR_ENTRY + 72));
+	if (!m || !listing) {
+		r = err_set(e, -ENOMEM, "squashfs: out of memory");
+		goto out;
+	}
+	/* Inode table: the files in name order (numbers 1..n), then the root. */
+	put_le64(sb + SB_INODE_TABLE, w->pos);
+	for (unsigned i = 0; r >= 0 && i < w->nfiles; i++) {
+		w->file[i].number = i + 1;
+		r = sqw_file_inode(w, m, &w->file[i], e);
+	}
+	if (r < 0)
+		goto out;
+	len = sqw_listing(w, listing);
+	root = sqw_meta_ref(m);
+	sqw_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->mtime, w->nfiles + 1);
+	put_le32(b + 16, 0);                    /* listing at the table's start */
+	put_le32(b + 20, 2);                    /* nlink */
+	put_le16(b + 24, (uint16_t)(len + 3));
+	put_le16(b + 26, 0);
+	put_le32(b + 28, w->nfiles + 2);        /* parent of the root: inodes + 1 */
+	r = sqw_meta_add(w, m, b, sizeof(b), e);
+	if (r >= 0)
+		r = sqw_meta_block(w, m, e);
+	if (r < 0)
+		goto out;
+	put_le64(sb + SB_ROOT_INODE, root);
+	put_le32(sb + SB_INODES, w->nfiles + 1);
+	/* Directory table: the root's listing. */
+	put_le64(sb + SB_DIR_TABLE, w->pos);
+	memset(m, 0, sizeof(*m));
+	r = sqw_meta_add(w, m, listing, len, e);
+	if (r >= 0)
+		r = sqw_meta_block(w, m, e);
+	if (r < 0)
+		goto out;
+	/* Fragment table: 16 bytes an entry. */
+	put_le32(sb + SB_FRAGMENTS, w->nfrag);
+	if (w->nfrag) {
+		uint8_t *t = malloc((size_t)w->nfrag * 16);
+
+		if (!t) {
+			r = err_set(e, -ENOMEM, "squashfs: out of memory");
+			goto out;
+		}
+		for (uint32_t i = 0; i < w->nfrag; i++) {
+			put_le64(t + 16 * i, w->frag_start[i]);
+			put_le32(t + 16 * i + 8, w->frag_word[i]);
+			put_le32(t + 16 * i + 12, 0);
+		}
+		r = sqw_table(w, t, (size_t)w->nfrag * 16, &at, e);
+		free(t);
+		if (r < 0)
+			goto out;
+	} else {
+		at = w->pos;
+	}
+	put_le64(sb + SB_FRAG_TABLE, at);
+	put_le64(sb + SB_EXPORT_TABLE, SQFS_INVALID_BLK);
+	/* Id table: one id, 0 (root). */
+	memset(b, 0, 4);
+	r = sqw_table(w, b, 4, &at, e);
+	put_le64(sb + SB_ID_TABLE, at);
+	put_le16(sb + SB_NO_IDS, 1);
+	put_le64(sb + SB_XATTR_TABLE, SQFS_INVALID_BLK);
+out:
+	free(listing);
+	free(m);
+	return r;
+}
+
+/* --- options -------------------------------------------------------------- */
+
+static int sqw_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 64 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._+-", *s)))
+			return 0;
+	return 1;
+}
+
+static int sqw_options(struct sqw *w, struct err *e)
+{
+	struct opts o;
+	const char *s;
+	uint64_t v;
+	int r;
+
+	r = opts_parse(w->wo->options, &o, e);
+	if (r < 0)
+		return r;
+	s = opts_get(&o, "compression");
+	if (!s)
+		s = strcmp(EI_DEFAULT_CODEC, "zstd") ? "gzip" : "zstd";
+	if (!strcmp(s, "zlib"))
+		s = "gzip";
+	w->comp = squashfs_comp_by_name(s);
+	if (!w->comp || squashfs_comp_built(w->comp) < 0)
+		return err_set(e, EI_EUSAGE,
+			       "squashfs: compression=%s is not one of gzip, zstd, xz, lz4 built in",
+			       s);
+	w->level = w->comp->level_default;
+	r = opts_get_u64(&o, "level", &v, "squashfs", e);
+	if (r < 0)
+		return r;
+	if (r) {
+		if (v < (uint64_t)w->comp->level_min || v > (uint64_t)w->comp->level_max)
+			return err_set(e, EI_EUSAGE,
+				       "squashfs: level=%llu is not %d..%d for %s",
+				       (unsigned long long)v, w->comp->level_min,
+				       w->comp->level_max, w->comp->name);
+		w->level = (int)v;
+	}
+	v = EI_DEFAULT_BLOCK;
+	r = opts_get_u64(&o, "block_size", &v, "squashfs", e);
+	if (r < 0)
+		return r;
+	if (!is_pow2(v) || v < (1u << SQFS_MIN_LOG) || v > (1u << SQFS_MAX_LOG))
+		return err_set(e, EI_EUSAGE,
+			       "squashfs: block_size=%llu is not a power of two from 4096 to 1048576",
+			       (unsigned long long)v);
+	w->bs = (uint32_t)v;
+	for (w->log = 0; (1u << w->log) < w->bs; w->log++)
+		;
+	s = opts_get(&o, "name");
+	snprintf(w->name, sizeof(w->name), "%s", s ? s : SQFS_DEFAULT_NAME);
+	if (!sqw_name_ok(w->name))
+		return err_set(e, EI_EUSAGE,
+			       "squashfs: name=%s is not 1..64 of A-Z a-z 0-9 . _ + -",
+			       w->name);
+	s = opts_get(&o, "partitions");
+	if (s && strcmp(s, "on") && strcmp(s, "off"))
+		return err_set(e, EI_EUSAGE, "squashfs: partitions=%s is not on or off", s);
+	w->partitions = s && !strcmp(s, "on");
+	if (w->partitions && (!strcmp(w->name, SQW_MANIFEST) ||
+			      (w->name[0] == 'p' && strspn(w->name + 1, "0123456789") &&
+			       !strcmp(w->name + 1 + strspn(w->name + 1, "0123456789"), ".img"))))
+		return err_set(e, EI_EUSAGE,
+			       "squashfs: name=%s clashes with the files of partitions=on",
+			       w->name);
+	r = opts_get_u64(&o, "mtime", &v, "squashfs", e);
+	if (r < 0)
+		return r;
+	if (!r) {
+		const char *env = getenv("SOURCE_DATE_EPOCH");
+
+		v = 0;
+		if (env && *env && parse_size(env, &v) < 0)
+			return err_set(e, EI_EUSAGE,
+				       "squashfs: SOURCE_DATE_EPOCH=%s is not a number", env);
+	}
+	if (v > UINT32_MAX)
+		return err_set(e, EI_EUSAGE,
+			       "squashfs: mtime %llu does not fit squashfs' 32 bits",
+			       (unsigned long long)v);
+	w->mtime = (uint32_t)v;
+	return opts_unused(&o, "squashfs", e);
+}
+
+/* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
+static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
+{
+	uint8_t b[10];
+	size_t n = 0;
+
+	switch (w->comp->id) {
+	case SQFS_COMP_GZIP:
+		if (w->level == 9)
+			return 0;
+		put_le32(b + 2, (uint32_t)w->level);
+		put_le16(b + 6, 15);    /* window_size */
+		put_le16(b + 8, 0);     /* strategies: default */
+		n = 8;
+		break;
+	case SQFS_COMP_ZSTD:
+		if (w->level == 15)
+			return 0;
+		put_le32(b + 2, (uint32_t)w->level);
+		n = 4;
+		break;
+	case SQFS_COMP_LZ4:
+		put_le32(b + 2, SQFS_LZ4_LEGACY);
+		put_le32(b + 6, SQFS_LZ4_HC);
+		n = 8;
+		break;
+	default:
+		return 0;
+	}
+	put_le16(b, (uint16_t)(n | SQFS_META_UNCOMPRESSED));
+	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
+	return sqw_write(w, b, n + 2, e);
+}
+
+/* The recipe after bytes_used, then zeros to the next 4 KiB. */
+static int sqw_trailer(struct sqw *w, struct err *e)
+{
+	char t[SQFS_RECIPE_MAX + 64];
+	uint8_t zero[SQFS_DEVBLK] = { 0 };
+	int n = snprintf(t, sizeof(t),
+			 SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
+			 "block_size=%u,name=%s,partitions=%s,mtime=%u\n",
+			 EDGEIMG_VERSION, w->comp->name, w->level, w->bs, w->name,
+			 w->partitions ? "on" : "off", w->mtime);
+	uint64_t end;
+	int r;
+
+	r = sqw_write(w, t, (size_t)n, e);
+	end = (w->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
+	if (r >= 0 && end > w->pos)
+		r = sqw_write(w, zero, end - w->pos, e);
+	return r;
+}
+
+static void sqw_free(struct sqw *w)
+{
+	for (unsigned i = 0; i < w->nfiles; i++)
+		free(w->file[i].own);
+	if (w->comp)
+		squashfs_ctx_free(w->comp, w->mctx);
+	free(w->buf);
+	free(w->fbuf);
+	free(w->frag_start);
+	free(w->frag_word);
+	free(w->manifest);
+	free(w);
+}
+
+int squashfs_write(struct vdisk *src, struct io *out,
+		   const struct write_opts *wo, struct err *e)
+{
+	struct squashfs_ptable *pt = NULL;
+	struct sqw *w = calloc(1, sizeof(*w));
+	uint8_t sb[SQFS_SUPER_SIZE];
+	uint64_t list;
+	struct sqw_file *disk;
+	int r;
+
+	if (!w)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	w->src = src;
+	w->out = out;
+	w->wo = wo;
+	r = sqw_options(w, e);
+	if (r < 0)
+		goto out;
+	w->total = src->size;
+	list = ((src->size + w->bs - 1) >> w->log) * 4;
+	if (w->partitions) {
+		pt = malloc(sizeof(*pt));
+		if (!pt) {
+			r = err_set(e, -ENOMEM, "squashfs: out of memory");
+			goto out;
+		}
+		r = squashfs_parts_read(src, pt, e);
+		if (r < 0)
+			goto out;
+		for (unsigned i = 0; i < pt->n; i++) {
+			if (pt->part[i].start & (w->bs - 1)) {
+				w->total += pt->part[i].size;
+				list += ((pt->part[i].size + w->bs - 1) >> w->log) * 4;
+			}
+		}
+	}
+	/*
+	 * The block lists stay in memory until the inode table: at most half
+	 * the cap; the pipeline gets the rest but for this thread's buffers.
+	 */
+	if (list > wo->mem_cap / 2 || (uint64_t)8 * w->bs > wo->mem_cap / 2) {
+		r = err_set(e, EI_ELIMIT,
+			    "squashfs: a disk of %llu bytes needs %llu bytes of block lists, more than half the memory cap of %llu; use a larger block_size",
+			    (unsigned long long)src->size, (unsigned long long)list,
+			    (unsigned long long)wo->mem_cap);
+		goto out;
+	}
+	w->pl_cap = wo->mem_cap - list - (uint64_t)4 * w->bs;
+	w->buf = malloc(w->bs);
+	w->fbuf = malloc(w->bs);
+	if (!w->buf || !w->fbuf) {
+		r = err_set(e, -ENOMEM, "squashfs: out of memory");
+		goto out;
+	}
+	memset(sb, 0, sizeof(sb));
+	put_le32(sb, SQFS_MAGIC);
+	put_le32(sb + SB_BLOCK_SIZE, w->bs);
+	put_le16(sb + SB_COMPRESSION, w->comp->id);
+	put_le16(sb + SB_BLOCK_LOG, (uint16_t)w->log);
+	put_le16(sb + SB_MAJOR, 4);
+	put_le16(sb + SB_MINOR, 0);
+	put_le32(sb + SB_MKFS_TIME, w->mtime);
+	w->pos = SQFS_SUPER_SIZE;
+	r = sqw_comp_opts(w, sb, e);
+	if (r < 0)
+		goto out;
+
+	disk = sqw_file_new(w, w->name, src->size);
+	disk->nblocks = (src->size + w->bs - 1) >> w->log;
+	disk->own = malloc(disk->nblocks ? disk->nblocks * 4 : 1);
+	if (!disk->own) {
+		r = err_set(e, -ENOMEM, "squashfs: out of memory");
+		goto out;
+	}
+	disk->words = disk->own;
+	disk->start = w->pos;
+	r = sqw_stream(w, 0, src->size, disk->own, &disk->sparse, e);
+	if (r < 0)
+		goto out;
+	if (w->partitions) {
+		r = sqw_partitions(w, pt, e);
+		if (r < 0)
+			goto out;
+		for (unsigned i = 0; r >= 0 && i < w->nfiles; i++)
+			if (w->file[i].mem)
+				r = sqw_mem_file(w, &w->file[i], e);
+		for (unsigned i = 0; r >= 0 && i < w->nfiles; i++)
+			r = sqw_frag_add(w, &w->file[i], e);
+		if (r >= 0)
+			r = sqw_frag_flush(w, e);
+		if (r < 0)
+			goto out;
+	}
+	if (w->shared)
+		put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_DUPLICATES);
+	qsort(w->file, w->nfiles, sizeof(w->file[0]), sqw_by_name);
+	r = sqw_tables(w, sb, e);
+	if (r < 0)
+		goto out;
+	put_le64(sb + SB_BYTES_USED, w->pos);
+	r = sqw_trailer(w, e);
+	if (r >= 0)
+		r = io_write(out, sb, sizeof(sb), 0, e);
+out:
+	free(pt);
+	sqw_free(w);
+	return r;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * squashfs 4.0, private to formats/squashfs/: on-disk constants (from the
+ * kernel's Documentation/filesystems/squashfs.rst and squashfs-tools'
+ * squashfs_fs.h, all little-endian), the compressor table, and the entry
+ * points the table in squashfs.c points at.
+ */
+#ifndef EDGEIMG_SQUASHFS_H
+#define EDGEIMG_SQUASHFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+#define SQFS_MAGIC 0x73717368u          /* "hsqs" */
+#define SQFS_SUPER_SIZE 96
+#define SQFS_META_SIZE 8192             /* uncompressed metadata block */
+#define SQFS_META_MAX_DISK (SQFS_META_SIZE + 2)
+#define SQFS_META_UNCOMPRESSED 0x8000u  /* in a metadata block's header */
+#define SQFS_BLOCK_UNCOMPRESSED (1u << 24)      /* in a block size word */
+#define SQFS_BLOCK_SIZE_MASK 0xffffffu
+#define SQFS_INVALID_BLK 0xffffffffffffffffull
+#define SQFS_INVALID_FRAG 0xffffffffu
+#define SQFS_INVALID_XATTR 0xffffffffu
+#define SQFS_MIN_LOG 12                 /* 4 KiB blocks */
+#define SQFS_MAX_LOG 20                 /* 1 MiB blocks */
+#define SQFS_DEVBLK 4096                /* images are padded to this */
+
+/* Superblock fields, by byte offset. */
+#define SB_INODES 4
+#define SB_MKFS_TIME 8
+#define SB_BLOCK_SIZE 12
+#define SB_FRAGMENTS 16
+#define SB_COMPRESSION 20
+#define SB_BLOCK_LOG 22
+#define SB_FLAGS 24
+#define SB_NO_IDS 26
+#define SB_MAJOR 28
+#define SB_MINOR 30
+#define SB_ROOT_INODE 32
+#define SB_BYTES_USED 40
+#define SB_ID_TABLE 48
+#define SB_XATTR_TABLE 56
+#define SB_INODE_TABLE 64
+#define SB_DIR_TABLE 72
+#define SB_FRAG_TABLE 80
+#define SB_EXPORT_TABLE 88
+
+/* Superblock flags. */
+#define SQFS_FLAG_NOI 0x0001            /* inodes uncompressed */
+#define SQFS_FLAG_NOD 0x0002            /* data uncompressed */
+#define SQFS_FLAG_NOF 0x0008            /* fragments uncompressed */
+#define SQFS_FLAG_NO_FRAG 0x0010
+#define SQFS_FLAG_ALWAYS_FRAG 0x0020
+#define SQFS_FLAG_DUPLICATES 0x0040
+#define SQFS_FLAG_EXPORT 0x0080
+#define SQFS_FLAG_NOX 0x0100
+#define SQFS_FLAG_NO_XATTR 0x0200
+#define SQFS_FLAG_COMP_OPT 0x0400
+#define SQFS_FLAG_NOID 0x0800
+#define SQFS_FLAGS_KNOWN 0x0fff
+
+/* Compressor ids. */
+#define SQFS_COMP_GZIP 1
+#define SQFS_COMP_LZMA 2
+#define SQFS_COMP_LZO 3
+#define SQFS_COMP_XZ 4
+#define SQFS_COMP_LZ4 5
+#define SQFS_COMP_ZSTD 6
+
+/* lz4 compressor options: the kernel needs them and version 1. */
+#define SQFS_LZ4_LEGACY 1
+#define SQFS_LZ4_HC 1
+
+/* Inode types; directory entries carry the basic ones (1..7). */
+#define SQFS_DIR 1
+#define SQFS_REG 2
+#define SQFS_SYMLINK 3
+#define SQFS_BLKDEV 4
+#define SQFS_CHRDEV 5
+#define SQFS_FIFO 6
+#define SQFS_SOCKET 7
+#define SQFS_LDIR 8
+#define SQFS_LREG 9
+#define SQFS_LSYMLINK 10
+#define SQFS_LSOCKET 14
+
+#define SQFS_INODE_HDR 16               /* type, mode, uid, gid, mtime, number */
+#define SQFS_REG_SIZE 16                /* after the header, before the list */
+#define SQFS_LREG_SIZE 40
+#define SQFS_DIR_SIZE 16
+#define SQFS_LDIR_SIZE 24
+#define SQFS_DIR_HDR 12                 /* count - 1, start block, inode base */
+#define SQFS_DIR_ENTRY 8                /* offset, delta, type, name size - 1 */
+#define SQFS_DIR_MAX_COUNT 256
+#define SQFS_NAME_MAX 256
+#define SQFS_SYMLINK_MAX 4096
+
+/*
+ * The recipe: written right after bytes_used, in the padding every reader
+ * (kernel, unsquashfs, squashfs-tools-ng) ignores, as
+ * "edgeimg-recipe:" RECIPE "\n".
+ */
+#define SQFS_RECIPE_TAG "edgeimg-recipe:"
+#define SQFS_RECIPE_MAX 512
+
+/* The file a reader picks when there are several. */
+#define SQFS_DEFAULT_NAME "disk.img"
+
+struct squashfs_comp {
+	const char *name;       /* -o compression= and mksquashfs -comp */
+	uint16_t id;
+	const char *codec;      /* the src/codec.c table it uses, or NULL */
+	int level_min, level_max, level_default;
+};
+
+/* squashfs_comp_by_id(), _by_name() - the table entry, or NULL. */
+const struct squashfs_comp *squashfs_comp_by_id(unsigned id);
+const struct squashfs_comp *squashfs_comp_by_name(const char *name);
+
+/* squashfs_comp_built() - 0 when this build can (de)compress @c. */
+int squashfs_comp_built(const struct squashfs_comp *c);
+
+/*
+ * squashfs_compress() - compress @in into @out (capacity *@out_len),
+ * blocks of a filesystem with @block_size; -ENOSPC when the result would
+ * not be smaller than the input (store it uncompressed).  *@ctx is the
+ * thread's state, NULL at first; squashfs_ctx_free().
+ */
+int squashfs_compress(const struct squashfs_comp *c, void **ctx,
+		      const void *in, size_t in_len, void *out,
+		      size_t *out_len, int level, uint32_t block_size,
+		      struct err *e);
+
+/*
+ * squashfs_decompress() - decompress @in into @out, capacity *@out_len,
+ * setting *@out_len; output beyond the capacity or a bad stream is
+ * EI_ECODEC.  Memory is bounded by @block_size (xz dictionaries).
+ */
+int squashfs_decompress(const struct squashfs_comp *c, void **ctx,
+			const void *in, size_t in_len, void *out,
+			size_t *out_len, uint32_t block_size, struct err *e);
+
+void squashfs_ctx_free(const struct squashfs_comp *c, void *ctx);
+
+/* squashfs-read.c */
+int squashfs_open(struct vdisk *vd, struct err *e);
+int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		  struct err *e);
+int squashfs_extent(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct extent *ext, struct err *e);
+void squashfs_close(struct vdisk *vd);
+int squashfs_info(struct vdisk *vd, struct info *out, struct err *e);
+int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
+
+/* squashfs-write.c */
+int squashfs_write(struct vdisk *src, struct io *out,
+		   const struct write_opts *wo, struct err *e);
+
+/* squashfs-parts.c: the partition table of a disk, for partitions=on. */
+#define SQFS_MAX_PARTS 128
+
+struct squashfs_part {
+	unsigned index;         /* Linux numbering: GPT slot + 1; MBR 1-4, 5+ */
+	uint64_t start, size;   /* bytes */
+	char type[40];          /* GPT type GUID, or "0x83" */
+	char uuid[40];          /* GPT partition GUID, or "-" */
+	char name[112];         /* GPT name as UTF-8, or "" */
+};
+
+struct squashfs_ptable {
+	const char *kind;       /* "gpt" or "mbr" */
+	unsigned n;
+	struct squashfs_part part[SQFS_MAX_PARTS];
+};
+
+/*
+ * squashfs_parts_read() - the GPT (primary header, CRCs checked) or MBR
+ * (with logical partitions) of @src; EI_EUSAGE when it has none.
+ */
+int squashfs_parts_read(struct vdisk *src, struct squashfs_ptable *pt,
+			struct err *e);
+
+#endif

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Delta patches: the encoder and decoder of the patch format described in
+ * src/delta-format.md.  A patch describes the NEW virtual disk's content in
+ * terms of the OLD one; it knows nothing of containers except the recipe
+ * string and the SHA-256 of the container file it carries for the CLI.
+ * No printing, no exit: errors are values.
+ */
+#ifndef EDGEIMG_DELTA_H
+#define EDGEIMG_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "io.h"
+#include "sha.h"
+#include "vdisk.h"
+
+/* --- the format (see src/delta-format.md) ------------------------------- */
+
+#define DELTA_MAGIC "EIDELTA\x1a"       /* 8 bytes */
+#define DELTA_MAGIC_LEN 8
+#define DELTA_VERSION 1
+#define DELTA_HDR_FIXED 256             /* header bytes before the recipe */
+#define DELTA_RECIPE_MAX 1024
+#define DELTA_HDR_MAX (DELTA_HDR_FIXED + DELTA_RECIPE_MAX + SHA256_LEN)
+#define DELTA_CHUNK_MAGIC "EICH"
+#define DELTA_CHUNK_HDR 56              /* bytes of a chunk header */
+
+/* Incompatible features: a decoder refuses a patch with a bit it lacks. */
+#define DELTA_INCOMPAT_REF (1ULL << 0)     /* data frames use OLD references */
+#define DELTA_INCOMPAT_RECIPE (1ULL << 1)  /* the target is a container */
+#define DELTA_INCOMPAT_KNOWN (DELTA_INCOMPAT_REF | DELTA_INCOMPAT_RECIPE)
+
+/* Operation types, in the low 2 bits of an op's first varint. */
+enum delta_op { DELTA_OP_ZERO = 0, DELTA_OP_COPY = 1, DELTA_OP_DATA = 2 };
+
+/*
+ * Limits every decoder enforces; they bound apply memory (about 36 MiB in
+ * the worst case, see the spec) whatever the patch claims.
+ */
+#define DELTA_BLOCK 4096                   /* the encoder's matching unit */
+#define DELTA_MAX_CHUNK_NEW (256ULL << 20) /* NEW bytes one chunk describes */
+#define DELTA_MAX_OPS_LEN (1u << 20)       /* decompressed op stream */
+#define DELTA_MAX_OPS 65536                /* operations in one chunk */
+#define DELTA_MAX_REFS 65536               /* OLD ranges in one reference */
+#define DELTA_MAX_REF (16u << 20)          /* bytes of one reference */
+#define DELTA_MAX_DATA (16u << 20)         /* decompressed data of a chunk */
+#define DELTA_MAX_WINDOW_LOG 25            /* zstd window a frame may ask */
+#define DELTA_MAX_CHUNKS (1u << 24)
+
+struct delta_header {
+	uint32_t version;
+	uint32_t header_size;   /* bytes, checksum included */
+	uint64_t incompat, compat;
+	uint64_t old_size, new_size;
+	uint64_t patch_size;    /* bytes of the whole patch */
+	uint32_t chunk_count;
+	uint32_t block_size;    /* informational: the encoder's unit */
+	uint32_t max_data, max_ref;     /* the largest data and reference of any chunk */
+	uint8_t old_sha[SHA256_LEN];    /* SHA-256 of OLD's content */
+	uint8_t new_sha[SHA256_LEN];    /* SHA-256 of NEW's content */
+	uint64_t target_size;           /* size of the target file */
+	uint8_t target_sha[SHA256_LEN]; /* SHA-256 of the target file */
+	char recipe[DELTA_RECIPE_MAX + 1]; /* "" for a raw target */
+	uint8_t id[SHA256_LEN];         /* the header checksum: the patch's identity */
+};
+
+/* delta_is_patch() - 1 when @head (at least 8 bytes) starts with the magic. */
+int delta_is_patch(const uint8_t *head, size_t len);
+
+/*
+ * delta_header_parse() - decode and check a header from @buf.  Returns
+ * the header's size when @len holds all of it (filling @h), EI_ETRUNC when
+ * @len is too short (after at least DELTA_HDR_FIXED bytes, the message
+ * then says how many are needed: call again with more), or an error.
+ * With @no_sum set the header checksum is not checked (fuzzing only).
+ */
+int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *h,
+		       int no_sum, struct err *e);
+
+/*
+ * delta_header_read() - read and parse the header at the start of @io (a
+ * file or a stream).  The raw bytes go to @raw (DELTA_HDR_MAX bytes) when
+ * it is not NULL.
+ */
+int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
+		      struct err *e);
+
+/* --- helpers shared by the verbs ---------------------------------------- */
+
+/* sha256_zeros() - feed @n zero bytes to @c. */
+void sha256_zeros(struct sha256 *c, uint64_t n);
+
+/*
+ * delta_hash_disk() - SHA-256 of @vd's whole content (holes read as
+ * zero), with @progress called as it goes (may be NULL).
+ */
+int delta_hash_disk(struct vdisk *vd, uint8_t out[SHA256_LEN],
+		    void (*progress)(void *arg, uint64_t done, uint64_t total),
+		    void *arg, struct err *e);
+
+/*
+ * delta_canon_open() - a view of @inner (borrowed, kept open by the caller)
+ * whose extents come from its content alone: every all-zero DELTA_BLOCK
+ * block (aligned to the disk) is a hole, everything else data.  Writers
+ * re-encoding a container see the same extents whether NEW came from an
+ * image or from a patch, so a deterministic writer gives the same bytes.
+ * Not thread-safe (one 1 MiB cache).  Close with vdisk_close().
+ */
+int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e);
+
+/*
+ * delta_recipe_split() - the format name and the writer options of
+ * @recipe ("format=FMT,writer=VER,k=v,..."): @fmt gets FMT, @ver VER (""
+ * when absent), @opts the rest.  EI_ECORRUPT when it is malformed.
+ */
+int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
+		       char *ver, size_t ver_len, char *opts, size_t opts_len,
+		       struct err *e);
+
+/* --- encoder ------------------------------------------------------------ */
+
+struct delta_enc_opts {
+	int level;              /* zstd level of the data, 1..22 (0: 19) */
+	unsigned threads;       /* compression workers, >= 1 */
+	uint64_t mem_cap;       /* bytes of the pipeline's units (0: 128 MiB) */
+	uint64_t chunk_new;     /* NEW bytes per chunk at most (0: 64 MiB) */
+	const char *recipe;     /* the target container's recipe, NULL: raw */
+	const uint8_t *target_sha;      /* with a recipe: the container's SHA-256 */
+	uint64_t target_size;
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+struct delta_enc_stats {
+	uint64_t zero, copy, data;      /* NEW bytes by operation */
+	uint64_t ref;                   /* OLD bytes used as references */
+	uint64_t chunks, patch_size;
+	uint8_t old_sha[SHA256_LEN], new_sha[SHA256_LEN];
+};
+
+/*
+ * delta_encode() - write to @out (an empty, seekable file) the patch that
+ * turns @old into @new.  Memory: an index of OLD (about 20 MiB per GiB of
+ * OLD data, capped at 192 MiB) plus the pipeline (mem_cap).  Output is the
+ * same bytes for any thread count.  @st may be NULL.
+ */
+int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
+		 const struct delta_enc_opts *o, struct delta_enc_stats *st,
+		 struct err *e);
+
+/* --- decoder ------------------------------------------------------------ */
+
+/*
+ * Where the NEW disk goes: @write receives NEW in order, each byte once;
+ * @buf NULL means @len zero bytes.
+ */
+struct delta_sink {
+	int (*write)(void *arg, const void *buf, size_t len, uint64_t off,
+		     struct err *e);
+	void *arg;
+};
+
+/* A position between chunks: what a checkpoint records. */
+struct delta_pos {
+	uint32_t chunk;         /* the next chunk to decode */
+	uint64_t patch_off;     /* its offset in the patch */
+	uint64_t new_done;      /* NEW bytes produced before it */
+	struct sha256 sha;      /* SHA-256 state over those bytes */
+};
+
+#define DELTA_DEC_NO_SUMS 1u    /* ignore chunk CRCs (fuzzing only) */
+
+struct delta_dec;
+
+/*
+ * delta_dec_new() - a decoder of the patch whose header is @h, reading
+ * chunks from @patch (the patch from byte @base on: 0 for a whole patch, a
+ * checkpoint's patch offset for a resumed stream) and OLD from @old, whose
+ * size must be h->old_size (its content hash is the caller's to check
+ * first).  Starts at @pos, or at the first chunk when NULL.  Borrows all
+ * of them.
+ */
+int delta_dec_new(const struct delta_header *h, struct vdisk *old,
+		  struct io *patch, uint64_t base, const struct delta_pos *pos,
+		  unsigned flags, struct delta_dec **out, struct err *e);
+
+/*
+ * delta_dec_next() - decode the next chunk into @s: the whole chunk is
+ * read and checked before its first byte is passed on.  Returns 1 after a
+ * chunk, 0 at the end once everything is verified (chunk count, patch
+ * size, no trailing bytes, NEW's SHA-256), or an error: EI_ETRUNC when the
+ * patch ends early (the caller may resume later), EI_ECORRUPT/EI_ECODEC
+ * for an invalid patch, EI_EMISMATCH when NEW's hash differs.
+ */
+int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
+		   struct err *e);
+
+/* delta_dec_pos() - the position after the last decoded chunk. */
+void delta_dec_pos(const struct delta_dec *d, struct delta_pos *pos);
+
+void delta_dec_free(struct delta_dec *d);
+
+#endif

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+# bench-delta.sh: the "delta" section of tests/bench/bench.sh (sourced; uses
+# its ei, corpus, tmp, has, measure, header, row, ratio and size_of).
+# Patches v1 -> v2 of the corpus as raw disks against zstd --patch-from and
+# xdelta3, apply against xdelta3 -d, then the same two disks as squashfs-
+# backed and compressed qcow2 images written by edgeimg, and prints the
+# issue's targets with the measured ratios.
+for t in zstd xdelta3; do
+	command -v $t >/dev/null || { echo "bench: delta needs $t (the peer)" >&2; exit 1; }
+done
+v1=$corpus/disk-v1.raw v2=$corpus/disk-v2.raw
+for f in "$v1" "$v2"; do
+	[ -f "$f" ] || { echo "bench: $f missing" >&2; exit 1; }
+done
+verdicts=()
+# verdict TEXT VALUE LIMIT: "ok" when VALUE <= LIMIT.
+verdict() {
+	verdicts+=("$(awk -v t="$1" -v v="$2" -v l="$3" \
+		'BEGIN{printf "  %-58s %8s <= %-6s %s", t, v, l, (v != "-" && v + 0 <= l + 0) ? "ok" : "MISSED"}')")
+}
+
+header "Delta, raw disks v1 -> v2 (1 GiB each): edgeimg delta vs zstd -19 --long=31 --patch-from, xdelta3 -9 -B 1073741824 (sizes: patch bytes)"
+rm -f "$tmp/e.patch" "$tmp/z.patch" "$tmp/x.patch"
+measure e "$ei" delta "$v1" "$v2" "$tmp/e.patch"
+de_wall=$e_wall de_rss=$e_rss
+measure p zstd -q -f -19 --long=31 --patch-from="$v1" "$v2" -o "$tmp/z.patch"
+row "raw vs zstd -19" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")"
+verdict "raw patch / zstd --patch-from's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")")" 1.0
+verdict "delta wall time / zstd's" "$(ratio "$e_wall" "$p_wall")" 0.25
+verdict "delta peak RSS, MiB" "$(mib "$de_rss")" 512
+measure p xdelta3 -f -9 -B 1073741824 -e -s "$v1" "$v2" "$tmp/x.patch"
+row "raw vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
+raw_patch=$(size_of "$tmp/e.patch")
+
+header "Apply, raw: edgeimg apply vs xdelta3 -d (sizes: allocated bytes of the output)"
+rm -f "$tmp/e.raw" "$tmp/x.raw"
+measure e "$ei" apply "$v1" "$tmp/e.patch" "$tmp/e.raw"
+measure p xdelta3 -f -d -s "$v1" "$tmp/x.patch" "$tmp/x.raw"
+cmp -s "$tmp/e.raw" "$v2" || { echo "bench: edgeimg apply: output differs from v2" >&2; exit 1; }
+cmp -s "$tmp/x.raw" "$v2" || { echo "bench: xdelta3 -d: output differs from v2" >&2; exit 1; }
+row "apply raw" $(($(stat -c %b "$tmp/e.raw") * 512)) $(($(stat -c %b "$tmp/x.raw") * 512))
+verdict "apply wall time / xdelta3 -d's" "$(ratio "$e_wall" "$p_wall")" 1.0
+verdict "apply peak RSS, MiB" "$(mib "$e_rss")" 64
+rm -f "$tmp/e.raw" "$tmp/x.raw" "$tmp/z.patch" "$tmp/x.patch"
+
+# bench_container LABEL FMT EXT CONVERT-OPTIONS...: both disks written by
+# edgeimg as FMT, then patched by edgeimg and by xdelta3 (the files).
+bench_container() {
+	local label=$1 fmt=$2 x=$3
+	shift 3
+	"$ei" convert --force "$@" -O "$fmt" "$v1" "$tmp/c1.$x" >/dev/null 2>&1 &&
+	"$ei" convert --force "$@" -O "$fmt" "$v2" "$tmp/c2.$x" >/dev/null 2>&1 ||
+		{ echo "bench: edgeimg convert -O $fmt failed" >&2; exit 1; }
+	header "Delta, $label (v1, v2 written by edgeimg convert $* -O $fmt): edgeimg delta vs xdelta3 -9 between the files"
+	rm -f "$tmp/e.patch" "$tmp/x.patch"
+	measure e "$ei" delta "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/e.patch"
+	measure p xdelta3 -f -9 -B 1073741824 -e -s "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/x.patch"
+	row "$fmt vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
+	verdict "$label patch / xdelta3's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")")" 0.2
+	verdict "$label patch / the raw patch" "$(ratio "$(size_of "$tmp/e.patch")" "$raw_patch")" 1.2
+	rm -f "$tmp/e.out" "$tmp/x.out"
+	measure e "$ei" apply "$tmp/c1.$x" "$tmp/e.patch" "$tmp/e.out"
+	measure p xdelta3 -f -d -s "$tmp/c1.$x" "$tmp/x.patch" "$tmp/x.out"
+	row "apply $fmt" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
+	cmp -s "$tmp/e.out" "$tmp/c2.$x" || { echo "bench: apply did not rebuild v2's $fmt byte for byte" >&2; exit 1; }
+	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp)")
+	rm -f "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+}
+if has OUTPUT_SQUASHFS; then
+	bench_container "squashfs-backed" squashfs sqfs -o compression=zstd,level=15
+else
+	echo; echo "SKIPPED: squashfs writer not built (no OUTPUT_SQUASHFS): the squashfs-backed delta rows are missing"
+fi
+if has OUTPUT_QCOW2; then
+	bench_container "compressed qcow2" qcow2 qcow2 -c -o compression_type=zstd
+else
+	echo; echo "SKIPPED: qcow2 writer not built (no OUTPUT_QCOW2): the compressed qcow2 delta rows are missing"
+fi
+rm -f "$tmp/e.patch"
+
+echo
+echo "Delta targets (issue 6):"
+printf '%s\n' "${verdicts[@]}"

@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Delta patches: delta/apply round trips judged by cmp and sha256sum, over
+# files, pipes, a loopback HTTP server and a loop device; wrong sources and
+# hostile patches (HOSTILE-INPUTS P1-P10) refused with specific errors and
+# nothing left behind; SIGKILL at random points then --resume; containers.
+. "$(dirname "$0")/../lib.sh"
+need sfdisk mkfs.ext4 debugfs python3 cmp sha256sum curl qemu-img
+
+listing() { ls -A "$T/o" 2>/dev/null; }
+mkdir -p "$T/o"
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# --- fixtures: v1 from tests/mkdisk.sh; v2 = v1 with files changed by debugfs
+mib=24 size=$((24 << 20))
+mkdisk "$T/v1.raw" $mib
+cp "$T/v1.raw" "$T/v2.raw"
+dd if="$T/v1.raw" of="$T/p1" bs=1M skip=1 count=$(((mib - 4) / 2)) status=none
+cp "$TOP/src/format.h" "$T/format.h"
+printf '/* a new line in the new version */\n' >>"$T/format.h"
+head -c 400000 /dev/urandom >"$T/new.bin"
+seq 1 40000 >"$T/numbers.txt"
+debugfs -w "$T/p1" >/dev/null 2>&1 <<EOF
+rm /random.bin
+rm /src/format.h
+write $T/format.h /src/format.h
+write $T/new.bin /new.bin
+mkdir /etc2
+write $T/numbers.txt /etc2/numbers.txt
+EOF
+dd if="$T/p1" of="$T/v2.raw" bs=1M seek=1 conv=notrunc status=none
+rm -f "$T/p1"
+check "debugfs changed the disk" sh -c "! cmp -s '$T/v1.raw' '$T/v2.raw'"
+v1sum=$(sha "$T/v1.raw") v2sum=$(sha "$T/v2.raw")
+
+# --- round trip -------------------------------------------------------------
+run_ei 0 -- delta -v "$T/v1.raw" "$T/v2.raw" "$T/p"
+has "summary" "chunks for $mib MiB of NEW" "$ERR"
+psize=$(stat -c %s "$T/p")
+check "patch is small ($psize bytes for a 0.8 MB change)" test "$psize" -lt 600000
+run_ei 0 -- apply -v "$T/v1.raw" "$T/p" "$T/o/new.raw"
+check "apply gives NEW byte for byte" cmp -s "$T/v2.raw" "$T/o/new.raw"
+check "apply leaves only OUT" test "$(listing)" = new.raw
+check "zero blocks are holes in OUT" \
+	test "$(stat -c %b "$T/o/new.raw")" -le $(($(stat -c %b "$T/v2.raw") + 64))
+rm -f "$T/o/new.raw"
+# deterministic for any -j, and run to run
+for j in 1 2 4 4; do
+	run_ei 0 -- delta --force -j $j --level 5 --chunk 1M "$T/v1.raw" "$T/v2.raw" "$T/p.j$j"
+done
+check "same patch for -j 1, 2, 4 and again" \
+	sh -c "cmp -s '$T/p.j1' '$T/p.j2' && cmp -s '$T/p.j1' '$T/p.j4'"
+rm -f "$T"/p.j?
+
+# --- info PATCH -------------------------------------------------------------
+run_ei 0 -- info "$T/p"
+has "info: format" '^file format: edgeimg delta patch, version 1$' "$OUT"
+has "info: old hash is sha256sum of v1" "^old sha256: $v1sum\$" "$OUT"
+has "info: new hash is sha256sum of v2" "^new sha256: $v2sum\$" "$OUT"
+has "info: target" '^target: raw$' "$OUT"
+run_ei 0 -- info --json "$T/p"
+echo "$OUT" >"$T/info.json"
+check "info --json: sizes, hashes, features" python3 - "$T/info.json" "$v1sum" "$v2sum" "$psize" "$size" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["format"] == "edgeimg-patch" and j["version"] == 1, j
+assert j["old-size"] == j["new-size"] == int(sys.argv[5]), j
+assert j["old-sha256"] == sys.argv[2] and j["new-sha256"] == sys.argv[3], j
+assert j["target"] == "raw" and j["target-sha256"] == sys.argv[3], j
+assert j["patch-size"] == int(sys.argv[4]) and j["chunks"] >= 1, j
+assert set(j["incompatible-features"]) <= {"ref", "recipe"}, j
+PY
+
+# --- shapes: identical disks, other sizes, empty, a partial last block ------
+run_ei 0 -- delta "$T/v1.raw" "$T/v1.raw" "$T/same.p"
+check "a patch between equal disks is tiny" test "$(stat -c %s "$T/same.p")" -lt 1000
+run_ei 0 -- apply "$T/v1.raw" "$T/same.p" "$T/o/same.raw"
+check "equal disks round trip" cmp -s "$T/v1.raw" "$T/o/same.raw"
+head -c 27000123 "$T/v2.raw" >"$T/odd.raw"
+printf 'tail' >>"$T/odd.raw"
+: >"$T/empty.raw"
+for pair in "v1 odd" "odd v1" "empty v1" "v1 empty" "empty empty"; do
+	set -- $pair
+	run_ei 0 -- delta --level 5 "$T/$1.raw" "$T/$2.raw" "$T/s.p"
+	run_ei 0 -- apply "$T/$1.raw" "$T/s.p" "$T/o/s.raw"
+	check "round trip $1 -> $2" cmp -s "$T/$2.raw" "$T/o/s.raw"
+	rm -f "$T/s.p" "$T/o/s.raw"
+done
+rm -f "$T/o/same.raw"
+
+# --- any readable format on either side; --chunk makes many chunks ---------
+qemu-img convert -f raw -O qcow2 "$T/v1.raw" "$T/v1.qcow2"
+qemu-img convert -f raw -O vmdk "$T/v2.raw" "$T/v2.vmdk"
+run_ei 0 -- delta --chunk 1M --level 9 "$T/v1.qcow2" "$T/v2.vmdk" "$T/pc"
+run_ei 0 -- info --json "$T/pc"
+has "--chunk 1M gives $mib chunks" "\"chunks\": $mib" "$OUT"
+run_ei 0 -- apply "$T/v1.qcow2" "$T/pc" "$T/o/n.raw"
+check "qcow2 OLD + patch from vmdk NEW" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+run_ei 0 -- apply "$T/v1.raw" "$T/pc" "$T/o/n.raw"
+check "the patch fits OLD's content whatever its container" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+
+# --- a patch from stdin ------------------------------------------------------
+ei apply "$T/v1.raw" - "$T/o/n.raw" <"$T/p" >/dev/null 2>"$T/.err"
+check "apply reads a redirected patch" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+cat "$T/p" | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+check "apply reads a piped patch" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+
+# --- the wrong source is refused before any write (P5) ----------------------
+cp "$T/v1.raw" "$T/v1x.raw"
+printf '\x01' | dd of="$T/v1x.raw" bs=1 seek=20000000 conv=notrunc status=none
+run_ei 1 -- apply "$T/v1x.raw" "$T/p" "$T/o/n.raw"
+has "one flipped byte of OLD" "is not the patch's source: its SHA-256 is [0-9a-f]{64}, the patch was made for $v1sum: nothing written" "$ERR"
+check "wrong OLD: nothing written, no state" test -z "$(listing)"
+cat "$T/p" | ei apply "$T/v1x.raw" - "$T/o/n.raw" 2>"$T/.err"
+has "wrong OLD through a pipe" "nothing written" "$(cat "$T/.err")"
+check "wrong OLD through a pipe: nothing written" test -z "$(listing)"
+run_ei 1 -- apply "$T/odd.raw" "$T/p" "$T/o/n.raw"
+has "OLD of another size" "the patch was made for a disk of $size bytes: nothing written" "$ERR"
+check "OLD of another size: nothing written" test -z "$(listing)"
+run_ei 1 -- apply "$T/v1.raw" "$T/p" "$T/v1.raw"
+has "OUT exists" 'already exists; use --force' "$ERR"
+run_ei 1 -- apply --force "$T/v1.raw" "$T/p" "$T/v1.raw"
+has "OUT is OLD" 'OUT is OLD' "$ERR"
+check "OLD untouched" test "$(sha "$T/v1.raw")" = "$v1sum"
+
+# --- hostile patches: a specific error, no crash, nothing left (P1-P10) ----
+cat >"$T/pt.py" <<'PY'
+# pt.py IN OUT OP...: rewrite a patch, fixing checksums unless told not to;
+# pt.py IN --batch: the same for each "OUT OP..." line of standard input.
+import hashlib, struct, sys, zlib
+def mutate(b, op):
+    hs = struct.unpack_from("<I", b, 12)[0]
+    def fix_header():
+        rl = struct.unpack_from("<I", b, 72)[0]
+        b[256 + rl:288 + rl] = hashlib.sha256(b[:256 + rl]).digest()
+    def chunks():
+        out, off = [], hs
+        for _ in range(struct.unpack_from("<I", b, 56)[0]):
+            ozl, dzl = struct.unpack_from("<I", b, off + 28)[0], struct.unpack_from("<I", b, off + 44)[0]
+            out.append((off, 56 + ozl + dzl))
+            off += 56 + ozl + dzl
+        return out
+    def fix_chunk(off, n):
+        c = zlib.crc32(bytes(b[off:off + 52]))
+        c = zlib.crc32(bytes(b[off + 56:off + n]), c)
+        struct.pack_into("<I", b, off + 52, c)
+    kind = op[0]
+    if kind == "hdr":          # hdr FMT OFFSET VALUE
+        struct.pack_into("<" + op[1], b, int(op[2]), int(op[3], 0)); fix_header()
+    elif kind == "chunk":      # chunk K FMT OFFSET VALUE (the CRC over the old body)
+        off, n = chunks()[int(op[1])]
+        struct.pack_into("<" + op[2], b, off + int(op[3]), int(op[4], 0))
+        if int(op[3]) in (28, 44):  # the body's length changed
+            n = 56 + struct.unpack_from("<I", b, off + 28)[0] + struct.unpack_from("<I", b, off + 44)[0]
+        fix_chunk(off, min(n, len(b) - off))
+    elif kind == "flip":       # flip OFFSET (no checksum fixed)
+        b[int(op[1])] ^= 0x40
+    elif kind == "flip-body":  # flip a byte of chunk K's body [and fix the CRC]
+        off, n = chunks()[int(op[1])]
+        b[off + 56 + int(op[2])] ^= 0x40
+        if len(op) > 3: fix_chunk(off, n)
+    elif kind == "swap":       # swap chunks 0 and 1
+        (o0, n0), (o1, n1) = chunks()[:2]
+        b[o0:o1 + n1] = b[o1:o1 + n1] + b[o0:o0 + n0]
+    elif kind == "drop":       # drop chunk K, fix patch_size
+        off, n = chunks()[int(op[1])]
+        del b[off:off + n]
+        struct.pack_into("<Q", b, 48, len(b)); fix_header()
+    elif kind == "append":
+        b += b"garbage"
+    elif kind == "cut":
+        del b[int(op[1]):]
+    return b
+src = open(sys.argv[1], "rb").read()
+if sys.argv[2] == "--batch":
+    for line in sys.stdin:
+        out, *op = line.split()
+        open(out, "wb").write(mutate(bytearray(src), op))
+else:
+    open(sys.argv[2], "wb").write(mutate(bytearray(src), sys.argv[3:]))
+PY
+# bp DESC PATTERN OP...: applying the patch rewritten by OP must fail with
+# a message matching PATTERN and leave nothing behind.  All are made by one
+# python run, then applied.
+cases=()
+bp() { cases+=("$1"$'\t'"$2"$'\t'"${*:3}"); }
+hs=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), 12)[0])' "$T/pc")
+bp "P3 new_size 2^62" 'new_size 4611686018427387904 exceeds the limit' hdr Q 40 0x4000000000000000
+bp "old_size 2^64-1" 'exceeds the limit' hdr Q 32 0xffffffffffffffff
+bp "chunk_count 2^32-1" 'chunk_count 4294967295 does not fit' hdr I 56 0xffffffff
+bp "chunk_count 0" 'chunk_count 0 does not fit' hdr I 56 0
+bp "patch_size too small" 'patch_size 100 is less than' hdr Q 48 100
+bp "patch_size too large" 'the patch header says' hdr Q 48 0x7fffffff
+bp "max_data 2^31" 'max_data 2147483648 or max_ref .* exceeds' hdr I 64 0x80000000
+bp "header_size" 'header_size 4096 is not 288' hdr I 12 4096
+bp "recipe_len 2^31" 'recipe_len 2147483648 exceeds' hdr I 72 0x80000000
+bp "version 2" 'version 2, this edgeimg reads version 1' hdr I 8 2
+bp "unknown incompatible feature" 'unknown incompatible features 0x8000000000000000' hdr Q 16 0x8000000000000000
+bp "block_size 3" 'block_size 3 is not a power of two' hdr I 60 3
+bp "raw target hash" 'a raw target must have target_size and target_sha' hdr B 152 0
+bp "corrupt header" 'header checksum mismatch' flip 100
+bp "bad magic" 'not an edgeimg patch' flip 1
+bp "corrupt chunk body" 'chunk 3 at byte [0-9]+: CRC-32 0x[0-9a-f]+, the chunk says' flip-body 3 5
+bp "corrupt zstd frame, CRC fixed" 'chunk 3: op stream (declares|is not|: zstd)' flip-body 3 5 fix
+bp "corrupt data frame, CRC fixed" "(chunk 3: data|NEW's SHA-256 is [0-9a-f]{64}, the patch promises)" flip-body 3 200 fix
+bp "reordered chunks" 'chunk 0 at byte [0-9]+ says it is chunk 1: chunks are missing or out of order' swap
+bp "missing chunk" 'chunk 2 at byte [0-9]+ says it is chunk 3' drop 2
+bp "trailing garbage (P4)" '[0-9]+ bytes, the patch header says' append
+bp "P10 op_count 2^32-1" 'op_count 4294967295 is not 1..65536' chunk 1 I 20 0xffffffff
+bp "ops_len 2^31" 'ops_len 2147483648 / ops_zlen' chunk 1 I 24 0x80000000
+bp "data_len 2^31" 'data_len 2147483648 / data_zlen' chunk 0 I 40 0x80000000
+bp "ref_len over max_ref" 'ref_len 4294967295 out of range' chunk 0 I 36 0xffffffff
+bp "new_len 2^32-1" 'new_len 4294967295 at 0 is not 1..268435456' chunk 0 I 16 0xffffffff
+bp "new_off wrong" 'new_off 5, expected 1048576' chunk 1 Q 8 5
+bp "chunk flags" 'chunk 1: unknown flags 0x4' chunk 1 I 48 4
+bp "op frame size lies" 'op stream (declares|is not one whole|is not a zstd)' chunk 0 I 24 7
+bp "a zstd frame that does not end (P4)" 'chunk 0: (op stream is not one whole zstd frame|data)' chunk 0 I 28 9
+# truncation: a sweep over the header and the first chunk, then the middle
+size=$(stat -c %s "$T/pc")
+for cut in 0 4 8 100 255 256 $((hs - 1)) $hs $((hs + 30)) $((hs + 56)) $((hs + 200)) $((size / 2)) $((size - 1)); do
+	bp "truncated at $cut" '(truncated|file ends|past the end|the patch header says|not an edgeimg patch|no patch magic)' cut $cut
+done
+for i in "${!cases[@]}"; do
+	IFS=$'\t' read -r d pat op <<<"${cases[$i]}"
+	echo "$T/bad$i.p $op"
+done | python3 "$T/pt.py" "$T/pc" --batch
+for i in "${!cases[@]}"; do
+	IFS=$'\t' read -r d pat op <<<"${cases[$i]}"
+	run_ei 1 -- apply "$T/v1.raw" "$T/bad$i.p" "$T/o/n.raw"
+	has "$d" "$pat" "$ERR"
+	check "$d: nothing left behind" test -z "$(listing)"
+	rm -f "$T/bad$i.p"
+done
+
+# the same through a pipe: the end is found while applying
+python3 "$T/pt.py" "$T/pc" "$T/bad.p" cut $((size / 2))
+cat "$T/bad.p" | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+has "a stream cut in the middle is a truncation" 'patch: truncated: a chunk (header|body) at byte [0-9]+' "$(cat "$T/.err")"
+check "a cut stream keeps the state for --resume, no OUT" \
+	test "$(listing | tr '\n' ' ')" = "n.raw.edgeimg-apply n.raw.edgeimg-part "
+python3 "$T/pt.py" "$T/pc" "$T/bad.p" append
+cat "$T/bad.p" | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+has "trailing bytes in a stream" 'trailing bytes after the last chunk' "$(cat "$T/.err")"
+check "trailing bytes: no OUT, no state" test -z "$(listing)"
+# P6: the result's hash differs from the promised one
+python3 "$T/pt.py" "$T/pc" "$T/bad.p" hdr B 112 0
+python3 "$T/pt.py" "$T/bad.p" "$T/bad.p" hdr B 152 0
+run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw"
+has "P6 NEW hash mismatch" "NEW's SHA-256 is $v2sum, the patch promises" "$ERR"
+check "P6: not committed, no state" test -z "$(listing)"
+# peak memory of apply on a hostile header is small
+if [ -z "${SAN:-}" ] && [ -x /usr/bin/time ]; then
+	python3 "$T/pt.py" "$T/pc" "$T/bad.p" chunk 0 I 40 0x800000
+	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw" 2>/dev/null
+	check "hostile chunk: RSS $(tail -n 1 "$T/rss") KiB < 64 MiB" test "$(tail -n 1 "$T/rss")" -lt 65536
+	rm -f "$T"/o/*
+	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG apply "$T/v1.raw" "$T/p" "$T/o/n.raw"
+	check "apply: RSS $(tail -n 1 "$T/rss") KiB < 64 MiB" test "$(tail -n 1 "$T/rss")" -lt 65536
+	rm -f "$T"/o/*
+fi
+
+# --- real transport: HTTP on loopback, a cut download resumed with curl -r -
+cat >"$T/srv.py" <<'PY'
+# A static file server with Range support, on 127.0.0.1, any free port.
+import http.server, io, os, re, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def send_head(self):
+        path = self.translate_path(self.path)
+        m = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
+        if not m or not os.path.isfile(path):
+            return super().send_head()
+        size, start = os.path.getsize(path), int(m.group(1))
+        if start >= size:
+            self.send_error(416)
+            return None
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read()
+        self.send_response(206)
+        self.send_header("Content-Range", "bytes %d-%d/%d" % (start, size - 1, size))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
+os.chdir(sys.argv[1])
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[2], "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+mkdir -p "$T/www"
+cp "$T/pc" "$T/www/p.patch"
+python3 "$T/srv.py" "$T/www" "$T/port" & srv=$!
+for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+url=http://127.0.0.1:$(cat "$T/port")/p.patch
+curl -s "$url" | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+check "curl -s URL | edgeimg apply OLD - OUT" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+half=$(($(stat -c %s "$T/pc") / 2))
+curl -s "$url" | head -c $half | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+has "a cut download stops with a truncation" 'truncated' "$(cat "$T/.err")"
+has "and says how to go on" 'run the same command with --resume' "$(cat "$T/.err")"
+check "a cut download leaves no OUT" test ! -e "$T/o/n.raw"
+run_ei 0 -- apply --resume-offset "$T/o/n.raw"
+off=$OUT
+check "resume offset $off lies inside the first half" test "$off" -gt "$hs" -a "$off" -le "$half"
+curl -s -r "$off-" "$url" | ei apply --resume "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+check "curl -r OFFSET- | apply --resume finishes the job" cmp -s "$T/v2.raw" "$T/o/n.raw"
+check "no state left after the resume" test "$(listing)" = n.raw
+rm -f "$T/o/n.raw"
+# a resumed stream of the whole patch works too; a wrong offset is refused
+curl -s "$url" | head -c $half | ei apply "$T/v1.raw" - "$T/o/n.raw" 2>/dev/null
+curl -s -r "$((hs))-" "$url" | ei apply --resume "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+has "a stream from the wrong chunk is refused" 'the stream starts with chunk 0; the checkpoint needs chunk [1-9]' "$(cat "$T/.err")"
+curl -s "$url" | ei apply --resume "$T/v1.raw" - "$T/o/n.raw" 2>"$T/.err"
+check "--resume with the whole patch on stdin" cmp -s "$T/v2.raw" "$T/o/n.raw"
+rm -f "$T/o/n.raw"
+kill $srv 2>/dev/null
+wait $srv 2>/dev/null
+
+# --- SIGKILL at random points, then --resume: the same result --------------
+# kill points spread over the time an uninterrupted apply takes here
+t0=$(date +%s%N)
+ei apply "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>/dev/null
+dur=$((($(date +%s%N) - t0) / 1000000))
+rm -f "$T/o/k.raw"
+# at LO HI: a random time between LO% and HI% of that, for sleep
+at() {
+	local ms=$((dur * ($1 + RANDOM % ($2 - $1)) / 100))
+	printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+# 10 kills at random points of a fresh apply, each resumed to the end
+reused=0 ok_all=1
+for i in $(seq 10); do
+	$EDGEIMG apply --force "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>/dev/null & pid=$!
+	sleep "$(at 5 95)"
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	o=$(ei apply --resume-offset "$T/o/k.raw")
+	[ "$o" -gt "$hs" ] && reused=$((reused + 1))
+	ei apply --resume --force "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>/dev/null
+	cmp -s "$T/v2.raw" "$T/o/k.raw" || ok_all=0
+	[ -z "$(listing | grep -v '^k.raw$')" ] || ok_all=0
+	rm -f "$T/o/k.raw"
+done
+check "killed at 10 random points and resumed: NEW byte for byte, no state left" test $ok_all = 1
+check "the resumes reused work ($reused of 10 times)" test "$reused" -gt 0
+# kill, resume, kill again...: progress accumulates
+for i in $(seq 10); do
+	$EDGEIMG apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>/dev/null & pid=$!
+	sleep "$(at 5 50)"
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	[ -e "$T/o/k.raw" ] && break
+done
+[ -e "$T/o/k.raw" ] || ei apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>"$T/.err"
+check "killed repeatedly while resuming: NEW byte for byte" cmp -s "$T/v2.raw" "$T/o/k.raw"
+check "no state left" test "$(listing)" = k.raw
+rm -f "$T/o/k.raw"
+# resume refuses another patch or another source
+curl_cut() { head -c $half "$T/pc"; }
+curl_cut | ei apply "$T/v1.raw" - "$T/o/k.raw" 2>/dev/null
+run_ei 1 -- apply --resume "$T/v1.raw" "$T/p" "$T/o/k.raw"
+has "resume with another patch" 'belongs to another patch; refusing to resume' "$ERR"
+run_ei 1 -- apply --resume "$T/v1x.raw" "$T/pc" "$T/o/k.raw"
+has "resume with another source" "is not the patch's source" "$ERR"
+check "refusals keep the state" test "$(listing | tr '\n' ' ')" = "k.raw.edgeimg-apply k.raw.edgeimg-part "
+run_ei 0 -- apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw"
+check "then the right inputs finish it" cmp -s "$T/v2.raw" "$T/o/k.raw"
+rm -f "$T"/o/*
+run_ei 0 -- apply --resume-offset "$T/o/none.raw"
+has "--resume-offset without a checkpoint" '^0$' "$OUT"
+
+# --- a loop device standing in for an inactive A/B slot ---------------------
+if [ "$(id -u)" = 0 ] && [ -z "${SAN:-}" ] && truncate -s 40M "$T/slot.img" &&
+   dev=$(losetup -f --show "$T/slot.img" 2>/dev/null); then
+	head -c 41943040 /dev/urandom >"$dev"
+	run_ei 0 -- apply -v --state "$T/o/slot" "$T/v1.qcow2" "$T/p" "$dev"
+	check "slot: NEW written in place" cmp -s -n $size "$T/v2.raw" "$dev"
+	check "slot: state removed" test -z "$(listing)"
+	run_ei 1 -- apply --state "$T/o/slot" "$T/v1x.raw" "$T/p" "$dev"
+	has "slot: wrong source refused" "nothing written" "$ERR"
+	check "slot: untouched by the refusal" cmp -s -n $size "$T/v2.raw" "$dev"
+	losetup -d "$dev"
+else
+	echo "SKIP $NAME: no loop device (needs root and /dev/loop*): the A/B slot case was not run"
+fi
+rm -f "$T/slot.img"
+
+# --- container targets: squashfs and compressed qcow2 made by edgeimg ------
+container() {
+	local fmt=$1 ext=$2
+	shift 2
+	run_ei 0 -- convert -O "$fmt" "$@" "$T/v1.raw" "$T/c1.$ext"
+	run_ei 0 -- convert -O "$fmt" "$@" "$T/v2.raw" "$T/c2.$ext"
+	run_ei 0 -- delta -v "$T/c1.$ext" "$T/c2.$ext" "$T/p.$ext"
+	check "$fmt: NEW is what the writer gives (no note)" sh -c "! grep -q 'note:' '$T/.err'"
+	run_ei 0 -- info "$T/p.$ext"
+	has "$fmt: the patch names the recipe" "^target: format=$fmt,writer=" "$OUT"
+	has "$fmt: the target hash is NEW's file" "^target sha256: $(sha "$T/c2.$ext")\$" "$OUT"
+	local cs=$(stat -c %s "$T/p.$ext")
+	check "$fmt: patch $cs <= 1.2 x raw patch $psize" test $((cs * 10)) -le $((psize * 12))
+	run_ei 0 -- apply "$T/c1.$ext" "$T/p.$ext" "$T/o/n.$ext"
+	check "$fmt: apply rebuilds NEW's container byte for byte" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
+	check "$fmt: only OUT left" test "$(listing)" = "n.$ext"
+	rm -f "$T/o/n.$ext"
+	cat "$T/p.$ext" | ei apply "$T/v1.raw" - "$T/o/n.$ext" 2>"$T/.err"
+	check "$fmt: raw OLD, piped patch" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
+	rm -f "$T/o/n.$ext"
+	# a wrong container hash: decoded, rebuilt, refused, nothing left
+	python3 "$T/pt.py" "$T/p.$ext" "$T/bad.p" hdr B 152 0
+	run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.$ext"
+	has "$fmt: container hash mismatch" "container built from NEW has [0-9]+ bytes and SHA-256 $(sha "$T/c2.$ext")" "$ERR"
+	check "$fmt: mismatch leaves nothing" test -z "$(listing)"
+	# killed while building the container: resume rebuilds it
+	$EDGEIMG apply "$T/v1.raw" "$T/p.$ext" "$T/o/n.$ext" 2>/dev/null & pid=$!
+	sleep 0.3
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	run_ei 0 -- apply --resume --force "$T/v1.raw" "$T/p.$ext" "$T/o/n.$ext"
+	check "$fmt: killed and resumed, byte for byte" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
+	rm -f "$T/o/n.$ext"
+	# -O from a raw NEW
+	run_ei 0 -- delta --level 5 -O "$fmt" "$@" "$T/v1.raw" "$T/v2.raw" "$T/p2.$ext"
+	run_ei 0 -- apply "$T/v1.raw" "$T/p2.$ext" "$T/o/n.$ext"
+	check "$fmt: -O from a raw NEW gives the same container" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
+	rm -f "$T/o/n.$ext" "$T/p.$ext" "$T/p2.$ext"
+}
+if has_feature OUTPUT_SQUASHFS || ei --version | grep -qw OUTPUT_SQUASHFS; then
+	container squashfs sqfs -o compression=zstd,level=3
+else
+	echo "SKIP $NAME: squashfs writer not built (OUTPUT_SQUASHFS): container case not run"
+fi
+if has_feature OUTPUT_QCOW2 || ei --version | grep -qw OUTPUT_QCOW2; then
+	container qcow2 qcow2 -o compress=on,compression_type=zstd
+else
+	echo "SKIP $NAME: qcow2 writer not built (OUTPUT_QCOW2): container case not run"
+fi
+
+# --- usage ------------------------------------------------------------------
+for v in delta apply; do
+	run_ei 0 -- help $v
+	has "help $v" "^usage: edgeimg $v" "$OUT"
+done
+run_ei 0 -- help apply
+has "help apply shows the curl -r recipe" 'curl -r "\$\(edgeimg apply --resume-offset new.img\)-"' "$OUT"
+run_ei 0 -- help
+has "verbs listed" '^  delta ' "$OUT"
+run_ei 2 -- delta "$T/v1.raw" "$T/v2.raw"
+has "delta usage" 'expected OLD, NEW and PATCH' "$ERR"
+run_ei 2 -- delta -o level=3 "$T/v1.raw" "$T/v2.raw" "$T/o/x"
+has "-o needs -O" '-o needs -O' "$ERR"
+run_ei 2 -- delta --level 30 "$T/v1.raw" "$T/v2.raw" "$T/o/x"
+run_ei 1 -- delta "$T/v1.raw" "$T/v2.raw" "$T/p"
+has "existing PATCH" 'already exists; use --force' "$ERR"
+run_ei 1 -- info "$T/o/none"
+check "usage errors leave nothing" test -z "$(listing)"
+
+done_tests
