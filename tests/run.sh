@@ -40,6 +40,14 @@ for b in ${UNIT_BINS:-}; do
 done
 for t in tests/cli/*.sh; do
 	[ -n "${TESTS:-}" ] && ! grep -qw "$(basename "$t" .sh)" <<<"$TESTS" && continue
+	# A test of a feature this configuration leaves out is not run.
+	req=$(sed -n 's/^# requires: //p' "$t")
+	missing=
+	for f in $req; do grep -qw "$f" <<<"${FEATURES:-}" || missing="$missing $f"; done
+	if [ -n "$missing" ]; then
+		echo "not built:$missing: $(basename "$t") not run"
+		continue
+	fi
 	run_one "$(basename "$t")" bash "$t"
 	# The same test again on the ASan/UBSan build, when there is one.
 	if [ -n "${EDGEIMG_SAN:-}" ]; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: OUTPUT_QCOW2
 # SPDX-License-Identifier: MIT
 # edgeimg check against qemu-img check: the same exit status, counters and
 # messages on clean images of every qcow2 variant and on images corrupted

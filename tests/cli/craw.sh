@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_CRAW
 # SPDX-License-Identifier: MIT
 # Compressed raw disks (.gz, .xz, .zst): every codec and its multi-member
 # forms, judged by gzip/xz/zstd -dc and qemu-img; truncated and corrupt

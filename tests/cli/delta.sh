@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: CODEC_ZSTD FORMAT_QCOW2 FORMAT_VMDK
 # SPDX-License-Identifier: MIT
 # Delta patches: delta/apply round trips judged by cmp and sha256sum, over
 # files, pipes, a loopback HTTP server and a loop device; wrong sources and

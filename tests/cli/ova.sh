@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_OVA
 # SPDX-License-Identifier: MIT
 # OVA reader: OVAs made by GNU tar (ustar, pax, gnu) and python's tarfile
 # around streamOptimized VMDK, qcow2 and raw disks, judged by qemu-img on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: OUTPUT_QCOW2
 # SPDX-License-Identifier: MIT
 # The qcow2 writer, judged by qemu-img: check clean, compare identical,
 # info shows what was asked, every cluster size and codec read back by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_QCOW2
 # SPDX-License-Identifier: MIT
 # qcow2 reader: every variant qemu-img makes (compat 0.10/1.1, 512 B to
 # 2 MiB clusters, zero clusters, zlib/zstd compression, extended L2,

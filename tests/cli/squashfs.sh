@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: OUTPUT_SQUASHFS
 # SPDX-License-Identifier: MIT
 # squashfs-backed images: edgeimg's writer judged by unsquashfs, sqfs2tar
 # and (where loop mounts work) the kernel; the reader judged on images made

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_VDI
 # SPDX-License-Identifier: MIT
 # VDI reader: static and dynamic images made by qemu-img, unallocated and
 # discarded blocks, and every hostile row (D1-D5, G1, G2), judged by

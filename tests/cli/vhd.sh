@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_VHD
 # SPDX-License-Identifier: MIT
 # VHD (qemu's vpc) reader: fixed and dynamic images made by qemu-img, the
 # creator-dependent size rule, sector bitmaps, and every hostile row

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_VHDX
 # SPDX-License-Identifier: MIT
 # VHDX images made by qemu-img (fixed and dynamic, 1-256 MiB blocks, sector
 # bitmap entries between chunks), 4096-byte logical sectors and dirty logs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# requires: FORMAT_VMDK
 # SPDX-License-Identifier: MIT
 # VMDK reader: every subformat qemu-img writes (monolithicSparse,
 # streamOptimized, monolithicFlat, twoGbMaxExtentSparse/Flat, compat6,
