@@ -22,9 +22,12 @@ PYTHON ?= $(shell for p in python3 /usr/bin/python3; do \
 	$$p -c 'import kconfiglib' 2>/dev/null && { echo $$p; break; }; done)
 KCONFIG = KCONFIG_CONFIG=$(obj)/.config srctree=$(srctree) $(PYTHON) -m
 
+# make sees the configuration through auto.conf, written together with
+# the C header by one genconfig run, so the two always agree (a .config
+# older than Kconfig gets the new symbols' defaults in both).
 config-goals := $(filter %config,$(MAKECMDGOALS))
 ifeq ($(config-goals),)
--include $(obj)/.config
+-include $(obj)/include/config/auto.conf
 endif
 
 .DEFAULT_GOAL := all
@@ -112,11 +115,14 @@ gen := $(obj)/include/generated/autoconf.h $(obj)/include/generated/features.h
 
 all: $(obj)/edgeimg
 
-$(obj)/include/generated/autoconf.h: $(obj)/.config Kconfig
-	@mkdir -p $(dir $@)
-	$(Q)$(KCONFIG) genconfig --header-path $@ Kconfig && touch $@
+$(obj)/include/config/auto.conf: $(obj)/.config Kconfig $(wildcard */Kconfig)
+	@mkdir -p $(dir $@) $(obj)/include/generated
+	$(Q)$(KCONFIG) genconfig --header-path $(obj)/include/generated/autoconf.h \
+	  --config-out $@ Kconfig && touch $@ $(obj)/include/generated/autoconf.h
 
-$(obj)/include/generated/features.h: $(obj)/.config Makefile
+$(obj)/include/generated/autoconf.h: $(obj)/include/config/auto.conf
+
+$(obj)/include/generated/features.h: $(obj)/include/config/auto.conf Makefile
 	@mkdir -p $(dir $@)
 	$(Q){ echo '#define EDGEIMG_VERSION "$(VERSION)"'; \
 	  printf '#define EDGEIMG_FEATURES "%s"\n' \

@@ -13,7 +13,7 @@ $(obj)/tests/%: tests/unit/%.c tests/unit/t.h $(obj)/libedgeimg.a $(gen)
 # programs run under $(TC_QEMU).
 check: $(obj)/edgeimg $(unit-bins)
 	$(Q)EDGEIMG="$(strip $(TC_QEMU) $(obj)/edgeimg)" RUNNER="$(TC_QEMU)" \
-	  UNIT_BINS="$(unit-bins)" FEATURES="$(shell sed -n 's/^CONFIG_\(.*\)=y$$/\1/p' $(obj)/.config 2>/dev/null | tr '\n' ' ')" \
+	  UNIT_BINS="$(unit-bins)" FEATURES="$(shell sed -n 's/^CONFIG_\(.*\)=y$$/\1/p' $(obj)/include/config/auto.conf 2>/dev/null | tr '\n' ' ')" \
 	  tests/run.sh
 
 # check-aarch64: the same tests against the static aarch64 binary.
