@@ -60,7 +60,11 @@ read)
 	for f in disk-v1.raw disk-v1.qcow2 disk-v1.vmdk disk-v1-stream.vmdk disk-v1.vhd \
 		disk-v1-fixed.vhd disk-v1.vhdx disk-v1.vdi; do
 		[ -f "$corpus/$f" ] || { echo "bench: $corpus/$f missing" >&2; exit 1; }
-		fmt=$(qemu-img info --output=json "$corpus/$f" | sed -n 's/.*"format": "\(.*\)".*/\1/p' | head -n 1)
+		# Name the format: qemu-img probes a fixed VHD (footer only) as raw.
+		case $f in
+		*.qcow2) fmt=qcow2 ;; *.vmdk) fmt=vmdk ;; *.vhdx) fmt=vhdx ;;
+		*.vhd) fmt=vpc ;; *.vdi) fmt=vdi ;; *) fmt=raw ;;
+		esac
 		if ! "$ei" info "$corpus/$f" >/dev/null 2>&1; then
 			printf '%-22s | edgeimg cannot read this format yet\n' "$f"
 			continue
