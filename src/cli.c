@@ -60,6 +60,7 @@ int outfile_create(struct outfile *of, const char *path, int force,
 		   struct err *e)
 {
 	const char *slash = strrchr(path, '/');
+	sigset_t block, old;
 	struct stat st;
 	int fd, r;
 
@@ -82,18 +83,24 @@ int outfile_create(struct outfile *of, const char *path, int force,
 			 (int)(slash - path), path, slash + 1);
 	else
 		snprintf(of->tmp, sizeof(of->tmp), ".%s.edgeimg-XXXXXX", path);
-	memcpy(outfile_pending, of->tmp, sizeof(outfile_pending));
 	signal(SIGINT, outfile_signal);
 	signal(SIGTERM, outfile_signal);
 	signal(SIGHUP, outfile_signal);
 	signal(SIGPIPE, outfile_signal);
 	signal(SIGXFSZ, SIG_IGN);    /* a size limit becomes EFBIG */
+	/* No signal between creating the file and the handler knowing its name. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	fd = mkostemp(of->tmp, O_CLOEXEC);
-	if (fd < 0) {
-		outfile_pending[0] = 0;
+	if (fd >= 0)
+		memcpy(outfile_pending, of->tmp, sizeof(outfile_pending));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (fd < 0)
 		return err_errno(e, errno, "%s: cannot create a temporary file", path);
-	}
-	memcpy(outfile_pending, of->tmp, sizeof(outfile_pending));
 	r = io_open_fd(fd, path, 1, &of->io, e);
 	if (r == 0)
 		of->io->flags |= IO_WRITEBEHIND;
