@@ -32,24 +32,30 @@ static void fill(void)
 /* Decode @len bytes of @buf with a shell command reading stdin; cmp with in. */
 static int oracle(const char *cmd, const uint8_t *buf, size_t len)
 {
-	char line[512];
-	FILE *f = fopen("/tmp/edgeimg-codec.in", "wb");
+	char line[1024], in_p[64], out_p[64], want_p[64];
+	FILE *f;
 	int r;
 
+	/* Names of this process's own: concurrent test runs must not clash. */
+	snprintf(in_p, sizeof(in_p), "/tmp/edgeimg-codec-%d.in", (int)getpid());
+	snprintf(out_p, sizeof(out_p), "/tmp/edgeimg-codec-%d.out", (int)getpid());
+	snprintf(want_p, sizeof(want_p), "/tmp/edgeimg-codec-%d.want", (int)getpid());
+	f = fopen(in_p, "wb");
 	if (!f)
 		return -1;
 	fwrite(buf, 1, len, f);
 	fclose(f);
-	f = fopen("/tmp/edgeimg-codec.want", "wb");
+	f = fopen(want_p, "wb");
+	if (!f)
+		return -1;
 	fwrite(in, 1, N, f);
 	fclose(f);
-	snprintf(line, sizeof(line),
-		 "%s </tmp/edgeimg-codec.in >/tmp/edgeimg-codec.out && "
-		 "cmp -s /tmp/edgeimg-codec.out /tmp/edgeimg-codec.want", cmd);
+	snprintf(line, sizeof(line), "%s <%s >%s && cmp -s %s %s", cmd, in_p,
+		 out_p, out_p, want_p);
 	r = system(line);
-	unlink("/tmp/edgeimg-codec.in");
-	unlink("/tmp/edgeimg-codec.out");
-	unlink("/tmp/edgeimg-codec.want");
+	unlink(in_p);
+	unlink(out_p);
+	unlink(want_p);
 	return r;
 }
 
