@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # demo.sh BUILD_DIR: the main job on a built-in example.  Makes a sample
-# disk, shows what edgeimg sees in it, converts it, and has qemu-img judge.
+# disk, shows what edgeimg sees in it, converts it to raw, compressed qcow2
+# and a squashfs-backed image (as built), and has qemu-img and unsquashfs
+# judge the results.
 set -eu
 b=$1
 ei=$b/edgeimg
@@ -20,4 +22,23 @@ echo "== edgeimg compare"
 if command -v qemu-img >/dev/null; then
 	echo "== qemu-img compare (the judge)"
 	qemu-img compare -f raw -F raw "$d/sample.raw" "$d/sample-out.raw"
+fi
+features=$("$ei" --version)
+if grep -qw OUTPUT_QCOW2 <<<"$features"; then
+	echo "== edgeimg convert -c -O qcow2 (compressed, in parallel)"
+	"$ei" convert -v -c -O qcow2 "$d/sample.raw" "$d/sample.qcow2"
+	if command -v qemu-img >/dev/null; then
+		echo "== qemu-img check and compare (the judges)"
+		qemu-img check "$d/sample.qcow2"
+		qemu-img compare "$d/sample.raw" "$d/sample.qcow2"
+	fi
+fi
+if grep -qw OUTPUT_SQUASHFS <<<"$features"; then
+	echo "== edgeimg convert -O squashfs (from the qcow2: the disk as disk.img in a squashfs)"
+	"$ei" convert -v -O squashfs "$d/sample.qcow2" "$d/sample.sqfs"
+	if command -v unsquashfs >/dev/null; then
+		echo "== unsquashfs -l (the judge)"
+		unsquashfs -l "$d/sample.sqfs"
+	fi
+	"$ei" compare "$d/sample.raw" "$d/sample.sqfs"
 fi
