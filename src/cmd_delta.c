@@ -138,7 +138,7 @@ static int delta_run(int argc, char **argv)
 	struct delta_enc_opts eo = { 0 };
 	struct delta_enc_stats st = { 0 };
 	const struct img_format *ofmt = NULL;
-	struct vdisk *old = NULL, *new = NULL;
+	struct vdisk *old = NULL, *new = NULL, *old2 = NULL, *new2 = NULL;
 	struct outfile of = { 0 };
 	struct progress pg;
 	struct err e = { 0 };
@@ -268,6 +268,12 @@ static int delta_run(int argc, char **argv)
 		eo.target_size = tsize;
 	}
 	eo.threads = threads;
+	/* second handles: OLD's and NEW's hashes are computed in threads */
+	if (threads > 1 && vdisk_open(argv[optind], &oo, &old2, &e) == 0 &&
+	    vdisk_open(argv[optind + 1], &oo, &new2, &e) == 0) {
+		eo.hash_old = old2;
+		eo.hash_new = new2;
+	}
 	eo.progress = progress_cb;
 	eo.progress_arg = &pg;
 	r = delta_encode(old, new, of.io, &eo, &st, &e);
@@ -295,10 +301,14 @@ static int delta_run(int argc, char **argv)
 	}
 	vdisk_close(old);
 	vdisk_close(new);
+	vdisk_close(old2);
+	vdisk_close(new2);
 	return 0;
 fail:
 	vdisk_close(old);
 	vdisk_close(new);
+	vdisk_close(old2);
+	vdisk_close(new2);
 	cli_error("delta", &e);
 	return EXIT_ERROR;
 }

@@ -70,10 +70,10 @@ static int info_run(int argc, char **argv)
 		if (r < 0)
 			goto fail;
 	}
-	/* The recipe an edgeimg writer stored, for any format that keeps one. */
+	/* The recipe an edgeimg writer stored, if any: a bad one is not shown. */
 	if (vd->fmt->recipe &&
-	    (r = vd->fmt->recipe(vd, recipe, sizeof(recipe), &e)) < 0)
-		goto fail;
+	    vd->fmt->recipe(vd, recipe, sizeof(recipe), &e) <= 0)
+		recipe[0] = 0;
 	if (json) {
 		printf("{\n    \"virtual-size\": %llu,\n    \"filename\": ",
 		       (unsigned long long)vd->size);

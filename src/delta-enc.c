@@ -16,7 +16,12 @@
 
 #include "bytes.h"
 #include "delta.h"
+#include "kconfig.h"
 #include "pipeline.h"
+
+#if IS_ENABLED(CONFIG_THREADS)
+#include <pthread.h>
+#endif
 
 #define ENC_IO (1u << 20)
 #define ENC_DATA_MAX (8u << 20)         /* DATA bytes per chunk */
@@ -116,6 +121,7 @@ struct enc {
 	uint64_t *cand;         /* (score << 40 | block) */
 	size_t ncand, cand_cap;
 
+	int hashers;            /* OLD and NEW are hashed by threads */
 	uint64_t wpos;          /* where the next chunk goes in the patch */
 	uint32_t max_data, max_ref;
 	struct pipeline *pl;
@@ -210,6 +216,29 @@ static void enc_progress(struct enc *x, uint64_t n)
 			       x->old->size + x->new->size);
 }
 
+/*
+ * The content hashes, in threads of their own over second handles of the
+ * disks (a vdisk is not thread-safe): with 2 cores or more they cost no
+ * wall time.
+ */
+struct hasher {
+	struct vdisk *vd;
+	uint8_t sha[SHA256_LEN];
+	int r;
+	struct err e;
+#if IS_ENABLED(CONFIG_THREADS)
+	pthread_t tid;
+#endif
+};
+
+static void *hasher_run(void *arg)
+{
+	struct hasher *h = arg;
+
+	h->r = delta_hash_disk(h->vd, h->sha, NULL, NULL, &h->e);
+	return NULL;
+}
+
 /* Pass 1: hash OLD, index its non-zero blocks. */
 static int enc_index_old(struct enc *x, struct err *e)
 {
@@ -226,12 +255,14 @@ static int enc_index_old(struct enc *x, struct err *e)
 		if (r < 0)
 			return r;
 		if (ext.type != EXT_DATA) {
-			sha256_zeros(&c, ext.len);
+			if (!x->hashers)
+				sha256_zeros(&c, ext.len);
 		} else {
 			r = vdisk_read(vd, x->buf, (size_t)ext.len, off, e);
 			if (r < 0)
 				return r;
-			sha256_update(&c, x->buf, (size_t)ext.len);
+			if (!x->hashers)
+				sha256_update(&c, x->buf, (size_t)ext.len);
 			/* whole blocks aligned to the disk only */
 			for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
 			     (b + 1) * DELTA_BLOCK <= off + ext.len; b++) {
@@ -244,7 +275,8 @@ static int enc_index_old(struct enc *x, struct err *e)
 		off += ext.len;
 		enc_progress(x, ext.len);
 	}
-	sha256_final(&c, x->st.old_sha);
+	if (!x->hashers)
+		sha256_final(&c, x->st.old_sha);
 	return 0;
 }
 
@@ -364,6 +396,24 @@ static int cmp_blk_score(const void *a, const void *b)
 }
 
 /*
+ * Is the OLD block at the same offset as the NEW block @p alike enough to
+ * help as a reference (an edited metadata block, say)?  At least one byte
+ * in 32 equal at the same position; unrelated data has one in 256.
+ */
+static int same_offset_alike(struct enc *x, const uint8_t *p, uint64_t blk,
+			     struct err *e)
+{
+	unsigned same = 0;
+	int r = vdisk_read(x->old, x->vbuf, DELTA_BLOCK, blk * DELTA_BLOCK, e);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < DELTA_BLOCK; i++)
+		same += p[i] == x->vbuf[i];
+	return same >= DELTA_BLOCK / 32 && !buf_is_zero(x->vbuf, DELTA_BLOCK);
+}
+
+/*
  * The reference of the chunk's DATA: for each DATA block, the OLD ranges
  * its anchors point at (the anchor's OLD offset minus its offset in the
  * block gives where the block would start in OLD; the ENC_VOTES starts
@@ -429,8 +479,13 @@ static int enc_pick_refs(struct enc *x, uint64_t cap, struct err *e)
 				    (r = cand_add(x, st / DELTA_BLOCK + 1, 2 + best, e)) < 0)
 					return r;
 			}
-			if (blk < x->old_blocks && (r = cand_add(x, blk, 1, e)) < 0)
-				return r;
+			if (blk < x->old_blocks && n == DELTA_BLOCK) {
+				r = same_offset_alike(x, data + dpos, blk, e);
+				if (r > 0)
+					r = cand_add(x, blk, 1, e);
+				if (r < 0)
+					return r;
+			}
 			dpos += n;
 		}
 	}
@@ -663,7 +718,8 @@ static int enc_walk_new(struct enc *x, struct err *e)
 		if (r < 0)
 			return r;
 		if (ext.type != EXT_DATA) {
-			sha256_zeros(&c, ext.len);
+			if (!x->hashers)
+				sha256_zeros(&c, ext.len);
 			x->last_old = 0;
 			r = enc_zero(x, ext.len, e);
 		} else {
@@ -672,7 +728,8 @@ static int enc_walk_new(struct enc *x, struct err *e)
 			r = vdisk_read(vd, x->buf, (size_t)ext.len, off, e);
 			if (r < 0)
 				return r;
-			sha256_update(&c, x->buf, (size_t)ext.len);
+			if (!x->hashers)
+				sha256_update(&c, x->buf, (size_t)ext.len);
 			while (p < ext.len && r >= 0) {
 				/* blocks aligned to the disk */
 				uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
@@ -687,7 +744,8 @@ static int enc_walk_new(struct enc *x, struct err *e)
 		off += ext.len;
 		enc_progress(x, ext.len);
 	}
-	sha256_final(&c, x->st.new_sha);
+	if (!x->hashers)
+		sha256_final(&c, x->st.new_sha);
 	return enc_close_chunk(x, e);
 }
 
@@ -826,6 +884,8 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 {
 	struct delta_enc_opts o = *opts;
 	struct enc x;
+	struct hasher hs[2];
+	int nhs = 0;
 	size_t rl = o.recipe ? strlen(o.recipe) : 0;
 	int r;
 
@@ -856,6 +916,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		gear_init();
 
 	memset(&x, 0, sizeof(x));
+	memset(hs, 0, sizeof(hs));
 	x.old = old;
 	x.new = new;
 	x.out = out;
@@ -887,6 +948,17 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		if (r < 0)
 			goto out;
 	}
+#if IS_ENABLED(CONFIG_THREADS)
+	if (o.hash_old && o.hash_new && o.threads > 1 &&
+	    o.hash_old->size == old->size && o.hash_new->size == new->size) {
+		hs[0].vd = o.hash_old;
+		hs[1].vd = o.hash_new;
+		for (nhs = 0; nhs < 2; nhs++)
+			if (pthread_create(&hs[nhs].tid, NULL, hasher_run, &hs[nhs]))
+				break;
+		x.hashers = nhs == 2;
+	}
+#endif
 	r = enc_index_old(&x, e);
 	if (r < 0)
 		goto out;
@@ -896,6 +968,21 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	r = pipeline_finish(x.pl, e);
 	if (r < 0)
 		goto out;
+#if IS_ENABLED(CONFIG_THREADS)
+	for (; nhs > 0; nhs--)
+		pthread_join(hs[nhs - 1].tid, NULL);
+#endif
+	if (x.hashers) {
+		for (int i = 0; i < 2; i++) {
+			if (hs[i].r < 0) {
+				*e = hs[i].e;
+				r = hs[i].r;
+				goto out;
+			}
+		}
+		memcpy(x.st.old_sha, hs[0].sha, SHA256_LEN);
+		memcpy(x.st.new_sha, hs[1].sha, SHA256_LEN);
+	}
 	r = enc_header(&x, e);
 	if (r < 0)
 		goto out;
@@ -903,6 +990,10 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	if (st)
 		*st = x.st;
 out:
+#if IS_ENABLED(CONFIG_THREADS)
+	for (; nhs > 0; nhs--)         /* after an error: let them end */
+		pthread_join(hs[nhs - 1].tid, NULL);
+#endif
 	pipeline_free(x.pl);
 	free(x.bt);
 	free(x.at);

@@ -132,6 +132,11 @@ struct delta_enc_opts {
 	uint64_t target_size;
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/*
+	 * Optional second handles of the same OLD and NEW, opened apart: with
+	 * threads > 1 their SHA-256 is computed in two more threads.
+	 */
+	struct vdisk *hash_old, *hash_new;
 };
 
 struct delta_enc_stats {

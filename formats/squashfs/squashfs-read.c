@@ -1094,8 +1094,9 @@ int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 	info_str(out, "flags", "0x%04x", s->flags);
 	info_str(out, "disk-file", "%.*s", (int)d->name_len, (const char *)d->name);
 	info_u64(out, "sparse-bytes", s->sparse);
-	info_list(out, "files");
-	for (size_t i = 0; i < s->nent && i < 64; i++) {
+	info_u64(out, "root-entries", s->nent);
+	info_list(out, "files");         /* the first 40: 5 info nodes each */
+	for (size_t i = 0; i < s->nent && i < 40; i++) {
 		d = &s->ent[i];
 		info_begin(out, NULL);
 		info_str(out, "name", "%.*s", (int)d->name_len, (const char *)d->name);

@@ -139,6 +139,15 @@ has "recipe in info text" '^recipe: format=qcow2,writer=[0-9.]+,compat=1\.1,clus
 recipe=$(sed -n 's/^recipe: //p' <<<"$OUT")
 run_ei 0 -- convert -O qcow2 -o "$(sed -E 's/^format=qcow2,writer=[^,]*,//' <<<"$recipe")" "$T/disk.raw" "$T/re.qcow2" --force
 check "plain: the recipe gives the same bytes" cmp -s "$T/plain.qcow2" "$T/re.qcow2"
+cp "$T/plain.qcow2" "$T/badrecipe.qcow2"
+python3 - "$T/badrecipe.qcow2" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+d[d.index(b'format=qcow2', 0, 4096) + 6] = 1
+open(sys.argv[1], 'wb').write(d)
+PY
+run_ei 0 -- info "$T/badrecipe.qcow2"
+check "a garbled recipe is not shown, info still works" test -z "$(grep "^recipe:" <<<"$OUT")"
 qemu-img info "$T/c-64k-zlib.qcow2" >"$T/qi.txt" 2>&1
 check "qemu-img info says nothing about the recipe extension" \
 	test -z "$(grep -iE 'warn|unknown|error|recipe' "$T/qi.txt")"
