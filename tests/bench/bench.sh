@@ -32,6 +32,18 @@ measure() {
 	printf -v "${var}_rss" '%s' "$m"
 }
 
+# Every peer's output is synced to disk inside its measured time, as
+# edgeimg syncs its own before the rename: both then end with the output
+# on stable storage.  Usage: measure p "${synced[@]}" OUT PEER-COMMAND...
+synced=(bash -c '"${@:2}" && sync -- "$1"' synced)
+
+verdicts=()
+# verdict TEXT VALUE LIMIT: "ok" when VALUE <= LIMIT.
+verdict() {
+	verdicts+=("$(awk -v t="$1" -v v="$2" -v l="$3" \
+		'BEGIN{printf "  %-58s %8s <= %-6s %s", t, v, l, (v != "-" && v + 0 <= l + 0) ? "ok" : "MISSED"}')")
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 size_of() { stat -c %s "$1"; }
@@ -56,7 +68,7 @@ echo "edgeimg bench: $("$ei" --version | head -n 1), $cores cores, corpus $corpu
 for sec in $sections; do
 case $sec in
 read)
-	header "Reading: edgeimg convert -O raw vs qemu-img convert -O raw (sizes: allocated bytes of the output)"
+	header "Reading: edgeimg convert -O raw vs qemu-img convert -O raw + sync (sizes: allocated bytes of the output)"
 	for f in disk-v1.raw disk-v1.qcow2 disk-v1.vmdk disk-v1-stream.vmdk disk-v1.vhd \
 		disk-v1-fixed.vhd disk-v1.vhdx disk-v1.vdi; do
 		[ -f "$corpus/$f" ] || { echo "bench: $corpus/$f missing" >&2; exit 1; }
@@ -71,28 +83,35 @@ read)
 		fi
 		rm -f "$tmp/e.raw" "$tmp/q.raw"
 		measure e "$ei" convert -O raw "$corpus/$f" "$tmp/e.raw"
-		measure p qemu-img convert -f "$fmt" -O raw "$corpus/$f" "$tmp/q.raw"
+		measure p "${synced[@]}" "$tmp/q.raw" qemu-img convert -f "$fmt" -O raw "$corpus/$f" "$tmp/q.raw"
 		cmp -s "$tmp/e.raw" "$tmp/q.raw" || { echo "bench: $f: outputs differ" >&2; exit 1; }
 		row "$f" $(($(stat -c %b "$tmp/e.raw") * 512)) $(($(stat -c %b "$tmp/q.raw") * 512))
+		verdict "read $f: wall / qemu-img's" "$(ratio "$e_wall" "$p_wall")" 1.0
+		verdict "read $f: peak RSS, MiB" "$(mib "$e_rss")" 64
 	done
 	rm -f "$tmp/e.raw" "$tmp/q.raw"
 	;;
 qcow2)
 	has OUTPUT_QCOW2 || { echo; echo "qcow2 writer not built: section skipped"; continue; }
-	header "Compressed qcow2: edgeimg convert -c vs qemu-img convert -c -m $cores -W (input disk-v1.raw)"
+	header "Compressed qcow2: edgeimg convert -c vs qemu-img convert -c -m $cores -W + sync (input disk-v1.raw)"
 	for c in zlib zstd; do
 		rm -f "$tmp/e.qcow2" "$tmp/q.qcow2"
 		measure e "$ei" convert -c -O qcow2 -o compression_type=$c "$corpus/disk-v1.raw" "$tmp/e.qcow2"
-		measure p qemu-img convert -c -m "$cores" -W -f raw -O qcow2 -o compression_type=$c \
-			"$corpus/disk-v1.raw" "$tmp/q.qcow2"
+		measure p "${synced[@]}" "$tmp/q.qcow2" qemu-img convert -c -m "$cores" -W -f raw -O qcow2 \
+			-o compression_type=$c "$corpus/disk-v1.raw" "$tmp/q.qcow2"
 		qemu-img check -q "$tmp/e.qcow2" || { echo "bench: qemu-img check failed" >&2; exit 1; }
+		qemu-img compare -q "$corpus/disk-v1.raw" "$tmp/e.qcow2" || { echo "bench: qemu-img compare: differs" >&2; exit 1; }
 		row "qcow2 -c $c" "$(size_of "$tmp/e.qcow2")" "$(size_of "$tmp/q.qcow2")"
+		if [ $c = zlib ]; then lw=0.5 ls=0.97; else lw=0.7 ls=1.0; fi
+		verdict "qcow2 $c: wall / qemu-img's" "$(ratio "$e_wall" "$p_wall")" $lw
+		verdict "qcow2 $c: size / qemu-img's" "$(ratio "$(size_of "$tmp/e.qcow2")" "$(size_of "$tmp/q.qcow2")")" $ls
+		verdict "qcow2 $c: peak RSS, MiB" "$(mib "$e_rss")" 64
 	done
 	rm -f "$tmp/e.qcow2" "$tmp/q.qcow2"
 	;;
 squashfs)
 	has OUTPUT_SQUASHFS || { echo; echo "squashfs writer not built: section skipped"; continue; }
-	header "squashfs-backed: edgeimg convert -O squashfs vs mksquashfs of a folder holding the disk (128 KiB blocks)"
+	header "squashfs-backed: edgeimg convert -O squashfs vs mksquashfs of a folder holding the disk + sync (128 KiB blocks)"
 	mkdir -p "$tmp/dir"
 	cp --sparse=always "$corpus/disk-v1.raw" "$tmp/dir/disk.img"
 	for c in gzip:9 zstd:15; do
@@ -100,8 +119,13 @@ squashfs)
 		rm -f "$tmp/e.sqfs" "$tmp/q.sqfs"
 		measure e "$ei" convert -O squashfs -o compression=$comp,level=$level,block_size=131072 \
 			"$corpus/disk-v1.raw" "$tmp/e.sqfs"
-		measure p mksquashfs "$tmp/dir" "$tmp/q.sqfs" -comp "$comp" -b 131072 -noappend -quiet
+		measure p "${synced[@]}" "$tmp/q.sqfs" mksquashfs "$tmp/dir" "$tmp/q.sqfs" -comp "$comp" \
+			-b 131072 -noappend -quiet
 		row "squashfs $comp-$level" "$(size_of "$tmp/e.sqfs")" "$(size_of "$tmp/q.sqfs")"
+		if [ $comp = gzip ]; then lw=0.5; else lw=1.0; fi
+		verdict "squashfs $comp: wall / mksquashfs's" "$(ratio "$e_wall" "$p_wall")" $lw
+		verdict "squashfs $comp: size / mksquashfs's" "$(ratio "$(size_of "$tmp/e.sqfs")" "$(size_of "$tmp/q.sqfs")")" 1.0
+		verdict "squashfs $comp: peak RSS, MiB" "$(mib "$e_rss")" 64
 	done
 	rm -rf "$tmp/dir" "$tmp/e.sqfs" "$tmp/q.sqfs"
 	;;
@@ -111,3 +135,9 @@ delta)
 	;;
 esac
 done
+
+if [ ${#verdicts[@]} -gt 0 ]; then
+	echo
+	echo "Targets (issues 3 to 6), measured in this run:"
+	printf '%s\n' "${verdicts[@]}"
+fi
