@@ -72,16 +72,28 @@ static int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
 	return 0;
 }
 
+/* Raw takes no options: one given is a mistake, never ignored. */
+static int raw_write_check(const struct write_opts *wo, struct err *e)
+{
+	struct opts o;
+	int r;
+
+	if (wo->compress)
+		return err_set(e, EI_EUSAGE,
+			       "raw: -c (compression) does not apply to raw output");
+	r = opts_parse(wo->options, &o, e);
+	return r < 0 ? r : opts_unused(&o, "raw", e);
+}
+
 static int raw_write(struct vdisk *src, struct io *out,
 		     const struct write_opts *wo, struct err *e)
 {
-	struct opts o;
 	uint8_t *buf;
 	uint64_t off = 0;
 	int r;
 
-	r = opts_parse(wo->options, &o, e);
-	if (r < 0 || (r = opts_unused(&o, "raw", e)) < 0)
+	r = raw_write_check(wo, e);
+	if (r < 0)
 		return r;
 	if ((out->flags & IO_BLOCKDEV) && out->size < src->size)
 		return err_set(e, -ENOSPC,
@@ -128,4 +140,5 @@ const struct img_format fmt_raw = {
 	.read = raw_read,
 	.extent = raw_extent,
 	.write = raw_write,
+	.write_check = raw_write_check,
 };

@@ -697,6 +697,9 @@ static int apply_run(int argc, char **argv)
 	r = apply_patch(a);
 	if (r < 0)
 		goto fail;
+	r = delta_recipe_check(a->h.recipe, &a->e);
+	if (r < 0)
+		goto fail;
 	r = apply_old(a);
 	if (r < 0)
 		goto fail;

@@ -80,6 +80,10 @@ static int convert_run(int argc, char **argv)
 	if (!ofmt)
 		return cli_usage(&cmd_convert, "name the output format with -O");
 	wo.mem_cap = EI_MEM_CAP;
+	/* Options the output cannot take are refused before anything else. */
+	r = format_write_check(ofmt->name, wo.options, wo.compress, &e);
+	if (r < 0)
+		goto fail;
 	r = vdisk_open(argv[optind], &oo, &src, &e);
 	if (r < 0)
 		goto fail;
@@ -130,7 +134,8 @@ const struct cmd cmd_convert = {
 	"  -f FMT     read IN as FMT instead of probing its format\n"
 	"  -O FMT     write OUT as FMT (required; raw is never assumed)\n"
 	"  -o OPTS    options of the output format, key=value,...\n"
-	"  -c         compress the output (qcow2: -o compress=on)\n"
+	"  -c         compress the output (qcow2: -o compress=on; squashfs\n"
+	"             always compresses; refused for raw)\n"
 	"  -j N       worker threads (0: one per core, the default)\n"
 	"  -p         show progress on a terminal\n"
 	"  -v         print a summary line: sizes, ratio, time\n"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Codec tables over zlib, zstd, liblzma and liblz4. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,4 +387,65 @@ void codec_ctx_free(const struct codec *c, void *ctx)
 		c->ctx_free(ctx);
 	else
 		free(ctx);
+}
+
+/* The recipe keys, one per library family. */
+static const char *const codec_library_keys[] = { "deflate", "zstd", "xz", "lz4" };
+
+const char *codec_library(const struct codec *c, char *buf, size_t len)
+{
+	const char *v = "unknown";
+
+	if (!strcmp(c->name, "deflate") || !strcmp(c->name, "zlib")) {
+#if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
+		snprintf(buf, len, "libdeflate-%s", LIBDEFLATE_VERSION_STRING);
+#else
+		snprintf(buf, len, "zlib-%s", zlibVersion());
+#endif
+		return "deflate";
+	}
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	if (!strcmp(c->name, "zstd"))
+		v = ZSTD_versionString();
+#endif
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (!strcmp(c->name, "xz"))
+		v = lzma_version_string();
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	if (!strcmp(c->name, "lz4"))
+		v = LZ4_versionString();
+#endif
+	snprintf(buf, len, "%s", v);
+	return c->name;
+}
+
+int codec_library_opts(struct opts *o, const struct codec *c,
+		       const char *fmt_name, struct err *e)
+{
+	char have[64];
+	const char *key = c ? codec_library(c, have, sizeof(have)) : NULL;
+
+	for (size_t i = 0; i < sizeof(codec_library_keys) / sizeof(codec_library_keys[0]); i++) {
+		const char *k = codec_library_keys[i], *want = opts_get(o, k);
+		size_t n;
+
+		if (!want)
+			continue;
+		if (!key)
+			return err_set(e, EI_EUSAGE,
+				       "%s: %s=%s applies to compressed output only",
+				       fmt_name, k, want);
+		if (strcmp(k, key))
+			return err_set(e, EI_EUSAGE,
+				       "%s: %s=%s does not apply to %s compression",
+				       fmt_name, k, want, key);
+		n = strcspn(have, "-");
+		if (strcmp(want, have) &&
+		    !(have[n] && strlen(want) == n && !strncmp(want, have, n)))
+			return err_set(e, EI_EUNSUP,
+				       "%s: recipe needs %s %s, this build has %s",
+				       fmt_name, k, want, have);
+	}
+	return 0;
 }

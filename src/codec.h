@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "opts.h"
 
 struct codec {
 	const char *name;       /* "deflate", "zlib", "zstd", "xz", "lz4" */
@@ -38,5 +39,27 @@ extern const struct codec *const codecs[];
 const struct codec *codec_find(const char *name);
 
 void codec_ctx_free(const struct codec *c, void *ctx);
+
+/*
+ * codec_library() - the library, and its version, that makes @c's
+ * compressed bytes, as a writer's recipe names it: returns the recipe key
+ * ("deflate" for the deflate and zlib codecs, else the codec's name) and
+ * writes the value into @buf: "libdeflate-1.14" or "zlib-1.2.13" for
+ * deflate, the version alone for the others ("1.5.4").  The version is
+ * the linked library's, asked at run time where the library can tell.
+ */
+const char *codec_library(const struct codec *c, char *buf, size_t len);
+
+/*
+ * codec_library_opts() - check the library keys (deflate=, zstd=, xz=,
+ * lz4=) among a writer's options @o against @c, the codec the writer
+ * uses (NULL: it compresses nothing), marking them used.  A key of
+ * another codec is EI_EUSAGE; a value naming another library or version
+ * than this build's is EI_EUNSUP naming both ("squashfs: recipe needs
+ * zstd 1.5.5, this build has 1.5.4").  A bare "libdeflate" or "zlib"
+ * (recipes from before versions were recorded) names the library only.
+ */
+int codec_library_opts(struct opts *o, const struct codec *c,
+		       const char *fmt_name, struct err *e);
 
 #endif

@@ -463,6 +463,22 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 	return 0;
 }
 
+int delta_recipe_check(const char *recipe, struct err *e)
+{
+	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
+	int r;
+
+	if (!recipe[0])
+		return 0;
+	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
+			       opts, sizeof(opts), e);
+	if (r >= 0)
+		r = format_write_check(fmt, opts[0] ? opts : NULL, 0, e);
+	if (r < 0)
+		err_prefix(e, "refusing the patch before writing anything");
+	return r;
+}
+
 /* --- decoder ------------------------------------------------------------ */
 
 struct delta_dec {

@@ -120,6 +120,14 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 		       char *ver, size_t ver_len, char *opts, size_t opts_len,
 		       struct err *e);
 
+/*
+ * delta_recipe_check() - 0 when this build's writer can follow @recipe
+ * ("" for a raw target), else the writer's refusal (another codec
+ * library or version, an unknown option or format), found without I/O:
+ * apply calls it before it writes anything.
+ */
+int delta_recipe_check(const char *recipe, struct err *e);
+
 /* --- encoder ------------------------------------------------------------ */
 
 struct delta_enc_opts {

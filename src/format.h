@@ -73,12 +73,29 @@ struct img_format {
 		     const struct write_opts *wo, struct err *e);
 
 	/*
+	 * With write: check @wo's options and -c as write() would, without
+	 * I/O, giving the same errors, so that a refusal comes before OUT
+	 * exists (format_write_check()).
+	 */
+	int (*write_check)(const struct write_opts *wo, struct err *e);
+
+	/*
 	 * Optional: verify the metadata of the image in @io as "qemu-img
 	 * check" does, counting problems in @res (see check.h).  Negative
 	 * only when the check could not run.
 	 */
 	int (*check)(struct io *io, struct check_result *res, struct err *e);
 };
+
+/*
+ * format_write_check() - whether format @name can write with the -o
+ * @options (may be NULL) and -c @compress: 0, or the error its writer
+ * would give for them (EI_EUNSUP for a format this build cannot write),
+ * without I/O.  For convert before it creates OUT and apply before it
+ * writes anything.
+ */
+int format_write_check(const char *name, const char *options, int compress,
+		       struct err *e);
 
 /* The registry, in probe order, raw last; NULL-terminated. */
 extern const struct img_format *const img_formats[];

@@ -85,3 +85,15 @@ int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 	*out = best;
 	return 0;
 }
+
+int format_write_check(const char *name, const char *options, int compress,
+		       struct err *e)
+{
+	const struct img_format *f = format_find(name);
+	struct write_opts wo = { .options = options, .compress = compress };
+
+	if (!f || !f->write)
+		return err_set(e, EI_EUNSUP, "this edgeimg cannot write format '%s'",
+			       name);
+	return f->write_check ? f->write_check(&wo, e) : 0;
+}

@@ -70,3 +70,20 @@ done_tests() {
 
 # mkdisk OUT [SIZE_MIB]: the sample disk of tests/mkdisk.sh.
 mkdisk() { "$TOP/tests/mkdisk.sh" "$@"; }
+
+# codec_lib KEY: the KEY=VALUE a writer's recipe must carry for the library
+# of codec family KEY (deflate, zstd, xz, lz4), as pkg-config reports the
+# library this build links.
+codec_lib() {
+	case $1 in
+	deflate)
+		if has_feature DEFLATE_LIBDEFLATE; then
+			echo "deflate=libdeflate-$(pkg-config --modversion libdeflate)"
+		else
+			echo "deflate=zlib-$(pkg-config --modversion zlib)"
+		fi ;;
+	zstd) echo "zstd=$(pkg-config --modversion libzstd)" ;;
+	xz) echo "xz=$(pkg-config --modversion liblzma)" ;;
+	lz4) echo "lz4=$(pkg-config --modversion liblz4)" ;;
+	esac
+}

@@ -59,12 +59,6 @@
 #define QCOW2W_RESULT_LEN 4
 #define QCOW2W_RESULTS_ALIGN 64
 
-#if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
-#define QCOW2W_DEFLATE "libdeflate"
-#else
-#define QCOW2W_DEFLATE "zlib"
-#endif
-
 struct q2w {
 	struct io *out;
 	const struct codec *codec;      /* NULL: clusters are stored plain */
@@ -653,7 +647,8 @@ static int q2w_header(struct q2w *q, uint64_t rt_off, uint64_t rt_clusters,
 static int q2w_options(struct q2w *q, const struct write_opts *wo,
 		       struct err *e)
 {
-	const char *compat, *ctype, *compress, *deflate;
+	const char *compat, *ctype, *compress;
+	char lib[64];
 	uint64_t cs = QCOW2W_DEFAULT_CLUSTER, level;
 	struct opts o;
 	int on = wo->compress, has_level, r;
@@ -664,10 +659,8 @@ static int q2w_options(struct q2w *q, const struct write_opts *wo,
 	compat = opts_get(&o, "compat");
 	ctype = opts_get(&o, "compression_type");
 	compress = opts_get(&o, "compress");
-	deflate = opts_get(&o, "deflate");
 	if ((r = opts_get_u64(&o, "cluster_size", &cs, "qcow2", e)) < 0 ||
-	    (r = has_level = opts_get_u64(&o, "level", &level, "qcow2", e)) < 0 ||
-	    (r = opts_unused(&o, "qcow2", e)) < 0)
+	    (r = has_level = opts_get_u64(&o, "level", &level, "qcow2", e)) < 0)
 		return r;
 
 	if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3"))
@@ -721,14 +714,10 @@ static int q2w_options(struct q2w *q, const struct write_opts *wo,
 	} else if (has_level) {
 		return err_set(e, EI_EUSAGE, "qcow2: level needs compression (-c)");
 	}
-	/* Deflate streams differ between libraries: the recipe names it. */
-	if (deflate && (!on || q->compression_type != QCOW2_COMPRESSION_ZLIB))
-		return err_set(e, EI_EUSAGE,
-			       "qcow2: deflate= applies to compressed zlib clusters only");
-	if (deflate && strcmp(deflate, QCOW2W_DEFLATE))
-		return err_set(e, EI_EUNSUP,
-			       "qcow2: deflate=%s: this build deflates with %s, whose bytes differ",
-			       deflate, QCOW2W_DEFLATE);
+	/* Compressed bytes differ between libraries: the recipe names it. */
+	if ((r = codec_library_opts(&o, q->codec, "qcow2", e)) < 0 ||
+	    (r = opts_unused(&o, "qcow2", e)) < 0)
+		return r;
 
 	/* Every option, defaults spelled out, in this order. */
 	snprintf(q->recipe, sizeof(q->recipe),
@@ -738,12 +727,19 @@ static int q2w_options(struct q2w *q, const struct write_opts *wo,
 	if (on) {
 		size_t n = strlen(q->recipe);
 
-		snprintf(q->recipe + n, sizeof(q->recipe) - n, ",level=%d%s%s",
-			 q->level,
-			 q->compression_type == QCOW2_COMPRESSION_ZLIB ? ",deflate=" : "",
-			 q->compression_type == QCOW2_COMPRESSION_ZLIB ? QCOW2W_DEFLATE : "");
+		const char *key = codec_library(q->codec, lib, sizeof(lib));
+
+		snprintf(q->recipe + n, sizeof(q->recipe) - n, ",level=%d,%s=%s",
+			 q->level, key, lib);
 	}
 	return 0;
+}
+
+int qcow2_write_check(const struct write_opts *wo, struct err *e)
+{
+	struct q2w q = { 0 };
+
+	return q2w_options(&q, wo, e);
 }
 
 /* --- the writer -------------------------------------------------------- */

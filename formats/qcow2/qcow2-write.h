@@ -20,11 +20,15 @@
  * qcow2_write() - stream @src into @out as qcow2 (version 3, or 2 with
  * compat=0.10), plain or compressed clusters (wo->compress or
  * -o compress=on).  Options: compat, cluster_size, compression_type,
- * compress, level, deflate (see the function for the values).  The
- * output is the same bytes for any thread count.
+ * compress, level, and the codec library's key (deflate= or zstd=, see
+ * codec_library_opts()); see q2w_options() for the values.  The output is
+ * the same bytes for any thread count.
  */
 int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 		struct err *e);
+
+/* qcow2_write_check() - the errors qcow2_write() gives for @wo, without I/O. */
+int qcow2_write_check(const struct write_opts *wo, struct err *e);
 
 /*
  * qcow2_recipe() - the recipe in @vd's header extensions, if any: its

@@ -1033,4 +1033,5 @@ const struct img_format fmt_qcow2 = {
 	.recipe = qcow2_recipe,
 	.check = qcow2_check,
 	.write = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write : NULL,
+	.write_check = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_check : NULL,
 };

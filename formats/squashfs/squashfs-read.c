@@ -1106,8 +1106,7 @@ int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 		info_end(out);
 	}
 	info_list_end(out);
-	if (s->recipe[0])
-		info_str(out, "recipe", "%s", s->recipe);
+	/* The recipe is info's own line (squashfs_recipe()), as for qcow2. */
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "codec.h"
 #include "generated/features.h"
 #include "limits.h"
 #include "pipeline.h"
@@ -819,7 +820,23 @@ static int sqw_options(struct sqw *w, struct err *e)
 			       "squashfs: mtime %llu does not fit squashfs' 32 bits",
 			       (unsigned long long)v);
 	w->mtime = (uint32_t)v;
-	return opts_unused(&o, "squashfs", e);
+	/* Compressed bytes differ between libraries: the recipe names it. */
+	r = codec_library_opts(&o, codec_find(w->comp->codec), "squashfs", e);
+	return r < 0 ? r : opts_unused(&o, "squashfs", e);
+}
+
+/* -c is welcome (squashfs always compresses); the options are checked. */
+int squashfs_write_check(const struct write_opts *wo, struct err *e)
+{
+	struct sqw *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	w->wo = wo;
+	r = sqw_options(w, e);
+	free(w);
+	return r;
 }
 
 /* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
@@ -859,13 +876,14 @@ static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
 /* The recipe after bytes_used, then zeros to the next 4 KiB. */
 static int sqw_trailer(struct sqw *w, struct err *e)
 {
-	char t[SQFS_RECIPE_MAX + 64];
+	char t[SQFS_RECIPE_MAX + 64], lib[64];
+	const char *key = codec_library(codec_find(w->comp->codec), lib, sizeof(lib));
 	uint8_t zero[SQFS_DEVBLK] = { 0 };
 	int n = snprintf(t, sizeof(t),
 			 SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			 "block_size=%u,name=%s,partitions=%s,mtime=%u\n",
-			 EDGEIMG_VERSION, w->comp->name, w->level, w->bs, w->name,
-			 w->partitions ? "on" : "off", w->mtime);
+			 "%s=%s,block_size=%u,name=%s,partitions=%s,mtime=%u\n",
+			 EDGEIMG_VERSION, w->comp->name, w->level, key, lib, w->bs,
+			 w->name, w->partitions ? "on" : "off", w->mtime);
 	uint64_t end;
 	int r;
 

@@ -263,4 +263,5 @@ const struct img_format fmt_squashfs = {
 	.info = squashfs_info,
 	.recipe = squashfs_recipe,
 	.write = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write : NULL,
+	.write_check = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write_check : NULL,
 };

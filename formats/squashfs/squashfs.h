@@ -157,6 +157,7 @@ int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
 /* squashfs-write.c */
 int squashfs_write(struct vdisk *src, struct io *out,
 		   const struct write_opts *wo, struct err *e);
+int squashfs_write_check(const struct write_opts *wo, struct err *e);
 
 /* squashfs-parts.c: the partition table of a disk, for partitions=on. */
 #define SQFS_MAX_PARTS 128

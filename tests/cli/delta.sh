@@ -6,7 +6,7 @@
 # hostile patches (HOSTILE-INPUTS P1-P10) refused with specific errors and
 # nothing left behind; SIGKILL at random points then --resume; containers.
 . "$(dirname "$0")/../lib.sh"
-need sfdisk mkfs.ext4 debugfs python3 cmp sha256sum curl qemu-img
+need sfdisk mkfs.ext4 debugfs python3 cmp sha256sum curl qemu-img pkg-config
 
 listing() { ls -A "$T/o" 2>/dev/null; }
 mkdir -p "$T/o"
@@ -170,6 +170,12 @@ def mutate(b, op):
     elif kind == "drop":       # drop chunk K, fix patch_size
         off, n = chunks()[int(op[1])]
         del b[off:off + n]
+        struct.pack_into("<Q", b, 48, len(b)); fix_header()
+    elif kind == "recipe":     # recipe OLD NEW: edit the recipe, fix the sizes
+        rl = struct.unpack_from("<I", b, 72)[0]
+        r = bytes(b[256:256 + rl]).replace(op[1].encode(), op[2].encode())
+        b[256:256 + rl] = r
+        struct.pack_into("<I", b, 72, len(r)); struct.pack_into("<I", b, 12, 288 + len(r))
         struct.pack_into("<Q", b, 48, len(b)); fix_header()
     elif kind == "append":
         b += b"garbage"
@@ -430,6 +436,19 @@ container() {
 	run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.$ext"
 	has "$fmt: container hash mismatch" "container built from NEW has [0-9]+ bytes and SHA-256 $(sha "$T/c2.$ext")" "$ERR"
 	check "$fmt: mismatch leaves nothing" test -z "$(listing)"
+	# a recipe this build's writer cannot follow: refused before anything is written
+	run_ei 0 -- info "$T/p.$ext"
+	has "$fmt: the recipe names the zstd library ($zstdlib)" "^target: format=$fmt,.*,$zstdlib(,|\$)" "$OUT"
+	python3 "$T/pt.py" "$T/p.$ext" "$T/bad.p" recipe "$zstdlib" zstd=1.5.99
+	run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.$ext"
+	has "$fmt: another zstd version is refused up front, naming both" \
+		"refusing the patch before writing anything: $fmt: recipe needs zstd 1\.5\.99, this build has ${zstdlib#zstd=}\$" "$ERR"
+	check "$fmt: refused recipe: no OUT, no state" test -z "$(listing)"
+	python3 "$T/pt.py" "$T/p.$ext" "$T/bad.p" recipe level= lebel=
+	ei apply "$T/v1.raw" - "$T/o/n.$ext" <"$T/bad.p" >/dev/null 2>"$T/.err"
+	check "$fmt: an unknown recipe option is refused up front, piped" test $? -eq 1
+	has "$fmt: names the option" "refusing the patch before writing anything: $fmt: unknown option 'lebel'" "$(cat "$T/.err")"
+	check "$fmt: refused piped recipe: no OUT, no state" test -z "$(listing)"
 	# killed while building the container: resume rebuilds it
 	$EDGEIMG apply "$T/v1.raw" "$T/p.$ext" "$T/o/n.$ext" 2>/dev/null & pid=$!
 	sleep 0.3
@@ -444,6 +463,7 @@ container() {
 	check "$fmt: -O from a raw NEW gives the same container" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
 	rm -f "$T/o/n.$ext" "$T/p.$ext" "$T/p2.$ext"
 }
+zstdlib=$(codec_lib zstd)
 if has_feature OUTPUT_SQUASHFS || ei --version | grep -qw OUTPUT_SQUASHFS; then
 	container squashfs sqfs -o compression=zstd,level=3
 else

@@ -6,7 +6,7 @@
 # qemu-img and by edgeimg; output the same bytes for any -j and from the
 # recipe; zeros not stored; bounded memory; bad options refused.
 . "$(dirname "$0")/../lib.sh"
-need qemu-img sfdisk mkfs.ext4 python3 cmp script
+need qemu-img sfdisk mkfs.ext4 python3 cmp script pkg-config zstd
 
 mkdisk "$T/disk.raw" 32
 # Extra content: zeros written as data (not a hole), text.
@@ -128,10 +128,19 @@ for c in zlib zstd; do
 	check "$c: a second run gives the same bytes" cmp -s "$T/j4.qcow2" "$T/j4b.qcow2"
 	run_ei 0 -- info --json "$T/j1.qcow2"
 	recipe=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["recipe"])' <<<"$OUT")
-	has "$c: recipe in info --json" "^format=qcow2,writer=[0-9.]+,compat=1\.1,cluster_size=65536,compression_type=$c,compress=on,level=[0-9]+" "$recipe"
+	lib=$(codec_lib "$([ $c = zlib ] && echo deflate || echo zstd)")
+	has "$c: recipe in info --json" "^format=qcow2,writer=[0-9.]+,compat=1\.1,cluster_size=65536,compression_type=$c,compress=on,level=[0-9]+,[a-z]+=" "$recipe"
+	check "$c: the recipe ends in the library and its version ($lib)" test "${recipe##*,}" = "$lib"
 	opts=$(sed -E 's/^format=qcow2,writer=[^,]*,//' <<<"$recipe")
 	run_ei 0 -- convert -O qcow2 -o "$opts" "$T/disk.raw" "$T/re-$c.qcow2"
 	check "$c: convert -o <recipe> gives the same bytes" cmp -s "$T/j1.qcow2" "$T/re-$c.qcow2"
+	# the same recipe from a build with another library version: refused
+	other=$(sed -E 's/(deflate=[a-z]+-|zstd=)[0-9.]+$/\19.8.7/' <<<"$opts")
+	mkdir -p "$T/o"
+	run_ei 1 -- convert -O qcow2 -o "$other" "$T/disk.raw" "$T/o/x.qcow2"
+	has "$c: a recipe naming another library version is refused, naming both" \
+		"^edgeimg convert: qcow2: recipe needs (deflate [a-z]+-|zstd )9\.8\.7, this build has ${lib#*=}\$" "$ERR"
+	check "$c: refused recipe: no output" test -z "$(ls -A "$T/o")"
 	rm -f "$T"/j*.qcow2
 done
 run_ei 0 -- info "$T/plain.qcow2"
@@ -174,8 +183,19 @@ refuse 'qcow2: level needs compression' -o level=3
 refuse 'qcow2: -c contradicts compress=off' -c -o compress=off
 refuse 'qcow2: compress=yes is not on or off' -o compress=yes
 refuse "qcow2: unknown option 'preallocation'" -o preallocation=full
-refuse 'qcow2: deflate=zlib: this build deflates with|qcow2: deflate=libdeflate: this build' \
-	-c -o deflate=$(if has_feature DEFLATE_LIBDEFLATE; then echo zlib; else echo libdeflate; fi)
+deflate=$(codec_lib deflate) zstdlib=$(codec_lib zstd)
+check "the zstd library of the recipe is the one zstd --version names" \
+	test "v${zstdlib#zstd=}," = "$(zstd --version | grep -oE 'v[0-9.]+,')"
+otherlib=$(if has_feature DEFLATE_LIBDEFLATE; then echo zlib-1.2.13; else echo libdeflate-1.14; fi)
+refuse "qcow2: recipe needs deflate $otherlib, this build has ${deflate#deflate=}" -c -o deflate=$otherlib
+refuse "qcow2: recipe needs zstd 1\.0\.0, this build has ${zstdlib#zstd=}" \
+	-c -o compression_type=zstd,zstd=1.0.0
+refuse "qcow2: $zstdlib applies to compressed output only" -o $zstdlib
+refuse "qcow2: $deflate does not apply to zstd compression" -c -o compression_type=zstd,$deflate
+refuse "qcow2: xz=5\.4\.1 does not apply to deflate compression" -c -o xz=5.4.1
+run_ei 0 -- convert -c -O qcow2 -o "compression_type=zlib,${deflate%-*}" "$T/disk.raw" "$T/bare.qcow2"
+check "a recipe from before versions (${deflate%-*}) gives the same bytes" \
+	cmp -s "$T/c-64k-zlib.qcow2" "$T/bare.qcow2"
 run_ei 0 -- convert -O qcow2 -o compress=on,level=1 "$T/disk.raw" "$T/o1.qcow2"
 qcheck "$T/o1.qcow2" "compress=on without -c"
 run_ei 0 -- help convert

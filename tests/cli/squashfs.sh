@@ -6,7 +6,7 @@
 # by mksquashfs and by edgeimg, and against every squashfs row of
 # HOSTILE-INPUTS.md (S1-S13, G1, G2) built by patching valid images.
 . "$(dirname "$0")/../lib.sh"
-need qemu-img unsquashfs mksquashfs sqfs2tar sfdisk mkfs.ext4 python3 cmp
+need qemu-img unsquashfs mksquashfs sqfs2tar sfdisk mkfs.ext4 python3 cmp pkg-config
 
 # sq.py: read and patch squashfs images whose metadata is stored
 # uncompressed (mksquashfs -noI -noF -noX), so that fields have positions.
@@ -133,15 +133,23 @@ for c in $codecs; do
 	run_ei 0 -- compare "$T/$c.sqfs" "$T/disk.raw"
 	has "$c: compare says identical" '^Images are identical\.$' "$OUT"
 	run_ei 0 -- info --json "$T/$c.sqfs"
-	check "$c: info --json" python3 - "$c" <<PY
+	lib=$(codec_lib "$([ $c = gzip ] && echo deflate || echo $c)")
+	check "$c: info --json, the recipe once, naming the library ($lib)" python3 - "$c" "$lib" <<PY
 import json, sys
 j = json.loads('''$OUT''')
 assert j['format'] == 'squashfs' and j['virtual-size'] == 33554432, j
 f = j['format-specific']['data']
 assert f['compression'] == sys.argv[1] and f['block-size'] == 131072, f
 assert f['disk-file'] == 'disk.img', f
-assert f['recipe'].startswith('format=squashfs,writer='), f
+assert 'recipe' not in f, f
+assert j['recipe'].startswith('format=squashfs,writer='), j
+assert ',compression=%s,level=' % sys.argv[1] in j['recipe'], j
+assert ',%s,block_size=' % sys.argv[2] in j['recipe'], (j['recipe'], sys.argv[2])
 PY
+	check "$c: info --json has one recipe key" test "$(grep -c '"recipe"' <<<"$OUT")" -eq 1
+	run_ei 0 -- info "$T/$c.sqfs"
+	check "$c: info shows one recipe line" test "$(grep -c 'recipe' <<<"$OUT")" -eq 1
+	has "$c: info's recipe line" "^recipe: format=squashfs,writer=[0-9.]+,compression=$c,level=[0-9]+,$lib," "$OUT"
 done
 size_gz=$(stat -c %s "$T/gzip.sqfs")
 check "gzip output is compact ($size_gz bytes for a 32 MiB disk)" test "$size_gz" -lt 8000000
@@ -204,16 +212,48 @@ has "owner root, mode 0644" '^-rw-r--r-- root/root' \
 	"$(unsquashfs -lln "$T/sde.sqfs" 2>/dev/null | grep disk.img | sed 's#0/0#root/root#')"
 for img in sde j1 lz4; do
 	run_ei 0 -- info --json "$T/$img.sqfs"
-	recipe=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["format-specific"]["data"]["recipe"])' <<<"$OUT")
+	recipe=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["recipe"])' <<<"$OUT")
 	opts=$(sed -E 's/^format=squashfs,writer=[^,]*,//' <<<"$recipe")
 	has "recipe of $img spells out every option" \
-		'^compression=[a-z0-9]+,level=[0-9]+,block_size=[0-9]+,name=disk.img,partitions=o(n|ff),mtime=[0-9]+$' "$opts"
+		'^compression=[a-z0-9]+,level=[0-9]+,(deflate|zstd|xz|lz4)=[a-z0-9.-]+,block_size=[0-9]+,name=disk.img,partitions=o(n|ff),mtime=[0-9]+$' "$opts"
 	src=$T/disk.raw
 	[ "$img" = lz4 ] && src=$T/disk.qcow2
 	run_ei 0 -- convert -O squashfs -o "$opts" "$src" "$T/re.sqfs"
 	check "re-encoding $img from its recipe gives the same bytes" cmp -s "$T/$img.sqfs" "$T/re.sqfs"
 	rm -f "$T/re.sqfs"
 done
+
+# --- options: the recipe's library pinned, bad values refused, no output ---
+wrefuse() {  # wrefuse PATTERN OPTIONS...
+	local pat=$1
+	shift
+	run_ei 1 -- convert -O squashfs "$@" "$T/disk.raw" "$T/o/x.sqfs"
+	has "refused: $*" "$pat" "$ERR"
+	check "refused, no output: $*" test -z "$(listing)"
+}
+deflate=$(codec_lib deflate)
+other=$(sed -E 's/,(deflate=[a-z]+-|zstd=|xz=|lz4=)[0-9.]+,/,\19.8.7,/' <<<"$opts")
+wrefuse "squashfs: recipe needs (deflate [a-z]+-|zstd |xz |lz4 )9\.8\.7, this build has [0-9]" -o "$other"
+wrefuse "squashfs: recipe needs deflate zlib-0\.9, this build has ${deflate#deflate=}\$" \
+	-o compression=gzip,deflate=zlib-0.9
+wrefuse "squashfs: xz=5\.4\.1 does not apply to deflate compression" -o compression=gzip,xz=5.4.1
+if has_feature CODEC_ZSTD; then
+	zstdlib=$(codec_lib zstd)
+	wrefuse "squashfs: recipe needs zstd 1\.5\.99, this build has ${zstdlib#zstd=}\$" \
+		-o compression=zstd,zstd=1.5.99
+	wrefuse "squashfs: $deflate does not apply to zstd compression" -o compression=zstd,$deflate
+fi
+wrefuse 'squashfs: block_size=2048 is not a power of two from 4096 to 1048576' -o block_size=2k
+wrefuse 'squashfs: block_size=2097152 is not a power of two' -o block_size=2M
+wrefuse 'squashfs: block_size=3000 is not a power of two' -o block_size=3000
+wrefuse 'squashfs: compression=lzo is not one of gzip, zstd, xz, lz4' -o compression=lzo
+wrefuse 'squashfs: level=10 is not 1\.\.9 for gzip' -o compression=gzip,level=10
+wrefuse 'squashfs: partitions=maybe is not on or off' -o partitions=maybe
+wrefuse "squashfs: unknown option 'cluster_size'" -o cluster_size=64k
+SOURCE_DATE_EPOCH=yesterday wrefuse 'squashfs: SOURCE_DATE_EPOCH=yesterday is not a number'
+run_ei 0 -- convert -c -O squashfs -o compression=gzip "$T/disk.raw" "$T/c.sqfs"
+check "-c is welcome (squashfs always compresses): the same bytes" cmp -s "$T/gzip.sqfs" "$T/c.sqfs"
+rm -f "$T/c.sqfs"
 
 # --- partitions=on: pN.img and partitions.txt, also -----------------------
 run_ei 0 -- info --json "$T/j1.sqfs"
