@@ -24,7 +24,7 @@ static int info_run(int argc, char **argv)
 	struct err e = { 0 };
 	uint64_t actual = 0;
 	struct stat st;
-	char h1[32], h2[32], recipe[256] = "";
+	char h1[32], h2[32], recipe[1024] = "";
 	int json = 0, c, r;
 
 	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
