@@ -90,8 +90,6 @@ int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
 
 /* --- helpers shared by the verbs ---------------------------------------- */
 
-/* sha256_zeros() - feed @n zero bytes to @c. */
-void sha256_zeros(struct sha256 *c, uint64_t n);
 
 /*
  * delta_hash_disk() - SHA-256 of @vd's whole content (holes read as

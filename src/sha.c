@@ -237,6 +237,46 @@ void sha256_update(struct sha256 *c, const void *data, size_t len)
 	sha_update(c->h, &c->len, c->buf, data, len, sha256_blocks);
 }
 
+/*
+ * Whole zero blocks: every word of a zero block's message schedule is zero
+ * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the rounds run on the
+ * constants alone, about a third faster.
+ */
+static void sha256_zero_blocks(uint32_t *st, uint64_t n)
+{
+	static const uint32_t w[64];
+
+	while (n--) {
+		uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+		uint32_t e = st[4], f = st[5], g = st[6], h = st[7];
+
+		for (int i = 0; i < 64; i += 8)
+			S2_8(i);
+		st[0] += a, st[1] += b, st[2] += c, st[3] += d;
+		st[4] += e, st[5] += f, st[6] += g, st[7] += h;
+	}
+}
+
+void sha256_zeros(struct sha256 *c, uint64_t n)
+{
+	static const uint8_t zero[64];
+	size_t used = (size_t)(c->len % 64);
+
+	if (used) {             /* complete the partial block first */
+		size_t k = (size_t)(n < 64 - used ? n : 64 - used);
+
+		sha256_update(c, zero, k);
+		n -= k;
+	}
+	if (n >= 64) {          /* whole blocks, straight into the state */
+		sha256_zero_blocks(c->h, n / 64);
+		c->len += n & ~(uint64_t)63;
+		n &= 63;
+	}
+	if (n)
+		sha256_update(c, zero, (size_t)n);
+}
+
 void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN])
 {
 	sha_pad(c->h, c->len, c->buf, sha256_blocks);

@@ -161,9 +161,48 @@ static void test_oracle(void)
 	free(buf);
 }
 
+/* sha256_zeros() between other data gives what sha256sum says. */
+static void test_zeros(void)
+{
+	static const size_t pre[] = { 0, 1, 63, 64, 100, 0, 7 };
+	static const size_t zeros[] = { 0, 1, 63, 64, 65, 4096 + 7, 1 << 20 };
+	uint8_t *buf = calloc(1, (1 << 20) + 256);
+
+	if (!buf) {
+		CHECK(0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(zeros) / sizeof(zeros[0]); i++) {
+		size_t p = pre[i], z = zeros[i], post = 1 + i * 9, len = p + z + post;
+		char want[256], got[SHA256_LEN * 2 + 1];
+		uint8_t d[SHA256_LEN];
+		struct sha256 c;
+
+		memset(buf, 0, len);
+		for (size_t k = 0; k < p; k++)
+			buf[k] = (uint8_t)(k * 31 + 1);
+		for (size_t k = 0; k < post; k++)
+			buf[p + z + k] = (uint8_t)(k * 17 + 3);
+		if (oracle("sha256sum", buf, len, want, sizeof(want)) < 0) {
+			CHECK(0, "sha256sum did not run");
+			break;
+		}
+		sha256_init(&c);
+		sha256_update(&c, buf, p);
+		sha256_zeros(&c, z);
+		sha256_update(&c, buf + p + z, post);
+		sha256_final(&c, d);
+		CHECK(!strcmp(sha_hex(d, SHA256_LEN, got), want),
+		      "%zu bytes, %zu zeros by sha256_zeros, %zu bytes: %s, sha256sum %s",
+		      p, z, post, got, want);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	test_vectors();
 	test_oracle();
+	test_zeros();
 	return t_done("test_sha");
 }
