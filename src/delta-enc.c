@@ -239,6 +239,30 @@ static void *hasher_run(void *arg)
 	return NULL;
 }
 
+/*
+ * The extent of @vd at @off (at most ENC_IO bytes), read into x->buf when it
+ * holds data, and fed to @c unless threads of their own hash the disks.
+ */
+static int enc_next(struct enc *x, struct vdisk *vd, struct sha256 *c,
+		    uint64_t off, struct extent *ext, struct err *e)
+{
+	int r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), ext, e);
+
+	if (r < 0)
+		return r;
+	if (ext->type != EXT_DATA) {
+		if (!x->hashers)
+			sha256_zeros(c, ext->len);
+		return 0;
+	}
+	r = vdisk_read(vd, x->buf, (size_t)ext->len, off, e);
+	if (r < 0)
+		return r;
+	if (!x->hashers)
+		sha256_update(c, x->buf, (size_t)ext->len);
+	return 0;
+}
+
 /* Pass 1: hash OLD, index its non-zero blocks. */
 static int enc_index_old(struct enc *x, struct err *e)
 {
@@ -251,18 +275,10 @@ static int enc_index_old(struct enc *x, struct err *e)
 	while (off < vd->size) {
 		struct extent ext;
 
-		r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), &ext, e);
+		r = enc_next(x, vd, &c, off, &ext, e);
 		if (r < 0)
 			return r;
-		if (ext.type != EXT_DATA) {
-			if (!x->hashers)
-				sha256_zeros(&c, ext.len);
-		} else {
-			r = vdisk_read(vd, x->buf, (size_t)ext.len, off, e);
-			if (r < 0)
-				return r;
-			if (!x->hashers)
-				sha256_update(&c, x->buf, (size_t)ext.len);
+		if (ext.type == EXT_DATA) {
 			/* whole blocks aligned to the disk only */
 			for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
 			     (b + 1) * DELTA_BLOCK <= off + ext.len; b++) {
@@ -714,22 +730,15 @@ static int enc_walk_new(struct enc *x, struct err *e)
 	while (off < vd->size) {
 		struct extent ext;
 
-		r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), &ext, e);
+		r = enc_next(x, vd, &c, off, &ext, e);
 		if (r < 0)
 			return r;
 		if (ext.type != EXT_DATA) {
-			if (!x->hashers)
-				sha256_zeros(&c, ext.len);
 			x->last_old = 0;
 			r = enc_zero(x, ext.len, e);
 		} else {
 			uint64_t p = 0;
 
-			r = vdisk_read(vd, x->buf, (size_t)ext.len, off, e);
-			if (r < 0)
-				return r;
-			if (!x->hashers)
-				sha256_update(&c, x->buf, (size_t)ext.len);
 			while (p < ext.len && r >= 0) {
 				/* blocks aligned to the disk */
 				uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
