@@ -152,6 +152,8 @@ def mutate(b, op):
     kind = op[0]
     if kind == "hdr":          # hdr FMT OFFSET VALUE
         struct.pack_into("<" + op[1], b, int(op[2]), int(op[3], 0)); fix_header()
+    elif kind == "hflip":      # hflip OFFSET: every bit of a header byte, checksum fixed
+        b[int(op[1])] ^= 0xff; fix_header()
     elif kind == "chunk":      # chunk K FMT OFFSET VALUE (the CRC over the old body)
         off, n = chunks()[int(op[1])]
         struct.pack_into("<" + op[2], b, off + int(op[3]), int(op[4], 0))
@@ -208,7 +210,7 @@ bp "recipe_len 2^31" 'recipe_len 2147483648 exceeds' hdr I 72 0x80000000
 bp "version 2" 'version 2, this edgeimg reads version 1' hdr I 8 2
 bp "unknown incompatible feature" 'unknown incompatible features 0x8000000000000000' hdr Q 16 0x8000000000000000
 bp "block_size 3" 'block_size 3 is not a power of two' hdr I 60 3
-bp "raw target hash" 'a raw target must have target_size and target_sha' hdr B 152 0
+bp "raw target hash" 'a raw target must have target_size and target_sha' hflip 152
 bp "corrupt header" 'header checksum mismatch' flip 100
 bp "bad magic" 'not an edgeimg patch' flip 1
 bp "corrupt chunk body" 'chunk 3 at byte [0-9]+: CRC-32 0x[0-9a-f]+, the chunk says' flip-body 3 5
@@ -266,8 +268,8 @@ run_ei 1 -- info "$T/gm.p"
 has "info of the magic alone" 'patch: header at 0\+256 lies past the end' "$ERR"
 check "G1: nothing left" test -z "$(listing)"
 # P6: the result's hash differs from the promised one
-python3 "$T/pt.py" "$T/pc" "$T/bad.p" hdr B 112 0
-python3 "$T/pt.py" "$T/bad.p" "$T/bad.p" hdr B 152 0
+python3 "$T/pt.py" "$T/pc" "$T/bad.p" hflip 112
+python3 "$T/pt.py" "$T/bad.p" "$T/bad.p" hflip 152
 run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw"
 has "P6 NEW hash mismatch" "NEW's SHA-256 is $v2sum, the patch promises" "$ERR"
 check "P6: not committed, no state" test -z "$(listing)"
@@ -432,7 +434,7 @@ container() {
 	check "$fmt: raw OLD, piped patch" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
 	rm -f "$T/o/n.$ext"
 	# a wrong container hash: decoded, rebuilt, refused, nothing left
-	python3 "$T/pt.py" "$T/p.$ext" "$T/bad.p" hdr B 152 0
+	python3 "$T/pt.py" "$T/p.$ext" "$T/bad.p" hflip 152
 	run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.$ext"
 	has "$fmt: container hash mismatch" "container built from NEW has [0-9]+ bytes and SHA-256 $(sha "$T/c2.$ext")" "$ERR"
 	check "$fmt: mismatch leaves nothing" test -z "$(listing)"
