@@ -92,7 +92,8 @@ static int info_run(int argc, char **argv)
 			printf(",\n    \"recipe\": ");
 			json_string(stdout, recipe);
 		}
-		printf(",\n    \"dirty-flag\": false\n}\n");
+		printf(",\n    \"dirty-flag\": %s\n}\n",
+		       vd->dirty ? "true" : "false");
 	} else {
 		printf("image: %s\nfile format: %s\n", argv[optind], vd->fmt->name);
 		printf("virtual size: %s (%llu bytes)\ndisk size: %s\n",

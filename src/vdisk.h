@@ -37,6 +37,8 @@ struct vdisk {
 	void *priv;             /* the format's state */
 	struct open_opts opts;
 	char dir[256];          /* the image's directory, for references */
+	int dirty;              /* the format's dirty flag, as qemu-img info
+				   reports it (qcow2's DIRTY bit); 0 elsewhere */
 };
 
 /*
