@@ -28,6 +28,8 @@ struct open_opts {
 	unsigned max_chain;     /* depth of a chain of references */
 	uint64_t max_table;     /* largest metadata table held in memory */
 	uint64_t max_size;      /* largest virtual size accepted */
+	const char *ova_disk;   /* an OVA's disk to read: "N" (1-based, in .ovf
+				   order) or its file name; NULL: the first */
 };
 
 struct vdisk {
