@@ -168,16 +168,15 @@ mkdir -p "$T/o"
 listing() { ls -A "$T/o"; }
 
 # judge CHILD PARENT...: edgeimg reads CHILD over its parents as libvhdi
-# reads the chain; a different expectation can be given in $T/want.raw
-# by setting WANT.
+# reads the chain, or as the file $WANT (made from libvhdi's reads) when
+# WANT is set.
 judge() {
-	local name want=$T/l.raw
+	local name want=${WANT:-$T/l.raw}
 	name=$(basename "$1")
-	if ! vhdi "$@" >"$T/l.raw"; then
+	if [ -z "${WANT:-}" ] && ! vhdi "$@" >"$T/l.raw"; then
 		bad "$name: libvhdi cannot read the chain"
 		return
 	fi
-	[ -n "${WANT:-}" ] && want=$WANT
 	run_ei 0 -- convert --allow-refs -O raw "$1" "$T/o/e.raw"
 	check "$name: convert -O raw is byte-identical to libvhdi's read" \
 		cmp "$T/o/e.raw" "$want"
@@ -232,26 +231,22 @@ bitmaps = {3: [(50, 100)], 17: [(0, 4), (2000, 48)]}'
 judge "$T/top.vhdx" "$T/d512.vhdx" "$T/parent.vhdx"
 run_ei 0 -- info --allow-refs --json "$T/top.vhdx"
 has "chain: info says differencing" '"subformat": "differencing"' "$OUT"
-# parent_linkage2 may name the parent when parent_linkage does not
+# parent_linkage2 may name the parent when parent_linkage does not (libvhdi
+# wants parent_linkage: it judges the same child with the right one)
+mk "$T/parent.vhdx" "$T/link1.vhdx" 'blocks = {1: 6, 6: 7}; bitmaps = {6: [(3, 5)]}'
 mk "$T/parent.vhdx" "$T/link2.vhdx" '
-blocks = {1: 6}
+blocks = {1: 6, 6: 7}; bitmaps = {6: [(3, 5)]}
 kv = [("parent_linkage", "{11111111-2222-3333-4444-555555555555}"),
       ("parent_linkage2", linkage), kv[1]]'
 WANT=$T/want.raw
-cp "$T/disk.raw" "$WANT"
-vhdi "$T/link2.vhdx" | dd of="$WANT" bs=1M skip=1 seek=1 count=1 conv=notrunc status=none
-judge_one() { check "$1: read is the parent with its own blocks" cmp "$T/o/e.raw" "$WANT"; }
-run_ei 0 -- convert --allow-refs -O raw "$T/link2.vhdx" "$T/o/e.raw"
-judge_one "parent_linkage2"
-rm -f "$T/o/e.raw"
+vhdi "$T/link1.vhdx" "$T/parent.vhdx" >"$WANT"
+judge "$T/link2.vhdx"
 # ZERO (2) blocks read as zeros, as MS-VHDX says (libvhdi reads the parent
-# there): the judge is libvhdi's read of the parent with that block zeroed
+# there): the judge is libvhdi's read of the chain with that block zeroed
 mk "$T/parent.vhdx" "$T/zero.vhdx" 'blocks = {2: 2, 4: 6}'
 vhdi "$T/zero.vhdx" "$T/parent.vhdx" >"$WANT"
 dd if=/dev/zero of="$WANT" bs=1M seek=2 count=1 conv=notrunc status=none
-run_ei 0 -- convert --allow-refs -O raw "$T/zero.vhdx" "$T/o/e.raw"
-check "ZERO block: zeros, the rest as libvhdi reads it" cmp "$T/o/e.raw" "$WANT"
-rm -f "$T/o/e.raw"
+judge "$T/zero.vhdx"
 WANT=
 
 # info: the parent as stored and as resolved
