@@ -15,7 +15,8 @@
  * Before the disk is used, the manifest's SHA-1 or SHA-256 digests of the
  * .ovf and of the disk are checked by streaming both members (bounded
  * memory).  The disk is the file of the first <Disk ovf:fileRef> of the
- * .ovf; there is no option to pick another yet.  The disk member is then
+ * .ovf, or the one opts.ova_disk picks (--ova-disk N, 1-based in .ovf
+ * order, or the disk's file name).  The disk member is then
  * opened, with probing, as an image of its own (streamOptimized VMDK,
  * qcow2, raw, ...) and every call is forwarded to it.  A compressed OVA
  * (.ova.gz) is refused with a message saying to decompress it first.
@@ -46,10 +47,19 @@ struct ova_member {
 	uint64_t size;
 };
 
+/* A <Disk> of the .ovf: its <File>. */
+struct ova_disk {
+	char *href;
+	int member;             /* index into m[], -1 if not in the archive */
+	bool compressed, chunked;
+};
+
 struct ova {
 	struct ova_member *m;
 	unsigned n;
 	unsigned ovf, disk;     /* indexes into m[] */
+	struct ova_disk *disks; /* every <Disk>, in .ovf order */
+	unsigned ndisks, pick;  /* disks[pick] is read */
 	int mf;                 /* index of the manifest, -1 if none */
 	int cert;               /* a .cert member is present (not verified) */
 	const char *alg;        /* digest of the manifest: "SHA256", ... */
@@ -843,11 +853,53 @@ static int ova_slurp(struct vdisk *vd, const struct ova_member *m, uint64_t cap,
 	return 0;
 }
 
-/* Pick the disk: the File of the first Disk; check every File is there. */
+/*
+ * Which disk opts.ova_disk names: "N" (1-based) or a disk's file name;
+ * the first when it is NULL.
+ */
+static int ova_choose(const struct vdisk *vd, struct ova *o, struct err *e)
+{
+	const char *want = vd->opts.ova_disk;
+	char list[256] = "";
+	size_t l = 0;
+
+	o->pick = 0;
+	if (!want)
+		return 0;
+	if (want[0] >= '0' && want[0] <= '9') {
+		char *end;
+		unsigned long n = strtoul(want, &end, 10);
+
+		if (*end || !n || n > o->ndisks)
+			return err_set(e, EI_EUSAGE,
+				       "ova: --ova-disk %.40s: the .ovf has %u disk%s; give 1 to %u or a disk's file name",
+				       want, o->ndisks, o->ndisks == 1 ? "" : "s",
+				       o->ndisks);
+		o->pick = (unsigned)n - 1;
+		return 0;
+	}
+	for (unsigned i = 0; i < o->ndisks; i++) {
+		if (!strcmp(o->disks[i].href, want)) {
+			o->pick = i;
+			return 0;
+		}
+		if (l < sizeof(list) - 1)
+			l += (size_t)snprintf(list + l, sizeof(list) - l, "%s%u '%s'",
+					      i ? ", " : "", i + 1, o->disks[i].href);
+	}
+	return err_set(e, EI_EUSAGE,
+		       "ova: --ova-disk '%.100s': no <Disk> of the .ovf has that file; its %u disk%s: %s",
+		       want, o->ndisks, o->ndisks == 1 ? "" : "s", list);
+}
+
+/*
+ * The disks: the File of every Disk, in .ovf order; check every File is
+ * there; pick the one to read.
+ */
 static int ova_pick_disk(struct vdisk *vd, struct ova *o, struct err *e)
 {
 	struct ova_ref *refs = NULL;
-	const struct ova_ref *disk = NULL;
+	const struct ova_disk *disk;
 	unsigned nref = 0;
 	char *ovf = NULL;
 	int r, idx;
@@ -860,7 +912,8 @@ static int ova_pick_disk(struct vdisk *vd, struct ova *o, struct err *e)
 		goto out;
 	}
 	refs = calloc(OVA_MAX_REFS, sizeof(*refs));
-	if (!refs) {
+	o->disks = calloc(OVA_MAX_REFS, sizeof(*o->disks));
+	if (!refs || !o->disks) {
 		r = err_set(e, -ENOMEM, "ova: out of memory");
 		goto out;
 	}
@@ -883,26 +936,40 @@ static int ova_pick_disk(struct vdisk *vd, struct ova *o, struct err *e)
 			goto out;
 		}
 	}
-	for (unsigned i = 0; i < nref && !disk; i++) {
+	for (unsigned i = 0; i < nref; i++) {
+		const struct ova_ref *f = NULL;
+		struct ova_disk *d = &o->disks[o->ndisks];
+
 		if (refs[i].is_file)
 			continue;
-		for (unsigned k = 0; k < nref; k++)
-			if (refs[k].is_file && !strcmp(refs[k].id, refs[i].id)) {
-				disk = &refs[k];
-				break;
-			}
-		if (!disk) {
+		for (unsigned k = 0; k < nref && !f; k++)
+			if (refs[k].is_file && !strcmp(refs[k].id, refs[i].id))
+				f = &refs[k];
+		if (!f) {
 			r = err_set(e, EI_ECORRUPT,
 				    "ova: <Disk ovf:fileRef='%.100s'> names no <File> of the .ovf",
 				    refs[i].id);
 			goto out;
 		}
+		d->href = strdup(f->href);
+		if (!d->href) {
+			r = err_set(e, -ENOMEM, "ova: out of memory");
+			goto out;
+		}
+		d->member = ova_find(o, f->href);
+		d->compressed = f->compressed;
+		d->chunked = f->chunked;
+		o->ndisks++;
 	}
-	if (!disk) {
+	if (!o->ndisks) {
 		r = err_set(e, EI_ECORRUPT,
 			    "ova: the .ovf has no <Disk> with an ovf:fileRef (no disk to read)");
 		goto out;
 	}
+	r = ova_choose(vd, o, e);
+	if (r < 0)
+		goto out;
+	disk = &o->disks[o->pick];
 	if (disk->compressed || disk->chunked) {
 		r = err_set(e, EI_EUNSUP,
 			    "ova: disk file '%.200s' is stored %s in the OVA; not supported",
@@ -910,7 +977,7 @@ static int ova_pick_disk(struct vdisk *vd, struct ova *o, struct err *e)
 			    "in chunks (ovf:chunkSize)");
 		goto out;
 	}
-	idx = ova_find(o, disk->href);
+	idx = disk->member;
 	if (idx < 0 || (unsigned)idx == o->ovf) {
 		r = err_set(e, EI_ECORRUPT, "ova: disk file '%.200s' is not a disk member",
 			    disk->href);
@@ -1065,6 +1132,9 @@ static void ova_free(struct ova *o)
 	if (!o)
 		return;
 	vdisk_close(o->inner);
+	for (unsigned i = 0; i < o->ndisks; i++)
+		free(o->disks[i].href);
+	free(o->disks);
 	for (unsigned i = 0; i < o->n; i++)
 		free(o->m[i].name);
 	free(o->m);
@@ -1084,13 +1154,43 @@ static bool ova_ends(const char *s, const char *ext)
 	return n > k && !strcasecmp(s + n - k, ext);
 }
 
-static int ova_open(struct vdisk *vd, struct err *e)
+/* Member @idx as a disk in its own format, read in place; no references out. */
+static int ova_open_member(struct vdisk *vd, const struct ova *o, unsigned idx,
+			   struct vdisk **out, struct err *e)
 {
 	struct open_opts io_opts = vd->opts;
-	uint8_t magic[6] = { 0 };
 	char name[sizeof(vd->io->name)];
-	struct ova *o;
 	struct io *slice;
+	int r;
+
+	if (vd->opts.max_chain <= 1)
+		return err_set(e, EI_ELIMIT, "ova: disk inside an image nested too deep");
+	snprintf(name, sizeof(name), "%.120s:%.120s", vd->io->name, o->m[idx].name);
+	r = io_slice_new(vd->io, o->m[idx].off, o->m[idx].size, name, &slice, e);
+	if (r < 0)
+		return r;
+	io_opts.format = NULL;
+	io_opts.allow_refs = 0;
+	io_opts.ova_disk = NULL;
+	io_opts.max_chain = vd->opts.max_chain - 1;
+	r = vdisk_open_io(slice, vd->dir, &io_opts, out, e);
+	if (r < 0) {
+		err_prefix(e, "ova: disk '%.200s'", o->m[idx].name);
+		return r;
+	}
+	if (!strcmp((*out)->fmt->name, "ova")) {
+		vdisk_close(*out);
+		*out = NULL;
+		return err_set(e, EI_EUNSUP, "ova: disk '%.200s' is itself an OVA; refused",
+			       o->m[idx].name);
+	}
+	return 0;
+}
+
+static int ova_open(struct vdisk *vd, struct err *e)
+{
+	uint8_t magic[6] = { 0 };
+	struct ova *o;
 	int r;
 
 	if (vd->io->flags & IO_STREAM)
@@ -1159,29 +1259,9 @@ static int ova_open(struct vdisk *vd, struct err *e)
 			goto fail;
 	}
 
-	/* The disk, in its own format, read in place; no references out. */
-	if (vd->opts.max_chain <= 1) {
-		r = err_set(e, EI_ELIMIT, "ova: disk inside an image nested too deep");
-		goto fail;
-	}
-	snprintf(name, sizeof(name), "%.120s:%.120s", vd->io->name, o->m[o->disk].name);
-	r = io_slice_new(vd->io, o->m[o->disk].off, o->m[o->disk].size, name,
-			 &slice, e);
+	r = ova_open_member(vd, o, o->disk, &o->inner, e);
 	if (r < 0)
 		goto fail;
-	io_opts.format = NULL;
-	io_opts.allow_refs = 0;
-	io_opts.max_chain = vd->opts.max_chain - 1;
-	r = vdisk_open_io(slice, vd->dir, &io_opts, &o->inner, e);
-	if (r < 0) {
-		err_prefix(e, "ova: disk '%.200s'", o->m[o->disk].name);
-		goto fail;
-	}
-	if (!strcmp(o->inner->fmt->name, "ova")) {
-		r = err_set(e, EI_EUNSUP, "ova: disk '%.200s' is itself an OVA; refused",
-			    o->m[o->disk].name);
-		goto fail;
-	}
 	vd->size = o->inner->size;
 	vd->priv = o;
 	return 0;
@@ -1213,6 +1293,37 @@ static int ova_info(struct vdisk *vd, struct info *in, struct err *e)
 
 	info_str(in, "descriptor", "%s", o->m[o->ovf].name);
 	info_str(in, "disk", "%s", o->m[o->disk].name);
+	info_u64(in, "disk-number", o->pick + 1);
+	info_u64(in, "disks", o->ndisks);
+	info_list(in, "disk-list");
+	for (unsigned i = 0; i < o->ndisks && i < OVA_LIST_MEMBERS; i++) {
+		const struct ova_disk *d = &o->disks[i];
+		struct vdisk *dv = i == o->pick ? o->inner : NULL;
+		struct err de = { 0 };
+
+		info_begin(in, NULL);
+		info_u64(in, "number", i + 1);
+		info_str(in, "file", "%s", d->href);
+		if (d->member >= 0)
+			info_u64(in, "file-size", o->m[d->member].size);
+		/* Only for the listing: the others are not checked against the .mf. */
+		if (!dv && d->member >= 0 && (unsigned)d->member != o->ovf &&
+		    !d->compressed && !d->chunked &&
+		    ova_open_member(vd, o, (unsigned)d->member, &dv, &de) < 0)
+			info_str(in, "format", "unreadable: %.180s", de.msg);
+		else if (!dv)
+			info_str(in, "format", "not read: %s", d->compressed ?
+				 "compressed" : d->chunked ? "chunked" : "not a disk member");
+		if (dv) {
+			info_str(in, "format", "%s", dv->fmt->name);
+			info_u64(in, "virtual-size", dv->size);
+		}
+		info_bool(in, "read", i == o->pick);
+		if (dv != o->inner)
+			vdisk_close(dv);
+		info_end(in);
+	}
+	info_list_end(in);
 	info_str(in, "disk-format", "%s", o->inner->fmt->name);
 	info_u64(in, "disk-offset", o->m[o->disk].off);
 	info_u64(in, "disk-size", o->m[o->disk].size);

@@ -6,7 +6,10 @@
  *
  * Spec: Microsoft "VHDX Format Specification v1.00" (MS-VHDX), with
  * QEMU's block/vhdx.c and block/vhdx-log.c as the reference reader.
- * Differencing disks (has_parent) are refused.
+ * Differencing disks (has_parent) are read over their parent with
+ * --allow-refs: the parent is the relative_path of the VHDX parent
+ * locator, a plain file name in the child's directory, and must be a VHDX
+ * whose DataWriteGuid is the child's parent_linkage (or parent_linkage2).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,15 @@
 #define VHDX_MAX_SECTORS_PER_BLOCK (1ULL << 23)
 #define VHDX_MAX_DISK_SIZE (64ULL << 40)
 
+#define VHDX_SB_BLOCK_SIZE VHDX_MIB   /* a sector bitmap block */
+#define VHDX_SB_PRESENT 6u
+
+/* The parent locator item of a differencing disk. */
+#define VHDX_LOCATOR_HDR 20             /* LocatorType, Reserved, KeyValueCount */
+#define VHDX_LOCATOR_ENTRY 12           /* KeyOffset, ValueOffset, lengths */
+#define VHDX_LOCATOR_MAX (64 * VHDX_KIB)
+#define VHDX_PATH_MAX 512               /* relative_path as UTF-8, with NUL */
+
 #define VHDX_BAT_STATE_MASK 7u
 #define VHDX_BAT_OFF_MASK 0xfffffffffff00000ULL
 
@@ -71,6 +83,10 @@ static const uint8_t vhdx_guid_bat[16] = {
 static const uint8_t vhdx_guid_metadata[16] = {
 	0x06, 0xa2, 0x7c, 0x8b, 0x90, 0x47, 0x9a, 0x4b,
 	0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e };
+/* LocatorType of a VHDX parent: B04AEFB7-D19E-4A81-B789-25B8E9445913 */
+static const uint8_t vhdx_guid_locator[16] = {
+	0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a,
+	0xb7, 0x89, 0x25, 0xb8, 0xe9, 0x44, 0x59, 0x13 };
 
 enum vhdx_item {
 	VHDX_ITEM_FILE_PARAMS,
@@ -98,7 +114,8 @@ static const struct vhdx_item_def {
 	[VHDX_ITEM_PHYSICAL_SECTOR] = { { 0xc7, 0x48, 0xa3, 0xcd, 0x5d, 0x44, 0x71, 0x44,
 		0x9c, 0xc9, 0xe9, 0x88, 0x52, 0x51, 0xc5, 0x56 }, "physical sector size", 4 },
 	[VHDX_ITEM_PARENT_LOCATOR] = { { 0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45,
-		0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c }, "parent locator", 0 },
+		0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c }, "parent locator",
+		VHDX_LOCATOR_HDR },
 };
 
 /* A range of the file that payload blocks must not overlap. */
@@ -129,6 +146,18 @@ struct vhdx {
 	struct vhdx_region *reg;        /* sorted, while opening */
 	unsigned nreg;
 	uint32_t crc[8][256];           /* CRC-32C (Castagnoli), sliced by 8 */
+	uint8_t data_guid[16];          /* DataWriteGuid of the header used */
+
+	/* A differencing disk: what is not in this file is in the parent. */
+	struct vdisk *parent;
+	uint64_t *sb;                   /* sector bitmap BAT entries, one a chunk */
+	uint64_t nchunks;
+	uint8_t *bm;                    /* the sector bitmap bits of block bm_blk */
+	uint64_t bm_blk;
+	uint8_t linkage[2][16];         /* parent_linkage, parent_linkage2 */
+	unsigned nlinkage;
+	char parent_path[VHDX_PATH_MAX]; /* relative_path as stored, UTF-8 */
+	const char *parent_name;        /* its file name part, in parent_path */
 };
 
 static int vhdx_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
@@ -769,12 +798,13 @@ struct vhdx_meta {
 	uint64_t disk_size;
 	uint32_t block_size, params, lss, pss;
 	uint8_t page83[16];
+	uint32_t loc_off, loc_len;      /* the parent locator item, if any */
 };
 
 static int vhdx_metadata(struct vdisk *vd, const struct vhdx_layout *lay,
 			 struct vhdx_meta *m, struct err *e)
 {
-	uint32_t off[VHDX_ITEMS] = { 0 }, count;
+	uint32_t off[VHDX_ITEMS] = { 0 }, len[VHDX_ITEMS] = { 0 }, count;
 	uint8_t item[16];
 	bool have[VHDX_ITEMS] = { false };
 	uint8_t *b;
@@ -834,6 +864,7 @@ static int vhdx_metadata(struct vdisk *vd, const struct vhdx_layout *lay,
 		}
 		have[k] = true;
 		off[k] = ioff;
+		len[k] = ilen;
 	}
 	for (int k = 0; k < VHDX_ITEMS; k++) {
 		if (k == VHDX_ITEM_PARENT_LOCATOR)
@@ -867,15 +898,13 @@ static int vhdx_metadata(struct vdisk *vd, const struct vhdx_layout *lay,
 			break;
 		}
 	}
-	if (m->params & VHDX_PARAM_HAS_PARENT) {
-		if (have[VHDX_ITEM_PARENT_LOCATOR])
-			r = err_set(e, EI_EUNSUP,
-				    "vhdx: differencing disk (has_parent set, with a parent locator): parent disks are not supported");
-		else
-			r = err_set(e, EI_ECORRUPT,
-				    "vhdx: file parameters has_parent is set but there is no parent locator");
+	if ((m->params & VHDX_PARAM_HAS_PARENT) && !have[VHDX_ITEM_PARENT_LOCATOR]) {
+		r = err_set(e, EI_ECORRUPT,
+			    "vhdx: file parameters has_parent is set but there is no parent locator");
 		goto out;
 	}
+	m->loc_off = off[VHDX_ITEM_PARENT_LOCATOR];
+	m->loc_len = len[VHDX_ITEM_PARENT_LOCATOR];
 	if (m->block_size < VHDX_BLOCK_MIN || m->block_size > VHDX_BLOCK_MAX ||
 	    !is_pow2(m->block_size)) {
 		r = err_set(e, EI_ECORRUPT,
@@ -900,14 +929,275 @@ out:
 	return r;
 }
 
+/* --- the parent locator of a differencing disk ---------------------------- */
+
+/*
+ * Decode @len bytes of UTF-16LE at @p into NUL-terminated UTF-8 in @out
+ * (@cap bytes).  NULL when done, else why not.
+ */
+static const char *vhdx_utf16(const uint8_t *p, size_t len, char *out,
+			      size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 2) {
+		uint32_t c = get_le16(p + i);
+
+		if (c >= 0xdc00 && c < 0xe000)
+			return "has a lone UTF-16 low surrogate";
+		if (c >= 0xd800 && c < 0xdc00) {
+			uint32_t lo = i + 4 <= len ? get_le16(p + i + 2) : 0;
+
+			if (lo < 0xdc00 || lo >= 0xe000)
+				return "has a lone UTF-16 high surrogate";
+			c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+			i += 2;
+		}
+		if (!c)
+			return "holds a NUL character";
+		if (o + 5 > cap)
+			return "is too long";
+		o += utf8_put(out + o, c);
+	}
+	out[o] = 0;
+	return NULL;
+}
+
+static int vhdx_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * "{B04AEFB7-D19E-4A81-B789-25B8E9445913}" (braces optional) into the 16
+ * bytes of a GUID as VHDX stores it: the first three fields little-endian.
+ * 0 on success, -1 if @s is not a GUID.
+ */
+static int vhdx_guid_parse(const char *s, uint8_t g[16])
+{
+	static const uint8_t order[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
+					   8, 9, 10, 11, 12, 13, 14, 15 };
+	uint8_t b[16];
+	size_t n = strlen(s), k = 0;
+
+	if (n == 38 && s[0] == '{' && s[37] == '}') {
+		s++;
+		n = 36;
+	}
+	if (n != 36)
+		return -1;
+	for (size_t i = 0; i < 36;) {
+		int hi, lo;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i++] != '-')
+				return -1;
+			continue;
+		}
+		hi = vhdx_hexval(s[i]);
+		lo = vhdx_hexval(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		b[k++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
+	for (k = 0; k < 16; k++)
+		g[order[k]] = b[k];
+	return 0;
+}
+
+/*
+ * Parse the parent locator item (MS-VHDX 2.6.2.6): a VHDX LocatorType,
+ * then KeyValueCount entries of UTF-16LE keys and values inside the item.
+ * Keeps parent_linkage(2) and relative_path; other keys are checked for
+ * bounds and ignored.
+ */
+static int vhdx_locator(struct vdisk *vd, const struct vhdx_layout *lay,
+			const struct vhdx_meta *m, struct err *e)
+{
+	static const char *const keys[] = { "parent_linkage", "parent_linkage2",
+					    "relative_path" };
+	struct vhdx *s = vd->priv;
+	bool seen[3] = { false };
+	char val[VHDX_PATH_MAX], key[32];
+	uint32_t count, len = m->loc_len;
+	const char *why;
+	uint8_t *b;
+	int r = 0;
+
+	if (len > VHDX_LOCATOR_MAX)
+		return err_set(e, EI_ELIMIT,
+			       "vhdx: parent locator of %u bytes is larger than %llu",
+			       len, VHDX_LOCATOR_MAX);
+	b = malloc(len);
+	if (!b)
+		return err_set(e, -ENOMEM, "vhdx: out of memory");
+	r = vhdx_pread(vd, b, len, lay->md_off + m->loc_off,
+		       "vhdx: parent locator", e);
+	if (r < 0)
+		goto out;
+	if (memcmp(b, vhdx_guid_locator, 16)) {
+		r = err_set(e, EI_EUNSUP,
+			    "vhdx: parent locator LocatorType is not the VHDX type {B04AEFB7-D19E-4A81-B789-25B8E9445913}");
+		goto out;
+	}
+	count = get_le16(b + 18);
+	if (VHDX_LOCATOR_HDR + (uint64_t)count * VHDX_LOCATOR_ENTRY > len) {
+		r = err_set(e, EI_ECORRUPT,
+			    "vhdx: parent locator KeyValueCount %u does not fit its %u bytes",
+			    count, len);
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *en = b + VHDX_LOCATOR_HDR + VHDX_LOCATOR_ENTRY * (size_t)i;
+		uint32_t ko = get_le32(en), vo = get_le32(en + 4);
+		uint32_t kl = get_le16(en + 8), vl = get_le16(en + 10);
+		int k;
+
+		if (!kl || !vl || (uint64_t)ko + kl > len || (uint64_t)vo + vl > len) {
+			r = err_set(e, EI_ECORRUPT,
+				    "vhdx: parent locator entry %u: key at %u+%u or value at %u+%u is empty or outside the %u-byte locator",
+				    i, ko, kl, vo, vl, len);
+			goto out;
+		}
+		if (kl % 2 || vl % 2) {
+			r = err_set(e, EI_ECORRUPT,
+				    "vhdx: parent locator entry %u: key length %u or value length %u is odd (not UTF-16)",
+				    i, kl, vl);
+			goto out;
+		}
+		if (kl / 2 >= sizeof(key))
+			continue;       /* longer than any key we know */
+		why = vhdx_utf16(b + ko, kl, key, sizeof(key));
+		if (why) {
+			r = err_set(e, EI_ECORRUPT,
+				    "vhdx: parent locator entry %u: key %s", i, why);
+			goto out;
+		}
+		for (k = 0; k < 3; k++)
+			if (!strcmp(key, keys[k]))
+				break;
+		if (k == 3)
+			continue;
+		why = vhdx_utf16(b + vo, vl, val, sizeof(val));
+		if (why) {
+			r = err_set(e, EI_ECORRUPT,
+				    "vhdx: parent locator %s (entry %u): value of %u bytes %s",
+				    key, i, vl, why);
+			goto out;
+		}
+		if (seen[k]) {
+			r = err_set(e, EI_ECORRUPT,
+				    "vhdx: parent locator has a second '%s' key (entry %u)",
+				    key, i);
+			goto out;
+		}
+		seen[k] = true;
+		if (k < 2) {
+			if (vhdx_guid_parse(val, s->linkage[k])) {
+				r = err_set(e, EI_ECORRUPT,
+					    "vhdx: parent locator %s '%.64s' is not a GUID",
+					    key, val);
+				goto out;
+			}
+		} else {
+			memcpy(s->parent_path, val, sizeof(val));
+		}
+	}
+	if (!seen[0]) {
+		r = err_set(e, EI_ECORRUPT,
+			    "vhdx: parent locator lacks the required parent_linkage key");
+		goto out;
+	}
+	s->nlinkage = seen[1] ? 2 : 1;
+	if (!seen[1])
+		memcpy(s->linkage[1], s->linkage[0], 16);
+	if (!seen[2]) {
+		r = err_set(e, EI_EUNSUP,
+			    "vhdx: parent locator has no relative_path: the parent is looked up only by a file name in the image's directory");
+		goto out;
+	}
+	/* ".\parent.vhdx" names parent.vhdx beside the child. */
+	s->parent_name = s->parent_path;
+	if (!strncmp(s->parent_name, ".\\", 2))
+		s->parent_name += 2;
+	r = 0;
+out:
+	free(b);
+	return r;
+}
+
+/* Open the parent and check that it is the disk the child was made over. */
+static int vhdx_open_parent(struct vdisk *vd, struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	const char *name = s->parent_name;
+	const struct vhdx *ps;
+	int r;
+
+	if (vd->opts.allow_refs && strpbrk(name, "\\:"))
+		return err_set(e, EI_EREF,
+			       "vhdx: parent relative_path '%s' refused: only a plain file name in the image's directory is allowed ('.\\' may lead it)",
+			       s->parent_path);
+	r = vdisk_open_ref(vd, name, strlen(name), "vhdx", "vhdx: parent",
+			   &s->parent, NULL, e);
+	if (r < 0)
+		return r;
+	ps = s->parent->priv;
+	if (memcmp(ps->data_guid, s->linkage[0], 16) &&
+	    memcmp(ps->data_guid, s->linkage[1], 16))
+		return err_set(e, EI_EMISMATCH,
+			       "vhdx: parent '%s' is not the disk of parent_linkage: its DataWriteGuid differs (it changed after the child was made, or is another disk)",
+			       name);
+	if (s->parent->size != vd->size || ps->lss != s->lss)
+		return err_set(e, EI_EMISMATCH,
+			       "vhdx: parent '%s' has virtual size %llu and %u-byte logical sectors, the child %llu and %u",
+			       name, (unsigned long long)s->parent->size, ps->lss,
+			       (unsigned long long)vd->size, s->lss);
+	return 0;
+}
+
 /* --- the block allocation table ------------------------------------------ */
+
+/*
+ * The bytes at @off+@len that BAT entry @idx (for @what @n) points at:
+ * inside the file and clear of the headers, log, BAT and metadata.
+ */
+static int vhdx_host_check(struct vdisk *vd, uint64_t off, uint64_t len,
+			   uint64_t idx, const char *what, uint64_t n,
+			   struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	const struct vhdx_region *o;
+
+	if (!range_ok(off, len, s->file_size))
+		return err_set(e, EI_ECORRUPT,
+			       "vhdx: BAT entry %llu (%s %llu) at %llu+%llu lies past the end of the file (%llu bytes)",
+			       (unsigned long long)idx, what, (unsigned long long)n,
+			       (unsigned long long)off, (unsigned long long)len,
+			       (unsigned long long)s->file_size);
+	o = vhdx_region_find(s, off, len);
+	if (o)
+		return err_set(e, EI_ECORRUPT,
+			       "vhdx: BAT entry %llu (%s %llu) at %llu+%llu overlaps the %s at %llu+%llu",
+			       (unsigned long long)idx, what, (unsigned long long)n,
+			       (unsigned long long)off, (unsigned long long)len,
+			       o->what, (unsigned long long)o->start,
+			       (unsigned long long)(o->end - o->start));
+	return 0;
+}
 
 static int vhdx_bat_check(struct vdisk *vd, uint64_t blk, uint64_t idx,
 			  struct err *e)
 {
 	struct vhdx *s = vd->priv;
 	uint64_t ent = s->bat[blk], off = ent & VHDX_BAT_OFF_MASK, len;
-	const struct vhdx_region *o;
 
 	switch (ent & VHDX_BAT_STATE_MASK) {
 	case VHDX_BLOCK_NOT_PRESENT:
@@ -919,6 +1209,8 @@ static int vhdx_bat_check(struct vdisk *vd, uint64_t blk, uint64_t idx,
 	case VHDX_BLOCK_FULLY_PRESENT:
 		break;
 	case VHDX_BLOCK_PARTIALLY_PRESENT:
+		if (s->params & VHDX_PARAM_HAS_PARENT)
+			break;
 		return err_set(e, EI_EUNSUP,
 			       "vhdx: BAT entry %llu (block %llu) is PARTIALLY_PRESENT, which only a differencing disk may use",
 			       (unsigned long long)idx, (unsigned long long)blk);
@@ -930,20 +1222,44 @@ static int vhdx_bat_check(struct vdisk *vd, uint64_t blk, uint64_t idx,
 	}
 	/* The last block may be cut short at the end of the disk. */
 	len = min_u64(s->block_size, vd->size - (blk << s->block_bits));
-	if (!range_ok(off, len, s->file_size))
+	return vhdx_host_check(vd, off, len, idx, "block", blk, e);
+}
+
+/* The sector bitmap entry of chunk @c (BAT entry @idx) of a differencing disk. */
+static int vhdx_sb_check(struct vdisk *vd, uint64_t c, uint64_t idx,
+			 struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	uint64_t ent = s->sb[c], off = ent & VHDX_BAT_OFF_MASK;
+
+	if ((ent & VHDX_BAT_STATE_MASK) == 0)
+		return 0;
+	if ((ent & VHDX_BAT_STATE_MASK) != VHDX_SB_PRESENT)
 		return err_set(e, EI_ECORRUPT,
-			       "vhdx: BAT entry %llu (block %llu) at %llu+%llu lies past the end of the file (%llu bytes)",
-			       (unsigned long long)idx, (unsigned long long)blk,
-			       (unsigned long long)off, (unsigned long long)len,
-			       (unsigned long long)s->file_size);
-	o = vhdx_region_find(s, off, len);
-	if (o)
+			       "vhdx: BAT entry %llu (sector bitmap of chunk %llu) has the unknown state %u",
+			       (unsigned long long)idx, (unsigned long long)c,
+			       (unsigned)(ent & VHDX_BAT_STATE_MASK));
+	return vhdx_host_check(vd, off, VHDX_SB_BLOCK_SIZE, idx,
+			       "sector bitmap of chunk", c, e);
+}
+
+/* Every PARTIALLY_PRESENT block needs its chunk's sector bitmap block. */
+static int vhdx_sb_needed(struct vdisk *vd, struct err *e)
+{
+	struct vhdx *s = vd->priv;
+
+	for (uint64_t blk = 0; blk < s->nblocks; blk++) {
+		uint64_t c = blk / s->chunk_ratio;
+
+		if ((s->bat[blk] & VHDX_BAT_STATE_MASK) != VHDX_BLOCK_PARTIALLY_PRESENT ||
+		    (s->sb[c] & VHDX_BAT_STATE_MASK) == VHDX_SB_PRESENT)
+			continue;
 		return err_set(e, EI_ECORRUPT,
-			       "vhdx: BAT entry %llu (block %llu) at %llu+%llu overlaps the %s at %llu+%llu",
-			       (unsigned long long)idx, (unsigned long long)blk,
-			       (unsigned long long)off, (unsigned long long)len,
-			       o->what, (unsigned long long)o->start,
-			       (unsigned long long)(o->end - o->start));
+			       "vhdx: BAT entry %llu (block %llu) is PARTIALLY_PRESENT but the sector bitmap block of its chunk %llu (BAT entry %llu) is not present",
+			       (unsigned long long)(blk + c), (unsigned long long)blk,
+			       (unsigned long long)c,
+			       (unsigned long long)((c + 1) * (s->chunk_ratio + 1ULL) - 1));
+	}
 	return 0;
 }
 
@@ -956,8 +1272,15 @@ static int vhdx_bat_load(struct vdisk *vd, const struct vhdx_layout *lay,
 	int r = 0;
 
 	s->nblocks = (vd->size + s->block_size - 1) >> s->block_bits;
-	/* A sector bitmap entry follows every chunk_ratio payload entries. */
+	/*
+	 * A sector bitmap entry follows every chunk_ratio payload entries;
+	 * a differencing disk has the last chunk's too.
+	 */
 	total = s->nblocks ? s->nblocks + (s->nblocks - 1) / s->chunk_ratio : 0;
+	if (s->params & VHDX_PARAM_HAS_PARENT) {
+		s->nchunks = (s->nblocks + s->chunk_ratio - 1) / s->chunk_ratio;
+		total = s->nchunks * (s->chunk_ratio + 1ULL);
+	}
 	bytes = total * 8;
 	if (bytes > lay->bat_len)
 		return err_set(e, EI_ECORRUPT,
@@ -973,7 +1296,9 @@ static int vhdx_bat_load(struct vdisk *vd, const struct vhdx_layout *lay,
 		return 0;
 	s->bat = malloc(s->nblocks * 8);
 	b = malloc(EI_IO_CHUNK);
-	if (!s->bat || !b) {
+	if (s->nchunks)
+		s->sb = calloc(s->nchunks, 8);
+	if (!s->bat || !b || (s->nchunks && !s->sb)) {
 		free(b);
 		return err_set(e, -ENOMEM, "vhdx: out of memory for the BAT");
 	}
@@ -986,8 +1311,19 @@ static int vhdx_bat_load(struct vdisk *vd, const struct vhdx_layout *lay,
 		for (size_t i = 0; i < n; i++) {
 			uint64_t idx = done + i;
 
-			if ((idx + 1) % ((uint64_t)s->chunk_ratio + 1) == 0)
-				continue;       /* a sector bitmap block */
+			if ((idx + 1) % ((uint64_t)s->chunk_ratio + 1) == 0) {
+				uint64_t c = idx / (s->chunk_ratio + 1ULL);
+
+				if (!s->sb)
+					continue;  /* used by differencing disks only */
+				s->sb[c] = get_le64(b + 8 * i);
+				r = vhdx_sb_check(vd, c, idx, e);
+				if (r < 0)
+					goto out;
+				continue;
+			}
+			if (blk == s->nblocks)
+				continue;       /* past the disk, in the last chunk */
 			s->bat[blk] = get_le64(b + 8 * i);
 			r = vhdx_bat_check(vd, blk, idx, e);
 			if (r < 0)
@@ -996,6 +1332,8 @@ static int vhdx_bat_load(struct vdisk *vd, const struct vhdx_layout *lay,
 		}
 		done += n;
 	}
+	if (s->sb)
+		r = vhdx_sb_needed(vd, e);
 out:
 	free(b);
 	return r;
@@ -1009,7 +1347,10 @@ static void vhdx_close(struct vdisk *vd)
 
 	if (!s)
 		return;
+	vdisk_close(s->parent);
 	free(s->bat);
+	free(s->sb);
+	free(s->bm);
 	free(s->wr);
 	free(s->reg);
 	free(s);
@@ -1052,6 +1393,7 @@ static int vhdx_open(struct vdisk *vd, struct err *e)
 	r = vhdx_header_pick(vd, &hd, e);
 	if (r < 0)
 		goto fail;
+	memcpy(s->data_guid, hd.raw + 32, 16);
 	if (hd.log_version != 0) {
 		r = err_set(e, EI_EUNSUP, "vhdx: header log_version %u is not 0",
 			    hd.log_version);
@@ -1085,6 +1427,9 @@ static int vhdx_open(struct vdisk *vd, struct err *e)
 	r = vhdx_metadata(vd, &lay, &m, e);
 	if (r < 0)
 		goto fail;
+	if ((m.params & VHDX_PARAM_HAS_PARENT) &&
+	    (r = vhdx_locator(vd, &lay, &m, e)) < 0)
+		goto fail;
 	if (m.disk_size > vd->opts.max_size) {
 		r = err_set(e, EI_ELIMIT,
 			    "vhdx: virtual size %llu exceeds the limit of %llu",
@@ -1102,6 +1447,17 @@ static int vhdx_open(struct vdisk *vd, struct err *e)
 	r = vhdx_bat_load(vd, &lay, e);
 	if (r < 0)
 		goto fail;
+	if (s->params & VHDX_PARAM_HAS_PARENT) {
+		s->bm_blk = UINT64_MAX;
+		s->bm = malloc(s->block_size / s->lss / 8);
+		if (!s->bm) {
+			r = err_set(e, -ENOMEM, "vhdx: out of memory");
+			goto fail;
+		}
+		r = vhdx_open_parent(vd, e);
+		if (r < 0)
+			goto fail;
+	}
 	free(s->reg);
 	s->reg = NULL;
 	s->nreg = 0;
@@ -1111,24 +1467,104 @@ fail:
 	return r;
 }
 
+/*
+ * In a PARTIALLY_PRESENT block @blk, the run of sectors at @in (bytes into
+ * the block): 1 if in this file, 0 if in the parent; *@n is its length in
+ * bytes from @in, at most to the block's end.  Bit 0 of byte 0 of the
+ * chunk's sector bitmap is its first sector.
+ */
+static int vhdx_bm_run(struct vdisk *vd, uint64_t blk, uint64_t in,
+		       uint64_t *n, struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	uint32_t nsec = s->block_size / s->lss, sec = (uint32_t)(in / s->lss);
+	const uint8_t *bm = s->bm;
+	int bit, r;
+
+	if (s->bm_blk != blk) {
+		uint64_t c = blk / s->chunk_ratio;
+		uint64_t at = (s->sb[c] & VHDX_BAT_OFF_MASK) +
+			      (blk % s->chunk_ratio) * (nsec / 8);
+
+		s->bm_blk = UINT64_MAX;
+		r = vhdx_pread(vd, s->bm, nsec / 8, at, "vhdx: sector bitmap", e);
+		if (r < 0)
+			return r;
+		s->bm_blk = blk;
+	}
+	bit = bm[sec / 8] >> (sec % 8) & 1;
+	sec++;
+	while (sec < nsec) {
+		if (!(sec % 8) && bm[sec / 8] == (bit ? 0xff : 0x00)) {
+			sec += 8;
+			continue;
+		}
+		if ((bm[sec / 8] >> (sec % 8) & 1) != bit)
+			break;
+		sec++;
+	}
+	*n = (uint64_t)sec * s->lss - in;
+	return bit;
+}
+
+/*
+ * Where the bytes at @in of block @blk come from: *@src is 1 for this
+ * file, 0 for zeros, -1 for the parent; *@n is cut to the run's end.  A
+ * differencing disk reads NOT_PRESENT from its parent as the spec says,
+ * and UNDEFINED and UNMAPPED ("arbitrary data" or the contents before)
+ * from it too, as libvhdi does; ZERO is zeros.
+ */
+static int vhdx_source(struct vdisk *vd, uint64_t blk, uint64_t in,
+		       uint64_t *n, int *src, struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	uint64_t run;
+	int r;
+
+	switch (s->bat[blk] & VHDX_BAT_STATE_MASK) {
+	case VHDX_BLOCK_FULLY_PRESENT:
+		*src = 1;
+		return 0;
+	case VHDX_BLOCK_PARTIALLY_PRESENT:
+		r = vhdx_bm_run(vd, blk, in, &run, e);
+		if (r < 0)
+			return r;
+		*n = min_u64(*n, run);
+		*src = r ? 1 : -1;
+		return 0;
+	case VHDX_BLOCK_ZERO:
+		*src = 0;
+		return 0;
+	default:
+		*src = s->parent ? -1 : 0;
+		return 0;
+	}
+}
+
 static int vhdx_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		     struct err *e)
 {
 	struct vhdx *s = vd->priv;
 	uint8_t *b = buf;
+	int r;
 
 	while (len) {
 		uint64_t blk = off >> s->block_bits;
 		uint64_t in = off & (s->block_size - 1);
-		uint64_t ent = s->bat[blk];
-		size_t n = (size_t)min_u64(len, s->block_size - in);
+		uint64_t ent = s->bat[blk], k = min_u64(len, s->block_size - in);
+		size_t n;
+		int src;
 
-		if ((ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_FULLY_PRESENT) {
+		r = vhdx_source(vd, blk, in, &k, &src, e);
+		if (r < 0)
+			return r;
+		n = (size_t)k;
+		if (src > 0) {
 			uint64_t host = (ent & VHDX_BAT_OFF_MASK) + in;
-			int r;
 
 			/* Blocks that follow each other in the file: one read. */
-			while (n < len) {
+			while ((ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_FULLY_PRESENT &&
+			       n < len) {
 				uint64_t next = s->bat[++blk];
 
 				if ((next & VHDX_BAT_STATE_MASK) != VHDX_BLOCK_FULLY_PRESENT ||
@@ -1137,11 +1573,14 @@ static int vhdx_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 				n += (size_t)min_u64(len - n, s->block_size);
 			}
 			r = vhdx_pread(vd, b, n, host, "vhdx: data block", e);
-			if (r < 0)
-				return r;
+		} else if (src < 0) {
+			r = vdisk_read(s->parent, b, n, off, e);
 		} else {
 			memset(b, 0, n);
+			r = 0;
 		}
+		if (r < 0)
+			return r;
 		b += n;
 		off += n;
 		len -= n;
@@ -1157,17 +1596,17 @@ static int vhdx_piece(struct vdisk *vd, uint64_t off, uint64_t len,
 	uint64_t blk = off >> s->block_bits;
 	uint64_t in = off & (s->block_size - 1);
 	uint64_t ent = s->bat[blk], host, run;
-	int r;
+	int r, src;
 
 	ext->len = min_u64(len, s->block_size - in);
-	switch (ent & VHDX_BAT_STATE_MASK) {
-	case VHDX_BLOCK_FULLY_PRESENT:
-		break;
-	case VHDX_BLOCK_ZERO:
-		ext->type = EXT_ZERO;
-		return 0;
-	default:
-		ext->type = EXT_HOLE;
+	r = vhdx_source(vd, blk, in, &ext->len, &src, e);
+	if (r < 0)
+		return r;
+	if (src < 0)
+		return vdisk_extent(s->parent, off, ext->len, ext, e);
+	if (!src) {
+		ext->type = (ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_ZERO ?
+			    EXT_ZERO : EXT_HOLE;
 		return 0;
 	}
 	ext->type = EXT_DATA;
@@ -1214,14 +1653,19 @@ static int vhdx_info(struct vdisk *vd, struct info *out, struct err *e)
 	info_u64(out, "logical-sector-size", s->lss);
 	info_u64(out, "physical-sector-size", s->pss);
 	info_str(out, "subformat", "%s",
+		 s->parent ? "differencing" :
 		 s->params & VHDX_PARAM_LEAVE_ALLOCATED ? "fixed" : "dynamic");
 	info_bool(out, "log-replayed", s->log_entries > 0);
+	if (s->parent) {
+		info_str(out, "parent", "%s", s->parent_path);
+		info_str(out, "parent-file", "%s/%s", vd->dir, s->parent_name);
+	}
 	return 0;
 }
 
 const struct img_format fmt_vhdx = {
 	.name = "vhdx",
-	.desc = "Hyper-V VHDX (fixed, dynamic)",
+	.desc = "Hyper-V VHDX (fixed, dynamic, differencing)",
 	.probe = vhdx_probe,
 	.open = vhdx_open,
 	.read = vhdx_read,

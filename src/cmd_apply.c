@@ -600,6 +600,7 @@ static int apply_run(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
 		{ "allow-refs", no_argument, NULL, 'R' },
+		{ "ova-disk", required_argument, NULL, 'D' },
 		{ "resume", no_argument, NULL, 'r' },
 		{ "resume-offset", no_argument, NULL, 'o' },
 		{ "state", required_argument, NULL, 's' },
@@ -640,6 +641,9 @@ static int apply_run(int argc, char **argv)
 			break;
 		case 'R':
 			a->oo.allow_refs = 1;
+			break;
+		case 'D':
+			a->oo.ova_disk = optarg;
 			break;
 		case 'r':
 			a->resume = 1;
@@ -899,7 +903,8 @@ int patch_info(const char *path, int json)
 const struct cmd cmd_apply = {
 	.name = "apply",
 	.summary = "apply a delta patch: OLD + PATCH -> NEW, verified",
-	.usage = "apply [--resume] [-p] [-v] [-j N] [--force] [--state PREFIX] [--allow-refs] OLD PATCH|- OUT\n"
+	.usage = "apply [--resume] [-p] [-v] [-j N] [--force] [--state PREFIX] [--allow-refs]\n"
+		 "       [--ova-disk N|NAME] OLD PATCH|- OUT\n"
 		 "       edgeimg apply --resume-offset [--state PREFIX] OUT",
 	.help =
 	"  --resume       continue an apply that was interrupted (killed, power\n"
@@ -920,6 +925,7 @@ const struct cmd cmd_apply = {
 	"  -j N           worker threads of a container writer\n"
 	"  --force        replace OUT if it exists\n"
 	"  --allow-refs   follow OLD's references to other files\n"
+	"  --ova-disk N|NAME  the disk of an OVA OLD to read (see help info)\n"
 	"\nPATCH is read once, front to back ('-': standard input, so\n"
 	"'curl -s URL | edgeimg apply old.img - new.img' works); OLD is read at\n"
 	"random.  OLD's SHA-256 is checked before anything is written: a patch for\n"

@@ -99,6 +99,7 @@ static int compare_run(int argc, char **argv)
 
 	static const struct option lo[] = {
 		{ "allow-refs", no_argument, NULL, 'R' },
+		{ "ova-disk", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 
@@ -118,6 +119,9 @@ static int compare_run(int argc, char **argv)
 			break;
 		case 'R':
 			oa.allow_refs = ob.allow_refs = 1;
+			break;
+		case 'D':
+			oa.ova_disk = ob.ova_disk = optarg;
 			break;
 		default:
 			return cli_usage(&cmd_compare, NULL);
@@ -175,12 +179,13 @@ fail:
 const struct cmd cmd_compare = {
 	.name = "compare",
 	.summary = "compare the disks two images hold",
-	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] [--allow-refs] A B",
+	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] [--allow-refs] [--ova-disk N|NAME] A B",
 	.help =
 	"  -f FMT   read A as FMT     -F FMT   read B as FMT\n"
 	"  -s       strict: images of different sizes differ\n"
 	"  -p       show progress on a terminal\n"
 	"  --allow-refs  follow references to other files (see help info)\n"
+	"  --ova-disk N|NAME  the disk of an OVA A or B to read (see help info)\n"
 	"\nExit status: 0 when the disks have the same content, 1 when not (the\n"
 	"first differing byte offset is printed), 2 on error.  Without -s, the\n"
 	"part of the larger disk past the smaller one must read as zero.\n",

@@ -23,6 +23,7 @@ static int convert_run(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
 		{ "allow-refs", no_argument, NULL, 'R' },
+		{ "ova-disk", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -70,6 +71,9 @@ static int convert_run(int argc, char **argv)
 			break;
 		case 'R':
 			oo.allow_refs = 1;
+			break;
+		case 'D':
+			oo.ova_disk = optarg;
 			break;
 		default:
 			return cli_usage(&cmd_convert, NULL);
@@ -129,7 +133,7 @@ fail:
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--force] [--allow-refs] IN OUT",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--force] [--allow-refs] [--ova-disk N|NAME] IN OUT",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format\n"
 	"  -O FMT     write OUT as FMT (required; raw is never assumed)\n"
@@ -141,6 +145,8 @@ const struct cmd cmd_convert = {
 	"  -v         print a summary line: sizes, ratio, time\n"
 	"  --force    replace OUT if it exists\n"
 	"  --allow-refs  follow IN's references to other files (see help info)\n"
+	"  --ova-disk N|NAME  IN is an OVA: read its Nth disk (from 1, in .ovf\n"
+	"             order) or the one whose file is NAME (see help info)\n"
 	"\nOUT appears only when it is complete: it is written under a temporary\n"
 	"name and renamed at the end.  A block device is written in place.\n"
 	"Zero and unallocated ranges of IN become holes in a raw OUT.\n",

@@ -130,6 +130,7 @@ static int delta_run(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
 		{ "allow-refs", no_argument, NULL, 'R' },
+		{ "ova-disk", required_argument, NULL, 'D' },
 		{ "level", required_argument, NULL, 'L' },
 		{ "chunk", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
@@ -179,6 +180,9 @@ static int delta_run(int argc, char **argv)
 			break;
 		case 'R':
 			oo.allow_refs = 1;
+			break;
+		case 'D':
+			oo.ova_disk = optarg;
 			break;
 		case 'L':
 			eo.level = (int)strtol(optarg, &end, 10);
@@ -316,7 +320,7 @@ fail:
 const struct cmd cmd_delta = {
 	.name = "delta",
 	.summary = "make a patch that turns OLD's disk into NEW's",
-	.usage = "delta [-j N] [-p] [-v] [-O FMT [-o OPTS]] [--level N] [--chunk SIZE] [--force] [--allow-refs] OLD NEW PATCH",
+	.usage = "delta [-j N] [-p] [-v] [-O FMT [-o OPTS]] [--level N] [--chunk SIZE] [--force] [--allow-refs] [--ova-disk N|NAME] OLD NEW PATCH",
 	.help =
 	"  -O FMT       the container apply builds: FMT written with -o OPTS.\n"
 	"               Default: NEW's own when an edgeimg writer made NEW (its\n"
@@ -330,6 +334,7 @@ const struct cmd cmd_delta = {
 	"               unit of apply's checkpoints\n"
 	"  --force      replace PATCH if it exists\n"
 	"  --allow-refs follow references of OLD and NEW to other files\n"
+	"  --ova-disk N|NAME  the disk of an OVA OLD or NEW to read (see help info)\n"
 	"\nOLD and NEW may be in any format edgeimg reads.  The patch describes\n"
 	"NEW's disk content in terms of OLD's: blocks found in OLD are copied,\n"
 	"zero blocks cost nothing, the rest is compressed by zstd against the OLD\n"

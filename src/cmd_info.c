@@ -16,6 +16,7 @@ static int info_run(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "allow-refs", no_argument, NULL, 'R' },
+		{ "ova-disk", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -42,6 +43,9 @@ static int info_run(int argc, char **argv)
 			break;
 		case 'R':
 			oo.allow_refs = 1;
+			break;
+		case 'D':
+			oo.ova_disk = optarg;
 			break;
 		default:
 			return cli_usage(&cmd_info, NULL);
@@ -92,7 +96,8 @@ static int info_run(int argc, char **argv)
 			printf(",\n    \"recipe\": ");
 			json_string(stdout, recipe);
 		}
-		printf(",\n    \"dirty-flag\": false\n}\n");
+		printf(",\n    \"dirty-flag\": %s\n}\n",
+		       vd->dirty ? "true" : "false");
 	} else {
 		printf("image: %s\nfile format: %s\n", argv[optind], vd->fmt->name);
 		printf("virtual size: %s (%llu bytes)\ndisk size: %s\n",
@@ -119,7 +124,7 @@ fail:
 const struct cmd cmd_info = {
 	.name = "info",
 	.summary = "show an image's format, sizes and format details",
-	.usage = "info [-f FMT] [--json] [--allow-refs] IMAGE",
+	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] IMAGE",
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
@@ -128,6 +133,9 @@ const struct cmd cmd_info = {
 	"  --output=json  the same, as qemu-img spells it\n"
 	"  --allow-refs   follow references to other files (backing files,\n"
 	"                 parents, extents): plain names in the image's own\n"
-	"                 directory only, 8 levels at most; refused without it\n",
+	"                 directory only, 8 levels at most; refused without it\n"
+	"  --ova-disk N|NAME  an OVA's disk to read: the Nth <Disk> of its .ovf\n"
+	"                 (from 1) or the one whose file is NAME; the first\n"
+	"                 without it.  info of an OVA lists every disk\n",
 	.run = info_run,
 };

@@ -28,6 +28,8 @@ struct open_opts {
 	unsigned max_chain;     /* depth of a chain of references */
 	uint64_t max_table;     /* largest metadata table held in memory */
 	uint64_t max_size;      /* largest virtual size accepted */
+	const char *ova_disk;   /* an OVA's disk to read: "N" (1-based, in .ovf
+				   order) or its file name; NULL: the first */
 };
 
 struct vdisk {
@@ -37,6 +39,8 @@ struct vdisk {
 	void *priv;             /* the format's state */
 	struct open_opts opts;
 	char dir[256];          /* the image's directory, for references */
+	int dirty;              /* the format's dirty flag, as qemu-img info
+				   reports it (qcow2's DIRTY bit); 0 elsewhere */
 };
 
 /*

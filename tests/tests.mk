@@ -66,8 +66,10 @@ $(obj)/fuzz/fuzz-delta: tests/fuzz/fuzz_delta.c $(fuzz-objs) | $(obj)/edgeimg
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
 .PHONY: fuzz
-fuzz: $(fuzz-bins)
-	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(obj)/fuzz $(fuzz-formats)
+# FUZZ_FORMATS="vhdx ova" runs only those fuzzers.
+FUZZ_FORMATS ?= $(fuzz-formats)
+fuzz: $(patsubst %,$(obj)/fuzz/fuzz-%,$(FUZZ_FORMATS))
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(obj)/fuzz $(FUZZ_FORMATS)
 .SECONDARY: $(fuzz-objs) $(san-objs)
 
 # bench: edgeimg against its peers on the corpus of

@@ -611,6 +611,7 @@ static int qcow2_open(struct vdisk *vd, struct err *e)
 	}
 	/* As QEMU, the disk is the header's size in whole sectors. */
 	vd->size = q->h.size & ~511ULL;
+	vd->dirty = !!(q->h.incompatible_features & QCOW2_INCOMPAT_DIRTY);
 	vd->priv = q;
 	return 0;
 }

@@ -125,6 +125,7 @@ def one(a, q):
         assert d.get(k) == qd.get(k), (k, d.get(k), qd.get(k))
     assert d['cluster-size'] == q['cluster-size'], (d['cluster-size'], q['cluster-size'])
     assert d['dirty-flag'] == q['dirty-flag'], (d['dirty-flag'], q['dirty-flag'])
+    assert a['dirty-flag'] == q['dirty-flag'], ('top', a['dirty-flag'], q['dirty-flag'])
     qs = q.get('snapshots', [])
     assert d['snapshot-count'] == len(qs), (d['snapshot-count'], len(qs))
     assert len(d.get('snapshots', [])) == len(qs)
@@ -243,6 +244,11 @@ judge "$T/c.qcow2" "size not sector aligned"
 cp "$T/v3.qcow2" "$T/c.qcow2"
 p set "$T/c.qcow2" 72 Q 1
 judge "$T/c.qcow2" "dirty bit"
+# the top-level dirty-flag is the header's bit, as qemu-img info says
+qemu-img info -f qcow2 --output=json "$T/c.qcow2" >"$T/q.json"
+has "qemu-img sees the dirty bit" '^    "dirty-flag": true,?$' "$(cat "$T/q.json")"
+run_ei 0 -- info --json "$T/c.qcow2"
+has "top-level dirty-flag is true, as qemu-img's" '^    "dirty-flag": true$' "$OUT"
 p set "$T/c.qcow2" 72 Q 2
 judge "$T/c.qcow2" "corrupt bit"
 has "corrupt is shown" '"corrupt": true' "$(cat "$T/j/$njudge.e")"

@@ -403,7 +403,7 @@ X7-log-offset|vhdx: header log_offset 12345 is not a whole MiB after the first|h
 X7-log-length|vhdx: header log_length 4096 is not a multiple of 1 MiB|hdr(0, log_length=4096, log_guid=b"\1" * 16); hdr(1, log_length=4096, log_guid=b"\1" * 16)
 X7-log-past|vhdx: log at 1099511627776\+1048576 lies past the end|hdr(0, log_offset=1 << 40, log_guid=b"\1" * 16); hdr(1, log_offset=1 << 40, log_guid=b"\1" * 16)
 X8-no-locator|vhdx: file parameters has_parent is set but there is no parent locator|u32(item(FP) + 4, 2)
-X8-locator|vhdx: differencing disk \(has_parent set, with a parent locator\)|u32(item(FP) + 4, 2); md_add(PARENT, 65600, 64, 4)
+X8-locator|vhdx: parent locator LocatorType is not the VHDX type|u32(item(FP) + 4, 2); md_add(PARENT, 65600, 64, 4)
 X9-bat-small|vhdx: the BAT needs 1048831 entries \(8390648 bytes\) but its region holds 1048576 bytes|u64(item(VS), 1 << 40)
 X9-on-metadata|vhdx: BAT entry 0 \(block 0\) at [0-9]+\+1048576 overlaps the metadata region|u64(bat(), md() | 6)
 X9-on-bat|vhdx: BAT entry 3 \(block 3\) at [0-9]+\+1048576 overlaps the BAT region|u64(bat() + 24, bat() | 6)

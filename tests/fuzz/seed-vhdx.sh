@@ -3,8 +3,10 @@
 # seed-vhdx.sh DIR: small VHDX images for the vhdx fuzzer.  Compact ones
 # (under 1 MiB, the default -max_len) pack the regions after the region
 # tables: every block state, 512- and 4096-byte sectors, sector bitmap
-# entries between chunks.  Larger ones hold data blocks and a dirty log
-# (seen whole with -max_len=4194304), and qemu-img's own output if present.
+# entries between chunks, differencing disks (a parent locator, no sector
+# bitmap).  Larger ones hold data blocks, a dirty log, and a differencing
+# disk's PARTIALLY_PRESENT blocks over a sector bitmap (seen whole with
+# -max_len=4194304), and qemu-img's own output if present.
 set -eu
 dir=$1
 python3 - "$dir" <<'PY'
@@ -36,15 +38,30 @@ VS = G('2FA54224-CD1B-4876-B211-5DBED83BF4B8')
 P83 = G('BECA12AB-B2E6-4523-93EF-C309E000C746')
 LSS = G('8141BF1D-A96F-4709-BA47-F233A8FAAB5F')
 PSS = G('CDA348C7-445D-4471-9CC9-E9885251C556')
+PLOC = G('A8D35F2D-B30B-454D-ABF7-D3D84834AB0C')
 KIB, MIB = 1024, 1 << 20
 
+def locator(kv):
+    """A VHDX parent locator item holding the (key, value) pairs."""
+    head = G('B04AEFB7-D19E-4A81-B789-25B8E9445913') + struct.pack('<HH', 0, len(kv))
+    ents, strs, base = b'', b'', 20 + 12 * len(kv)
+    for k, v in kv:
+        k, v = k.encode('utf-16-le'), v.encode('utf-16-le')
+        ents += struct.pack('<IIHH', base + len(strs), base + len(strs) + len(k),
+                            len(k), len(v))
+        strs += k + v
+    return head + ents + strs
+
 def build(path, vsize, bs, lss, states=None, data=None, fixed=False,
-          log=None):
-    """states: {block: state}; data: {block: bytes}; log: [[(off, bytes|int)]]"""
+          log=None, parent=False, partial=()):
+    """states: {block: state}; data: {block: bytes}; log: [[(off, bytes|int)]];
+    parent: a differencing disk; partial: data blocks PARTIALLY_PRESENT"""
     states, data = dict(states or {}), dict(data or {})
     nblk = -(-vsize // bs)
     cr = (1 << 23) * lss // bs
     nent = nblk + (nblk - 1) // cr if nblk else 0
+    if parent:
+        nent = -(-nblk // cr) * (cr + 1)
     bat_off = 320 * KIB
     bat_len = max(4096, -(-nent * 8 // 4096) * 4096)
     md_off = -(-(bat_off + bat_len) // (64 * KIB)) * 64 * KIB
@@ -65,20 +82,35 @@ def build(path, vsize, bs, lss, states=None, data=None, fixed=False,
         if b in data:
             f.extend(b'\0' * (pos - len(f)))
             f.extend(data[b].ljust(min(bs, vsize - b * bs), b'\0'))
-            bat[b] = pos | 6
+            bat[b] = pos | (7 if b in partial else 6)
             pos += bs
         else:
             bat[b] = st
     for b, v in bat.items():
         struct.pack_into('<Q', f, bat_off + 8 * (b + b // cr), v)
+    if partial:                         # one sector bitmap block, chunk 0
+        f.extend(b'\0' * (pos - len(f)))
+        sb = bytearray(MIB)
+        for b in partial:
+            o = b * (bs // lss) // 8
+            sb[o:o + 64] = pat(b, 64)
+        f.extend(sb)
+        struct.pack_into('<Q', f, bat_off + 8 * cr, pos | 6)
     # metadata
     md = bytearray(64 * KIB)
     md[0:8] = b'metadata'
-    items = [(FP, struct.pack('<II', bs, 1 if fixed else 0), 4),
+    items = [(FP, struct.pack('<II', bs, (1 if fixed else 0) | (2 if parent else 0)), 4),
              (VS, struct.pack('<Q', vsize), 6),
              (P83, uuid.uuid4().bytes, 6),
              (LSS, struct.pack('<I', lss), 6),
              (PSS, struct.pack('<I', 4096), 6)]
+    if parent:
+        items.append((PLOC, locator([
+            ('parent_linkage', '{83ab5d6f-02b5-4bd3-9b12-4c0c9e0f5a77}'),
+            ('parent_linkage2', '{00000000-0000-0000-0000-000000000001}'),
+            ('relative_path', '.\\parent.vhdx'),
+            ('volume_path', '\\\\?\\Volume{26a21bda-a627-11d7-9931-806e6f6e6963}\\parent.vhdx'),
+            ('absolute_win32_path', 'C:\\vm\\parent.vhdx')]), 6))
     struct.pack_into('<HH', md, 8, 0, len(items))
     ioff = 64 * KIB
     for i, (g, v, fl) in enumerate(items):
@@ -136,6 +168,12 @@ build(d + '/compact-4k-256m.vhdx', 40 << 30, 256 * MIB, 4096,
       states={b: 2 for b in range(0, 160, 7)})
 build(d + '/data-512-1m.vhdx', 3 * MIB + 512, MIB, 512,
       data={0: pat(1, 70000), 3: pat(7, 512)})
+build(d + '/compact-diff-512-1m.vhdx', 16 * MIB, MIB, 512, parent=True,
+      states={0: 2, 1: 1, 2: 3, 4: 0})
+build(d + '/compact-diff-4k-2m.vhdx', 24 * MIB, 2 * MIB, 4096, parent=True,
+      states={3: 2})
+build(d + '/diff-512-1m.vhdx', 4 * MIB, MIB, 512, parent=True,
+      data={0: pat(2, 5000), 2: pat(4, 3000)}, partial={2})
 build(d + '/log-512-1m.vhdx', 4 * MIB, MIB, 512, data={1: pat(3, 9000)},
       log=[[(2 * MIB + 4096, pat(9, 4096)), (2 * MIB, 8192)],
            [(2 * MIB + 8192, pat(5, 4096))]])
