@@ -1017,7 +1017,7 @@ const struct cmd cmd_apply = {
 	.name = "apply",
 	.summary = "apply a delta patch: OLD + PATCH -> NEW, verified",
 	.usage = "apply [--resume] [-p] [-v] [-j N] [--force] [--state PREFIX] [--allow-refs]\n"
-		 "       [--verify PUB.pem] [--min-version N] OLD PATCH|- OUT\n"
+		 "                     [--verify PUB.pem] [--min-version N] OLD PATCH|- OUT\n"
 		 "       edgeimg apply --resume-offset [--state PREFIX] OUT",
 	.help =
 	"  --resume       continue an apply that was interrupted (killed, power\n"

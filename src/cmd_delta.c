@@ -338,7 +338,7 @@ const struct cmd cmd_delta = {
 	.name = "delta",
 	.summary = "make a patch that turns OLD's disk into NEW's",
 	.usage = "delta [-j N] [-p] [-v] [-O FMT [-o OPTS]] [--level N] [--chunk SIZE] [--force] [--allow-refs]\n"
-		 "       [--sign KEY.pem] [--patch-version N] OLD NEW PATCH",
+		 "                     [--sign KEY.pem] [--patch-version N] OLD NEW PATCH",
 	.help =
 	"  -O FMT       the container apply builds: FMT written with -o OPTS.\n"
 	"               Default: NEW's own when an edgeimg writer made NEW (its\n"

@@ -125,6 +125,7 @@ struct delta_key {
 	uint8_t id[SHA256_LEN];         /* SHA-256 of @pub */
 };
 
+#if IS_ENABLED(CONFIG_DELTA_SIGN)
 /*
  * delta_key_load() - read the Ed25519 key in the PEM file @path: with
  * @priv, a PKCS#8 private key ("BEGIN PRIVATE KEY", as "openssl genpkey
@@ -156,7 +157,7 @@ int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
 int delta_sig_verify(const struct delta_header *h, const uint8_t *raw,
 		     const struct delta_key *pub, struct err *e);
 
-#if !IS_ENABLED(CONFIG_DELTA_SIGN)
+#else
 /* Without DELTA_SIGN: keys cannot be loaded, so nothing signs or verifies. */
 static inline int delta_key_load(const char *path, int priv, struct delta_key *k,
 				 struct err *e)
