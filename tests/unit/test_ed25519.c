@@ -3,12 +3,15 @@
  * Unit tests of SHA-512 (FIPS 180-4 example vectors, pieces of awkward
  * lengths) and Ed25519 (RFC 8032 section 7.1: TEST 1, 2, 3 and the
  * 1023-byte TEST 1024; then tampered signatures, wrong keys and
- * non-canonical encodings, which must all be refused).
+ * non-canonical encodings, which must all be refused); the strict PEM
+ * reader of the key files openssl writes (seed 32 bytes 0x42: openssl
+ * gives its public key as 2152f8d1...).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "delta.h"
 #include "ed25519.h"
 #include "kconfig.h"
 #include "sha.h"
@@ -212,8 +215,78 @@ static void test_bad_keys(void)
 	CHECK(ed25519_verify(msg, sizeof(msg), key, sig) < 0, "-0 is refused");
 }
 
+/* The PEM files of the seed 32 x 0x42, as openssl genpkey/pkey write them. */
+#define PRIV_B64 "MC4CAQAwBQYDK2VwBCIEIEJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJC"
+#define PUB_B64 "MCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI="
+#define PRIV_PEM "-----BEGIN PRIVATE KEY-----\n" PRIV_B64 "\n-----END PRIVATE KEY-----\n"
+#define PUB_PEM "-----BEGIN PUBLIC KEY-----\n" PUB_B64 "\n-----END PUBLIC KEY-----\n"
+
+static int pem(const char *text, int priv, struct delta_key *k, struct err *e)
+{
+	return delta_key_parse(text, strlen(text), priv, "k.pem", k, e);
+}
+
+static void test_pem(void)
+{
+	static const struct {
+		const char *text, *why;
+		int priv;
+	} bad[] = {
+		{ PUB_PEM, "a public key where a private one is needed", 1 },
+		{ PRIV_PEM, "a private key where a public one is needed", 0 },
+		{ "", "empty", 0 },
+		{ "MCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI=\n", "no BEGIN", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\n" PUB_B64 "\n", "no END", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\n" PUB_B64 "\n-----END PRIVATE KEY-----\n",
+		  "END of another label", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI\n"
+		  "-----END PUBLIC KEY-----\n", "padding missing", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xJ=\n"
+		  "-----END PUBLIC KEY-----\n", "non-zero bits before the padding", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI=AAAA\n"
+		  "-----END PUBLIC KEY-----\n", "data after the padding", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2x!=\n"
+		  "-----END PUBLIC KEY-----\n", "a byte outside base64", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCswBQYDK2VwAyIAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xIA\n"
+		  "-----END PUBLIC KEY-----\n", "a 33-byte key", 0 },
+		{ "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VxAyEAIVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI=\n"
+		  "-----END PUBLIC KEY-----\n", "the Ed448 OID", 0 },
+		{ PUB_PEM "x", "data after END", 0 },
+		{ "-----BEGIN ENCRYPTED PRIVATE KEY-----\n" PRIV_B64 "\n-----END ENCRYPTED PRIVATE KEY-----\n",
+		  "an encrypted key", 1 },
+	};
+	static const uint8_t want_pub[32] = {
+		0x21, 0x52, 0xf8, 0xd1, 0x9b, 0x79, 0x1d, 0x24, 0x45, 0x32, 0x42,
+		0xe1, 0x5f, 0x2e, 0xab, 0x6c, 0xb7, 0xcf, 0xfa, 0x7b, 0x6a, 0x5e,
+		0xd3, 0x00, 0x97, 0x96, 0x0e, 0x06, 0x98, 0x81, 0xdb, 0x12,
+	};
+	struct delta_key k, kp;
+	struct err e = { 0 };
+	uint8_t id[SHA256_LEN];
+
+	CHECK(pem(PRIV_PEM, 1, &k, &e) == 0, "private key: %s", e.msg);
+	CHECK(k.priv && k.seed[0] == 0x42 && !memcmp(k.pub, want_pub, 32),
+	      "private key: seed and public key as openssl has them");
+	CHECK(pem(PUB_PEM, 0, &kp, &e) == 0, "public key: %s", e.msg);
+	CHECK(!kp.priv && !memcmp(kp.pub, want_pub, 32), "public key bytes");
+	sha256(want_pub, 32, id);
+	CHECK(!memcmp(kp.id, id, SHA256_LEN) && !memcmp(k.id, id, SHA256_LEN),
+	      "key id: SHA-256 of the public key");
+	CHECK(pem("-----BEGIN PUBLIC KEY-----\r\n" PUB_B64 "\r\n-----END PUBLIC KEY-----\r\n\n",
+		  0, &kp, &e) == 0, "CRLF lines: %s", e.msg);
+	CHECK(pem("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAIVL40Zt5HSRF\nMkLhXy6rbLfP+ntqXtMA\n"
+		  "l5YOBpiB2xI=\n-----END PUBLIC KEY-----", 0, &kp, &e) == 0 &&
+	      !memcmp(kp.pub, want_pub, 32), "base64 over several lines: %s", e.msg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e.msg[0] = 0;
+		CHECK(pem(bad[i].text, bad[i].priv, &kp, &e) < 0 && !strncmp(e.msg, "k.pem: ", 7),
+		      "%s is refused, naming the file (%s)", bad[i].why, e.msg);
+	}
+}
+
 int main(void)
 {
+	test_pem();
 	test_sha512();
 	test_ed25519();
 	test_bad_keys();
