@@ -134,7 +134,7 @@ int delta_key_parse(const char *text, size_t tlen, int priv, const char *name,
 	const uint8_t *prefix = priv ? der_priv : der_pub;
 	size_t plen = priv ? sizeof(der_priv) : sizeof(der_pub), len, n = 0;
 	char begin[64], endline[64];
-	uint8_t der[128];
+	uint8_t der[512];         /* an Ed25519 key needs 48; others get named */
 	int r;
 
 	memset(k, 0, sizeof(*k));
