@@ -94,6 +94,7 @@ cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
 # Delta patches need zstd.
 core-$(CONFIG_CODEC_ZSTD) += src/delta-enc.c src/delta-dec.c
 cli-$(CONFIG_CODEC_ZSTD) += src/cmd_delta.c src/cmd_apply.c
+core-$(CONFIG_DELTA_SIGN) += src/ed25519.c src/delta-sign.c
 
 libs-y :=
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd

@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,7 +23,7 @@
 #define CKPT_MAGIC "EIAPPLY\x1a"
 #define CKPT_VERSION 1
 #define CKPT_FIXED 176
-#define CKPT_MAX (CKPT_FIXED + DELTA_HDR_MAX + SHA256_LEN)
+#define CKPT_MAX (CKPT_FIXED + DELTA_HDR_SIG_MAX + SHA256_LEN)
 
 enum { PHASE_DECODING = 0, PHASE_DECODED = 1 };
 
@@ -31,8 +32,8 @@ struct ckpt {
 	uint32_t phase;
 	struct delta_pos pos;
 	uint8_t old_sha[SHA256_LEN];
-	uint32_t hlen;
-	uint8_t hdr[DELTA_HDR_MAX];
+	uint32_t hlen;                  /* the header and its signature section */
+	uint8_t hdr[DELTA_HDR_SIG_MAX];
 };
 
 static double apply_now(void)
@@ -127,7 +128,7 @@ static int ckpt_load(const char *path, struct ckpt *ck, struct delta_header *h,
 	ck->phase = get_le32(b + 12);
 	ck->pos.chunk = get_le32(b + 16);
 	ck->hlen = get_le32(b + 20);
-	if (ck->hlen > DELTA_HDR_MAX || (size_t)n != CKPT_FIXED + ck->hlen + SHA256_LEN)
+	if (ck->hlen > DELTA_HDR_SIG_MAX || (size_t)n != CKPT_FIXED + ck->hlen + SHA256_LEN)
 		return err_set(e, EI_ECORRUPT, "%s: bad length; remove it to start over", path);
 	sha256(b, CKPT_FIXED + ck->hlen, sum);
 	if (memcmp(sum, b + CKPT_FIXED + ck->hlen, SHA256_LEN))
@@ -146,9 +147,12 @@ static int ckpt_load(const char *path, struct ckpt *ck, struct delta_header *h,
 		err_prefix(e, "%s", path);
 		return r;
 	}
+	if (ck->hlen != h->chunks_off)
+		return err_set(e, EI_ECORRUPT, "%s: %u header bytes, the patch has %llu; remove it to start over",
+			       path, ck->hlen, (unsigned long long)h->chunks_off);
 	if (ck->phase > PHASE_DECODED || ck->pos.chunk > h->chunk_count ||
 	    ck->pos.new_done > h->new_size || ck->pos.patch_off > h->patch_size ||
-	    ck->pos.patch_off < h->header_size || ck->pos.sha.len != ck->pos.new_done ||
+	    ck->pos.patch_off < h->chunks_off || ck->pos.sha.len != ck->pos.new_done ||
 	    (ck->phase == PHASE_DECODED && ck->pos.chunk != h->chunk_count))
 		return err_set(e, EI_ECORRUPT,
 			       "%s: inconsistent position; remove it to start over", path);
@@ -282,8 +286,12 @@ static int resumable(int code)
 
 struct apply {
 	const char *old_path, *patch_path, *out_path;
-	char ckpt_path[4200], part_path[4200], out_tmp[4200];
-	int dev, force, resume, verbose;
+	char ckpt_path[4200], part_path[4200], out_tmp[4200], lock_path[4200];
+	int dev, force, resume, verbose, lock_fd;
+	struct delta_key key;   /* --verify: the trusted public key */
+	int verify;
+	uint64_t min_version;
+	uint8_t raw[DELTA_HDR_SIG_MAX]; /* the header and signature to verify */
 	unsigned threads;
 	struct open_opts oo;
 	struct delta_header h;
@@ -306,6 +314,52 @@ static void apply_paths(struct apply *a, const char *state)
 	snprintf(a->ckpt_path, sizeof(a->ckpt_path), "%s.edgeimg-apply", state);
 	snprintf(a->part_path, sizeof(a->part_path), "%s.edgeimg-part", state);
 	snprintf(a->out_tmp, sizeof(a->out_tmp), "%s.edgeimg-out", state);
+	snprintf(a->lock_path, sizeof(a->lock_path), "%s.edgeimg-lock", state);
+}
+
+/*
+ * One apply at a time on a state PREFIX: an exclusive flock on
+ * PREFIX.edgeimg-lock, taken before anything else is read or written and
+ * removed (still held) at the end.  A lock file removed between our
+ * open and our flock is not ours to hold: open it again.
+ */
+static int apply_lock(struct apply *a)
+{
+	struct stat s1, s2;
+
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(a->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return err_errno(&a->e, errno, "%s: cannot create the lock",
+					 a->lock_path);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int r = errno == EWOULDBLOCK ?
+				err_set(&a->e, -EBUSY,
+					"another apply is running on %s (it holds %s); nothing done",
+					a->out_path, a->lock_path) :
+				err_errno(&a->e, errno, "%s: cannot lock", a->lock_path);
+
+			close(fd);
+			return r;
+		}
+		if (fstat(fd, &s1) == 0 && stat(a->lock_path, &s2) == 0 &&
+		    s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino) {
+			a->lock_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return err_set(&a->e, -EBUSY, "%s: the lock keeps changing", a->lock_path);
+}
+
+static void apply_unlock(struct apply *a)
+{
+	if (a->lock_fd < 0)
+		return;
+	unlink(a->lock_path);
+	close(a->lock_fd);
+	a->lock_fd = -1;
 }
 
 static void apply_forget(struct apply *a)
@@ -320,10 +374,12 @@ static int apply_patch(struct apply *a)
 {
 	struct err *e = &a->e;
 	struct delta_header fh;
-	uint8_t raw[DELTA_HDR_MAX];
+	uint8_t *raw = a->raw;
 	size_t got = 0;
 	int r;
 
+	if (a->have_ck)         /* what to verify unless the patch brings its own */
+		memcpy(raw, a->ck.hdr, a->ck.hlen);
 	if (a->have_ck && a->ck.phase == PHASE_DECODED)
 		return 0;       /* the patch is no longer needed */
 	r = patch_open(a->patch_path, &a->patch, &got, e);
@@ -370,9 +426,32 @@ have_header:
 				       a->ckpt_path, a->ckpt_path, a->part_path);
 	} else {
 		a->h = fh;
-		a->ck.hlen = (uint32_t)fh.header_size;
-		memcpy(a->ck.hdr, raw, fh.header_size);
+		a->ck.hlen = (uint32_t)fh.chunks_off;
+		memcpy(a->ck.hdr, raw, (size_t)fh.chunks_off);
 	}
+	return 0;
+}
+
+/*
+ * --verify and --min-version: the patch's signature by the trusted key,
+ * then its version (trusted only once signed); before anything is written.
+ */
+static int apply_trust(struct apply *a)
+{
+	int r;
+
+	if (a->verify) {
+		r = delta_sig_verify(&a->h, a->raw, &a->key, &a->e);
+		if (r < 0) {
+			err_prefix(&a->e, "%s", a->patch_path);
+			return r;
+		}
+	}
+	if (a->h.patch_version < a->min_version)
+		return err_set(&a->e, EI_ESIG,
+			       "%s: patch_version %llu is below --min-version %llu: refusing a downgrade; nothing written",
+			       a->patch_path, (unsigned long long)a->h.patch_version,
+			       (unsigned long long)a->min_version);
 	return 0;
 }
 
@@ -420,7 +499,7 @@ static int apply_part(struct apply *a, struct io **out)
 	if (!a->have_ck) {
 		memset(&a->ck.pos, 0, sizeof(a->ck.pos));
 		a->ck.phase = PHASE_DECODING;
-		a->ck.pos.patch_off = a->h.header_size;
+		a->ck.pos.patch_off = a->h.chunks_off;
 		sha256_init(&a->ck.pos.sha);
 	}
 	if (a->dev && !container) {
@@ -449,7 +528,7 @@ static int apply_part(struct apply *a, struct io **out)
 	if (!a->have_ck) {
 		memset(&a->ck.pos, 0, sizeof(a->ck.pos));
 		a->ck.phase = PHASE_DECODING;
-		a->ck.pos.patch_off = a->h.header_size;
+		a->ck.pos.patch_off = a->h.chunks_off;
 		sha256_init(&a->ck.pos.sha);
 		fd = open(a->part_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	} else {
@@ -604,9 +683,12 @@ static int apply_run(int argc, char **argv)
 		{ "resume", no_argument, NULL, 'r' },
 		{ "resume-offset", no_argument, NULL, 'o' },
 		{ "state", required_argument, NULL, 's' },
+		{ "verify", required_argument, NULL, 'K' },
+		{ "min-version", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct apply *a = calloc(1, sizeof(*a));
+	const char *key_path = NULL;
 	struct delta_dec *dec = NULL;
 	struct io *part = NULL;
 	struct sink sk = { 0 };
@@ -615,12 +697,13 @@ static int apply_run(int argc, char **argv)
 	int progress = 0, roff = 0, c, r, rc = EXIT_ERROR, keep = 0;
 	uint32_t from_chunk = 0;
 	double t0 = apply_now();
-	char h1[32], hx[2 * SHA256_LEN + 1];
+	char h1[32], hx[2 * SHA256_LEN + 1], *end;
 
 	if (!a) {
 		fprintf(stderr, "edgeimg apply: out of memory\n");
 		return EXIT_ERROR;
 	}
+	a->lock_fd = -1;
 	a->threads = threads_resolve(EI_DEFAULT_THREADS);
 	while ((c = getopt_long(argc, argv, "j:pv", lo, NULL)) != -1) {
 		switch (c) {
@@ -654,6 +737,17 @@ static int apply_run(int argc, char **argv)
 		case 's':
 			state = optarg;
 			break;
+		case 'K':
+			key_path = optarg;
+			break;
+		case 'M':
+			errno = 0;
+			a->min_version = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-') {
+				free(a);
+				return cli_usage(&cmd_apply, "--min-version takes 0..2^64-1");
+			}
+			break;
 		default:
 			free(a);
 			return cli_usage(&cmd_apply, NULL);
@@ -678,6 +772,11 @@ static int apply_run(int argc, char **argv)
 	a->old_path = argv[optind];
 	a->patch_path = argv[optind + 1];
 	a->out_path = argv[optind + 2];
+	if (key_path) {
+		if (delta_key_load(key_path, 0, &a->key, &a->e) < 0)
+			goto fail;
+		a->verify = 1;
+	}
 	if (stat(a->out_path, &st) == 0) {
 		if (S_ISBLK(st.st_mode)) {
 			a->dev = 1;
@@ -692,6 +791,9 @@ static int apply_run(int argc, char **argv)
 	}
 	apply_paths(a, state);
 	progress_init(&a->pg, progress);
+	r = apply_lock(a);
+	if (r < 0)
+		goto fail;
 	if (a->resume) {
 		r = ckpt_load(a->ckpt_path, &a->ck, &a->h, &a->e);
 		if (r < 0)
@@ -699,6 +801,9 @@ static int apply_run(int argc, char **argv)
 		a->have_ck = r;
 	}
 	r = apply_patch(a);
+	if (r < 0)
+		goto fail;
+	r = apply_trust(a);
 	if (r < 0)
 		goto fail;
 	r = delta_recipe_check(a->h.recipe, &a->e);
@@ -823,6 +928,8 @@ out:
 	io_close(part);
 	vdisk_close(a->old);
 	io_close(a->patch);
+	apply_unlock(a);
+	memset(&a->key, 0, sizeof(a->key));
 	free(a);
 	return rc;
 }
@@ -830,13 +937,15 @@ out:
 /* "edgeimg info PATCH": the header, or -1 when @path is not a patch. */
 int patch_info(const char *path, int json)
 {
-	static const char *const feat[] = { "ref", "recipe" };
+	static const char *const feat[] = { "ref", "recipe", "signed" };
 	struct delta_header h;
+	struct delta_sig sg;
+	uint8_t raw[DELTA_HDR_SIG_MAX];
 	struct err e = { 0 };
 	struct io *io = NULL;
 	uint8_t head[DELTA_MAGIC_LEN];
 	char s1[32], x1[2 * SHA256_LEN + 1], x2[2 * SHA256_LEN + 1],
-	     x3[2 * SHA256_LEN + 1], x4[2 * SHA256_LEN + 1];
+	     x3[2 * SHA256_LEN + 1], x4[2 * SHA256_LEN + 1], x5[2 * SHA256_LEN + 1];
 	int r;
 
 	if (io_open_file(path, 0, &io, &e) < 0)
@@ -847,12 +956,16 @@ int patch_info(const char *path, int json)
 		io_close(io);
 		return -1;
 	}
-	r = delta_header_read(io, &h, NULL, &e);
+	r = delta_header_read(io, &h, raw, &e);
 	io_close(io);
 	if (r < 0) {
 		cli_error("info", &e);
 		return EXIT_ERROR;
 	}
+	strcpy(x5, "");
+	if ((h.incompat & DELTA_INCOMPAT_SIGNED) &&
+	    delta_sig_parse(raw + h.header_size, &sg, &e) == 0)
+		sha_hex(sg.key_id, SHA256_LEN, x5);
 	sha_hex(h.old_sha, SHA256_LEN, x1);
 	sha_hex(h.new_sha, SHA256_LEN, x2);
 	sha_hex(h.target_sha, SHA256_LEN, x3);
@@ -862,7 +975,7 @@ int patch_info(const char *path, int json)
 		json_string(stdout, path);
 		printf(",\n    \"format\": \"edgeimg-patch\",\n    \"version\": %u,\n", h.version);
 		printf("    \"incompatible-features\": [");
-		for (unsigned i = 0, n = 0; i < 2; i++)
+		for (unsigned i = 0, n = 0; i < 3; i++)
 			if (h.incompat & (1ULL << i))
 				printf("%s\"%s\"", n++ ? ", " : "", feat[i]);
 		printf("],\n    \"compatible-features\": %llu,\n",
@@ -877,13 +990,18 @@ int patch_info(const char *path, int json)
 		       (unsigned long long)h.target_size, x3);
 		printf("    \"chunks\": %u,\n    \"patch-size\": %llu,\n", h.chunk_count,
 		       (unsigned long long)h.patch_size);
-		printf("    \"max-data\": %u,\n    \"max-ref\": %u,\n    \"id\": \"%s\"\n}\n",
+		printf("    \"max-data\": %u,\n    \"max-ref\": %u,\n    \"id\": \"%s\",\n",
 		       h.max_data, h.max_ref, x4);
+		printf("    \"patch-version\": %llu,\n    \"signed\": %s",
+		       (unsigned long long)h.patch_version, x5[0] ? "true" : "false");
+		if (x5[0])
+			printf(",\n    \"key-id\": \"%s\"", x5);
+		printf("\n}\n");
 		return 0;
 	}
 	printf("patch: %s\nfile format: edgeimg delta patch, version %u\n", path, h.version);
 	printf("features:");
-	for (unsigned i = 0; i < 2; i++)
+	for (unsigned i = 0; i < 3; i++)
 		if (h.incompat & (1ULL << i))
 			printf(" %s", feat[i]);
 	printf("%s\n", h.incompat ? "" : " none");
@@ -897,6 +1015,8 @@ int patch_info(const char *path, int json)
 	       size_human(h.patch_size, s1, sizeof(s1)), (unsigned long long)h.patch_size);
 	printf("largest chunk data: %u bytes, reference: %u bytes\npatch id: %s\n",
 	       h.max_data, h.max_ref, x4);
+	printf("patch version: %llu\nsigned: %s%s\n", (unsigned long long)h.patch_version,
+	       x5[0] ? "yes, Ed25519, key id " : "no", x5);
 	return 0;
 }
 
@@ -904,7 +1024,7 @@ const struct cmd cmd_apply = {
 	.name = "apply",
 	.summary = "apply a delta patch: OLD + PATCH -> NEW, verified",
 	.usage = "apply [--resume] [-p] [-v] [-j N] [--force] [--state PREFIX] [--allow-refs]\n"
-		 "       [--ova-disk N|NAME] OLD PATCH|- OUT\n"
+		 "       [--ova-disk N|NAME] [--verify PUB.pem] [--min-version N] OLD PATCH|- OUT\n"
 		 "       edgeimg apply --resume-offset [--state PREFIX] OUT",
 	.help =
 	"  --resume       continue an apply that was interrupted (killed, power\n"
@@ -919,7 +1039,16 @@ const struct cmd cmd_apply = {
 	"                 applied is skipped)\n"
 	"  --state PREFIX keep the state in PREFIX.edgeimg-apply (the checkpoint)\n"
 	"                 and PREFIX.edgeimg-part (the partial NEW disk); default\n"
-	"                 OUT, or ./NAME for a block device /dev/NAME\n"
+	"                 OUT, or ./NAME for a block device /dev/NAME.  One apply\n"
+	"                 at a time: a second one on the same PREFIX is refused\n"
+	"                 (PREFIX.edgeimg-lock is held)\n"
+	"  --verify PUB.pem  require a patch signed by this Ed25519 public key\n"
+	"                 (openssl pkey -in key.pem -pubout -out PUB.pem): an\n"
+	"                 unsigned patch, another key's or a bad signature is\n"
+	"                 refused before anything is written\n"
+	"  --min-version N  refuse a patch whose patch version (delta\n"
+	"                 --patch-version) is below N: no downgrade.  Trust it\n"
+	"                 together with --verify, which covers the version\n"
 	"  -p             show progress on a terminal\n"
 	"  -v             print a summary line\n"
 	"  -j N           worker threads of a container writer\n"
@@ -936,6 +1065,8 @@ const struct cmd cmd_apply = {
 	"place.  A mismatch or an invalid patch leaves no OUT and no state; a cut\n"
 	"stream or a write error keeps the state for --resume.  OUT may be a block\n"
 	"device (an inactive A/B slot): it is written in place and success is\n"
-	"reported only after the check.  Memory stays under 64 MiB.\n",
+	"reported only after the check.  Memory stays under 64 MiB.  Without\n"
+	"--verify a signed patch applies like any other: its hashes still\n"
+	"protect the result's integrity, but not its origin.\n",
 	.run = apply_run,
 };

@@ -133,8 +133,12 @@ static int delta_run(int argc, char **argv)
 		{ "ova-disk", required_argument, NULL, 'D' },
 		{ "level", required_argument, NULL, 'L' },
 		{ "chunk", required_argument, NULL, 'C' },
+		{ "sign", required_argument, NULL, 'S' },
+		{ "patch-version", required_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct delta_key key;
+	const char *key_path = NULL;
 	struct open_opts oo = { 0 };
 	struct delta_enc_opts eo = { 0 };
 	struct delta_enc_stats st = { 0 };
@@ -193,6 +197,15 @@ static int delta_run(int argc, char **argv)
 			if (parse_size(optarg, &eo.chunk_new) < 0 || !eo.chunk_new)
 				return cli_usage(&cmd_delta, "--chunk takes a size (4k..256M)");
 			break;
+		case 'S':
+			key_path = optarg;
+			break;
+		case 'V':
+			errno = 0;
+			eo.patch_version = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-')
+				return cli_usage(&cmd_delta, "--patch-version takes 0..2^64-1");
+			break;
 		default:
 			return cli_usage(&cmd_delta, NULL);
 		}
@@ -201,6 +214,13 @@ static int delta_run(int argc, char **argv)
 		return cli_usage(&cmd_delta, "expected OLD, NEW and PATCH");
 	if (ostr && !ofmt)
 		return cli_usage(&cmd_delta, "-o needs -O (the target container)");
+	if (key_path) {         /* a bad key fails before any work */
+		r = delta_key_load(key_path, 1, &key, &e);
+		if (r < 0)
+			goto fail;
+		eo.sign = delta_sign_header;
+		eo.sign_arg = &key;
+	}
 	r = vdisk_open(argv[optind], &oo, &old, &e);
 	if (r < 0) {
 		err_prefix(&e, "OLD");
@@ -281,6 +301,7 @@ static int delta_run(int argc, char **argv)
 	eo.progress = progress_cb;
 	eo.progress_arg = &pg;
 	r = delta_encode(old, new, of.io, &eo, &st, &e);
+	memset(&key, 0, sizeof(key));
 	progress_done(&pg);
 	if (r < 0) {
 		outfile_abort(&of);
@@ -320,7 +341,8 @@ fail:
 const struct cmd cmd_delta = {
 	.name = "delta",
 	.summary = "make a patch that turns OLD's disk into NEW's",
-	.usage = "delta [-j N] [-p] [-v] [-O FMT [-o OPTS]] [--level N] [--chunk SIZE] [--force] [--allow-refs] [--ova-disk N|NAME] OLD NEW PATCH",
+	.usage = "delta [-j N] [-p] [-v] [-O FMT [-o OPTS]] [--level N] [--chunk SIZE] [--force] [--allow-refs]\n"
+		 "                     [--ova-disk N|NAME] [--sign KEY.pem] [--patch-version N] OLD NEW PATCH",
 	.help =
 	"  -O FMT       the container apply builds: FMT written with -o OPTS.\n"
 	"               Default: NEW's own when an edgeimg writer made NEW (its\n"
@@ -335,6 +357,11 @@ const struct cmd cmd_delta = {
 	"  --force      replace PATCH if it exists\n"
 	"  --allow-refs follow references of OLD and NEW to other files\n"
 	"  --ova-disk N|NAME  the disk of an OVA OLD or NEW to read (see help info)\n"
+	"  --sign KEY.pem  sign the patch's header with this Ed25519 private key\n"
+	"               (openssl genpkey -algorithm ed25519 -out KEY.pem); apply\n"
+	"               --verify PUB.pem then accepts only patches that key signed\n"
+	"  --patch-version N  a number recorded in the (signed) header, for apply\n"
+	"               --min-version to refuse older patches (default 0)\n"
 	"\nOLD and NEW may be in any format edgeimg reads.  The patch describes\n"
 	"NEW's disk content in terms of OLD's: blocks found in OLD are copied,\n"
 	"zero blocks cost nothing, the rest is compressed by zstd against the OLD\n"

@@ -65,6 +65,7 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 	memcpy(h.new_sha, buf + 112, SHA256_LEN);
 	h.target_size = get_le64(buf + 144);
 	memcpy(h.target_sha, buf + 152, SHA256_LEN);
+	h.patch_version = get_le64(buf + 184);
 
 	if (rl > DELTA_RECIPE_MAX)
 		return err_set(e, EI_ECORRUPT,
@@ -101,10 +102,13 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 			       "patch: chunk_count %u does not fit new_size %llu (1 to %llu bytes a chunk, at most %u chunks)",
 			       h.chunk_count, (unsigned long long)h.new_size,
 			       (unsigned long long)DELTA_MAX_CHUNK_NEW, DELTA_MAX_CHUNKS);
-	if (h.patch_size < need + (uint64_t)h.chunk_count * DELTA_CHUNK_HDR)
+	h.chunks_off = need + (h.incompat & DELTA_INCOMPAT_SIGNED ? DELTA_SIG_SIZE : 0);
+	if (h.patch_size < h.chunks_off + (uint64_t)h.chunk_count * DELTA_CHUNK_HDR)
 		return err_set(e, EI_ECORRUPT,
-			       "patch: patch_size %llu is less than the header and %u chunk headers",
-			       (unsigned long long)h.patch_size, h.chunk_count);
+			       "patch: patch_size %llu is less than the header%s and %u chunk headers",
+			       (unsigned long long)h.patch_size,
+			       h.incompat & DELTA_INCOMPAT_SIGNED ? ", the signature" : "",
+			       h.chunk_count);
 	if (!is_pow2(h.block_size) || h.block_size < 512 || h.block_size > (1u << 20))
 		return err_set(e, EI_ECORRUPT,
 			       "patch: block_size %u is not a power of two in 512..1048576",
@@ -133,10 +137,32 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 	return (int)need;
 }
 
+int delta_sig_parse(const uint8_t *buf, struct delta_sig *s, struct err *e)
+{
+	if (memcmp(buf, DELTA_SIG_MAGIC, 4))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: signature section: magic %02x%02x%02x%02x is not EISG",
+			       buf[0], buf[1], buf[2], buf[3]);
+	s->alg = get_le32(buf + 4);
+	if (s->alg != DELTA_SIG_ED25519)
+		return err_set(e, EI_EUNSUP,
+			       "patch: signature section: algorithm %u is not %u (Ed25519)",
+			       s->alg, DELTA_SIG_ED25519);
+	if (!buf_is_zero(buf + 8 + SHA256_LEN + DELTA_SIG_LEN,
+			 DELTA_SIG_SIZE - 8 - SHA256_LEN - DELTA_SIG_LEN))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: signature section: reserved bytes %u..%u are not zero",
+			       8 + SHA256_LEN + DELTA_SIG_LEN, DELTA_SIG_SIZE - 1);
+	memcpy(s->key_id, buf + 8, SHA256_LEN);
+	memcpy(s->sig, buf + 8 + SHA256_LEN, DELTA_SIG_LEN);
+	return 0;
+}
+
 int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
 		      struct err *e)
 {
-	uint8_t buf[DELTA_HDR_MAX];
+	uint8_t buf[DELTA_HDR_SIG_MAX];
+	struct delta_sig sg;
 	uint32_t rl;
 	size_t need;
 	int r;
@@ -154,9 +180,16 @@ int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
 	if (r < 0)
 		return r;
 	r = delta_header_parse(buf, need, h, 0, e);
-	if (r >= 0 && raw)
-		memcpy(raw, buf, need);
-	return r;
+	if (r < 0)
+		return r;
+	if (h->incompat & DELTA_INCOMPAT_SIGNED) {
+		r = io_read(io, buf + need, DELTA_SIG_SIZE, need, "patch: signature section", e);
+		if (r < 0 || (r = delta_sig_parse(buf + need, &sg, e)) < 0)
+			return r;
+	}
+	if (raw)
+		memcpy(raw, buf, (size_t)h->chunks_off);
+	return (int)h->chunks_off;
 }
 
 /* --- helpers ------------------------------------------------------------ */
@@ -439,7 +472,7 @@ int delta_dec_new(const struct delta_header *h, struct vdisk *old,
 	if (pos) {
 		d->pos = *pos;
 	} else {
-		d->pos.patch_off = h->header_size;
+		d->pos.patch_off = h->chunks_off;
 		sha256_init(&d->pos.sha);
 	}
 	d->buf = malloc(DELTA_IO);

@@ -856,14 +856,18 @@ static int enc_header(struct enc *x, struct err *e)
 {
 	const struct delta_enc_opts *o = x->o;
 	size_t rl = o->recipe ? strlen(o->recipe) : 0;
-	uint8_t h[DELTA_HDR_MAX];
+	size_t hs = DELTA_HDR_FIXED + rl + SHA256_LEN;
+	uint8_t h[DELTA_HDR_SIG_MAX];
 	uint64_t incompat = 0;
+	int r;
 
 	memset(h, 0, sizeof(h));
 	if (x->max_ref)
 		incompat |= DELTA_INCOMPAT_REF;
 	if (rl)
 		incompat |= DELTA_INCOMPAT_RECIPE;
+	if (o->sign)
+		incompat |= DELTA_INCOMPAT_SIGNED;
 	memcpy(h, DELTA_MAGIC, DELTA_MAGIC_LEN);
 	put_le32(h + 8, DELTA_VERSION);
 	put_le32(h + 12, (uint32_t)(DELTA_HDR_FIXED + rl + SHA256_LEN));
@@ -881,10 +885,17 @@ static int enc_header(struct enc *x, struct err *e)
 	memcpy(h + 112, x->st.new_sha, SHA256_LEN);
 	put_le64(h + 144, rl ? o->target_size : x->new->size);
 	memcpy(h + 152, rl ? o->target_sha : x->st.new_sha, SHA256_LEN);
+	put_le64(h + 184, o->patch_version);
 	if (rl)
 		memcpy(h + DELTA_HDR_FIXED, o->recipe, rl);
 	sha256(h, DELTA_HDR_FIXED + rl, h + DELTA_HDR_FIXED + rl);
-	return io_write(x->out, h, DELTA_HDR_FIXED + rl + SHA256_LEN, 0, e);
+	if (o->sign) {          /* over the finished header, checksum included */
+		r = o->sign(o->sign_arg, h, hs, h + hs, e);
+		if (r < 0)
+			return r;
+		hs += DELTA_SIG_SIZE;
+	}
+	return io_write(x->out, h, hs, 0, e);
 }
 
 int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
@@ -932,7 +943,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	x.o = &o;
 	x.p_type = -1;
 	x.old_blocks = old->size / DELTA_BLOCK;
-	x.wpos = DELTA_HDR_FIXED + rl + SHA256_LEN;
+	x.wpos = DELTA_HDR_FIXED + rl + SHA256_LEN + (o.sign ? DELTA_SIG_SIZE : 0);
 	x.buf = malloc(ENC_IO);
 	x.vbuf = malloc(DELTA_BLOCK);
 	x.c_ops = malloc(DELTA_MAX_OPS_LEN);
@@ -951,7 +962,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		goto out;
 	/* the header's place, written last */
 	{
-		uint8_t z[DELTA_HDR_MAX] = { 0 };
+		uint8_t z[DELTA_HDR_SIG_MAX] = { 0 };
 
 		r = io_write(out, z, (size_t)x.wpos, 0, e);
 		if (r < 0)

@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "io.h"
+#include "kconfig.h"
 #include "sha.h"
 #include "vdisk.h"
 
@@ -31,7 +32,17 @@
 /* Incompatible features: a decoder refuses a patch with a bit it lacks. */
 #define DELTA_INCOMPAT_REF (1ULL << 0)     /* data frames use OLD references */
 #define DELTA_INCOMPAT_RECIPE (1ULL << 1)  /* the target is a container */
-#define DELTA_INCOMPAT_KNOWN (DELTA_INCOMPAT_REF | DELTA_INCOMPAT_RECIPE)
+#define DELTA_INCOMPAT_SIGNED (1ULL << 2)  /* a signature section follows the header */
+#define DELTA_INCOMPAT_KNOWN (DELTA_INCOMPAT_REF | DELTA_INCOMPAT_RECIPE | \
+			      DELTA_INCOMPAT_SIGNED)
+
+/* The signature section of a SIGNED patch, right after the header. */
+#define DELTA_SIG_MAGIC "EISG"
+#define DELTA_SIG_SIZE 128              /* bytes of the section */
+#define DELTA_SIG_ED25519 1             /* the one algorithm: pure Ed25519 */
+#define DELTA_SIG_LEN 64                /* an Ed25519 signature */
+#define DELTA_KEY_LEN 32                /* an Ed25519 public key or seed */
+#define DELTA_HDR_SIG_MAX (DELTA_HDR_MAX + DELTA_SIG_SIZE)
 
 /* Operation types, in the low 2 bits of an op's first varint. */
 enum delta_op { DELTA_OP_ZERO = 0, DELTA_OP_COPY = 1, DELTA_OP_DATA = 2 };
@@ -65,6 +76,15 @@ struct delta_header {
 	uint8_t target_sha[SHA256_LEN]; /* SHA-256 of the target file */
 	char recipe[DELTA_RECIPE_MAX + 1]; /* "" for a raw target */
 	uint8_t id[SHA256_LEN];         /* the header checksum: the patch's identity */
+	uint64_t patch_version;         /* for downgrade checks (apply --min-version) */
+	uint64_t chunks_off;            /* chunk 0: header_size (+ DELTA_SIG_SIZE when SIGNED) */
+};
+
+/* A signature section, decoded (the layout is in src/delta-format.md). */
+struct delta_sig {
+	uint32_t alg;                   /* DELTA_SIG_ED25519 */
+	uint8_t key_id[SHA256_LEN];     /* SHA-256 of the signer's public key */
+	uint8_t sig[DELTA_SIG_LEN];     /* over header bytes 0 .. header_size */
 };
 
 /* delta_is_patch() - 1 when @head (at least 8 bytes) starts with the magic. */
@@ -82,11 +102,82 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *h,
 
 /*
  * delta_header_read() - read and parse the header at the start of @io (a
- * file or a stream).  The raw bytes go to @raw (DELTA_HDR_MAX bytes) when
- * it is not NULL.
+ * file or a stream) and, for a SIGNED patch, the form of the signature
+ * section after it.  Returns h->chunks_off, the bytes read; they go to
+ * @raw (DELTA_HDR_SIG_MAX bytes) when it is not NULL.
  */
 int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
 		      struct err *e);
+
+/*
+ * delta_sig_parse() - decode and check the DELTA_SIG_SIZE bytes of a
+ * signature section at @buf (magic, algorithm, reserved bytes zero).  It
+ * checks the form only: delta_sig_verify() checks the signature.
+ */
+int delta_sig_parse(const uint8_t *buf, struct delta_sig *s, struct err *e);
+
+/* --- signing keys and signatures (CONFIG_DELTA_SIGN, src/delta-sign.c) --- */
+
+struct delta_key {
+	int priv;                       /* @seed is set */
+	uint8_t seed[DELTA_KEY_LEN];    /* the Ed25519 private key */
+	uint8_t pub[DELTA_KEY_LEN];
+	uint8_t id[SHA256_LEN];         /* SHA-256 of @pub */
+};
+
+#if IS_ENABLED(CONFIG_DELTA_SIGN)
+/*
+ * delta_key_load() - read the Ed25519 key in the PEM file @path: with
+ * @priv, a PKCS#8 private key ("BEGIN PRIVATE KEY", as "openssl genpkey
+ * -algorithm ed25519" writes it), else a SubjectPublicKeyInfo public key
+ * ("BEGIN PUBLIC KEY", as "openssl pkey -pubout" writes it).  Strict:
+ * one PEM block, exact base64, the exact DER of an Ed25519 key.
+ */
+int delta_key_load(const char *path, int priv, struct delta_key *k,
+		   struct err *e);
+
+/* delta_key_parse() - the same from @len bytes of PEM text; @name for messages. */
+int delta_key_parse(const char *text, size_t len, int priv, const char *name,
+		    struct delta_key *k, struct err *e);
+
+/*
+ * delta_sign_header() - a delta_enc_opts.sign callback: @arg is a private
+ * struct delta_key; fills the signature section @sect over @hdr.
+ */
+int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
+		      uint8_t sect[DELTA_SIG_SIZE], struct err *e);
+
+/*
+ * delta_sig_verify() - check a patch's signature: @raw holds the header
+ * (h->header_size bytes) and its signature section after it.  In order:
+ * the SIGNED bit ("not signed"), the section's form, the key id against
+ * @pub's (both named), the Ed25519 signature over the header.  EI_ESIG
+ * for a refusal, EI_ECORRUPT for a malformed section.
+ */
+int delta_sig_verify(const struct delta_header *h, const uint8_t *raw,
+		     const struct delta_key *pub, struct err *e);
+
+#else
+/* Without DELTA_SIGN: keys cannot be loaded, so nothing signs or verifies. */
+static inline int delta_key_load(const char *path, int priv, struct delta_key *k,
+				 struct err *e)
+{
+	return err_set(e, EI_EUNSUP,
+		       "%s: this edgeimg is built without DELTA_SIGN (signed patches)", path);
+}
+
+static inline int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
+				    uint8_t sect[DELTA_SIG_SIZE], struct err *e)
+{
+	return err_set(e, EI_EUNSUP, "built without DELTA_SIGN");
+}
+
+static inline int delta_sig_verify(const struct delta_header *h, const uint8_t *raw,
+				   const struct delta_key *pub, struct err *e)
+{
+	return err_set(e, EI_EUNSUP, "built without DELTA_SIGN");
+}
+#endif
 
 /* --- helpers shared by the verbs ---------------------------------------- */
 
@@ -136,6 +227,15 @@ struct delta_enc_opts {
 	const char *recipe;     /* the target container's recipe, NULL: raw */
 	const uint8_t *target_sha;      /* with a recipe: the container's SHA-256 */
 	uint64_t target_size;
+	uint64_t patch_version;         /* recorded in the header */
+	/*
+	 * Sign the patch: NULL for an unsigned one; else the patch is SIGNED
+	 * and @sign fills its signature section from the finished header
+	 * (delta_sign_header() with a struct delta_key as @sign_arg).
+	 */
+	int (*sign)(void *arg, const uint8_t *hdr, size_t len,
+		    uint8_t sect[DELTA_SIG_SIZE], struct err *e);
+	void *sign_arg;
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	/*

@@ -19,7 +19,8 @@
 	X(EI_EMISMATCH, 1007, "checksum mismatch")                          \
 	X(EI_EUSAGE, 1008, "bad usage")                                     \
 	X(EI_ETRUNC, 1009, "file is truncated")                             \
-	X(EI_ECODEC, 1010, "compressed data is invalid")
+	X(EI_ECODEC, 1010, "compressed data is invalid")                    \
+	X(EI_ESIG, 1011, "signature or version refused")
 
 enum ei_error {
 #define EI_ERR_ENUM(name, num, text) name = -(num),

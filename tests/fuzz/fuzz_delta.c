@@ -6,7 +6,11 @@
  * checksums (header SHA-256, chunk CRC-32) so that mutations reach the
  * parsers behind them.  OLD is a synthetic disk of the size the header
  * asks for (up to 64 MiB), filled with a pattern; NEW goes to a sink that
- * checks it arrives in order.  Seeds: real patches (seed-delta.sh).
+ * checks it arrives in order.  A SIGNED patch's signature section is
+ * parsed and verified against the key of seed-delta.sh (32 bytes 0x42),
+ * and its key_id bytes are also tried as a public key, so that hostile
+ * point encodings and scalars reach Ed25519.  Seeds: real patches
+ * (seed-delta.sh), one of them signed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +19,9 @@
 #include "delta.h"
 #include "format.h"
 #include "kconfig.h"
+#if IS_ENABLED(CONFIG_DELTA_SIGN)
+#include "ed25519.h"
+#endif
 
 #define FUZZ_MAX_OLD (64u << 20)
 #define FUZZ_MAX_NEW (256ULL << 20)
@@ -35,6 +42,32 @@ static int old_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 }
 
 static const struct img_format old_fmt = { .name = "fuzz-old", .read = old_read };
+
+/* The signature section: its form, then the signature, as apply --verify. */
+static void fuzz_sig(const uint8_t *data, size_t size, const struct delta_header *h)
+{
+	struct delta_sig sg;
+	struct err e = { 0 };
+
+	if (!(h->incompat & DELTA_INCOMPAT_SIGNED) || size < h->chunks_off ||
+	    delta_sig_parse(data + h->header_size, &sg, &e) < 0)
+		return;
+#if IS_ENABLED(CONFIG_DELTA_SIGN)
+	{
+		static struct delta_key key;
+		static int have_key;
+
+		if (!have_key) {
+			have_key = 1;
+			memset(key.seed, 0x42, sizeof(key.seed));
+			ed25519_public_key(key.seed, key.pub);
+			sha256(key.pub, sizeof(key.pub), key.id);
+		}
+		delta_sig_verify(h, data, &key, &e);
+		ed25519_verify(data, h->header_size, sg.key_id, sg.sig);
+	}
+#endif
+}
 
 struct order {
 	uint64_t next;
@@ -73,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	if (delta_header_parse(data, size, &h, flags != 0, &e) < 0)
 		return 0;
+	fuzz_sig(data, size, &h);
 	if (h.old_size > FUZZ_MAX_OLD)
 		return 0;
 	old.fmt = &old_fmt;

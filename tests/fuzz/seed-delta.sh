@@ -22,6 +22,12 @@ new[49152:53248] = bytes(4096)              # zeros
 open(f"{d}/old", "wb").write(old)
 open(f"{d}/new", "wb").write(new[:len(new) - 1234])
 open(f"{d}/same", "wb").write(old)
+# the Ed25519 key fuzz_delta.c verifies with: the seed 32 bytes of 0x42,
+# as a PKCS#8 PEM file (RFC 8410)
+import base64
+der = bytes.fromhex("302e020100300506032b657004220420") + b"\x42" * 32
+open(f"{d}/k.pem", "w").write("-----BEGIN PRIVATE KEY-----\n" +
+    base64.b64encode(der).decode() + "\n-----END PRIVATE KEY-----\n")
 PY
 mk() {  # mk NAME OLD NEW [delta options]
 	local name=$1 o=$2 n=$3
@@ -35,5 +41,6 @@ mk one old new
 mk chunks old new --chunk 16k --level 3
 mk same old same
 mk grow same new --chunk 32k
+mk signed old new --chunk 16k --sign "$t/k.pem" --patch-version 5
 : >"$t/empty"
 mk empty empty new --level 1

@@ -94,6 +94,9 @@ done:
 	return r;
 }
 
+/* What encode() adds to its options: signing and a patch version. */
+static struct delta_enc_opts enc_extra;
+
 /* Encode OLD -> NEW into a fresh buffer. */
 static uint8_t *encode(const uint8_t *old, size_t ol, const uint8_t *new,
 		       size_t nl, unsigned threads, uint64_t chunk, size_t *plen,
@@ -107,6 +110,9 @@ static uint8_t *encode(const uint8_t *old, size_t ol, const uint8_t *new,
 	uint8_t *p = NULL;
 	int r;
 
+	o.sign = enc_extra.sign;
+	o.sign_arg = enc_extra.sign_arg;
+	o.patch_version = enc_extra.patch_version;
 	if (threads == 3) {     /* the hashes in threads, over second handles */
 		o.hash_old = a2 = mem_disk(old, ol);
 		o.hash_new = b2 = mem_disk(new, nl);
@@ -473,8 +479,85 @@ static void test_helpers(void)
 				 sizeof(o), &e) == EI_ECORRUPT, "key=value only");
 }
 
+/* A stand-in signer: the section's form, a signature of the header's sum. */
+static int fake_sign(void *arg, const uint8_t *hdr, size_t len,
+		     uint8_t sect[DELTA_SIG_SIZE], struct err *e)
+{
+	memset(sect, 0, DELTA_SIG_SIZE);
+	memcpy(sect, DELTA_SIG_MAGIC, 4);
+	put_le32(sect + 4, DELTA_SIG_ED25519);
+	memset(sect + 8, 0xab, SHA256_LEN);
+	sha256(hdr, len, sect + 8 + SHA256_LEN);
+	*(int *)arg += 1;
+	return 0;
+}
+
+/* A SIGNED patch: the section after the header, chunks after it. */
+static void test_signed(void)
+{
+	size_t n = 300000, plen = 0, olen = 0;
+	uint8_t *old = malloc(n), *new = malloc(n), *p, *out = NULL;
+	uint8_t raw[DELTA_HDR_SIG_MAX], sum[SHA256_LEN];
+	struct delta_header h;
+	struct err e = { 0 };
+	struct io *io;
+	int calls = 0, r;
+
+	for (size_t i = 0; i < n; i++)
+		old[i] = new[i] = (uint8_t)rnd();
+	memset(new + 1000, 7, 5000);
+	enc_extra.sign = fake_sign;
+	enc_extra.sign_arg = &calls;
+	enc_extra.patch_version = 77;
+	p = encode(old, n, new, n, 2, 65536, &plen, NULL);
+	memset(&enc_extra, 0, sizeof(enc_extra));
+	if (!p)
+		goto out;
+	CHECK(calls == 1, "the signer is called once (%d)", calls);
+	r = delta_header_parse(p, plen, &h, 0, &e);
+	CHECK(r > 0 && (h.incompat & DELTA_INCOMPAT_SIGNED) && h.patch_version == 77 &&
+	      h.chunks_off == h.header_size + DELTA_SIG_SIZE,
+	      "signed header: %s", e.msg);
+	sha256(p, h.header_size, sum);
+	CHECK(!memcmp(p + h.header_size, DELTA_SIG_MAGIC, 4) &&
+	      !memcmp(p + h.header_size + 40, sum, SHA256_LEN),
+	      "the section follows the header and signs all of it");
+	CHECK(!memcmp(p + h.chunks_off, DELTA_CHUNK_MAGIC, 4), "chunk 0 after the section");
+	r = decode(p, plen, old, n, &out, &olen, 0, &e);
+	CHECK(r == 0 && olen == n && !memcmp(out, new, n), "signed round trip: %s", e.msg);
+	free(out);
+	io_mem_new(p, plen, 0, &io, &e);
+	r = delta_header_read(io, &h, raw, &e);
+	io_close(io);
+	CHECK(r == (int)h.chunks_off && !memcmp(raw, p, h.chunks_off),
+	      "delta_header_read returns header and section: %d %s", r, e.msg);
+	/* cut inside the section; a bad magic, algorithm, reserved byte */
+	io_mem_new(p, h.header_size + 100, 0, &io, &e);
+	r = delta_header_read(io, &h, raw, &e);
+	io_close(io);
+	CHECK(r == EI_ETRUNC, "a cut section is a truncation: %d %s", r, e.msg);
+	for (int i = 0; i < 3; i++) {
+		static const size_t at[3] = { 1, 5, 120 };
+		static const int code[3] = { EI_ECORRUPT, EI_EUNSUP, EI_ECORRUPT };
+		size_t k = h.header_size + at[i];
+
+		p[k] ^= 1;
+		io_mem_new(p, plen, 0, &io, &e);
+		r = delta_header_read(io, &h, raw, &e);
+		io_close(io);
+		CHECK(r == code[i] && strstr(e.msg, "signature section"),
+		      "section byte %zu changed: %d %s", at[i], r, e.msg);
+		p[k] ^= 1;
+	}
+	free(p);
+out:
+	free(old);
+	free(new);
+}
+
 int main(void)
 {
+	test_signed();
 	test_round_trips();
 	test_determinism();
 	test_hostile();
