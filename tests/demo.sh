@@ -3,7 +3,8 @@
 # demo.sh BUILD_DIR: the main job on a built-in example.  Makes a sample
 # disk, shows what edgeimg sees in it, converts it to raw, compressed qcow2
 # and a squashfs-backed image (as built), and has qemu-img and unsquashfs
-# judge the results.
+# judge the results; then patches a new version of the disk from the old
+# one and applies the patch, judged by cmp.
 set -eu
 b=$1
 ei=$b/edgeimg
@@ -41,4 +42,16 @@ if grep -qw OUTPUT_SQUASHFS <<<"$features"; then
 		unsquashfs -l "$d/sample.sqfs"
 	fi
 	"$ei" compare "$d/sample.raw" "$d/sample.sqfs"
+fi
+if "$ei" help 2>&1 | grep -q '^  delta '; then
+	echo "== a new version of the disk: 2 MiB rewritten, then a delta patch from the old one"
+	cp --sparse=always "$d/sample.raw" "$d/sample-v2.raw"
+	head -c 2097152 /dev/urandom |
+		dd of="$d/sample-v2.raw" bs=1M seek=20 conv=notrunc status=none
+	"$ei" delta -v "$d/sample.raw" "$d/sample-v2.raw" "$d/sample.patch"
+	"$ei" info "$d/sample.patch"
+	echo "== edgeimg apply (as a device would: OLD + patch from a pipe -> NEW, verified)"
+	"$ei" apply -v "$d/sample.raw" - "$d/sample-v2-applied.raw" <"$d/sample.patch"
+	echo "== cmp (the judge)"
+	cmp "$d/sample-v2.raw" "$d/sample-v2-applied.raw" && echo "identical"
 fi
