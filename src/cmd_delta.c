@@ -258,6 +258,9 @@ static int delta_run(int argc, char **argv)
 		}
 		ofmt = NULL;
 	}
+	/* the writer's options, checked before PATCH exists or any work */
+	if (ofmt && (r = format_write_check(ofmt->name, ostr, 0, &e)) < 0)
+		goto fail;
 	r = outfile_create(&of, argv[optind + 2], force, &e);
 	if (r < 0)
 		goto fail;

@@ -464,6 +464,10 @@ container() {
 	run_ei 0 -- apply "$T/v1.raw" "$T/p2.$ext" "$T/o/n.$ext"
 	check "$fmt: -O from a raw NEW gives the same container" cmp -s "$T/c2.$ext" "$T/o/n.$ext"
 	rm -f "$T/o/n.$ext" "$T/p.$ext" "$T/p2.$ext"
+	# an option the writer does not take: refused before PATCH exists
+	run_ei 1 -- delta -O "$fmt" -o no_such_option=1 "$T/v1.raw" "$T/v2.raw" "$T/o/p3"
+	has "$fmt: delta -o with an unknown option" 'no_such_option' "$ERR"
+	check "$fmt: no patch left" test -z "$(listing)"
 }
 zstdlib=$(codec_lib zstd)
 if has_feature OUTPUT_SQUASHFS || ei --version | grep -qw OUTPUT_SQUASHFS; then
