@@ -59,6 +59,19 @@ need() {
 
 has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
 
+# has_oracle TOOL: for one optional part of a test, true when TOOL is
+# there; missing under CI is a failure (as need), elsewhere a skip.
+has_oracle() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ -n "${CI:-}" ]; then
+		bad "oracle '$1' is missing (CI must install it)"
+	else
+		echo "SKIP $NAME: oracle '$1' is missing"
+		t_skip=$((t_skip + 1))
+	fi
+	return 1
+}
+
 done_tests() {
 	if [ "$t_skip" -gt 0 ]; then
 		echo "$NAME: $t_pass passed, $t_fail failed, $t_skip skipped"

@@ -244,7 +244,7 @@ has "amplification refused" 'qcow2: the tables reference more than 8 times' "$ER
 check "amplification: quick ($(($(date +%s) - s)) s)" test $(($(date +%s) - s)) -le 20
 cp "$T/plain.qcow2" "$T/huge.qcow2"
 truncate -s 2T "$T/huge.qcow2"
-if [ -z "${SAN:-}" ] && command -v /usr/bin/time >/dev/null; then
+if [ -z "${SAN:-}" ] && has_oracle /usr/bin/time; then
 	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG check "$T/huge.qcow2" >"$T/.out" 2>"$T/.err"
 	check "2 TiB file: refused (exit 1)" test $? -eq 1
 	check "2 TiB file: peak RSS $(tail -n 1 "$T/rss") KiB < 64 MiB" test "$(tail -n 1 "$T/rss")" -lt 65536

@@ -274,7 +274,7 @@ run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw"
 has "P6 NEW hash mismatch" "NEW's SHA-256 is $v2sum, the patch promises" "$ERR"
 check "P6: not committed, no state" test -z "$(listing)"
 # peak memory of apply on a hostile header is small
-if [ -z "${SAN:-}" ] && [ -x /usr/bin/time ]; then
+if [ -z "${SAN:-}" ] && has_oracle /usr/bin/time; then
 	python3 "$T/pt.py" "$T/pc" "$T/bad.p" chunk 0 I 40 0x800000
 	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw" 2>/dev/null
 	check "hostile chunk: RSS $(tail -n 1 "$T/rss") KiB < 64 MiB" test "$(tail -n 1 "$T/rss")" -lt 65536

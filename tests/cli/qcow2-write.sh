@@ -202,7 +202,7 @@ run_ei 0 -- help convert
 has "help convert names -c" '-c +compress' "$OUT"
 
 # --- memory: peak RSS under the cap, any -j ------------------------------
-if [ -z "${SAN:-}" ] && command -v /usr/bin/time >/dev/null; then
+if [ -z "${SAN:-}" ] && has_oracle /usr/bin/time; then
 	head -c 96000000 /dev/urandom >"$T/rand.raw"
 	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG convert -c -j 16 -O qcow2 -o cluster_size=2M \
 		"$T/rand.raw" "$T/rand.qcow2" 2>/dev/null

@@ -510,7 +510,7 @@ check "truncations and byte flips over the tables ($n images): no crash" test "$
 rm -rf "$T/sweep"
 
 # Peak memory: a huge claim and a conversion.
-if [ -z "${SAN:-}" ] && command -v /usr/bin/time >/dev/null; then
+if [ -z "${SAN:-}" ] && has_oracle /usr/bin/time; then
 	rss=$(/usr/bin/time -f %M $EDGEIMG info "$T/huge.sqfs" 2>&1 >/dev/null | tail -n 1)
 	check "peak RSS on a huge claim: $rss KiB < 64 MiB" test "$rss" -lt 65536
 	rss=$(/usr/bin/time -f %M $EDGEIMG convert -O squashfs -o partitions=on "$T/disk.raw" "$T/o/rss.sqfs" 2>&1 >/dev/null | tail -n 1)
