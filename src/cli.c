@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vdisk.h"
 #include "kconfig.h"
 
 void cli_error(const char *verb, const struct err *e)
@@ -196,6 +197,17 @@ unsigned threads_resolve(unsigned n)
 		n = c > 0 ? (c > 256 ? 256 : (unsigned)c) : 1;
 	}
 	return n;
+}
+
+int cli_image_opt(int c, const char *arg, struct open_opts *oo)
+{
+	if (c == 'R')
+		oo->allow_refs = 1;
+	else if (c == 'D')
+		oo->ova_disk = arg;
+	else
+		return 0;
+	return 1;
 }
 
 int parse_threads(const char *s, unsigned *out)

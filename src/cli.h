@@ -80,4 +80,17 @@ unsigned threads_resolve(unsigned n);
 /* parse_threads() - "-j N": 1..256, or 0 for one per core. */
 int parse_threads(const char *s, unsigned *out);
 
+/* The long options of every verb that opens images, for its option table. */
+#define CLI_IMAGE_OPTIONS                                        \
+	{ "allow-refs", no_argument, NULL, 'R' },                \
+	{ "ova-disk", required_argument, NULL, 'D' }
+
+struct open_opts;
+
+/*
+ * cli_image_opt() - apply option @c of CLI_IMAGE_OPTIONS (argument @arg)
+ * to @oo; 0 when @c is not one of them.
+ */
+int cli_image_opt(int c, const char *arg, struct open_opts *oo);
+
 #endif

@@ -678,8 +678,7 @@ static int apply_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
-		{ "allow-refs", no_argument, NULL, 'R' },
-		{ "ova-disk", required_argument, NULL, 'D' },
+		CLI_IMAGE_OPTIONS,
 		{ "resume", no_argument, NULL, 'r' },
 		{ "resume-offset", no_argument, NULL, 'o' },
 		{ "state", required_argument, NULL, 's' },
@@ -722,12 +721,6 @@ static int apply_run(int argc, char **argv)
 		case 'F':
 			a->force = 1;
 			break;
-		case 'R':
-			a->oo.allow_refs = 1;
-			break;
-		case 'D':
-			a->oo.ova_disk = optarg;
-			break;
 		case 'r':
 			a->resume = 1;
 			break;
@@ -749,6 +742,8 @@ static int apply_run(int argc, char **argv)
 			}
 			break;
 		default:
+			if (cli_image_opt(c, optarg, &a->oo))
+				break;
 			free(a);
 			return cli_usage(&cmd_apply, NULL);
 		}

@@ -98,8 +98,7 @@ static int compare_run(int argc, char **argv)
 	uint64_t diff = 0, common;
 
 	static const struct option lo[] = {
-		{ "allow-refs", no_argument, NULL, 'R' },
-		{ "ova-disk", required_argument, NULL, 'D' },
+		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 
@@ -117,14 +116,10 @@ static int compare_run(int argc, char **argv)
 		case 'p':
 			progress = 1;
 			break;
-		case 'R':
-			oa.allow_refs = ob.allow_refs = 1;
-			break;
-		case 'D':
-			oa.ova_disk = ob.ova_disk = optarg;
-			break;
-		default:
-			return cli_usage(&cmd_compare, NULL);
+		default:       /* --allow-refs and --ova-disk apply to A and B */
+			if (!cli_image_opt(c, optarg, &oa) ||
+			    !cli_image_opt(c, optarg, &ob))
+				return cli_usage(&cmd_compare, NULL);
 		}
 	}
 	if (optind != argc - 2)

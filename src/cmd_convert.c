@@ -22,8 +22,7 @@ static int convert_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
-		{ "allow-refs", no_argument, NULL, 'R' },
-		{ "ova-disk", required_argument, NULL, 'D' },
+		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -69,14 +68,9 @@ static int convert_run(int argc, char **argv)
 		case 'F':
 			force = 1;
 			break;
-		case 'R':
-			oo.allow_refs = 1;
-			break;
-		case 'D':
-			oo.ova_disk = optarg;
-			break;
 		default:
-			return cli_usage(&cmd_convert, NULL);
+			if (!cli_image_opt(c, optarg, &oo))
+				return cli_usage(&cmd_convert, NULL);
 		}
 	}
 	if (optind != argc - 2)

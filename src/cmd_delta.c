@@ -129,8 +129,7 @@ static int delta_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'F' },
-		{ "allow-refs", no_argument, NULL, 'R' },
-		{ "ova-disk", required_argument, NULL, 'D' },
+		CLI_IMAGE_OPTIONS,
 		{ "level", required_argument, NULL, 'L' },
 		{ "chunk", required_argument, NULL, 'C' },
 		{ "sign", required_argument, NULL, 'S' },
@@ -182,12 +181,6 @@ static int delta_run(int argc, char **argv)
 		case 'F':
 			force = 1;
 			break;
-		case 'R':
-			oo.allow_refs = 1;
-			break;
-		case 'D':
-			oo.ova_disk = optarg;
-			break;
 		case 'L':
 			eo.level = (int)strtol(optarg, &end, 10);
 			if (*end || eo.level < 1 || eo.level > 22)
@@ -207,7 +200,8 @@ static int delta_run(int argc, char **argv)
 				return cli_usage(&cmd_delta, "--patch-version takes 0..2^64-1");
 			break;
 		default:
-			return cli_usage(&cmd_delta, NULL);
+			if (!cli_image_opt(c, optarg, &oo))
+				return cli_usage(&cmd_delta, NULL);
 		}
 	}
 	if (optind != argc - 3)

@@ -15,8 +15,7 @@ static int info_run(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "allow-refs", no_argument, NULL, 'R' },
-		{ "ova-disk", required_argument, NULL, 'D' },
+		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct open_opts oo = { 0 };
@@ -41,14 +40,9 @@ static int info_run(int argc, char **argv)
 				return cli_usage(&cmd_info, "--output takes json or human");
 			json = !strcmp(optarg, "json");
 			break;
-		case 'R':
-			oo.allow_refs = 1;
-			break;
-		case 'D':
-			oo.ova_disk = optarg;
-			break;
 		default:
-			return cli_usage(&cmd_info, NULL);
+			if (!cli_image_opt(c, optarg, &oo))
+				return cli_usage(&cmd_info, NULL);
 		}
 	}
 	if (optind != argc - 1)
