@@ -71,9 +71,11 @@ STRIP := $(CROSS_COMPILE)strip
 endif
 
 # --- sources ---------------------------------------------------------------
-core-y := src/err.c src/io.c src/opts.c src/info.c src/vdisk.c \
-	src/registry.c src/codec.c src/pipeline.c
-core-y += src/sha.c src/io_slice.c
+# The library (libedgeimg.a): core, codecs, crypto, delta, formats.
+core-y := src/core/err.c src/core/io.c src/core/io_slice.c src/core/opts.c \
+	src/core/info.c src/core/vdisk.c src/core/registry.c
+core-y += src/codec/codec.c src/codec/pipeline.c
+core-y += src/crypto/sha.c
 formats-y := formats/raw.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-read.c
@@ -88,13 +90,14 @@ formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
 formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
-cli-y := src/main.c src/cli.c src/cmd_info.c src/cmd_convert.c \
-	src/cmd_compare.c src/cmd_check.c
-
 # Delta patches need zstd.
-core-$(CONFIG_CODEC_ZSTD) += src/delta-enc.c src/delta-dec.c
-cli-$(CONFIG_CODEC_ZSTD) += src/cmd_delta.c src/cmd_apply.c
-core-$(CONFIG_DELTA_SIGN) += src/ed25519.c src/delta-sign.c
+core-$(CONFIG_CODEC_ZSTD) += src/delta/delta-enc.c src/delta/delta-dec.c
+core-$(CONFIG_DELTA_SIGN) += src/crypto/ed25519.c src/delta/delta-sign.c
+
+# The command line: one file per verb.
+cli-y := src/cli/main.c src/cli/cli.c src/cli/cmd_info.c src/cli/cmd_convert.c \
+	src/cli/cmd_compare.c src/cli/cmd_check.c
+cli-$(CONFIG_CODEC_ZSTD) += src/cli/cmd_delta.c src/cli/cmd_apply.c
 
 libs-y :=
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd

@@ -21,10 +21,10 @@
 
 #include <zlib.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "kconfig.h"
-#include "limits.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/kconfig.h"
+#include "core/limits.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 #include <zstd.h>

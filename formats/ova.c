@@ -25,10 +25,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "limits.h"
-#include "sha.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/limits.h"
+#include "crypto/sha.h"
 
 #define OVA_BLOCK 512
 #define OVA_MAX_MEMBERS 1024    /* members of the tar */

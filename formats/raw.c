@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "limits.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/limits.h"
 
 /* Zero blocks of this size in data are skipped (left as holes) on write. */
 #define RAW_ZERO_BLOCK 4096

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "format.h"
+#include "core/bytes.h"
+#include "core/format.h"
 
 #define VDI_SIGNATURE 0xbeda107fu
 #define VDI_VERSION_1_1 0x00010001u

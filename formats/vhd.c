@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "format.h"
+#include "core/bytes.h"
+#include "core/format.h"
 
 #define VHD_FOOTER_LEN 512
 #define VHD_DYN_LEN 1024

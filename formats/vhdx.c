@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "limits.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/limits.h"
 
 #define VHDX_KIB 1024ULL
 #define VHDX_MIB (1024ULL * 1024)

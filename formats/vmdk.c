@@ -15,10 +15,10 @@
 
 #include <zlib.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "limits.h"
-#include "pipeline.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/limits.h"
+#include "codec/pipeline.h"
 
 #define VMDK4_MAGIC 0x4b444d56u         /* "KDMV", read big-endian */
 #define VMDK3_MAGIC 0x434f5744u         /* "COWD": ESX 2 sparse extents */

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "limits.h"
+#include "core/bytes.h"
+#include "core/limits.h"
 #include "qcow2.h"
 #include "qcow2-write.h"
 

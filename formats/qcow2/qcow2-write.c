@@ -32,12 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "codec.h"
+#include "core/bytes.h"
+#include "codec/codec.h"
 #include "generated/features.h"
-#include "kconfig.h"
-#include "limits.h"
-#include "pipeline.h"
+#include "core/kconfig.h"
+#include "core/limits.h"
+#include "codec/pipeline.h"
 #include "qcow2.h"
 #include "qcow2-write.h"
 

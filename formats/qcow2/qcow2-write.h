@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#include "check.h"
-#include "format.h"
+#include "core/check.h"
+#include "core/format.h"
 
 /*
  * The header extension holding an edgeimg writer's recipe ("EDGI"): the

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "codec.h"
-#include "format.h"
-#include "kconfig.h"
-#include "limits.h"
+#include "core/bytes.h"
+#include "codec/codec.h"
+#include "core/format.h"
+#include "core/kconfig.h"
+#include "core/limits.h"
 #include "qcow2.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "bytes.h"
+#include "core/bytes.h"
 
 #define QCOW2_MAGIC 0x514649fbu         /* "QFI\xfb" */
 

@@ -11,7 +11,7 @@
 
 #include <zlib.h>
 
-#include "bytes.h"
+#include "core/bytes.h"
 #include "squashfs.h"
 
 #define GPT_MAX_ENTRY_BYTES (1u << 20)

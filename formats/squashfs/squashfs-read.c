@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
+#include "core/bytes.h"
 #include "squashfs.h"
 
 #define SQR_MCACHE 8            /* decompressed metadata blocks kept */

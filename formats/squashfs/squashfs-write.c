@@ -17,7 +17,7 @@
  * inode and a fragment for a tail that does not fill a block; a partition
  * that does not start on a block boundary is stored a second time.
  *
- * Blocks are compressed in the pipeline (src/pipeline.h); the output is the
+ * Blocks are compressed in the pipeline (src/codec/pipeline.h); the output is the
  * same bytes for any -j.  Memory: the pipeline's units plus disk.img's block
  * list, 4 bytes a block (32 KiB per GiB at 128 KiB blocks), which must go in
  * the inode table after the data; it is counted against the memory cap, so
@@ -26,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "codec.h"
+#include "core/bytes.h"
+#include "codec/codec.h"
 #include "generated/features.h"
-#include "limits.h"
-#include "pipeline.h"
+#include "core/limits.h"
+#include "codec/pipeline.h"
 #include "squashfs.h"
 
 #define SQW_ZERO 1u             /* unit: out_len sparse blocks, no data */

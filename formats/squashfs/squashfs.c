@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "codec.h"
-#include "kconfig.h"
+#include "core/bytes.h"
+#include "codec/codec.h"
+#include "core/kconfig.h"
 #include "squashfs.h"
 
 #if IS_ENABLED(CONFIG_CODEC_XZ)

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "format.h"
+#include "core/format.h"
 
 #define SQFS_MAGIC 0x73717368u          /* "hsqs" */
 #define SQFS_SUPER_SIZE 96
@@ -111,7 +111,7 @@
 struct squashfs_comp {
 	const char *name;       /* -o compression= and mksquashfs -comp */
 	uint16_t id;
-	const char *codec;      /* the src/codec.c table it uses, or NULL */
+	const char *codec;      /* the src/codec/codec.c table it uses, or NULL */
 	int level_min, level_max, level_default;
 };
 

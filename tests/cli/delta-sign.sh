@@ -27,7 +27,7 @@ v3[100:200] = bytes(100)
 for n, d in (("v1", v1), ("v2", v2), ("v3", v3)):
     open(n + ".raw", "wb").write(d)
 PY
-# sig.py: the patch surgery of src/delta-format.md ("Signature")
+# sig.py: the patch surgery of src/delta/delta-format.md ("Signature")
 cat >sig.py <<'PY'
 import hashlib, struct, sys
 def load(p):

@@ -17,7 +17,7 @@ mib=24 size=$((24 << 20))
 mkdisk "$T/v1.raw" $mib
 cp "$T/v1.raw" "$T/v2.raw"
 dd if="$T/v1.raw" of="$T/p1" bs=1M skip=1 count=$(((mib - 4) / 2)) status=none
-cp "$TOP/src/format.h" "$T/format.h"
+cp "$TOP/src/core/format.h" "$T/format.h"
 printf '/* a new line in the new version */\n' >>"$T/format.h"
 head -c 400000 /dev/urandom >"$T/new.bin"
 seq 1 40000 >"$T/numbers.txt"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer entry point for the delta patch decoder (src/delta-format.md):
+ * libFuzzer entry point for the delta patch decoder (src/delta/delta-format.md):
  * header, chunk headers, op streams, references and zstd frames, over the
  * in-memory I/O.  The first input byte picks the mode: bit 0 set skips the
  * checksums (header SHA-256, chunk CRC-32) so that mutations reach the
@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delta.h"
-#include "format.h"
-#include "kconfig.h"
+#include "delta/delta.h"
+#include "core/format.h"
+#include "core/kconfig.h"
 #if IS_ENABLED(CONFIG_DELTA_SIGN)
-#include "ed25519.h"
+#include "crypto/ed25519.h"
 #endif
 
 #define FUZZ_MAX_OLD (64u << 20)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
+#include "core/format.h"
 
 /* Keep one input's work bounded: a hostile header may claim a huge disk. */
 #define FUZZ_MAX_READ (64u << 20)

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "kconfig.h"
+#include "codec/codec.h"
+#include "core/kconfig.h"
 #include "t.h"
 
 #define N (256 * 1024)

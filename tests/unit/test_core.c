@@ -2,10 +2,10 @@
 /* Unit tests of bytes.h, err, opts and info. */
 #include <string.h>
 
-#include "bytes.h"
-#include "err.h"
-#include "info.h"
-#include "opts.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "core/info.h"
+#include "core/opts.h"
 #include "t.h"
 
 static void test_bytes(void)

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bytes.h"
-#include "format.h"
-#include "kconfig.h"
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/kconfig.h"
 #include "t.h"
 
 #define N (5u << 20)

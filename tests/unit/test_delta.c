@@ -8,16 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kconfig.h"
+#include "core/kconfig.h"
 #include "t.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 #include <zlib.h>
 #include <zstd.h>
 
-#include "bytes.h"
-#include "delta.h"
-#include "format.h"
+#include "core/bytes.h"
+#include "delta/delta.h"
+#include "core/format.h"
 
 static uint64_t rng = 88172645463325252ULL;
 

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delta.h"
-#include "ed25519.h"
-#include "kconfig.h"
-#include "sha.h"
+#include "delta/delta.h"
+#include "crypto/ed25519.h"
+#include "core/kconfig.h"
+#include "crypto/sha.h"
 #include "t.h"
 
 #if IS_ENABLED(CONFIG_DELTA_SIGN)

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "io.h"
+#include "core/format.h"
+#include "core/io.h"
 #include "t.h"
 
 static void test_mem(void)

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "kconfig.h"
-#include "pipeline.h"
+#include "core/kconfig.h"
+#include "codec/pipeline.h"
 #include "t.h"
 
 #define UNIT 4096

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sha.h"
+#include "crypto/sha.h"
 #include "t.h"
 
 static const char *hex1(const void *p, size_t n)

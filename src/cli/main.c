@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+/* edgeimg: the command line, one verb per file. */
+#include <string.h>
+
+#include "cli/cli.h"
+#include "generated/features.h"
+#include "core/kconfig.h"
+
+static const struct cmd *const cmds[] = {
+	&cmd_info,
+	&cmd_convert,
+	&cmd_compare,
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	&cmd_delta,
+	&cmd_apply,
+#endif
+	&cmd_check,
+	NULL,
+};
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "usage: edgeimg [--version] VERB [OPTIONS] ARGS\n\n");
+	for (const struct cmd *const *c = cmds; *c; c++)
+		fprintf(f, "  %-10s %s\n", (*c)->name, (*c)->summary);
+	fprintf(f, "\n'edgeimg help VERB' describes a verb.\n");
+}
+
+static const struct cmd *cmd_find(const char *name)
+{
+	for (const struct cmd *const *c = cmds; *c; c++)
+		if (!strcmp((*c)->name, name))
+			return *c;
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc < 2) {
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("edgeimg %s\nfeatures: %s\n", EDGEIMG_VERSION,
+		       EDGEIMG_FEATURES);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		if (argc > 2) {
+			c = cmd_find(argv[2]);
+			if (!c) {
+				fprintf(stderr, "edgeimg: no verb '%s'\n", argv[2]);
+				return EXIT_USAGE;
+			}
+			cli_help(c);
+			return 0;
+		}
+		main_usage(stdout);
+		return 0;
+	}
+	c = cmd_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "edgeimg: no verb '%s'\n", argv[1]);
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			cli_help(c);
+			return 0;
+		}
+	}
+	return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* A disk image format: one const table of callbacks per format. */
+#ifndef EDGEIMG_FORMAT_H
+#define EDGEIMG_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/check.h"
+#include "core/err.h"
+#include "core/info.h"
+#include "core/io.h"
+#include "core/opts.h"
+#include "core/vdisk.h"
+
+/* How many bytes of the head and the tail of a file a probe is given. */
+#define PROBE_HEAD 4096
+#define PROBE_TAIL 1536
+
+/* Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict. */
+#define PROBE_FALLBACK 1
+#define PROBE_SURE 50
+#define PROBE_CERTAIN 100
+
+struct write_opts {
+	const char *options;    /* -o key=val,... as given, or NULL */
+	int compress;           /* -c: compressed output (qcow2) */
+	unsigned threads;       /* worker threads, >= 1 */
+	uint64_t mem_cap;       /* bytes the writer may hold in buffers */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+struct img_format {
+	const char *name;       /* as given to -f and -O: "qcow2" */
+	const char *alias;      /* another name -f accepts (qemu's "vpc"), or NULL */
+	const char *desc;
+
+	/*
+	 * Pure: no I/O, no allocation.  @head holds the first @head_len
+	 * bytes of the file, @tail the last @tail_len; @file_size is the
+	 * whole size (UINT64_MAX for a stream).  Returns a PROBE_* score.
+	 */
+	int (*probe)(const uint8_t *head, size_t head_len,
+		     const uint8_t *tail, size_t tail_len, uint64_t file_size);
+
+	/* Read side: @vd->io and @vd->opts are set; fill size and priv. */
+	int (*open)(struct vdisk *vd, struct err *e);
+	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e);
+	int (*extent)(struct vdisk *vd, uint64_t off, uint64_t len,
+		      struct extent *ext, struct err *e);
+	void (*close)(struct vdisk *vd);
+	/* Optional: format-specific details for "info". */
+	int (*info)(struct vdisk *vd, struct info *out, struct err *e);
+
+	/*
+	 * Optional: the recipe an edgeimg writer stored in the image, as
+	 * "format=FMT,writer=VERSION,KEY=VALUE,...": every -o option the
+	 * writer used, defaults spelled out, in the writer's canonical order,
+	 * so that "convert -O FMT -o KEY=VALUE,..." of the same disk gives the
+	 * same bytes.  Stored where the format allows and other readers
+	 * ignore it.  Returns the length written to @buf (NUL-terminated),
+	 * 0 when the image carries none, or a negative error.
+	 */
+	int (*recipe)(struct vdisk *vd, char *buf, size_t len, struct err *e);
+
+	/*
+	 * Write side, optional: stream the whole of @src into @out, which
+	 * is empty (or a block device).  Output must be deterministic.
+	 */
+	int (*write)(struct vdisk *src, struct io *out,
+		     const struct write_opts *wo, struct err *e);
+
+	/*
+	 * With write: check @wo's options and -c as write() would, without
+	 * I/O, giving the same errors, so that a refusal comes before OUT
+	 * exists (format_write_check()).
+	 */
+	int (*write_check)(const struct write_opts *wo, struct err *e);
+
+	/*
+	 * Optional: verify the metadata of the image in @io as "qemu-img
+	 * check" does, counting problems in @res (see check.h).  Negative
+	 * only when the check could not run.
+	 */
+	int (*check)(struct io *io, struct check_result *res, struct err *e);
+};
+
+/*
+ * format_write_check() - whether format @name can write with the -o
+ * @options (may be NULL) and -c @compress: 0, or the error its writer
+ * would give for them (EI_EUNSUP for a format this build cannot write),
+ * without I/O.  For convert before it creates OUT and apply before it
+ * writes anything.
+ */
+int format_write_check(const char *name, const char *options, int compress,
+		       struct err *e);
+
+/* The registry, in probe order, raw last; NULL-terminated. */
+extern const struct img_format *const img_formats[];
+
+/* format_find() - the format called @name, or NULL. */
+const struct img_format *format_find(const char *name);
+
+/*
+ * format_probe() - the format the probes pick for @head/@tail, or an
+ * error: EI_EMULTI naming both when two are sure, EI_EFORMAT for none.
+ */
+int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		 size_t tail_len, uint64_t file_size,
+		 const struct img_format **out, struct err *e);
+
+#endif

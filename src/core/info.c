@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/* The info tree and its two renderings. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "core/info.h"
+
+static struct info_node *info_add(struct info *in, enum info_type t,
+				  const char *key)
+{
+	struct info_node *n;
+
+	if (in->n == INFO_MAX_NODES) {
+		in->overflow = 1;
+		return NULL;
+	}
+	n = &in->node[in->n++];
+	memset(n, 0, sizeof(*n));
+	n->type = t;
+	if (key)
+		snprintf(n->key, sizeof(n->key), "%s", key);
+	return n;
+}
+
+void info_str(struct info *in, const char *key, const char *fmt, ...)
+{
+	struct info_node *n = info_add(in, INFO_STR, key);
+	va_list ap;
+
+	if (!n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(n->str, sizeof(n->str), fmt, ap);
+	va_end(ap);
+}
+
+void info_u64(struct info *in, const char *key, uint64_t v)
+{
+	struct info_node *n = info_add(in, INFO_U64, key);
+
+	if (n)
+		n->u64 = v;
+}
+
+void info_bool(struct info *in, const char *key, bool v)
+{
+	struct info_node *n = info_add(in, INFO_BOOL, key);
+
+	if (n)
+		n->u64 = v;
+}
+
+void info_begin(struct info *in, const char *key)
+{
+	info_add(in, INFO_BEGIN, key);
+}
+
+void info_end(struct info *in)
+{
+	info_add(in, INFO_END, NULL);
+}
+
+void info_list(struct info *in, const char *key)
+{
+	info_add(in, INFO_LIST, key);
+}
+
+void info_list_end(struct info *in)
+{
+	info_add(in, INFO_LIST_END, NULL);
+}
+
+void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+#define INFO_DEPTH 16
+
+void info_json(const struct info *in, FILE *f, int indent, bool first)
+{
+	bool in_list[INFO_DEPTH] = { false };
+	int depth = 0;
+
+	for (unsigned i = 0; i < in->n; i++) {
+		const struct info_node *n = &in->node[i];
+
+		if (n->type == INFO_END || n->type == INFO_LIST_END) {
+			if (depth > 0)
+				depth--;
+			indent--;
+			fprintf(f, "\n%*s%c", indent * 4, "",
+				n->type == INFO_END ? '}' : ']');
+			first = false;
+			continue;
+		}
+		fprintf(f, "%s%*s", first ? "\n" : ",\n", indent * 4, "");
+		first = false;
+		if (!in_list[depth]) {
+			json_string(f, n->key);
+			fputs(": ", f);
+		}
+		switch (n->type) {
+		case INFO_STR:
+			json_string(f, n->str);
+			break;
+		case INFO_U64:
+			fprintf(f, "%llu", (unsigned long long)n->u64);
+			break;
+		case INFO_BOOL:
+			fputs(n->u64 ? "true" : "false", f);
+			break;
+		case INFO_BEGIN:
+		case INFO_LIST:
+			fputc(n->type == INFO_BEGIN ? '{' : '[', f);
+			indent++;
+			first = true;
+			if (depth < INFO_DEPTH - 1)
+				in_list[++depth] = n->type == INFO_LIST;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void info_text(const struct info *in, FILE *f, int indent)
+{
+	unsigned idx[INFO_DEPTH] = { 0 };
+	bool in_list[INFO_DEPTH] = { false };
+	int depth = 0;
+
+	for (unsigned i = 0; i < in->n; i++) {
+		const struct info_node *n = &in->node[i];
+		char key[64];
+
+		if (in_list[depth])
+			snprintf(key, sizeof(key), "[%u]", idx[depth]++);
+		else
+			snprintf(key, sizeof(key), "%s", n->key);
+		switch (n->type) {
+		case INFO_STR:
+			fprintf(f, "%*s%s: %s\n", indent * 4, "", key, n->str);
+			break;
+		case INFO_U64:
+			fprintf(f, "%*s%s: %llu\n", indent * 4, "", key,
+				(unsigned long long)n->u64);
+			break;
+		case INFO_BOOL:
+			fprintf(f, "%*s%s: %s\n", indent * 4, "", key,
+				n->u64 ? "true" : "false");
+			break;
+		case INFO_BEGIN:
+		case INFO_LIST:
+			fprintf(f, "%*s%s:\n", indent * 4, "", key);
+			indent++;
+			if (depth < INFO_DEPTH - 1) {
+				in_list[++depth] = n->type == INFO_LIST;
+				idx[depth] = 0;
+			}
+			break;
+		case INFO_END:
+		case INFO_LIST_END:
+			indent--;
+			if (depth > 0)
+				depth--;
+			break;
+		}
+	}
+}

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SHA-1, SHA-256 and SHA-512 in portable C, written from FIPS 180-4
+ * (sections 4.1, 4.2, 5.1, 5.3 and 6.1 to 6.4): big-endian words and
+ * unrolled rounds.
+ */
+#include <string.h>
+
+#include "core/bytes.h"
+#include "crypto/sha.h"
+
+static inline uint32_t rol32(uint32_t x, unsigned n)
+{
+	return x << n | x >> (32 - n);
+}
+
+static inline uint32_t ror32(uint32_t x, unsigned n)
+{
+	return x >> n | x << (32 - n);
+}
+
+/* --- SHA-1 ------------------------------------------------------------- */
+
+/* W[t] for t >= 16, kept in a 16-entry ring (FIPS 180-4 6.1.3 step 1). */
+#define S1_W(t) (w[(t) & 15] = rol32(w[((t) + 13) & 15] ^ w[((t) + 8) & 15] ^ \
+				     w[((t) + 2) & 15] ^ w[(t) & 15], 1))
+#define S1_CH(x, y, z) (((x) & ((y) ^ (z))) ^ (z))
+#define S1_PAR(x, y, z) ((x) ^ (y) ^ (z))
+#define S1_MAJ(x, y, z) (((x) & (y)) | ((z) & ((x) | (y))))
+#define S1_ROUND(a, b, c, d, e, f, k, wt)                                \
+	do {                                                             \
+		e += rol32(a, 5) + f(b, c, d) + (k) + (wt);              \
+		b = rol32(b, 30);                                        \
+	} while (0)
+/* Five rounds with the variables renamed instead of shifted. */
+#define S1_5(t, f, k, W)                                                 \
+	do {                                                             \
+		S1_ROUND(a, b, c, d, e, f, k, W(t));                     \
+		S1_ROUND(e, a, b, c, d, f, k, W((t) + 1));               \
+		S1_ROUND(d, e, a, b, c, f, k, W((t) + 2));               \
+		S1_ROUND(c, d, e, a, b, f, k, W((t) + 3));               \
+		S1_ROUND(b, c, d, e, a, f, k, W((t) + 4));               \
+	} while (0)
+#define S1_W0(t) (w[t])
+
+static void sha1_blocks(uint32_t h[5], const uint8_t *p, size_t n)
+{
+	while (n--) {
+		uint32_t w[16], a, b, c, d, e;
+		int i;
+
+		for (i = 0; i < 16; i++)
+			w[i] = get_be32(p + 4 * i);
+		a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+		S1_5(0, S1_CH, 0x5a827999, S1_W0);
+		S1_5(5, S1_CH, 0x5a827999, S1_W0);
+		S1_5(10, S1_CH, 0x5a827999, S1_W0);
+		S1_ROUND(a, b, c, d, e, S1_CH, 0x5a827999, w[15]);
+		S1_ROUND(e, a, b, c, d, S1_CH, 0x5a827999, S1_W(16));
+		S1_ROUND(d, e, a, b, c, S1_CH, 0x5a827999, S1_W(17));
+		S1_ROUND(c, d, e, a, b, S1_CH, 0x5a827999, S1_W(18));
+		S1_ROUND(b, c, d, e, a, S1_CH, 0x5a827999, S1_W(19));
+		S1_5(20, S1_PAR, 0x6ed9eba1, S1_W);
+		S1_5(25, S1_PAR, 0x6ed9eba1, S1_W);
+		S1_5(30, S1_PAR, 0x6ed9eba1, S1_W);
+		S1_5(35, S1_PAR, 0x6ed9eba1, S1_W);
+		S1_5(40, S1_MAJ, 0x8f1bbcdc, S1_W);
+		S1_5(45, S1_MAJ, 0x8f1bbcdc, S1_W);
+		S1_5(50, S1_MAJ, 0x8f1bbcdc, S1_W);
+		S1_5(55, S1_MAJ, 0x8f1bbcdc, S1_W);
+		S1_5(60, S1_PAR, 0xca62c1d6, S1_W);
+		S1_5(65, S1_PAR, 0xca62c1d6, S1_W);
+		S1_5(70, S1_PAR, 0xca62c1d6, S1_W);
+		S1_5(75, S1_PAR, 0xca62c1d6, S1_W);
+		h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+		p += 64;
+	}
+}
+
+void sha1_init(struct sha1 *c)
+{
+	static const uint32_t iv[5] = {
+		0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0,
+	};
+
+	memcpy(c->h, iv, sizeof(iv));
+	c->len = 0;
+}
+
+/* Shared buffering of SHA-1 and SHA-256: both use 64-byte blocks. */
+static void sha_update(uint32_t *h, uint64_t *total, uint8_t buf[64],
+		       const uint8_t *p, size_t len,
+		       void (*blocks)(uint32_t *, const uint8_t *, size_t))
+{
+	size_t used = (size_t)(*total & 63);
+
+	*total += len;
+	if (used) {
+		size_t n = 64 - used < len ? 64 - used : len;
+
+		memcpy(buf + used, p, n);
+		p += n;
+		len -= n;
+		if (used + n < 64)
+			return;
+		blocks(h, buf, 1);
+	}
+	if (len >= 64) {
+		blocks(h, p, len / 64);
+		p += len & ~(size_t)63;
+		len &= 63;
+	}
+	if (len)
+		memcpy(buf, p, len);
+}
+
+/* Padding (FIPS 180-4 5.1.1): 0x80, zeros, the bit length big-endian. */
+static void sha_pad(uint32_t *h, uint64_t total, uint8_t buf[64],
+		    void (*blocks)(uint32_t *, const uint8_t *, size_t))
+{
+	size_t used = (size_t)(total & 63);
+
+	buf[used++] = 0x80;
+	if (used > 56) {
+		memset(buf + used, 0, 64 - used);
+		blocks(h, buf, 1);
+		used = 0;
+	}
+	memset(buf + used, 0, 56 - used);
+	put_be64(buf + 56, total << 3);
+	blocks(h, buf, 1);
+}
+
+static void sha1_blocks_cb(uint32_t *h, const uint8_t *p, size_t n)
+{
+	sha1_blocks(h, p, n);
+}
+
+void sha1_update(struct sha1 *c, const void *data, size_t len)
+{
+	sha_update(c->h, &c->len, c->buf, data, len, sha1_blocks_cb);
+}
+
+void sha1_final(struct sha1 *c, uint8_t out[SHA1_LEN])
+{
+	sha_pad(c->h, c->len, c->buf, sha1_blocks_cb);
+	for (int i = 0; i < 5; i++)
+		put_be32(out + 4 * i, c->h[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+void sha1(const void *data, size_t len, uint8_t out[SHA1_LEN])
+{
+	struct sha1 c;
+
+	sha1_init(&c);
+	sha1_update(&c, data, len);
+	sha1_final(&c, out);
+}
+
+/* --- SHA-256 ----------------------------------------------------------- */
+
+static const uint32_t sha256_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define S2_BSIG0(x) (ror32(x, 2) ^ ror32(x, 13) ^ ror32(x, 22))
+#define S2_BSIG1(x) (ror32(x, 6) ^ ror32(x, 11) ^ ror32(x, 25))
+#define S2_SSIG0(x) (ror32(x, 7) ^ ror32(x, 18) ^ ((x) >> 3))
+#define S2_SSIG1(x) (ror32(x, 17) ^ ror32(x, 19) ^ ((x) >> 10))
+#define S2_CH(x, y, z) (((x) & ((y) ^ (z))) ^ (z))
+#define S2_MAJ(x, y, z) (((x) & (y)) | ((z) & ((x) | (y))))
+#define S2_ROUND(a, b, c, d, e, f, g, h, t)                              \
+	do {                                                             \
+		uint32_t t1 = h + S2_BSIG1(e) + S2_CH(e, f, g) +         \
+			      sha256_k[t] + w[t];                        \
+		d += t1;                                                 \
+		h = t1 + S2_BSIG0(a) + S2_MAJ(a, b, c);                  \
+	} while (0)
+/* Eight rounds with the variables renamed instead of shifted. */
+#define S2_8(t)                                                          \
+	do {                                                             \
+		S2_ROUND(a, b, c, d, e, f, g, h, (t));                   \
+		S2_ROUND(h, a, b, c, d, e, f, g, (t) + 1);               \
+		S2_ROUND(g, h, a, b, c, d, e, f, (t) + 2);               \
+		S2_ROUND(f, g, h, a, b, c, d, e, (t) + 3);               \
+		S2_ROUND(e, f, g, h, a, b, c, d, (t) + 4);               \
+		S2_ROUND(d, e, f, g, h, a, b, c, (t) + 5);               \
+		S2_ROUND(c, d, e, f, g, h, a, b, (t) + 6);               \
+		S2_ROUND(b, c, d, e, f, g, h, a, (t) + 7);               \
+	} while (0)
+
+static void sha256_blocks(uint32_t *st, const uint8_t *p, size_t n)
+{
+	while (n--) {
+		uint32_t w[64], a, b, c, d, e, f, g, h;
+		int i;
+
+		for (i = 0; i < 16; i++)
+			w[i] = get_be32(p + 4 * i);
+		/* The message schedule, FIPS 180-4 6.2.2 step 1. */
+		for (i = 16; i < 64; i++)
+			w[i] = S2_SSIG1(w[i - 2]) + w[i - 7] +
+			       S2_SSIG0(w[i - 15]) + w[i - 16];
+		a = st[0], b = st[1], c = st[2], d = st[3];
+		e = st[4], f = st[5], g = st[6], h = st[7];
+		for (i = 0; i < 64; i += 8)
+			S2_8(i);
+		st[0] += a, st[1] += b, st[2] += c, st[3] += d;
+		st[4] += e, st[5] += f, st[6] += g, st[7] += h;
+		p += 64;
+	}
+}
+
+void sha256_init(struct sha256 *c)
+{
+	static const uint32_t iv[8] = {
+		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+	};
+
+	memcpy(c->h, iv, sizeof(iv));
+	c->len = 0;
+}
+
+void sha256_update(struct sha256 *c, const void *data, size_t len)
+{
+	sha_update(c->h, &c->len, c->buf, data, len, sha256_blocks);
+}
+
+/*
+ * Whole zero blocks: every word of a zero block's message schedule is zero
+ * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the rounds run on the
+ * constants alone: no schedule to load or expand.
+ */
+static void sha256_zero_blocks(uint32_t *st, uint64_t n)
+{
+	static const uint32_t w[64];
+
+	while (n--) {
+		uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+		uint32_t e = st[4], f = st[5], g = st[6], h = st[7];
+
+		for (int i = 0; i < 64; i += 8)
+			S2_8(i);
+		st[0] += a, st[1] += b, st[2] += c, st[3] += d;
+		st[4] += e, st[5] += f, st[6] += g, st[7] += h;
+	}
+}
+
+void sha256_zeros(struct sha256 *c, uint64_t n)
+{
+	static const uint8_t zero[64];
+	size_t used = (size_t)(c->len % 64);
+
+	if (used) {             /* complete the partial block first */
+		size_t k = (size_t)(n < 64 - used ? n : 64 - used);
+
+		sha256_update(c, zero, k);
+		n -= k;
+	}
+	if (n >= 64) {          /* whole blocks, straight into the state */
+		sha256_zero_blocks(c->h, n / 64);
+		c->len += n & ~(uint64_t)63;
+		n &= 63;
+	}
+	if (n)
+		sha256_update(c, zero, (size_t)n);
+}
+
+void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN])
+{
+	sha_pad(c->h, c->len, c->buf, sha256_blocks);
+	for (int i = 0; i < 8; i++)
+		put_be32(out + 4 * i, c->h[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
+{
+	struct sha256 c;
+
+	sha256_init(&c);
+	sha256_update(&c, data, len);
+	sha256_final(&c, out);
+}
+
+/* --- SHA-512 ----------------------------------------------------------- */
+
+/* The first 64 bits of the fractional parts of the cube roots of the first
+ * 80 primes (FIPS 180-4 4.2.3). */
+static const uint64_t sha512_k[80] = {
+	0x428a2f98d728ae22ULL, 0x7137449123ef65cdULL, 0xb5c0fbcfec4d3b2fULL,
+	0xe9b5dba58189dbbcULL, 0x3956c25bf348b538ULL, 0x59f111f1b605d019ULL,
+	0x923f82a4af194f9bULL, 0xab1c5ed5da6d8118ULL, 0xd807aa98a3030242ULL,
+	0x12835b0145706fbeULL, 0x243185be4ee4b28cULL, 0x550c7dc3d5ffb4e2ULL,
+	0x72be5d74f27b896fULL, 0x80deb1fe3b1696b1ULL, 0x9bdc06a725c71235ULL,
+	0xc19bf174cf692694ULL, 0xe49b69c19ef14ad2ULL, 0xefbe4786384f25e3ULL,
+	0x0fc19dc68b8cd5b5ULL, 0x240ca1cc77ac9c65ULL, 0x2de92c6f592b0275ULL,
+	0x4a7484aa6ea6e483ULL, 0x5cb0a9dcbd41fbd4ULL, 0x76f988da831153b5ULL,
+	0x983e5152ee66dfabULL, 0xa831c66d2db43210ULL, 0xb00327c898fb213fULL,
+	0xbf597fc7beef0ee4ULL, 0xc6e00bf33da88fc2ULL, 0xd5a79147930aa725ULL,
+	0x06ca6351e003826fULL, 0x142929670a0e6e70ULL, 0x27b70a8546d22ffcULL,
+	0x2e1b21385c26c926ULL, 0x4d2c6dfc5ac42aedULL, 0x53380d139d95b3dfULL,
+	0x650a73548baf63deULL, 0x766a0abb3c77b2a8ULL, 0x81c2c92e47edaee6ULL,
+	0x92722c851482353bULL, 0xa2bfe8a14cf10364ULL, 0xa81a664bbc423001ULL,
+	0xc24b8b70d0f89791ULL, 0xc76c51a30654be30ULL, 0xd192e819d6ef5218ULL,
+	0xd69906245565a910ULL, 0xf40e35855771202aULL, 0x106aa07032bbd1b8ULL,
+	0x19a4c116b8d2d0c8ULL, 0x1e376c085141ab53ULL, 0x2748774cdf8eeb99ULL,
+	0x34b0bcb5e19b48a8ULL, 0x391c0cb3c5c95a63ULL, 0x4ed8aa4ae3418acbULL,
+	0x5b9cca4f7763e373ULL, 0x682e6ff3d6b2b8a3ULL, 0x748f82ee5defb2fcULL,
+	0x78a5636f43172f60ULL, 0x84c87814a1f0ab72ULL, 0x8cc702081a6439ecULL,
+	0x90befffa23631e28ULL, 0xa4506cebde82bde9ULL, 0xbef9a3f7b2c67915ULL,
+	0xc67178f2e372532bULL, 0xca273eceea26619cULL, 0xd186b8c721c0c207ULL,
+	0xeada7dd6cde0eb1eULL, 0xf57d4f7fee6ed178ULL, 0x06f067aa72176fbaULL,
+	0x0a637dc5a2c898a6ULL, 0x113f9804bef90daeULL, 0x1b710b35131c471bULL,
+	0x28db77f523047d84ULL, 0x32caab7b40c72493ULL, 0x3c9ebe0a15c9bebcULL,
+	0x431d67c49c100d4cULL, 0x4cc5d4becb3e42b6ULL, 0x597f299cfc657e2aULL,
+	0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
+};
+
+static inline uint64_t ror64(uint64_t x, unsigned n)
+{
+	return x >> n | x << (64 - n);
+}
+
+#define S5_BSIG0(x) (ror64(x, 28) ^ ror64(x, 34) ^ ror64(x, 39))
+#define S5_BSIG1(x) (ror64(x, 14) ^ ror64(x, 18) ^ ror64(x, 41))
+#define S5_SSIG0(x) (ror64(x, 1) ^ ror64(x, 8) ^ ((x) >> 7))
+#define S5_SSIG1(x) (ror64(x, 19) ^ ror64(x, 61) ^ ((x) >> 6))
+
+static void sha512_blocks(uint64_t *st, const uint8_t *p, size_t n)
+{
+	while (n--) {
+		uint64_t w[80], v[8], t1, t2;
+		int i;
+
+		for (i = 0; i < 16; i++)
+			w[i] = get_be64(p + 8 * i);
+		/* The message schedule, FIPS 180-4 6.4.2 step 1. */
+		for (i = 16; i < 80; i++)
+			w[i] = S5_SSIG1(w[i - 2]) + w[i - 7] +
+			       S5_SSIG0(w[i - 15]) + w[i - 16];
+		memcpy(v, st, sizeof(v));
+		for (i = 0; i < 80; i++) {
+			/* v[0..7] are a..h */
+			t1 = v[7] + S5_BSIG1(v[4]) + S2_CH(v[4], v[5], v[6]) +
+			     sha512_k[i] + w[i];
+			t2 = S5_BSIG0(v[0]) + S2_MAJ(v[0], v[1], v[2]);
+			memmove(v + 1, v, 7 * sizeof(v[0]));
+			v[4] += t1;
+			v[0] = t1 + t2;
+		}
+		for (i = 0; i < 8; i++)
+			st[i] += v[i];
+		p += 128;
+	}
+}
+
+void sha512_init(struct sha512 *c)
+{
+	static const uint64_t iv[8] = {
+		0x6a09e667f3bcc908ULL,
+		0xbb67ae8584caa73bULL,
+		0x3c6ef372fe94f82bULL,
+		0xa54ff53a5f1d36f1ULL,
+		0x510e527fade682d1ULL,
+		0x9b05688c2b3e6c1fULL,
+		0x1f83d9abfb41bd6bULL,
+		0x5be0cd19137e2179ULL,
+	};
+
+	memcpy(c->h, iv, sizeof(iv));
+	c->len = 0;
+}
+
+void sha512_update(struct sha512 *c, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t used = (size_t)(c->len & 127);
+
+	c->len += len;
+	if (used) {
+		size_t n = 128 - used < len ? 128 - used : len;
+
+		memcpy(c->buf + used, p, n);
+		p += n;
+		len -= n;
+		if (used + n < 128)
+			return;
+		sha512_blocks(c->h, c->buf, 1);
+	}
+	if (len >= 128) {
+		sha512_blocks(c->h, p, len / 128);
+		p += len & ~(size_t)127;
+		len &= 127;
+	}
+	if (len)
+		memcpy(c->buf, p, len);
+}
+
+/* Padding (FIPS 180-4 5.1.2): 0x80, zeros, the 128-bit bit length. */
+void sha512_final(struct sha512 *c, uint8_t out[SHA512_LEN])
+{
+	size_t used = (size_t)(c->len & 127);
+
+	c->buf[used++] = 0x80;
+	if (used > 112) {
+		memset(c->buf + used, 0, 128 - used);
+		sha512_blocks(c->h, c->buf, 1);
+		used = 0;
+	}
+	memset(c->buf + used, 0, 120 - used);
+	put_be64(c->buf + 120, c->len << 3);
+	sha512_blocks(c->h, c->buf, 1);
+	for (int i = 0; i < 8; i++)
+		put_be64(out + 8 * i, c->h[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+void sha512(const void *data, size_t len, uint8_t out[SHA512_LEN])
+{
+	struct sha512 c;
+
+	sha512_init(&c);
+	sha512_update(&c, data, len);
+	sha512_final(&c, out);
+}
+
+char *sha_hex(const uint8_t *digest, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[2 * len] = 0;
+	return out;
+}

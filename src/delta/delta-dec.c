@@ -1,0 +1,913 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The delta patch decoder (src/delta-format.md): header, chunks checked
+ * whole before use, NEW streamed to a sink in constant memory; plus the
+ * helpers both verbs share (content hash, canonical view, recipes).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "core/bytes.h"
+#include "delta/delta.h"
+#include "core/format.h"
+#include "core/limits.h"
+
+#define DELTA_IO (1u << 20)
+
+/* --- header ------------------------------------------------------------- */
+
+int delta_is_patch(const uint8_t *head, size_t len)
+{
+	return len >= DELTA_MAGIC_LEN && !memcmp(head, DELTA_MAGIC, DELTA_MAGIC_LEN);
+}
+
+static int delta_recipe_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
+		       int no_sum, struct err *e)
+{
+	struct delta_header h;
+	uint32_t rl, need;
+	uint8_t sum[SHA256_LEN];
+	char hex[2 * SHA256_LEN + 1];
+
+	if (len < DELTA_MAGIC_LEN || !delta_is_patch(buf, len))
+		return err_set(e, EI_EFORMAT, "patch: no patch magic (EIDELTA)");
+	if (len < DELTA_HDR_FIXED)
+		return err_set(e, EI_ETRUNC, "patch: header truncated at %zu of %u bytes",
+			       len, DELTA_HDR_FIXED);
+	memset(&h, 0, sizeof(h));
+	h.version = get_le32(buf + 8);
+	if (h.version != DELTA_VERSION)
+		return err_set(e, EI_EUNSUP,
+			       "patch: version %u, this edgeimg reads version %u",
+			       h.version, DELTA_VERSION);
+	h.header_size = get_le32(buf + 12);
+	h.incompat = get_le64(buf + 16);
+	h.compat = get_le64(buf + 24);
+	h.old_size = get_le64(buf + 32);
+	h.new_size = get_le64(buf + 40);
+	h.patch_size = get_le64(buf + 48);
+	h.chunk_count = get_le32(buf + 56);
+	h.block_size = get_le32(buf + 60);
+	h.max_data = get_le32(buf + 64);
+	h.max_ref = get_le32(buf + 68);
+	rl = get_le32(buf + 72);
+	memcpy(h.old_sha, buf + 80, SHA256_LEN);
+	memcpy(h.new_sha, buf + 112, SHA256_LEN);
+	h.target_size = get_le64(buf + 144);
+	memcpy(h.target_sha, buf + 152, SHA256_LEN);
+	h.patch_version = get_le64(buf + 184);
+
+	if (rl > DELTA_RECIPE_MAX)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: recipe_len %u exceeds the limit of %u", rl,
+			       DELTA_RECIPE_MAX);
+	need = DELTA_HDR_FIXED + rl + SHA256_LEN;
+	if (h.header_size != need)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: header_size %u is not %u (256 + recipe_len %u + 32)",
+			       h.header_size, need, rl);
+	if (len < need)
+		return err_set(e, EI_ETRUNC, "patch: header truncated at %zu of %u bytes",
+			       len, need);
+	sha256(buf, DELTA_HDR_FIXED + rl, sum);
+	if (!no_sum && memcmp(sum, buf + DELTA_HDR_FIXED + rl, SHA256_LEN))
+		return err_set(e, EI_EMISMATCH,
+			       "patch: header checksum mismatch (computed %s): the header is corrupt",
+			       sha_hex(sum, SHA256_LEN, hex));
+	memcpy(h.id, sum, SHA256_LEN);
+	if (h.incompat & ~DELTA_INCOMPAT_KNOWN)
+		return err_set(e, EI_EUNSUP,
+			       "patch: unknown incompatible features 0x%llx (known: 0x%llx); a newer edgeimg is needed",
+			       (unsigned long long)(h.incompat & ~DELTA_INCOMPAT_KNOWN),
+			       (unsigned long long)DELTA_INCOMPAT_KNOWN);
+	if (h.old_size > EI_MAX_VIRTUAL_SIZE || h.new_size > EI_MAX_VIRTUAL_SIZE)
+		return err_set(e, EI_ELIMIT,
+			       "patch: old_size %llu or new_size %llu exceeds the limit of %llu",
+			       (unsigned long long)h.old_size,
+			       (unsigned long long)h.new_size,
+			       (unsigned long long)EI_MAX_VIRTUAL_SIZE);
+	if (h.chunk_count > DELTA_MAX_CHUNKS || h.chunk_count > h.new_size ||
+	    (uint64_t)h.chunk_count * DELTA_MAX_CHUNK_NEW < h.new_size)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk_count %u does not fit new_size %llu (1 to %llu bytes a chunk, at most %u chunks)",
+			       h.chunk_count, (unsigned long long)h.new_size,
+			       (unsigned long long)DELTA_MAX_CHUNK_NEW, DELTA_MAX_CHUNKS);
+	h.chunks_off = need + (h.incompat & DELTA_INCOMPAT_SIGNED ? DELTA_SIG_SIZE : 0);
+	if (h.patch_size < h.chunks_off + (uint64_t)h.chunk_count * DELTA_CHUNK_HDR)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: patch_size %llu is less than the header%s and %u chunk headers",
+			       (unsigned long long)h.patch_size,
+			       h.incompat & DELTA_INCOMPAT_SIGNED ? ", the signature" : "",
+			       h.chunk_count);
+	if (!is_pow2(h.block_size) || h.block_size < 512 || h.block_size > (1u << 20))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: block_size %u is not a power of two in 512..1048576",
+			       h.block_size);
+	if (h.max_data > DELTA_MAX_DATA || h.max_ref > DELTA_MAX_REF)
+		return err_set(e, EI_ELIMIT,
+			       "patch: max_data %u or max_ref %u exceeds the limits %u and %u",
+			       h.max_data, h.max_ref, DELTA_MAX_DATA, DELTA_MAX_REF);
+	if (h.max_ref && !(h.incompat & DELTA_INCOMPAT_REF))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: max_ref %u without the REF feature", h.max_ref);
+	if (!!rl != !!(h.incompat & DELTA_INCOMPAT_RECIPE))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: recipe_len %u disagrees with the RECIPE feature bit",
+			       rl);
+	if (!delta_recipe_ok((const char *)buf + DELTA_HDR_FIXED, rl))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: the recipe holds a byte that is not printable ASCII");
+	memcpy(h.recipe, buf + DELTA_HDR_FIXED, rl);
+	h.recipe[rl] = 0;
+	if (!rl && (h.target_size != h.new_size ||
+		    memcmp(h.target_sha, h.new_sha, SHA256_LEN)))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: a raw target must have target_size and target_sha equal to NEW's");
+	*out = h;
+	return (int)need;
+}
+
+int delta_sig_parse(const uint8_t *buf, struct delta_sig *s, struct err *e)
+{
+	if (memcmp(buf, DELTA_SIG_MAGIC, 4))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: signature section: magic %02x%02x%02x%02x is not EISG",
+			       buf[0], buf[1], buf[2], buf[3]);
+	s->alg = get_le32(buf + 4);
+	if (s->alg != DELTA_SIG_ED25519)
+		return err_set(e, EI_EUNSUP,
+			       "patch: signature section: algorithm %u is not %u (Ed25519)",
+			       s->alg, DELTA_SIG_ED25519);
+	if (!buf_is_zero(buf + 8 + SHA256_LEN + DELTA_SIG_LEN,
+			 DELTA_SIG_SIZE - 8 - SHA256_LEN - DELTA_SIG_LEN))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: signature section: reserved bytes %u..%u are not zero",
+			       8 + SHA256_LEN + DELTA_SIG_LEN, DELTA_SIG_SIZE - 1);
+	memcpy(s->key_id, buf + 8, SHA256_LEN);
+	memcpy(s->sig, buf + 8 + SHA256_LEN, DELTA_SIG_LEN);
+	return 0;
+}
+
+int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
+		      struct err *e)
+{
+	uint8_t buf[DELTA_HDR_SIG_MAX];
+	struct delta_sig sg;
+	uint32_t rl;
+	size_t need;
+	int r;
+
+	r = io_read(io, buf, DELTA_HDR_FIXED, 0, "patch: header", e);
+	if (r < 0)
+		return r;
+	if (!delta_is_patch(buf, DELTA_HDR_FIXED))
+		return err_set(e, EI_EFORMAT, "%s: not an edgeimg patch (no EIDELTA magic)",
+			       io->name);
+	rl = get_le32(buf + 72);
+	need = DELTA_HDR_FIXED + (size_t)min_u64(rl, DELTA_RECIPE_MAX) + SHA256_LEN;
+	r = io_read(io, buf + DELTA_HDR_FIXED, need - DELTA_HDR_FIXED,
+		    DELTA_HDR_FIXED, "patch: header", e);
+	if (r < 0)
+		return r;
+	r = delta_header_parse(buf, need, h, 0, e);
+	if (r < 0)
+		return r;
+	if (h->incompat & DELTA_INCOMPAT_SIGNED) {
+		r = io_read(io, buf + need, DELTA_SIG_SIZE, need, "patch: signature section", e);
+		if (r < 0 || (r = delta_sig_parse(buf + need, &sg, e)) < 0)
+			return r;
+	}
+	if (raw)
+		memcpy(raw, buf, (size_t)h->chunks_off);
+	return (int)h->chunks_off;
+}
+
+/* --- helpers ------------------------------------------------------------ */
+
+int delta_hash_disk(struct vdisk *vd, uint8_t out[SHA256_LEN],
+		    void (*progress)(void *arg, uint64_t done, uint64_t total),
+		    void *arg, struct err *e)
+{
+	struct sha256 c;
+	uint64_t off = 0;
+	uint8_t *buf = malloc(DELTA_IO);
+	int r = 0;
+
+	if (!buf)
+		return err_set(e, -ENOMEM, "out of memory");
+	sha256_init(&c);
+	while (off < vd->size) {
+		struct extent ext;
+
+		r = vdisk_extent(vd, off, min_u64(DELTA_IO, vd->size - off), &ext, e);
+		if (r < 0)
+			break;
+		if (ext.type == EXT_DATA) {
+			r = vdisk_read(vd, buf, (size_t)ext.len, off, e);
+			if (r < 0)
+				break;
+			sha256_update(&c, buf, (size_t)ext.len);
+		} else {
+			sha256_zeros(&c, ext.len);
+		}
+		off += ext.len;
+		if (progress)
+			progress(arg, off, vd->size);
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	sha256_final(&c, out);
+	return 0;
+}
+
+/* The canonical view: extents from content, cached 1 MiB at a time. */
+struct canon {
+	struct vdisk *in;
+	uint8_t *buf;
+	uint64_t boff;
+	size_t blen;
+};
+
+static int canon_fill(struct canon *c, uint64_t off, struct err *e)
+{
+	struct vdisk *in = c->in;
+	size_t len = (size_t)min_u64(DELTA_IO, in->size - off), done = 0;
+
+	c->blen = 0;
+	while (done < len) {
+		struct extent ext;
+		int r = vdisk_extent(in, off + done, len - done, &ext, e);
+
+		if (r < 0)
+			return r;
+		if (ext.type == EXT_DATA)
+			r = vdisk_read(in, c->buf + done, (size_t)ext.len, off + done, e);
+		else
+			memset(c->buf + done, 0, (size_t)ext.len);
+		if (r < 0)
+			return r;
+		done += (size_t)ext.len;
+	}
+	c->boff = off;
+	c->blen = len;
+	return 0;
+}
+
+static int canon_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		      struct err *e)
+{
+	struct canon *c = vd->priv;
+
+	if (c->blen && off >= c->boff && len <= c->blen &&
+	    off - c->boff <= c->blen - len) {
+		memcpy(buf, c->buf + (off - c->boff), len);
+		return 0;
+	}
+	return vdisk_read(c->in, buf, len, off, e);
+}
+
+static int canon_extent(struct vdisk *vd, uint64_t off, uint64_t len,
+			struct extent *ext, struct err *e)
+{
+	struct canon *c = vd->priv;
+	uint64_t start = off & ~(uint64_t)(DELTA_BLOCK - 1), end = off + len, p;
+	struct extent ie;
+	int r, zero;
+
+	/* Whole blocks the inner disk knows to be zero need no reading. */
+	if (start == off) {
+		r = vdisk_extent(c->in, off, len, &ie, e);
+		if (r < 0)
+			return r;
+		if (ie.type != EXT_DATA &&
+		    (ie.len >= DELTA_BLOCK || off + ie.len == vd->size)) {
+			ext->type = EXT_HOLE;
+			ext->len = off + ie.len == vd->size ? ie.len :
+				   ie.len & ~(uint64_t)(DELTA_BLOCK - 1);
+			return 0;
+		}
+	}
+	if (!c->blen || start < c->boff || start >= c->boff + c->blen ||
+	    min_u64(start + DELTA_BLOCK, vd->size) > c->boff + c->blen) {
+		r = canon_fill(c, start, e);
+		if (r < 0)
+			return r;
+	}
+	p = start;
+	zero = -1;
+	while (p < end && p < c->boff + c->blen) {
+		size_t n = (size_t)min_u64(DELTA_BLOCK, c->boff + c->blen - p);
+		int z = buf_is_zero(c->buf + (p - c->boff), n);
+
+		if (zero >= 0 && z != zero)
+			break;
+		zero = z;
+		p += n;
+	}
+	ext->type = zero ? EXT_HOLE : EXT_DATA;
+	ext->len = min_u64(p, end) - off;
+	return 0;
+}
+
+static void canon_close(struct vdisk *vd)
+{
+	struct canon *c = vd->priv;
+
+	if (c)
+		free(c->buf);
+	free(c);
+	vd->priv = NULL;
+}
+
+static const struct img_format delta_canon_fmt = {
+	.name = "canonical",
+	.desc = "a disk with extents derived from its content",
+	.read = canon_read,
+	.extent = canon_extent,
+	.close = canon_close,
+};
+
+static void null_io_close(struct io *io)
+{
+	free(io);
+}
+
+static const struct io_ops null_io_ops = { .close = null_io_close };
+
+int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
+{
+	struct vdisk *vd = calloc(1, sizeof(*vd));
+	struct canon *c = calloc(1, sizeof(*c));
+	struct io *io = calloc(1, sizeof(*io));
+
+	if (!vd || !c || !io || !(c->buf = malloc(DELTA_IO))) {
+		free(vd);
+		if (c)
+			free(c->buf);
+		free(c);
+		free(io);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	/* vdisk_close() closes vd->io: give it a private one that does nothing. */
+	io->ops = &null_io_ops;
+	io->size = inner->size;
+	snprintf(io->name, sizeof(io->name), "%s", inner->io->name);
+	c->in = inner;
+	vd->fmt = &delta_canon_fmt;
+	vd->io = io;
+	vd->size = inner->size;
+	vd->priv = c;
+	vd->opts = inner->opts;
+	memcpy(vd->dir, inner->dir, sizeof(vd->dir));
+	*out = vd;
+	return 0;
+}
+
+int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
+		       char *ver, size_t ver_len, char *opts, size_t opts_len,
+		       struct err *e)
+{
+	const char *p = recipe;
+	size_t o = 0;
+
+	fmt[0] = ver[0] = opts[0] = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (!memchr(p, '=', n))
+			return err_set(e, EI_ECORRUPT, "recipe '%s': '%.*s' is not key=value",
+				       recipe, (int)n, p);
+		if (n > 7 && !strncmp(p, "format=", 7)) {
+			if (n - 7 >= fmt_len)
+				return err_set(e, EI_ECORRUPT, "recipe '%s': format name too long",
+					       recipe);
+			memcpy(fmt, p + 7, n - 7);
+			fmt[n - 7] = 0;
+		} else if (n > 7 && !strncmp(p, "writer=", 7)) {
+			if (n - 7 >= ver_len)
+				return err_set(e, EI_ECORRUPT, "recipe '%s': writer version too long",
+					       recipe);
+			memcpy(ver, p + 7, n - 7);
+			ver[n - 7] = 0;
+		} else {
+			if (o + n + 2 > opts_len)
+				return err_set(e, EI_ECORRUPT, "recipe '%s': options too long",
+					       recipe);
+			if (o)
+				opts[o++] = ',';
+			memcpy(opts + o, p, n);
+			o += n;
+			opts[o] = 0;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (!fmt[0])
+		return err_set(e, EI_ECORRUPT, "recipe '%s' names no format", recipe);
+	return 0;
+}
+
+int delta_recipe_check(const char *recipe, struct err *e)
+{
+	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
+	int r;
+
+	if (!recipe[0])
+		return 0;
+	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
+			       opts, sizeof(opts), e);
+	if (r >= 0)
+		r = format_write_check(fmt, opts[0] ? opts : NULL, 0, e);
+	if (r < 0)
+		err_prefix(e, "refusing the patch before writing anything");
+	return r;
+}
+
+/* --- decoder ------------------------------------------------------------ */
+
+struct delta_dec {
+	struct delta_header h;
+	struct vdisk *old;
+	struct io *patch;
+	uint64_t base;
+	unsigned flags;
+	struct delta_pos pos;
+	uint8_t *body, *ops, *ref, *data, *buf;
+	size_t body_cap, ops_cap, ref_cap, data_cap;
+	ZSTD_DCtx *dctx;
+};
+
+int delta_dec_new(const struct delta_header *h, struct vdisk *old,
+		  struct io *patch, uint64_t base, const struct delta_pos *pos,
+		  unsigned flags, struct delta_dec **out, struct err *e)
+{
+	struct delta_dec *d;
+
+	if (old->size != h->old_size)
+		return err_set(e, EI_EMISMATCH,
+			       "patch: OLD has %llu bytes, the patch was made for %llu",
+			       (unsigned long long)old->size,
+			       (unsigned long long)h->old_size);
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_set(e, -ENOMEM, "out of memory");
+	d->h = *h;
+	d->old = old;
+	d->patch = patch;
+	d->base = base;
+	d->flags = flags;
+	if (pos) {
+		d->pos = *pos;
+	} else {
+		d->pos.patch_off = h->chunks_off;
+		sha256_init(&d->pos.sha);
+	}
+	d->buf = malloc(DELTA_IO);
+	d->dctx = ZSTD_createDCtx();
+	if (!d->buf || !d->dctx) {
+		delta_dec_free(d);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	*out = d;
+	return 0;
+}
+
+void delta_dec_free(struct delta_dec *d)
+{
+	if (!d)
+		return;
+	free(d->body);
+	free(d->ops);
+	free(d->ref);
+	free(d->data);
+	free(d->buf);
+	ZSTD_freeDCtx(d->dctx);
+	free(d);
+}
+
+void delta_dec_pos(const struct delta_dec *d, struct delta_pos *pos)
+{
+	*pos = d->pos;
+}
+
+static int dec_grow(uint8_t **p, size_t *cap, size_t need, struct err *e)
+{
+	uint8_t *n;
+
+	if (need <= *cap)
+		return 0;
+	n = realloc(*p, need);
+	if (!n)
+		return err_set(e, -ENOMEM, "patch: out of memory for %zu bytes", need);
+	*p = n;
+	*cap = need;
+	return 0;
+}
+
+/* Read @len patch bytes at the logical offset @off. */
+static int dec_patch_read(struct delta_dec *d, void *buf, size_t len,
+			  uint64_t off, const char *what, struct err *e)
+{
+	int r;
+
+	if (off < d->base)
+		return err_set(e, -EINVAL, "patch: offset %llu before the stream start %llu",
+			       (unsigned long long)off, (unsigned long long)d->base);
+	r = io_read(d->patch, buf, len, off - d->base, what, e);
+	if (r == EI_ETRUNC)
+		err_set(e, EI_ETRUNC,
+			"patch: truncated: %s at byte %llu (+%zu) is missing; the header says the patch has %llu bytes",
+			what, (unsigned long long)off, len,
+			(unsigned long long)d->h.patch_size);
+	return r;
+}
+
+/* LEB128, at most 64 bits. */
+static int get_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned s = 0; s < 64; s += 7) {
+		uint8_t b;
+
+		if (*pos >= len)
+			return -1;
+		b = p[(*pos)++];
+		if (s == 63 && b > 1)
+			return -1;
+		x |= (uint64_t)(b & 0x7f) << s;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Check a zstd frame's header before decoding it: one frame of exactly
+ * @zlen bytes, content size @want, window at most 2^DELTA_MAX_WINDOW_LOG.
+ */
+static int dec_frame_check(const uint8_t *z, size_t zlen, size_t want,
+			   unsigned chunk, const char *what, struct err *e)
+{
+	unsigned long long cs;
+	size_t fl;
+	uint8_t fhd;
+
+	if (zlen < 6 || get_le32(z) != 0xFD2FB528u)
+		return err_set(e, EI_ECODEC, "patch: chunk %u: %s is not a zstd frame",
+			       chunk, what);
+	fhd = z[4];
+	if (!(fhd & 0x20)) {    /* not single-segment: a window descriptor */
+		unsigned wlog = 10 + (z[5] >> 3);
+
+		if (wlog > DELTA_MAX_WINDOW_LOG)
+			return err_set(e, EI_ELIMIT,
+				       "patch: chunk %u: %s declares a zstd window of 2^%u bytes, the limit is 2^%u",
+				       chunk, what, wlog, DELTA_MAX_WINDOW_LOG);
+	}
+	if (fhd & 0x03)
+		return err_set(e, EI_ECODEC, "patch: chunk %u: %s asks for a zstd dictionary",
+			       chunk, what);
+	cs = ZSTD_getFrameContentSize(z, zlen);
+	if (cs != want)
+		return err_set(e, EI_ECODEC,
+			       "patch: chunk %u: %s declares %s%llu bytes, the chunk header says %zu",
+			       chunk, what,
+			       cs == ZSTD_CONTENTSIZE_UNKNOWN ? "an unknown size, not " : "",
+			       cs >= ZSTD_CONTENTSIZE_ERROR ? 0ULL : cs, want);
+	fl = ZSTD_findFrameCompressedSize(z, zlen);
+	if (ZSTD_isError(fl) || fl != zlen)
+		return err_set(e, EI_ECODEC,
+			       "patch: chunk %u: %s is not one whole zstd frame of %zu bytes (%s)",
+			       chunk, what, zlen,
+			       ZSTD_isError(fl) ? ZSTD_getErrorName(fl) : "trailing bytes");
+	return 0;
+}
+
+static int dec_unzstd(struct delta_dec *d, void *out, size_t want,
+		      const uint8_t *z, size_t zlen, const void *ref,
+		      size_t ref_len, const char *what, struct err *e)
+{
+	size_t r;
+	int rc = dec_frame_check(z, zlen, want, d->pos.chunk, what, e);
+
+	if (rc < 0)
+		return rc;
+	ZSTD_DCtx_reset(d->dctx, ZSTD_reset_session_and_parameters);
+	ZSTD_DCtx_setParameter(d->dctx, ZSTD_d_windowLogMax, DELTA_MAX_WINDOW_LOG);
+	if (ref_len) {
+		r = ZSTD_DCtx_refPrefix(d->dctx, ref, ref_len);
+		if (ZSTD_isError(r))
+			return err_set(e, EI_ECODEC, "patch: chunk %u: %s: %s",
+				       d->pos.chunk, what, ZSTD_getErrorName(r));
+	}
+	r = ZSTD_decompressDCtx(d->dctx, out, want, z, zlen);
+	if (ZSTD_isError(r))
+		return err_set(e, EI_ECODEC, "patch: chunk %u: %s: zstd: %s",
+			       d->pos.chunk, what, ZSTD_getErrorName(r));
+	if (r != want)
+		return err_set(e, EI_ECODEC, "patch: chunk %u: %s gave %zu bytes, expected %zu",
+			       d->pos.chunk, what, r, want);
+	return 0;
+}
+
+struct chunk_hdr {
+	uint32_t index, new_len, op_count, ops_len, ops_zlen, ref_count,
+		 ref_len, data_len, data_zlen, flags, crc;
+	uint64_t new_off;
+};
+
+static int dec_chunk_hdr(struct delta_dec *d, const uint8_t *b,
+			 struct chunk_hdr *c, struct err *e)
+{
+	unsigned k = d->pos.chunk;
+
+	if (memcmp(b, DELTA_CHUNK_MAGIC, 4))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u at byte %llu: no chunk magic (EICH)", k,
+			       (unsigned long long)d->pos.patch_off);
+	c->index = get_le32(b + 4);
+	c->new_off = get_le64(b + 8);
+	c->new_len = get_le32(b + 16);
+	c->op_count = get_le32(b + 20);
+	c->ops_len = get_le32(b + 24);
+	c->ops_zlen = get_le32(b + 28);
+	c->ref_count = get_le32(b + 32);
+	c->ref_len = get_le32(b + 36);
+	c->data_len = get_le32(b + 40);
+	c->data_zlen = get_le32(b + 44);
+	c->flags = get_le32(b + 48);
+	c->crc = get_le32(b + 52);
+	if (c->index != k)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u at byte %llu says it is chunk %u: chunks are missing or out of order",
+			       k, (unsigned long long)d->pos.patch_off, c->index);
+	if (c->new_off != d->pos.new_done)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: new_off %llu, expected %llu: chunks are missing or out of order",
+			       k, (unsigned long long)c->new_off,
+			       (unsigned long long)d->pos.new_done);
+	if (!c->new_len || c->new_len > DELTA_MAX_CHUNK_NEW ||
+	    !range_ok(c->new_off, c->new_len, d->h.new_size))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: new_len %u at %llu is not 1..%llu inside NEW's %llu bytes",
+			       k, c->new_len, (unsigned long long)c->new_off,
+			       (unsigned long long)DELTA_MAX_CHUNK_NEW,
+			       (unsigned long long)d->h.new_size);
+	if (!c->op_count || c->op_count > DELTA_MAX_OPS || c->op_count > c->ops_len)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: op_count %u is not 1..%u (and at most ops_len %u)",
+			       k, c->op_count, DELTA_MAX_OPS, c->ops_len);
+	if (c->ops_len > DELTA_MAX_OPS_LEN || !c->ops_zlen ||
+	    c->ops_zlen > ZSTD_compressBound(c->ops_len))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: ops_len %u / ops_zlen %u out of range (ops_len at most %u)",
+			       k, c->ops_len, c->ops_zlen, DELTA_MAX_OPS_LEN);
+	if (c->ref_count > DELTA_MAX_REFS || c->ref_len > d->h.max_ref ||
+	    !c->ref_count != !c->ref_len || c->ref_count > c->ref_len)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: ref_count %u / ref_len %u out of range (at most %u ranges, %u bytes)",
+			       k, c->ref_count, c->ref_len, DELTA_MAX_REFS, d->h.max_ref);
+	if (c->data_len > d->h.max_data || c->data_len > c->new_len ||
+	    !c->data_len != !c->data_zlen ||
+	    c->data_zlen > ZSTD_compressBound(c->data_len))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: data_len %u / data_zlen %u out of range (data at most %u bytes)",
+			       k, c->data_len, c->data_zlen, d->h.max_data);
+	if (c->ref_len && !c->data_len)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: a reference of %u bytes but no data", k,
+			       c->ref_len);
+	if (c->flags)
+		return err_set(e, EI_EUNSUP, "patch: chunk %u: unknown flags 0x%x", k,
+			       c->flags);
+	return 0;
+}
+
+/*
+ * Walk the op stream: the reference ranges, then the ops.  With @exec
+ * clear only check (every length, offset and sum); with it set, also
+ * produce NEW into @s.
+ */
+static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
+		   const struct delta_sink *s, struct err *e)
+{
+	const uint8_t *p = d->ops;
+	size_t pos = 0, data_pos = 0;
+	uint64_t end = 0, sum = 0, copy_end = 0, out = c->new_off;
+	unsigned k = d->pos.chunk;
+	int r;
+
+	for (uint32_t i = 0; i < c->ref_count; i++) {
+		uint64_t gap, len, off;
+
+		if (get_varint(p, c->ops_len, &pos, &gap) ||
+		    get_varint(p, c->ops_len, &pos, &len))
+			return err_set(e, EI_ECORRUPT, "patch: chunk %u: reference %u: bad varint",
+				       k, i);
+		if (add_overflow_u64(end, gap, &off) || !len ||
+		    !range_ok(off, len, d->h.old_size) || len > c->ref_len - sum)
+			return err_set(e, EI_ECORRUPT,
+				       "patch: chunk %u: reference %u (gap %llu, len %llu) lies outside OLD (%llu bytes) or past ref_len %u",
+				       k, i, (unsigned long long)gap,
+				       (unsigned long long)len,
+				       (unsigned long long)d->h.old_size, c->ref_len);
+		if (exec) {
+			r = vdisk_read(d->old, d->ref + sum, (size_t)len, off, e);
+			if (r < 0)
+				return r;
+		}
+		sum += len;
+		end = off + len;
+	}
+	if (sum != c->ref_len)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: references add up to %llu bytes, ref_len says %u",
+			       k, (unsigned long long)sum, c->ref_len);
+	if (exec && c->data_len) {
+		r = dec_unzstd(d, d->data, c->data_len, d->body + c->ops_zlen,
+			       c->data_zlen, d->ref, c->ref_len, "data", e);
+		if (r < 0)
+			return r;
+	}
+	sum = 0;
+	for (uint32_t i = 0; i < c->op_count; i++) {
+		uint64_t v, len, delta, old;
+		unsigned type;
+
+		if (get_varint(p, c->ops_len, &pos, &v))
+			return err_set(e, EI_ECORRUPT, "patch: chunk %u: op %u: bad varint", k, i);
+		type = (unsigned)(v & 3);
+		len = v >> 2;
+		if (!len || len > c->new_len - sum)
+			return err_set(e, EI_ECORRUPT,
+				       "patch: chunk %u: op %u: length %llu is 0 or runs past new_len %u",
+				       k, i, (unsigned long long)len, c->new_len);
+		switch (type) {
+		case DELTA_OP_ZERO:
+			if (exec && (r = s->write(s->arg, NULL, (size_t)len, out, e)) < 0)
+				return r;
+			if (exec)
+				sha256_zeros(&d->pos.sha, len);
+			break;
+		case DELTA_OP_COPY:
+			if (get_varint(p, c->ops_len, &pos, &delta))
+				return err_set(e, EI_ECORRUPT, "patch: chunk %u: op %u: bad varint",
+					       k, i);
+			/* zigzag: the offset relative to the previous copy's end */
+			old = copy_end + ((delta & 1) ? ~(delta >> 1) : delta >> 1);
+			if (!range_ok(old, len, d->h.old_size))
+				return err_set(e, EI_ECORRUPT,
+					       "patch: chunk %u: op %u: copy of %llu bytes from %lld lies outside OLD (%llu bytes)",
+					       k, i, (unsigned long long)len, (long long)old,
+					       (unsigned long long)d->h.old_size);
+			copy_end = old + len;
+			for (uint64_t done = 0; exec && done < len;) {
+				size_t n = (size_t)min_u64(DELTA_IO, len - done);
+
+				r = vdisk_read(d->old, d->buf, n, old + done, e);
+				if (r < 0 || (r = s->write(s->arg, d->buf, n, out + done, e)) < 0)
+					return r;
+				sha256_update(&d->pos.sha, d->buf, n);
+				done += n;
+			}
+			break;
+		case DELTA_OP_DATA:
+			if (len > c->data_len - data_pos)
+				return err_set(e, EI_ECORRUPT,
+					       "patch: chunk %u: op %u: %llu data bytes, only %zu of data_len %u left",
+					       k, i, (unsigned long long)len,
+					       c->data_len - data_pos, c->data_len);
+			if (exec) {
+				r = s->write(s->arg, d->data + data_pos, (size_t)len, out, e);
+				if (r < 0)
+					return r;
+				sha256_update(&d->pos.sha, d->data + data_pos, (size_t)len);
+			}
+			data_pos += (size_t)len;
+			break;
+		default:
+			return err_set(e, EI_ECORRUPT, "patch: chunk %u: op %u: unknown type %u",
+				       k, i, type);
+		}
+		sum += len;
+		out += len;
+	}
+	if (sum != c->new_len || data_pos != c->data_len || pos != c->ops_len)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: ops cover %llu of new_len %u bytes, use %zu of data_len %u, %zu of ops_len %u",
+			       k, (unsigned long long)sum, c->new_len, data_pos,
+			       c->data_len, pos, c->ops_len);
+	return 0;
+}
+
+static int dec_end(struct delta_dec *d, struct err *e)
+{
+	uint8_t sum[SHA256_LEN], b;
+	struct sha256 c = d->pos.sha;
+	char h1[2 * SHA256_LEN + 1], h2[2 * SHA256_LEN + 1];
+	int r;
+
+	if (d->pos.new_done != d->h.new_size)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: the chunks describe %llu bytes, NEW has %llu",
+			       (unsigned long long)d->pos.new_done,
+			       (unsigned long long)d->h.new_size);
+	if (d->pos.patch_off != d->h.patch_size)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: the chunks end at byte %llu, the header says %llu",
+			       (unsigned long long)d->pos.patch_off,
+			       (unsigned long long)d->h.patch_size);
+	if (d->patch->flags & IO_STREAM) {
+		struct err e2 = { 0 };
+
+		r = io_read(d->patch, &b, 1, d->pos.patch_off - d->base, "patch", &e2);
+		if (r == 0)
+			return err_set(e, EI_ECORRUPT,
+				       "patch: trailing bytes after the last chunk (at byte %llu)",
+				       (unsigned long long)d->pos.patch_off);
+		if (r != EI_ETRUNC) {
+			*e = e2;
+			return r;
+		}
+	} else if (d->patch->size + d->base != d->h.patch_size) {
+		return err_set(e, EI_ECORRUPT,
+			       "patch: %llu trailing bytes after the last chunk",
+			       (unsigned long long)(d->patch->size + d->base - d->h.patch_size));
+	}
+	sha256_final(&c, sum);
+	if (memcmp(sum, d->h.new_sha, SHA256_LEN))
+		return err_set(e, EI_EMISMATCH,
+			       "patch: NEW's SHA-256 is %s, the patch promises %s",
+			       sha_hex(sum, SHA256_LEN, h1),
+			       sha_hex(d->h.new_sha, SHA256_LEN, h2));
+	return 0;
+}
+
+int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
+		   struct err *e)
+{
+	uint8_t hb[DELTA_CHUNK_HDR];
+	struct chunk_hdr c;
+	size_t body;
+	uLong crc;
+	int r;
+
+	if (d->pos.chunk == d->h.chunk_count)
+		return dec_end(d, e);
+	r = dec_patch_read(d, hb, sizeof(hb), d->pos.patch_off, "a chunk header", e);
+	if (r < 0)
+		return r;
+	r = dec_chunk_hdr(d, hb, &c, e);
+	if (r < 0)
+		return r;
+	body = (size_t)c.ops_zlen + c.data_zlen;
+	if (!range_ok(d->pos.patch_off + DELTA_CHUNK_HDR, body, d->h.patch_size))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: %zu body bytes run past patch_size %llu",
+			       d->pos.chunk, body, (unsigned long long)d->h.patch_size);
+	if ((r = dec_grow(&d->body, &d->body_cap, body, e)) < 0 ||
+	    (r = dec_grow(&d->ops, &d->ops_cap, c.ops_len, e)) < 0 ||
+	    (r = dec_grow(&d->ref, &d->ref_cap, c.ref_len, e)) < 0 ||
+	    (r = dec_grow(&d->data, &d->data_cap, c.data_len, e)) < 0)
+		return r;
+	r = dec_patch_read(d, d->body, body, d->pos.patch_off + DELTA_CHUNK_HDR,
+			   "a chunk body", e);
+	if (r < 0)
+		return r;
+	crc = crc32(0, hb, DELTA_CHUNK_HDR - 4);
+	crc = crc32(crc, d->body, (uInt)body);
+	if (!(d->flags & DELTA_DEC_NO_SUMS) && crc != c.crc)
+		return err_set(e, EI_EMISMATCH,
+			       "patch: chunk %u at byte %llu: CRC-32 0x%08lx, the chunk says 0x%08x: the patch is corrupt",
+			       d->pos.chunk, (unsigned long long)d->pos.patch_off,
+			       (unsigned long)crc, c.crc);
+	r = dec_unzstd(d, d->ops, c.ops_len, d->body, c.ops_zlen, NULL, 0, "op stream", e);
+	if (r < 0)
+		return r;
+	r = dec_ops(d, &c, 0, s, e);     /* check everything first */
+	if (r < 0)
+		return r;
+	r = dec_ops(d, &c, 1, s, e);
+	if (r < 0)
+		return r;
+	d->pos.chunk++;
+	d->pos.patch_off += DELTA_CHUNK_HDR + body;
+	d->pos.new_done += c.new_len;
+	return 1;
+}

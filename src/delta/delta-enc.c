@@ -1,0 +1,1027 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The delta patch encoder (src/delta-format.md).  OLD is indexed by 4 KiB
+ * block (a 64-bit hash per non-zero block) and by content-defined anchors
+ * (a gear hash sampled about every 128 bytes).  Each NEW block becomes a
+ * ZERO, a COPY of a byte-identical OLD block (runs coalesced), or DATA;
+ * the DATA of a chunk is compressed by zstd with, as a prefix, the OLD
+ * blocks its anchors point at and the OLD blocks at the same offsets, so
+ * that edited and moved content costs only its differences.  Chunks are
+ * compressed in parallel by the pipeline and written in order.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "core/bytes.h"
+#include "delta/delta.h"
+#include "core/kconfig.h"
+#include "codec/pipeline.h"
+
+#if IS_ENABLED(CONFIG_THREADS)
+#include <pthread.h>
+#endif
+
+#define ENC_IO (1u << 20)
+#define ENC_DATA_MAX (8u << 20)         /* DATA bytes per chunk */
+#define ENC_REF_MAX (16u << 20)         /* reference bytes per chunk */
+#define ENC_REF_OPS_MAX (64u << 10)     /* op-stream bytes of the references */
+#define ENC_OPS_MAX (DELTA_MAX_OPS_LEN - ENC_REF_OPS_MAX - 64)
+#define ENC_CHUNK_NEW (64ULL << 20)
+#define ENC_MEM_CAP (256ULL << 20)
+#define ENC_DUPS 8                      /* identical OLD blocks indexed */
+#define ENC_BLOCK_TABLE_MAX (1u << 24)  /* entries: 128 MiB */
+#define ENC_ANCHOR_TABLE_MAX (1u << 23) /* entries: 64 MiB */
+#define ENC_ANCHOR_SHIFT 57             /* 1 anchor in 128 positions */
+#define ENC_ANCHOR_GAP 32               /* bytes between anchors at least */
+#define ENC_VOTES 6                     /* voted OLD starts per NEW block */
+#define ENC_VOTE_MIN 1                  /* anchors that make a vote count */
+
+/* --- hashing ------------------------------------------------------------ */
+
+static const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL;
+
+static inline uint64_t rotl64(uint64_t x, unsigned n)
+{
+	return x << n | x >> (64 - n);
+}
+
+/* A 64-bit hash of a 4 KiB block (xxh64-like rounds, two lanes). */
+static uint64_t blk_hash(const uint8_t *p)
+{
+	uint64_t a = P1, b = P2;
+
+	for (size_t i = 0; i < DELTA_BLOCK; i += 16) {
+		a = rotl64(a + get_le64(p + i) * P2, 31) * P1;
+		b = rotl64(b + get_le64(p + i + 8) * P2, 31) * P1;
+	}
+	a ^= rotl64(b, 27) * P1;
+	a ^= a >> 33;
+	a *= P2;
+	a ^= a >> 29;
+	return a;
+}
+
+/* The gear table: 256 fixed pseudo-random words (splitmix64 from 0). */
+static uint64_t gear[256];
+
+static void gear_init(void)
+{
+	uint64_t s = 0;
+
+	for (int i = 0; i < 256; i++) {
+		uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+		gear[i] = z ^ (z >> 31);
+	}
+}
+
+/* --- the OLD index ------------------------------------------------------ */
+
+struct slot {
+	uint32_t tag;
+	uint32_t blk;           /* OLD block number + 1; 0: empty */
+};
+
+struct enc {
+	struct vdisk *old, *new;
+	struct io *out;
+	const struct delta_enc_opts *o;
+	struct delta_enc_stats st;
+	uint64_t old_blocks;
+
+	struct slot *bt;        /* blocks: open addressing */
+	uint64_t bt_mask, bt_used;
+	int bt_full;
+	struct slot *at;        /* anchors: direct-mapped */
+	unsigned at_bits;
+
+	uint8_t *buf, *vbuf;    /* NEW I/O buffer, a verify block */
+	uint64_t done;          /* progress */
+
+	/* the chunk being built */
+	uint64_t c_off, c_len;
+	uint8_t *c_ops;         /* op varints (refs are prepended at close) */
+	size_t c_ops_len;
+	uint32_t c_nops;
+	uint8_t *c_data;
+	size_t c_data_len;
+	uint64_t *c_runs;       /* NEW offset, length pairs of DATA runs */
+	size_t c_nruns, c_runs_cap;
+	int p_type;             /* the pending op, -1: none */
+	uint64_t p_len, p_old;
+	uint64_t copy_end;      /* end of the previous COPY in this chunk */
+	uint64_t last_old;      /* OLD block after the last COPY block + 1, 0: none */
+	uint32_t chunk;
+
+	/* reference selection scratch */
+	uint64_t *cand;         /* (score << 40 | block) */
+	size_t ncand, cand_cap;
+
+	int hashers;            /* OLD and NEW are hashed by threads */
+	uint64_t wpos;          /* where the next chunk goes in the patch */
+	uint32_t max_data, max_ref;
+	struct pipeline *pl;
+};
+
+static int enc_tables(struct enc *x, struct err *e)
+{
+	uint64_t n = 1024, a = 1u << 16;
+
+	while (n < 2 * x->old_blocks && n < ENC_BLOCK_TABLE_MAX)
+		n <<= 1;
+	while (a < x->old->size / 256 && a < ENC_ANCHOR_TABLE_MAX)
+		a <<= 1;
+	x->bt = calloc(n, sizeof(*x->bt));
+	x->bt_mask = n - 1;
+	x->at_bits = (unsigned)__builtin_ctzll(a);
+	x->at = calloc(a, sizeof(*x->at));
+	if (!x->bt || !x->at)
+		return err_set(e, -ENOMEM, "delta: out of memory for the OLD index");
+	return 0;
+}
+
+static void bt_insert(struct enc *x, uint64_t h, uint64_t blk)
+{
+	uint64_t i = h & x->bt_mask;
+	uint32_t tag = (uint32_t)(h >> 32);
+	unsigned same = 0;
+
+	if (x->bt_full || blk >= UINT32_MAX)
+		return;
+	while (x->bt[i].blk) {
+		if (x->bt[i].tag == tag && ++same >= ENC_DUPS)
+			return;
+		i = (i + 1) & x->bt_mask;
+	}
+	x->bt[i].tag = tag;
+	x->bt[i].blk = (uint32_t)(blk + 1);
+	if (++x->bt_used * 4 >= (x->bt_mask + 1) * 3)
+		x->bt_full = 1;     /* stop at 3/4: later blocks go unindexed */
+}
+
+/* Anchor positions of @p[0..len): call @fn for each with its gear value. */
+#define FOR_ANCHORS(p, len, g, i, body)                                     \
+	do {                                                                \
+		uint64_t g = 0;                                             \
+		size_t next_ = 0;                                           \
+		for (size_t i = 0; i < (len); i++) {                        \
+			g = (g << 1) + gear[(p)[i]];                        \
+			if (i >= 63 && i >= next_ &&                        \
+			    !(g >> ENC_ANCHOR_SHIFT)) {                     \
+				next_ = i + ENC_ANCHOR_GAP;                 \
+				body                                        \
+			}                                                   \
+		}                                                           \
+	} while (0)
+
+/*
+ * An anchor slot: the tag is 20 bits of the gear hash and, above them, the
+ * anchor's offset in its OLD block (12 bits); blk is the OLD block + 1.
+ */
+#define AT_TAG_MASK 0xfffffu
+
+static inline uint64_t at_index(const struct enc *x, uint64_t g, uint32_t *tag)
+{
+	uint64_t k = g * P1;
+
+	*tag = (uint32_t)k & AT_TAG_MASK;
+	return k >> (64 - x->at_bits);
+}
+
+static void index_block(struct enc *x, const uint8_t *p, uint64_t blk)
+{
+	bt_insert(x, blk_hash(p), blk);
+	if (blk >= UINT32_MAX)
+		return;
+	FOR_ANCHORS(p, DELTA_BLOCK, g, i, {
+		uint32_t tag;
+		uint64_t k = at_index(x, g, &tag);
+
+		if (!x->at[k].blk) {
+			x->at[k].tag = tag | (uint32_t)i << 20;
+			x->at[k].blk = (uint32_t)(blk + 1);
+		}
+	});
+}
+
+static void enc_progress(struct enc *x, uint64_t n)
+{
+	x->done += n;
+	if (x->o->progress)
+		x->o->progress(x->o->progress_arg, x->done,
+			       x->old->size + x->new->size);
+}
+
+/*
+ * The content hashes, in threads of their own over second handles of the
+ * disks (a vdisk is not thread-safe): with 2 cores or more they cost no
+ * wall time.
+ */
+struct hasher {
+	struct vdisk *vd;
+	uint8_t sha[SHA256_LEN];
+	int r;
+	struct err e;
+#if IS_ENABLED(CONFIG_THREADS)
+	pthread_t tid;
+#endif
+};
+
+static void *hasher_run(void *arg)
+{
+	struct hasher *h = arg;
+
+	h->r = delta_hash_disk(h->vd, h->sha, NULL, NULL, &h->e);
+	return NULL;
+}
+
+/*
+ * The extent of @vd at @off (at most ENC_IO bytes), read into x->buf when it
+ * holds data, and fed to @c unless threads of their own hash the disks.
+ */
+static int enc_next(struct enc *x, struct vdisk *vd, struct sha256 *c,
+		    uint64_t off, struct extent *ext, struct err *e)
+{
+	int r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), ext, e);
+
+	if (r < 0)
+		return r;
+	if (ext->type != EXT_DATA) {
+		if (!x->hashers)
+			sha256_zeros(c, ext->len);
+		return 0;
+	}
+	r = vdisk_read(vd, x->buf, (size_t)ext->len, off, e);
+	if (r < 0)
+		return r;
+	if (!x->hashers)
+		sha256_update(c, x->buf, (size_t)ext->len);
+	return 0;
+}
+
+/* Pass 1: hash OLD, index its non-zero blocks. */
+static int enc_index_old(struct enc *x, struct err *e)
+{
+	struct vdisk *vd = x->old;
+	struct sha256 c;
+	uint64_t off = 0;
+	int r;
+
+	sha256_init(&c);
+	while (off < vd->size) {
+		struct extent ext;
+
+		r = enc_next(x, vd, &c, off, &ext, e);
+		if (r < 0)
+			return r;
+		if (ext.type == EXT_DATA) {
+			/* whole blocks aligned to the disk only */
+			for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
+			     (b + 1) * DELTA_BLOCK <= off + ext.len; b++) {
+				const uint8_t *p = x->buf + (b * DELTA_BLOCK - off);
+
+				if (!buf_is_zero(p, DELTA_BLOCK))
+					index_block(x, p, b);
+			}
+		}
+		off += ext.len;
+		enc_progress(x, ext.len);
+	}
+	if (!x->hashers)
+		sha256_final(&c, x->st.old_sha);
+	return 0;
+}
+
+/* --- building chunks ---------------------------------------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static void op_flush(struct enc *x)
+{
+	if (x->p_type < 0)
+		return;
+	x->c_ops_len += put_varint(x->c_ops + x->c_ops_len,
+				   x->p_len << 2 | (unsigned)x->p_type);
+	if (x->p_type == DELTA_OP_COPY) {
+		int64_t d = (int64_t)(x->p_old - x->copy_end);
+
+		x->c_ops_len += put_varint(x->c_ops + x->c_ops_len,
+					   d < 0 ? ((uint64_t)~d << 1) | 1 :
+						   (uint64_t)d << 1);
+		x->copy_end = x->p_old + x->p_len;
+	}
+	x->c_nops++;
+	x->p_type = -1;
+}
+
+/* Append @len NEW bytes of @type (COPY from @old) to the pending op. */
+static void op_add(struct enc *x, int type, uint64_t len, uint64_t old)
+{
+	if (x->p_type == type &&
+	    (type != DELTA_OP_COPY || x->p_old + x->p_len == old)) {
+		x->p_len += len;
+	} else {
+		op_flush(x);
+		x->p_type = type;
+		x->p_len = len;
+		x->p_old = old;
+	}
+	x->c_len += len;
+	if (type == DELTA_OP_ZERO)
+		x->st.zero += len;
+	else if (type == DELTA_OP_COPY)
+		x->st.copy += len;
+	else
+		x->st.data += len;
+}
+
+static int run_add(struct enc *x, uint64_t off, uint64_t len, struct err *e)
+{
+	if (x->c_nruns && x->c_runs[2 * x->c_nruns - 2] +
+			  x->c_runs[2 * x->c_nruns - 1] == off) {
+		x->c_runs[2 * x->c_nruns - 1] += len;
+		return 0;
+	}
+	if (x->c_nruns == x->c_runs_cap) {
+		size_t n = x->c_runs_cap ? 2 * x->c_runs_cap : 256;
+		uint64_t *p = realloc(x->c_runs, 2 * n * sizeof(*p));
+
+		if (!p)
+			return err_set(e, -ENOMEM, "delta: out of memory");
+		x->c_runs = p;
+		x->c_runs_cap = n;
+	}
+	x->c_runs[2 * x->c_nruns] = off;
+	x->c_runs[2 * x->c_nruns + 1] = len;
+	x->c_nruns++;
+	return 0;
+}
+
+static int cand_add(struct enc *x, uint64_t blk, uint64_t score, struct err *e)
+{
+	if (x->ncand == x->cand_cap) {
+		size_t n = x->cand_cap ? 2 * x->cand_cap : 1024;
+		uint64_t *p = realloc(x->cand, n * sizeof(*p));
+
+		if (!p)
+			return err_set(e, -ENOMEM, "delta: out of memory");
+		x->cand = p;
+		x->cand_cap = n;
+	}
+	x->cand[x->ncand++] = score << 40 | blk;
+	return 0;
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	return -cmp_u64_desc(a, b);
+}
+
+/* Candidates are score << 40 | OLD block. */
+#define CAND_BLK(c) ((c) & ((1ULL << 40) - 1))
+
+/* By block, the best score first. */
+static int cmp_blk_score(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	if (CAND_BLK(x) != CAND_BLK(y))
+		return CAND_BLK(x) < CAND_BLK(y) ? -1 : 1;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Is the OLD block at the same offset as the NEW block @p alike enough to
+ * help as a reference (an edited metadata block, say)?  At least one byte
+ * in 32 equal at the same position; unrelated data has one in 256.
+ */
+static int same_offset_alike(struct enc *x, const uint8_t *p, uint64_t blk,
+			     struct err *e)
+{
+	unsigned same = 0;
+	int r = vdisk_read(x->old, x->vbuf, DELTA_BLOCK, blk * DELTA_BLOCK, e);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < DELTA_BLOCK; i++)
+		same += p[i] == x->vbuf[i];
+	return same >= DELTA_BLOCK / 32 && !buf_is_zero(x->vbuf, DELTA_BLOCK);
+}
+
+/*
+ * The reference of the chunk's DATA: for each DATA block, the OLD ranges
+ * its anchors point at (the anchor's OLD offset minus its offset in the
+ * block gives where the block would start in OLD; the ENC_VOTES starts
+ * with most anchors, at least ENC_VOTE_MIN, each 1 or 2 OLD blocks) and the
+ * OLD block at the same offset; best first up to the cap, then in OLD
+ * order.
+ */
+static int enc_pick_refs(struct enc *x, uint64_t cap, struct err *e)
+{
+	const uint8_t *data = x->c_data;
+	size_t dpos = 0;
+	int r;
+
+	x->ncand = 0;
+	for (size_t i = 0; i < x->c_nruns; i++) {
+		uint64_t off = x->c_runs[2 * i], len = x->c_runs[2 * i + 1];
+
+		for (uint64_t o = 0; o < len; o += DELTA_BLOCK) {
+			size_t n = (size_t)min_u64(DELTA_BLOCK, len - o);
+			uint64_t blk = (off + o) / DELTA_BLOCK;
+			uint64_t vs[64];
+			unsigned vc[64], nv = 0;
+
+			FOR_ANCHORS(data + dpos, n, g, j, {
+				uint32_t tag;
+				uint64_t k = at_index(x, g, &tag);
+				unsigned m;
+
+				if (x->at[k].blk && (x->at[k].tag & AT_TAG_MASK) == tag &&
+				    nv < 64) {
+					/* where this block would start in OLD, + 4096 */
+					uint64_t st = (uint64_t)(x->at[k].blk - 1) * DELTA_BLOCK +
+						      (x->at[k].tag >> 20) + DELTA_BLOCK - j;
+
+					for (m = 0; m < nv && vs[m] != st; m++)
+						;
+					if (m == nv) {
+						vs[nv] = st;
+						vc[nv++] = 0;
+					}
+					vc[m]++;
+				}
+			});
+			for (unsigned t = 0; t < ENC_VOTES; t++) {
+				unsigned best = 0, bi = 0;
+				uint64_t st;
+
+				for (unsigned m = 0; m < nv; m++)
+					if (vc[m] > best) {
+						best = vc[m];
+						bi = m;
+					}
+				if (best < ENC_VOTE_MIN)
+					break;
+				vc[bi] = 0;
+				if (vs[bi] < DELTA_BLOCK)
+					continue;
+				st = vs[bi] - DELTA_BLOCK;
+				if (st / DELTA_BLOCK < x->old_blocks &&
+				    (r = cand_add(x, st / DELTA_BLOCK, 2 + best, e)) < 0)
+					return r;
+				if (st % DELTA_BLOCK && st / DELTA_BLOCK + 1 < x->old_blocks &&
+				    (r = cand_add(x, st / DELTA_BLOCK + 1, 2 + best, e)) < 0)
+					return r;
+			}
+			if (blk < x->old_blocks && n == DELTA_BLOCK) {
+				r = same_offset_alike(x, data + dpos, blk, e);
+				if (r > 0)
+					r = cand_add(x, blk, 1, e);
+				if (r < 0)
+					return r;
+			}
+			dpos += n;
+		}
+	}
+	if (!x->ncand)
+		return 0;
+	/* one entry per block with its best score; best first up to the cap */
+	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_blk_score);
+	{
+		size_t keep = 0;
+
+		for (size_t i = 0; i < x->ncand; i++)
+			if (!keep || CAND_BLK(x->cand[i]) != CAND_BLK(x->cand[keep - 1]))
+				x->cand[keep++] = x->cand[i];
+		x->ncand = keep;
+	}
+	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_u64_desc);
+	if (x->ncand > cap / DELTA_BLOCK)
+		x->ncand = (size_t)(cap / DELTA_BLOCK);
+	for (size_t i = 0; i < x->ncand; i++)
+		x->cand[i] = CAND_BLK(x->cand[i]);
+	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_u64);
+	return 0;
+}
+
+/*
+ * The unit's input: a struct unit_meta, the op stream (references then
+ * ops), the reference bytes, the DATA bytes.
+ */
+struct unit_meta {
+	uint32_t chunk, op_count, ops_len, ref_count, ref_len, data_len;
+	uint64_t new_off, new_len;
+};
+
+#define UNIT_IN_CAP (sizeof(struct unit_meta) + DELTA_MAX_OPS_LEN + \
+		     ENC_REF_MAX + ENC_DATA_MAX)
+
+static int enc_close_chunk(struct enc *x, struct err *e)
+{
+	struct unit_meta m = { 0 };
+	struct pl_unit *u;
+	uint8_t *ops, *ref;
+	uint64_t prev_end = 0;
+	size_t i, ref_ops = 0;
+	int r;
+
+	op_flush(x);
+	if (!x->c_len)
+		return 0;
+	u = pipeline_get(x->pl, e);
+	if (!u)
+		return e->code ? e->code : -EIO;
+	ops = u->in + sizeof(m);
+	if (x->c_data_len) {
+		r = enc_pick_refs(x, min_u64(ENC_REF_MAX, 2 * (uint64_t)x->c_data_len +
+					     256 * 1024), e);
+		if (r < 0)
+			return r;
+	} else {
+		x->ncand = 0;
+	}
+	/* references: coalesced OLD block ranges, read into the unit */
+	ref = ops + DELTA_MAX_OPS_LEN;
+	for (i = 0; i < x->ncand && ref_ops < ENC_REF_OPS_MAX;) {
+		uint64_t b = x->cand[i], n = 1, off, len;
+		size_t j;
+
+		while (i + n < x->ncand && x->cand[i + n] == b + n)
+			n++;
+		off = b * DELTA_BLOCK;
+		len = min_u64(n * DELTA_BLOCK, x->old->size - off);
+		r = vdisk_read(x->old, ref + m.ref_len, (size_t)len, off, e);
+		if (r < 0)
+			return r;
+		/* a reference of zeros only is no use */
+		if (buf_is_zero(ref + m.ref_len, (size_t)len)) {
+			i += n;
+			continue;
+		}
+		j = put_varint(ops + ref_ops, off - prev_end);
+		j += put_varint(ops + ref_ops + j, len);
+		ref_ops += j;
+		prev_end = off + len;
+		m.ref_len += (uint32_t)len;
+		m.ref_count++;
+		i += n;
+	}
+	memcpy(ops + ref_ops, x->c_ops, x->c_ops_len);
+	m.chunk = x->chunk++;
+	m.op_count = x->c_nops;
+	m.ops_len = (uint32_t)(ref_ops + x->c_ops_len);
+	m.data_len = (uint32_t)x->c_data_len;
+	m.new_off = x->c_off;
+	m.new_len = x->c_len;
+	/* move the data after the reference */
+	memcpy(ref + m.ref_len, x->c_data, x->c_data_len);
+	memcpy(u->in, &m, sizeof(m));
+	u->in_len = sizeof(m) + DELTA_MAX_OPS_LEN + m.ref_len + m.data_len;
+	x->st.ref += m.ref_len;
+	if (m.ref_len > x->max_ref)
+		x->max_ref = m.ref_len;
+	if (m.data_len > x->max_data)
+		x->max_data = m.data_len;
+	r = pipeline_submit(x->pl, u, e);
+	if (r < 0)
+		return r;
+	x->c_off += x->c_len;
+	x->c_len = 0;
+	x->c_ops_len = 0;
+	x->c_nops = 0;
+	x->c_data_len = 0;
+	x->c_nruns = 0;
+	x->copy_end = 0;
+	x->last_old = 0;
+	return 0;
+}
+
+/* Close the chunk first when @len more NEW bytes (@data of them) do not fit. */
+static int enc_room(struct enc *x, uint64_t len, uint64_t data, struct err *e)
+{
+	if (x->c_len + len > x->o->chunk_new || x->c_data_len + data > ENC_DATA_MAX ||
+	    x->c_ops_len + 32 > ENC_OPS_MAX || x->c_nops + 2 >= DELTA_MAX_OPS)
+		return enc_close_chunk(x, e);
+	return 0;
+}
+
+static int enc_zero(struct enc *x, uint64_t len, struct err *e)
+{
+	while (len) {
+		uint64_t n = min_u64(len, x->o->chunk_new - x->c_len);
+		int r;
+
+		if (!n) {
+			if ((r = enc_close_chunk(x, e)) < 0)
+				return r;
+			continue;
+		}
+		if ((r = enc_room(x, n, 0, e)) < 0)
+			return r;
+		op_add(x, DELTA_OP_ZERO, n, 0);
+		len -= n;
+	}
+	return 0;
+}
+
+/* Find a byte-identical OLD block for @p (a whole block at NEW block @nb). */
+static int enc_match(struct enc *x, const uint8_t *p, uint64_t nb,
+		     uint64_t *out, struct err *e)
+{
+	uint64_t h = blk_hash(p), i = h & x->bt_mask, cand[ENC_DUPS + 1];
+	uint32_t tag = (uint32_t)(h >> 32);
+	unsigned n = 0, probes = 0;
+	int r;
+
+	while (x->bt[i].blk && probes++ < 64) {
+		if (x->bt[i].tag == tag && n < ENC_DUPS)
+			cand[n++] = x->bt[i].blk - 1;
+		i = (i + 1) & x->bt_mask;
+	}
+	if (!n)
+		return 0;
+	/* try the continuation of the last copy first, then the same offset */
+	for (int t = 1; t >= 0; t--) {
+		uint64_t want = t ? nb : x->last_old ? x->last_old : UINT64_MAX;
+
+		for (unsigned k = 0; k < n; k++) {
+			if (cand[k] == want) {
+				cand[k] = cand[0];
+				cand[0] = want;
+				break;
+			}
+		}
+	}
+	for (unsigned k = 0; k < n; k++) {
+		r = vdisk_read(x->old, x->vbuf, DELTA_BLOCK, cand[k] * DELTA_BLOCK, e);
+		if (r < 0)
+			return r;
+		if (!memcmp(x->vbuf, p, DELTA_BLOCK)) {
+			*out = cand[k];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* One NEW block (or the short last one) of data at @off. */
+static int enc_block(struct enc *x, const uint8_t *p, size_t n, uint64_t off,
+		     struct err *e)
+{
+	uint64_t ob;
+	int r;
+
+	if (buf_is_zero(p, n)) {
+		x->last_old = 0;
+		return enc_zero(x, n, e);
+	}
+	if (n == DELTA_BLOCK && !(off % DELTA_BLOCK)) {
+		r = enc_match(x, p, off / DELTA_BLOCK, &ob, e);
+		if (r < 0)
+			return r;
+		if (r) {
+			if ((r = enc_room(x, n, 0, e)) < 0)
+				return r;
+			op_add(x, DELTA_OP_COPY, n, ob * DELTA_BLOCK);
+			x->last_old = ob + 1;
+			return 0;
+		}
+	}
+	x->last_old = 0;
+	if ((r = enc_room(x, n, n, e)) < 0)
+		return r;
+	op_add(x, DELTA_OP_DATA, n, 0);
+	memcpy(x->c_data + x->c_data_len, p, n);
+	x->c_data_len += n;
+	return run_add(x, off, n, e);
+}
+
+/* Pass 2: walk NEW, build and submit chunks. */
+static int enc_walk_new(struct enc *x, struct err *e)
+{
+	struct vdisk *vd = x->new;
+	struct sha256 c;
+	uint64_t off = 0;
+	int r;
+
+	sha256_init(&c);
+	while (off < vd->size) {
+		struct extent ext;
+
+		r = enc_next(x, vd, &c, off, &ext, e);
+		if (r < 0)
+			return r;
+		if (ext.type != EXT_DATA) {
+			x->last_old = 0;
+			r = enc_zero(x, ext.len, e);
+		} else {
+			uint64_t p = 0;
+
+			while (p < ext.len && r >= 0) {
+				/* blocks aligned to the disk */
+				uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
+						     ext.len - p);
+
+				r = enc_block(x, x->buf + p, (size_t)n, off + p, e);
+				p += n;
+			}
+		}
+		if (r < 0)
+			return r;
+		off += ext.len;
+		enc_progress(x, ext.len);
+	}
+	if (!x->hashers)
+		sha256_final(&c, x->st.new_sha);
+	return enc_close_chunk(x, e);
+}
+
+/* --- compression (worker threads) and output (in order) ----------------- */
+
+static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+{
+	const struct enc *x = arg;
+	ZSTD_CCtx *c = *ctx;
+	struct unit_meta m;
+	const uint8_t *ops, *ref, *data;
+	uint8_t *h = u->out, *z = u->out + DELTA_CHUNK_HDR;
+	size_t cap = (size_t)(ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
+			      ZSTD_compressBound(ENC_DATA_MAX)), ozl, dzl = 0;
+	uLong crc;
+
+	if (!c && !(c = *ctx = ZSTD_createCCtx()))
+		return err_set(e, -ENOMEM, "delta: out of memory for zstd");
+	memcpy(&m, u->in, sizeof(m));
+	ops = u->in + sizeof(m);
+	ref = ops + DELTA_MAX_OPS_LEN;
+	data = ref + m.ref_len;
+
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, x->o->level);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
+	ozl = ZSTD_compress2(c, z, cap, ops, m.ops_len);
+	if (ZSTD_isError(ozl))
+		return err_set(e, EI_ECODEC, "delta: zstd: %s", ZSTD_getErrorName(ozl));
+	if (m.data_len) {
+		ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, x->o->level);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
+		{
+			unsigned wlog = 10;
+
+			/* a window over the whole reference and data */
+			while (wlog < DELTA_MAX_WINDOW_LOG &&
+			       (1ULL << wlog) < (uint64_t)m.ref_len + m.data_len)
+				wlog++;
+			ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog);
+		}
+		if (m.ref_len)
+			ZSTD_CCtx_refPrefix(c, ref, m.ref_len);
+		dzl = ZSTD_compress2(c, z + ozl, cap - ozl, data, m.data_len);
+		if (ZSTD_isError(dzl))
+			return err_set(e, EI_ECODEC, "delta: zstd: %s",
+				       ZSTD_getErrorName(dzl));
+	}
+	memcpy(h, DELTA_CHUNK_MAGIC, 4);
+	put_le32(h + 4, m.chunk);
+	put_le64(h + 8, m.new_off);
+	put_le32(h + 16, (uint32_t)m.new_len);
+	put_le32(h + 20, m.op_count);
+	put_le32(h + 24, m.ops_len);
+	put_le32(h + 28, (uint32_t)ozl);
+	put_le32(h + 32, m.ref_count);
+	put_le32(h + 36, m.ref_len);
+	put_le32(h + 40, m.data_len);
+	put_le32(h + 44, (uint32_t)dzl);
+	put_le32(h + 48, 0);
+	crc = crc32(0, h, DELTA_CHUNK_HDR - 4);
+	crc = crc32(crc, z, (uInt)(ozl + dzl));
+	put_le32(h + 52, (uint32_t)crc);
+	u->out_len = DELTA_CHUNK_HDR + ozl + dzl;
+	return 0;
+}
+
+static void enc_ctx_free(void *arg, void *ctx)
+{
+	(void)arg;
+	ZSTD_freeCCtx(ctx);
+}
+
+static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
+{
+	struct enc *x = arg;
+	int r;
+
+	r = io_write(x->out, u->out, u->out_len, x->wpos, e);
+	if (r < 0)
+		return r;
+	x->wpos += u->out_len;
+	x->st.chunks++;
+	return 0;
+}
+
+static const struct pl_ops enc_pl_ops = {
+	.work = enc_work,
+	.emit = enc_emit,
+	.ctx_free = enc_ctx_free,
+};
+
+static int enc_header(struct enc *x, struct err *e)
+{
+	const struct delta_enc_opts *o = x->o;
+	size_t rl = o->recipe ? strlen(o->recipe) : 0;
+	size_t hs = DELTA_HDR_FIXED + rl + SHA256_LEN;
+	uint8_t h[DELTA_HDR_SIG_MAX];
+	uint64_t incompat = 0;
+	int r;
+
+	memset(h, 0, sizeof(h));
+	if (x->max_ref)
+		incompat |= DELTA_INCOMPAT_REF;
+	if (rl)
+		incompat |= DELTA_INCOMPAT_RECIPE;
+	if (o->sign)
+		incompat |= DELTA_INCOMPAT_SIGNED;
+	memcpy(h, DELTA_MAGIC, DELTA_MAGIC_LEN);
+	put_le32(h + 8, DELTA_VERSION);
+	put_le32(h + 12, (uint32_t)(DELTA_HDR_FIXED + rl + SHA256_LEN));
+	put_le64(h + 16, incompat);
+	put_le64(h + 24, 0);
+	put_le64(h + 32, x->old->size);
+	put_le64(h + 40, x->new->size);
+	put_le64(h + 48, x->wpos);
+	put_le32(h + 56, (uint32_t)x->st.chunks);
+	put_le32(h + 60, DELTA_BLOCK);
+	put_le32(h + 64, x->max_data);
+	put_le32(h + 68, x->max_ref);
+	put_le32(h + 72, (uint32_t)rl);
+	memcpy(h + 80, x->st.old_sha, SHA256_LEN);
+	memcpy(h + 112, x->st.new_sha, SHA256_LEN);
+	put_le64(h + 144, rl ? o->target_size : x->new->size);
+	memcpy(h + 152, rl ? o->target_sha : x->st.new_sha, SHA256_LEN);
+	put_le64(h + 184, o->patch_version);
+	if (rl)
+		memcpy(h + DELTA_HDR_FIXED, o->recipe, rl);
+	sha256(h, DELTA_HDR_FIXED + rl, h + DELTA_HDR_FIXED + rl);
+	if (o->sign) {          /* over the finished header, checksum included */
+		r = o->sign(o->sign_arg, h, hs, h + hs, e);
+		if (r < 0)
+			return r;
+		hs += DELTA_SIG_SIZE;
+	}
+	return io_write(x->out, h, hs, 0, e);
+}
+
+int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
+		 const struct delta_enc_opts *opts, struct delta_enc_stats *st,
+		 struct err *e)
+{
+	struct delta_enc_opts o = *opts;
+	struct enc x;
+	struct hasher hs[2];
+	int nhs = 0;
+	size_t rl = o.recipe ? strlen(o.recipe) : 0;
+	int r;
+
+	if (!o.level)
+		o.level = 19;
+	if (o.level < 1 || o.level > ZSTD_maxCLevel())
+		return err_set(e, EI_EUSAGE, "delta: level %d is not 1..%d", o.level,
+			       ZSTD_maxCLevel());
+	if (!o.mem_cap)         /* a unit per thread and one queued, within the cap */
+		o.mem_cap = min_u64(ENC_MEM_CAP, (uint64_t)(o.threads + 1) *
+				    (UNIT_IN_CAP + DELTA_CHUNK_HDR +
+				     ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
+				     ZSTD_compressBound(ENC_DATA_MAX)));
+	if (!o.chunk_new)
+		o.chunk_new = ENC_CHUNK_NEW;
+	if (o.chunk_new < DELTA_BLOCK || o.chunk_new > DELTA_MAX_CHUNK_NEW ||
+	    o.chunk_new % DELTA_BLOCK)
+		return err_set(e, EI_EUSAGE,
+			       "delta: chunk size %llu is not a multiple of 4 KiB up to 256 MiB",
+			       (unsigned long long)o.chunk_new);
+	if (rl > DELTA_RECIPE_MAX || (rl && !o.target_sha))
+		return err_set(e, EI_EUSAGE, "delta: recipe of %zu bytes (at most %u, with a target hash)",
+			       rl, DELTA_RECIPE_MAX);
+	for (size_t i = 0; i < rl; i++)
+		if (o.recipe[i] < 0x21 || o.recipe[i] > 0x7e)
+			return err_set(e, EI_EUSAGE, "delta: the recipe must be printable ASCII without spaces");
+	if (!gear[0])
+		gear_init();
+
+	memset(&x, 0, sizeof(x));
+	memset(hs, 0, sizeof(hs));
+	x.old = old;
+	x.new = new;
+	x.out = out;
+	x.o = &o;
+	x.p_type = -1;
+	x.old_blocks = old->size / DELTA_BLOCK;
+	x.wpos = DELTA_HDR_FIXED + rl + SHA256_LEN + (o.sign ? DELTA_SIG_SIZE : 0);
+	x.buf = malloc(ENC_IO);
+	x.vbuf = malloc(DELTA_BLOCK);
+	x.c_ops = malloc(DELTA_MAX_OPS_LEN);
+	x.c_data = malloc(ENC_DATA_MAX);
+	if (!x.buf || !x.vbuf || !x.c_ops || !x.c_data) {
+		r = err_set(e, -ENOMEM, "delta: out of memory");
+		goto out;
+	}
+	r = enc_tables(&x, e);
+	if (r < 0)
+		goto out;
+	r = pipeline_new(&enc_pl_ops, &x, o.threads, UNIT_IN_CAP,
+			 DELTA_CHUNK_HDR + ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
+			 ZSTD_compressBound(ENC_DATA_MAX), o.mem_cap, &x.pl, e);
+	if (r < 0)
+		goto out;
+	/* the header's place, written last */
+	{
+		uint8_t z[DELTA_HDR_SIG_MAX] = { 0 };
+
+		r = io_write(out, z, (size_t)x.wpos, 0, e);
+		if (r < 0)
+			goto out;
+	}
+#if IS_ENABLED(CONFIG_THREADS)
+	if (o.hash_old && o.hash_new && o.threads > 1 &&
+	    o.hash_old->size == old->size && o.hash_new->size == new->size) {
+		hs[0].vd = o.hash_old;
+		hs[1].vd = o.hash_new;
+		for (nhs = 0; nhs < 2; nhs++)
+			if (pthread_create(&hs[nhs].tid, NULL, hasher_run, &hs[nhs]))
+				break;
+		x.hashers = nhs == 2;
+	}
+#endif
+	r = enc_index_old(&x, e);
+	if (r < 0)
+		goto out;
+	r = enc_walk_new(&x, e);
+	if (r < 0)
+		goto out;
+	r = pipeline_finish(x.pl, e);
+	if (r < 0)
+		goto out;
+#if IS_ENABLED(CONFIG_THREADS)
+	for (; nhs > 0; nhs--)
+		pthread_join(hs[nhs - 1].tid, NULL);
+#endif
+	if (x.hashers) {
+		for (int i = 0; i < 2; i++) {
+			if (hs[i].r < 0) {
+				*e = hs[i].e;
+				r = hs[i].r;
+				goto out;
+			}
+		}
+		memcpy(x.st.old_sha, hs[0].sha, SHA256_LEN);
+		memcpy(x.st.new_sha, hs[1].sha, SHA256_LEN);
+	}
+	r = enc_header(&x, e);
+	if (r < 0)
+		goto out;
+	x.st.patch_size = x.wpos;
+	if (st)
+		*st = x.st;
+out:
+#if IS_ENABLED(CONFIG_THREADS)
+	for (; nhs > 0; nhs--)         /* after an error: let them end */
+		pthread_join(hs[nhs - 1].tid, NULL);
+#endif
+	pipeline_free(x.pl);
+	free(x.bt);
+	free(x.at);
+	free(x.buf);
+	free(x.vbuf);
+	free(x.c_ops);
+	free(x.c_data);
+	free(x.c_runs);
+	free(x.cand);
+	return r;
+}
