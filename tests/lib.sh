@@ -57,6 +57,22 @@ need() {
 	done
 }
 
+# fixture DESC CMD...: run CMD, which makes an input of the test.  Its
+# failure is a setup error reported with the tool's own message (never a
+# silent pass, never a misleading fail later on); the status is returned
+# so that the caller skips the checks that need the input.  Stdout passes
+# through.  FIXTURE_TRIES=N runs a tool known to flake up to N times.
+fixture() {
+	local d=$1 tries=${FIXTURE_TRIES:-1} i
+	shift
+	for ((i = 1; i <= tries; i++)); do
+		"$@" 2>"$T/.fixture-err" && return 0
+		sleep 1
+	done
+	bad "setup error: $d: '$*' failed ($tries tries): $(tail -c 400 "$T/.fixture-err")"
+	return 1
+}
+
 has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
 
 # has_oracle TOOL: for one optional part of a test, true when TOOL is
