@@ -73,9 +73,9 @@ endif
 # --- sources ---------------------------------------------------------------
 # The library (libedgeimg.a): core, codecs, crypto, delta, formats.
 core-y := src/core/err.c src/core/io.c src/core/io_slice.c src/core/opts.c \
-	src/core/info.c src/core/vdisk.c src/core/registry.c
+	src/core/info.c src/core/vdisk.c src/core/registry.c src/core/outfile.c
 core-y += src/codec/codec.c src/codec/pipeline.c
-core-y += src/crypto/sha.c
+core-y += src/crypto/sha.c src/crypto/chash.c
 formats-y := formats/raw.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-read.c
@@ -90,14 +90,19 @@ formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
 formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
+# The public API (src/edgeimg.h).
+core-y += src/api/api.c src/api/api-convert.c
+core-$(CONFIG_CODEC_ZSTD) += src/api/api-delta.c
+core-$(if $(CONFIG_CODEC_ZSTD),,y) += src/api/api-nodelta.c
 # Delta patches need zstd.
-core-$(CONFIG_CODEC_ZSTD) += src/delta/delta-enc.c src/delta/delta-dec.c
+core-$(CONFIG_CODEC_ZSTD) += src/delta/delta-enc.c src/delta/delta-dec.c src/delta/delta-apply.c \
+	src/delta/delta-target.c
 core-$(CONFIG_DELTA_SIGN) += src/crypto/ed25519.c src/delta/delta-sign.c
 
 # The command line: one file per verb.
 cli-y := src/cli/main.c src/cli/cli.c src/cli/cmd_info.c src/cli/cmd_convert.c \
-	src/cli/cmd_compare.c src/cli/cmd_check.c
-cli-$(CONFIG_CODEC_ZSTD) += src/cli/cmd_delta.c src/cli/cmd_apply.c
+	src/cli/cmd_compare.c src/cli/cmd_check.c src/cli/cmd_delta.c \
+	src/cli/cmd_apply.c
 
 libs-y :=
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd

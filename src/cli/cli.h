@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* What the verbs share: the verb table, output files, progress, messages. */
+/*
+ * What the verbs share: the verb table, messages, exit codes, progress and
+ * the options of every verb that reads images.  The command line is a user
+ * of the public API (src/edgeimg.h) and of nothing else.
+ */
 #ifndef EDGEIMG_CLI_H
 #define EDGEIMG_CLI_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/err.h"
-#include "core/io.h"
+#include "edgeimg.h"
 
-/* Exit codes (compare uses 0/1/2 as qemu-img compare does). */
+/* Exit codes: 0 success, 1 failure, 2 a usage error (as qemu-img). */
 #define EXIT_ERROR 1
 #define EXIT_USAGE 2
 
@@ -19,78 +22,65 @@ struct cmd {
 	const char *usage;      /* the synopsis, without "usage: edgeimg " */
 	const char *help;       /* options and behaviour */
 	int (*run)(int argc, char **argv);
+	int needs;              /* 1: needs delta patches in the build */
 };
 
-extern const struct cmd cmd_info, cmd_convert, cmd_compare;
+extern const struct cmd cmd_info, cmd_convert, cmd_compare, cmd_check;
 extern const struct cmd cmd_delta, cmd_apply;
 
-/* patch_info() - "info" of a delta patch: an exit code, or -1 if @path is none. */
-int patch_info(const char *path, int json);
-extern const struct cmd cmd_check;
+/*
+ * cli_error() - print "edgeimg VERB: message" for @e; returns the exit
+ * code: EXIT_USAGE for a usage error, else EXIT_ERROR.
+ */
+int cli_error(const char *verb, const struct ei_err *e);
 
-/* cli_error() - print "edgeimg VERB: message" for @e on stderr. */
-void cli_error(const char *verb, const struct err *e);
-
-/* cli_usage() - print @c's usage line and return EXIT_USAGE. */
+/* cli_usage() - print @why (may be NULL) and @c's usage; EXIT_USAGE. */
 int cli_usage(const struct cmd *c, const char *why);
 
 /* cli_help() - print @c's full help on stdout. */
 void cli_help(const struct cmd *c);
 
-/* size_human() - "1 GiB", "1.5 MiB", as qemu-img prints sizes. */
-const char *size_human(uint64_t v, char *buf, size_t len);
+/* cli_note() - an ei_*_opts note callback: "edgeimg VERB: note: MSG". */
+void cli_note(void *verb, const char *msg);
+
+/* cli_now() - a monotonic clock in seconds. */
+double cli_now(void);
 
 /*
- * An output file that appears whole or not at all: a regular file is
- * written under a temporary name in the same directory and renamed on
- * commit; a block device is written in place.
+ * Progress (-p): on a terminal, a percentage redrawn in place; elsewhere
+ * (a CI log) a line every few seconds.  Never anything without -p.
  */
-struct outfile {
-	struct io *io;
-	char path[4096];
-	char tmp[4096];         /* "" for a block device */
-};
-
-/*
- * outfile_create() - refuse an existing regular @path unless @force, else
- * create the temporary.  Signals and errors remove it (outfile_abort()).
- */
-int outfile_create(struct outfile *of, const char *path, int force,
-		   struct err *e);
-
-/* outfile_commit() - sync, rename into place, sync the directory. */
-int outfile_commit(struct outfile *of, struct err *e);
-
-/* outfile_abort() - close and remove whatever was written. */
-void outfile_abort(struct outfile *of);
-
-/* A progress indicator on stderr, only when stderr is a terminal. */
 struct progress {
-	int on;
-	int last;               /* last hundredth of a percent printed */
+	int on, tty;
+	const char *verb;
+	int last;               /* last hundredth of a percent drawn */
+	double t0, next;        /* start, and when the next line is due */
 };
 
-void progress_init(struct progress *p, int wanted);
+void progress_init(struct progress *p, const char *verb, int wanted);
 void progress_cb(void *arg, uint64_t done, uint64_t total);
 void progress_done(struct progress *p);
 
-/* threads_resolve() - 0 means one per core; 1 when built without threads. */
-unsigned threads_resolve(unsigned n);
-
-/* parse_threads() - "-j N": 1..256, or 0 for one per core. */
-int parse_threads(const char *s, unsigned *out);
-
-/* The long options of every verb that opens images, for its option table. */
+/* The options of every verb that reads images, for its option table. */
 #define CLI_IMAGE_OPTIONS                                        \
 	{ "allow-refs", no_argument, NULL, 'R' },                \
 	{ "ova-disk", required_argument, NULL, 'D' }
 
-struct open_opts;
+/* The image options of a verb: -f for the first input, -F for the second. */
+struct cli_images {
+	struct ei_open_opts a, b;
+};
 
 /*
- * cli_image_opt() - apply option @c of CLI_IMAGE_OPTIONS (argument @arg)
- * to @oo; 0 when @c is not one of them.
+ * cli_image_opt() - apply option @c (-f, -F, --allow-refs, --ova-disk) with
+ * argument @arg; 0 when @c is none of them, -1 when @arg is invalid.
  */
-int cli_image_opt(int c, const char *arg, struct open_opts *oo);
+int cli_image_opt(int c, const char *arg, struct cli_images *im);
+
+/* parse_threads() - "-j N": 0..256 (0: one per core). */
+int parse_threads(const char *s, unsigned *out);
+
+/* parse_u64() - a decimal number, 0..2^64-1. */
+int parse_u64(const char *s, uint64_t *v);
 
 #endif

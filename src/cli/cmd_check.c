@@ -3,9 +3,7 @@
 #include <getopt.h>
 #include <string.h>
 
-#include "core/bytes.h"
 #include "cli/cli.h"
-#include "core/format.h"
 
 /* Exit codes of qemu-img check. */
 #define EXIT_CHECK_CORRUPT 2
@@ -18,40 +16,13 @@ static void check_print_line(void *arg, const char *line)
 	fprintf(stderr, "%s\n", line);
 }
 
-/* The format named by -f, or the one the probes pick. */
-static int check_pick(struct io *io, const char *name,
-		      const struct img_format **fmt, struct err *e)
-{
-	uint8_t head[PROBE_HEAD], tail[PROBE_TAIL];
-	size_t hl, tl = 0;
-	int r;
-
-	if (name) {
-		*fmt = format_find(name);
-		return *fmt ? 0 : err_set(e, EI_EUSAGE, "unknown format '%s'", name);
-	}
-	hl = (size_t)min_u64(sizeof(head), io->size);
-	if ((r = io_read(io, head, hl, 0, "probe", e)) < 0)
-		return r;
-	if (io->size > hl) {
-		tl = (size_t)min_u64(sizeof(tail), io->size - hl);
-		if ((r = io_read(io, tail, tl, io->size - tl, "probe", e)) < 0)
-			return r;
-	}
-	r = format_probe(head, hl, tail, tl, io->size, fmt, e);
-	if (r < 0)
-		err_prefix(e, "%s", io->name);
-	return r;
-}
-
 static void check_json_u64(const char *key, uint64_t v, int *first)
 {
 	printf("%s\n    \"%s\": %llu", *first ? "{" : ",", key, (unsigned long long)v);
 	*first = 0;
 }
 
-static void check_print_json(const struct check_result *res, const char *path,
-			     const char *fmt)
+static void check_print_json(const struct ei_check_result *res, const char *path)
 {
 	int first = 1;
 
@@ -70,15 +41,15 @@ static void check_print_json(const struct check_result *res, const char *path,
 	if (res->allocated_clusters)
 		check_json_u64("allocated-clusters", res->allocated_clusters, &first);
 	printf(",\n    \"filename\": ");
-	json_string(stdout, path);
+	ei_json_string(stdout, path);
 	printf(",\n    \"format\": ");
-	json_string(stdout, fmt);
+	ei_json_string(stdout, res->format);
 	if (res->fragmented_clusters)
 		check_json_u64("fragmented-clusters", res->fragmented_clusters, &first);
 	printf("\n}\n");
 }
 
-static void check_print_human(const struct check_result *res)
+static void check_print_human(const struct ei_check_result *res)
 {
 	if (!res->corruptions && !res->leaks && !res->check_errors)
 		printf("No errors were found on the image.\n");
@@ -113,11 +84,9 @@ static int check_run(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct check_result res = { .report = check_print_line };
-	const struct img_format *fmt = NULL;
+	struct ei_check_result res;
 	const char *fname = NULL;
-	struct io *io = NULL;
-	struct err e = { 0 };
+	struct ei_err e = { 0 };
 	int json = 0, quiet = 0, c, r;
 
 	while ((c = getopt_long(argc, argv, "f:q", lo, NULL)) != -1) {
@@ -142,23 +111,16 @@ static int check_run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_check, "expected one IMAGE");
-	if (quiet)
-		res.report = NULL;
-	r = io_open_file(argv[optind], 0, &io, &e);
-	if (r < 0 || (r = check_pick(io, fname, &fmt, &e)) < 0)
-		goto fail;
-	if (!fmt->check) {
-		fprintf(stderr, "edgeimg check: %s: format '%s' does not support checks\n",
-			argv[optind], fmt->name);
-		io_close(io);
+	r = ei_check(argv[optind], fname, quiet ? NULL : check_print_line, NULL,
+		     &res, &e);
+	if (r == EI_EUNSUP) {
+		cli_error("check", &e);
 		return EXIT_CHECK_UNSUPPORTED;
 	}
-	r = fmt->check(io, &res, &e);
 	if (r < 0)
-		goto fail;
-	io_close(io);
+		return cli_error("check", &e);
 	if (!quiet && json)
-		check_print_json(&res, argv[optind], fmt->name);
+		check_print_json(&res, argv[optind]);
 	else if (!quiet)
 		check_print_human(&res);
 	if (res.check_errors) {
@@ -168,10 +130,6 @@ static int check_run(int argc, char **argv)
 	if (res.corruptions)
 		return EXIT_CHECK_CORRUPT;
 	return res.leaks ? EXIT_CHECK_LEAKS : 0;
-fail:
-	io_close(io);
-	cli_error("check", &e);
-	return EXIT_ERROR;
 }
 
 const struct cmd cmd_check = {

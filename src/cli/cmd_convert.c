@@ -3,60 +3,43 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "cli/cli.h"
-#include "core/format.h"
-#include "core/limits.h"
 
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static const char *const out_kind_name[] = { "file", "block-device", "stdout" };
 
 static int convert_run(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "force", no_argument, NULL, 'F' },
+		{ "force", no_argument, NULL, 'W' },
+		{ "json", no_argument, NULL, 'J' },
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct open_opts oo = { 0 };
-	struct write_opts wo = { 0 };
-	const struct img_format *ofmt = NULL;
-	struct vdisk *src = NULL;
-	struct outfile of = { 0 };
+	struct cli_images im = { 0 };
+	struct ei_convert_opts co = { 0 };
+	struct ei_convert_result res;
+	struct ei_image *in = NULL;
 	struct progress pg;
-	struct err e = { 0 };
-	int force = 0, progress = 0, verbose = 0, c, r;
-	double t0 = now_sec();
+	struct ei_err e = { 0 };
+	const char *out;
+	int progress = 0, verbose = 0, json = 0, c, r;
+	double t0 = cli_now();
+	char h1[32], h2[32], h3[32];
 
-	wo.threads = threads_resolve(EI_DEFAULT_THREADS);
 	while ((c = getopt_long(argc, argv, "f:O:o:cj:pv", lo, NULL)) != -1) {
 		switch (c) {
-		case 'f':
-			oo.format = optarg;
-			break;
 		case 'O':
-			ofmt = format_find(optarg);
-			if (!ofmt || !ofmt->write) {
-				err_set(&e, EI_EUSAGE, "cannot write format '%s'", optarg);
-				cli_error("convert", &e);
-				return EXIT_USAGE;
-			}
+			co.format = optarg;
 			break;
 		case 'o':
-			wo.options = optarg;
+			co.options = optarg;
 			break;
 		case 'c':
-			wo.compress = 1;
+			co.compress = 1;
 			break;
 		case 'j':
-			if (parse_threads(optarg, &wo.threads) < 0)
+			if (parse_threads(optarg, &co.threads) < 0)
 				return cli_usage(&cmd_convert, "-j takes 0..256");
 			break;
 		case 'p':
@@ -65,84 +48,100 @@ static int convert_run(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
-		case 'F':
-			force = 1;
+		case 'W':
+			co.force = 1;
+			break;
+		case 'J':
+			json = 1;
 			break;
 		default:
-			if (!cli_image_opt(c, optarg, &oo))
+			if (c == 'F' || !cli_image_opt(c, optarg, &im))
 				return cli_usage(&cmd_convert, NULL);
 		}
 	}
 	if (optind != argc - 2)
 		return cli_usage(&cmd_convert, "expected IN and OUT");
-	if (!ofmt)
-		return cli_usage(&cmd_convert, "name the output format with -O");
-	wo.mem_cap = EI_MEM_CAP;
-	/* Options the output cannot take are refused before anything else. */
-	r = format_write_check(ofmt->name, wo.options, wo.compress, &e);
+	if (!co.format)
+		return cli_usage(&cmd_convert, "name the output format with -O (raw is never assumed)");
+	out = argv[optind + 1];
+	if (json && !strcmp(out, "-"))
+		return cli_usage(&cmd_convert, "--json prints on standard output, which OUT - takes");
+	/* a mistyped format is a usage error, before anything is opened */
+	if (ei_format_check(co.format, 1, &e) < 0)
+		return cli_error("convert", &e);
+	r = ei_image_open(argv[optind], &im.a, &in, &e);
 	if (r < 0)
-		goto fail;
-	r = vdisk_open(argv[optind], &oo, &src, &e);
-	if (r < 0)
-		goto fail;
-	r = outfile_create(&of, argv[optind + 1], force, &e);
-	if (r < 0)
-		goto fail;
-	progress_init(&pg, progress);
-	wo.progress = progress_cb;
-	wo.progress_arg = &pg;
-	r = ofmt->write(src, of.io, &wo, &e);
+		return cli_error("convert", &e);
+	progress_init(&pg, "convert", progress);
+	co.progress.fn = progress_cb;
+	co.progress.arg = &pg;
+	r = ei_convert(in, out, &co, &res, &e);
 	progress_done(&pg);
-	if (r < 0) {
-		outfile_abort(&of);
-		goto fail;
-	}
-	r = outfile_commit(&of, &e);
+	ei_image_close(in);
 	if (r < 0)
-		goto fail;
+		return cli_error("convert", &e);
+	if (res.writer_differs)
+		cli_note("convert", "the options name another edgeimg version (writer=): the bytes may differ from that version's");
 	if (verbose) {
-		struct stat st;
-		uint64_t out = 0, alloc = 0;
-		char h1[32], h2[32], h3[32];
-
-		if (stat(argv[optind + 1], &st) == 0) {
-			out = S_ISBLK(st.st_mode) ? src->size : (uint64_t)st.st_size;
-			alloc = (uint64_t)st.st_blocks * 512;
-		}
-		fprintf(stderr, "%s: %s in, %s out, %s allocated (%.3f of the virtual size), %.2f s\n",
-			argv[optind + 1], size_human(src->size, h1, sizeof(h1)),
-			size_human(out, h2, sizeof(h2)),
-			size_human(alloc, h3, sizeof(h3)),
-			src->size ? (double)alloc / (double)src->size : 0.0,
-			now_sec() - t0);
+		if (res.out_kind == EI_OUT_FILE)
+			fprintf(stderr, "%s: %s in, %s out, %s allocated (%.3f of the virtual size), %.2f s\n",
+				out, ei_size_str(res.in_size, h1, sizeof(h1)),
+				ei_size_str(res.out_size, h2, sizeof(h2)),
+				ei_size_str(res.out_alloc, h3, sizeof(h3)),
+				res.in_size ? (double)res.out_alloc / (double)res.in_size : 0.0,
+				cli_now() - t0);
+		else
+			fprintf(stderr, "%s: %s in, %s written to the %s, %.2f s\n",
+				out, ei_size_str(res.in_size, h1, sizeof(h1)),
+				ei_size_str(res.out_size, h2, sizeof(h2)),
+				res.out_kind == EI_OUT_BLOCKDEV ? "block device" : "standard output",
+				cli_now() - t0);
 	}
-	vdisk_close(src);
+	if (json) {
+		printf("{\n    \"filename\": ");
+		ei_json_string(stdout, argv[optind]);
+		printf(",\n    \"output\": ");
+		ei_json_string(stdout, out);
+		printf(",\n    \"output-format\": ");
+		ei_json_string(stdout, co.format);
+		printf(",\n    \"output-kind\": \"%s\",\n    \"virtual-size\": %llu,\n"
+		       "    \"output-size\": %llu,\n    \"output-allocated\": %llu,\n"
+		       "    \"seconds\": %.3f\n}\n",
+		       out_kind_name[res.out_kind], (unsigned long long)res.in_size,
+		       (unsigned long long)res.out_size, (unsigned long long)res.out_alloc,
+		       cli_now() - t0);
+	}
 	return 0;
-fail:
-	vdisk_close(src);
-	cli_error("convert", &e);
-	return EXIT_ERROR;
 }
 
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--force] [--allow-refs] [--ova-disk N|NAME] IN OUT",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--allow-refs] [--ova-disk N|NAME] IN OUT|-",
 	.help =
-	"  -f FMT     read IN as FMT instead of probing its format\n"
+	"  -f FMT     read IN as FMT instead of probing its format (a block device\n"
+	"             is read as raw unless -f says otherwise)\n"
 	"  -O FMT     write OUT as FMT (required; raw is never assumed)\n"
-	"  -o OPTS    options of the output format, key=value,...\n"
-	"  -c         compress the output (qcow2: -o compress=on; squashfs\n"
-	"             always compresses; refused for raw)\n"
+	"  -o OPTS    options of the output format, key=value,... (below); the\n"
+	"             recipe 'edgeimg info' shows is taken as it is\n"
+	"  -c         compress the output (qcow2: compress=on; squashfs always\n"
+	"             compresses; refused for raw)\n"
 	"  -j N       worker threads (0: one per core, the default)\n"
-	"  -p         show progress on a terminal\n"
+	"  -p         show progress: in place on a terminal, else a line every\n"
+	"             few seconds\n"
 	"  -v         print a summary line: sizes, ratio, time\n"
-	"  --force    replace OUT if it exists\n"
+	"  --json     print a summary as one JSON object on standard output\n"
+	"  --force    replace OUT if it is an existing regular file\n"
 	"  --allow-refs  follow IN's references to other files (see help info)\n"
 	"  --ova-disk N|NAME  IN is an OVA: read its Nth disk (from 1, in .ovf\n"
 	"             order) or the one whose file is NAME (see help info)\n"
-	"\nOUT appears only when it is complete: it is written under a temporary\n"
-	"name and renamed at the end.  A block device is written in place.\n"
-	"Zero and unallocated ranges of IN become holes in a raw OUT.\n",
+	"\nOUT is a regular file, a block device or - (standard output, for a\n"
+	"format written front to back: raw).  A regular file appears only when\n"
+	"complete: it is written under a temporary name, synced and renamed.  A\n"
+	"block device is written in place, never while mounted.  A symbolic link\n"
+	"(but to a block device), a FIFO, a socket, a character device or a\n"
+	"directory is refused, whatever --force says, and so is OUT when it is\n"
+	"IN or an existing delta patch.  Zero and unallocated ranges of IN\n"
+	"become holes in a raw OUT.\n",
 	.run = convert_run,
 };

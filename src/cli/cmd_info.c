@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* edgeimg info: what an image is, in qemu-img's words and JSON keys. */
+/* edgeimg info: what an image, a patch or a key is, in qemu-img's words and JSON keys. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "core/format.h"
-#include "core/kconfig.h"
 
 static int info_run(int argc, char **argv)
 {
@@ -18,20 +15,14 @@ static int info_run(int argc, char **argv)
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct open_opts oo = { 0 };
-	struct info *fi = NULL;
-	struct vdisk *vd = NULL;
-	struct err e = { 0 };
-	uint64_t actual = 0;
-	struct stat st;
-	char h1[32], h2[32], recipe[1024] = "";
+	struct cli_images im = { 0 };
+	struct ei_image *img = NULL;
+	struct ei_err e = { 0 };
+	char *text = NULL;
 	int json = 0, c, r;
 
 	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
 		switch (c) {
-		case 'f':
-			oo.format = optarg;
-			break;
 		case 'J':
 			json = 1;
 			break;
@@ -41,95 +32,54 @@ static int info_run(int argc, char **argv)
 			json = !strcmp(optarg, "json");
 			break;
 		default:
-			if (!cli_image_opt(c, optarg, &oo))
+			if (c == 'F' || !cli_image_opt(c, optarg, &im))
 				return cli_usage(&cmd_info, NULL);
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_info, "expected one IMAGE");
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-	r = patch_info(argv[optind], json);     /* a delta patch: its header */
-	if (r >= 0)
-		return r;
-#endif
-	r = vdisk_open(argv[optind], &oo, &vd, &e);
-	if (r < 0)
-		goto fail;
-	if (stat(argv[optind], &st) == 0)
-		actual = S_ISBLK(st.st_mode) ? vd->io->size :
-			 (uint64_t)st.st_blocks * 512;
-	if (vd->fmt->info) {
-		fi = calloc(1, sizeof(*fi));
-		if (!fi) {
-			r = err_set(&e, -ENOMEM, "out of memory");
-			goto fail;
-		}
-		r = vd->fmt->info(vd, fi, &e);
+	if (!im.a.format) {
+		/* a delta patch (its header) or a signing key (its key id) */
+		r = ei_patch_describe(argv[optind], json, &text, &e);
+		if (r == EI_EFORMAT)
+			r = ei_key_describe(argv[optind], json, &text, &e);
+		if (r < 0 && r != EI_EFORMAT && r != EI_EUNSUP)
+			return cli_error("info", &e);
+	}
+	if (!text) {
+		r = ei_image_open(argv[optind], &im.a, &img, &e);
 		if (r < 0)
-			goto fail;
+			return cli_error("info", &e);
+		r = ei_image_describe(img, json, &text, &e);
+		ei_image_close(img);
+		if (r < 0)
+			return cli_error("info", &e);
 	}
-	/* The recipe an edgeimg writer stored, if any: a bad one is not shown. */
-	if (vd->fmt->recipe &&
-	    vd->fmt->recipe(vd, recipe, sizeof(recipe), &e) <= 0)
-		recipe[0] = 0;
-	if (json) {
-		printf("{\n    \"virtual-size\": %llu,\n    \"filename\": ",
-		       (unsigned long long)vd->size);
-		json_string(stdout, argv[optind]);
-		printf(",\n    \"format\": ");
-		json_string(stdout, vd->fmt->name);
-		printf(",\n    \"actual-size\": %llu", (unsigned long long)actual);
-		if (fi && fi->n) {
-			printf(",\n    \"format-specific\": {\n        \"type\": ");
-			json_string(stdout, vd->fmt->name);
-			printf(",\n        \"data\": {");
-			info_json(fi, stdout, 3, true);
-			printf("\n        }\n    }");
-		}
-		if (recipe[0]) {
-			printf(",\n    \"recipe\": ");
-			json_string(stdout, recipe);
-		}
-		printf(",\n    \"dirty-flag\": %s\n}\n",
-		       vd->dirty ? "true" : "false");
-	} else {
-		printf("image: %s\nfile format: %s\n", argv[optind], vd->fmt->name);
-		printf("virtual size: %s (%llu bytes)\ndisk size: %s\n",
-		       size_human(vd->size, h1, sizeof(h1)),
-		       (unsigned long long)vd->size,
-		       size_human(actual, h2, sizeof(h2)));
-		if (recipe[0])
-			printf("recipe: %s\n", recipe);
-		if (fi && fi->n) {
-			printf("Format specific information:\n");
-			info_text(fi, stdout, 1);
-		}
-	}
-	free(fi);
-	vdisk_close(vd);
+	fputs(text, stdout);
+	free(text);
 	return 0;
-fail:
-	free(fi);
-	vdisk_close(vd);
-	cli_error("info", &e);
-	return EXIT_ERROR;
 }
 
 const struct cmd cmd_info = {
 	.name = "info",
-	.summary = "show an image's format, sizes and format details",
-	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] IMAGE",
+	.summary = "show what an image, a patch or a key is",
+	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] IMAGE|PATCH|KEY",
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
-	"                 actual-size, filename, format-specific, dirty-flag;\n"
-	"                 and \"recipe\" for an image an edgeimg writer made\n"
+	"                 actual-size, filename, cluster-size, format-specific,\n"
+	"                 dirty-flag; and recipe (a string) and recipe-options (an\n"
+	"                 object) for an image an edgeimg writer made\n"
 	"  --output=json  the same, as qemu-img spells it\n"
 	"  --allow-refs   follow references to other files (backing files,\n"
 	"                 parents, extents): plain names in the image's own\n"
 	"                 directory only, 8 levels at most; refused without it\n"
 	"  --ova-disk N|NAME  an OVA's disk to read: the Nth <Disk> of its .ovf\n"
 	"                 (from 1) or the one whose file is NAME; the first\n"
-	"                 without it.  info of an OVA lists every disk\n",
+	"                 without it.  info of an OVA lists every disk\n"
+	"\nA delta patch shows its header (sizes, content hashes, target, chunks,\n"
+	"signature and key id); an Ed25519 key in PEM (openssl's) its key id, the\n"
+	"one a patch signed with it names.  A block device is read as raw\n"
+	"unless -f says otherwise.\n",
 	.run = info_run,
 };

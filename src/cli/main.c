@@ -1,35 +1,38 @@
 // SPDX-License-Identifier: MIT
-/* edgeimg: the command line, one verb per file. */
+/* edgeimg: the command line, one verb per file, over the public API. */
+#include <signal.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "generated/features.h"
-#include "core/kconfig.h"
 
 static const struct cmd *const cmds[] = {
 	&cmd_info,
 	&cmd_convert,
 	&cmd_compare,
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	&cmd_delta,
 	&cmd_apply,
-#endif
 	&cmd_check,
 	NULL,
 };
+
+static int cmd_built(const struct cmd *c)
+{
+	return !c->needs || ei_has_feature("CODEC_ZSTD");
+}
 
 static void main_usage(FILE *f)
 {
 	fprintf(f, "usage: edgeimg [--version] VERB [OPTIONS] ARGS\n\n");
 	for (const struct cmd *const *c = cmds; *c; c++)
-		fprintf(f, "  %-10s %s\n", (*c)->name, (*c)->summary);
+		if (cmd_built(*c))
+			fprintf(f, "  %-10s %s\n", (*c)->name, (*c)->summary);
 	fprintf(f, "\n'edgeimg help VERB' describes a verb.\n");
 }
 
 static const struct cmd *cmd_find(const char *name)
 {
 	for (const struct cmd *const *c = cmds; *c; c++)
-		if (!strcmp((*c)->name, name))
+		if (!strcmp((*c)->name, name) && cmd_built(*c))
 			return *c;
 	return NULL;
 }
@@ -38,13 +41,14 @@ int main(int argc, char **argv)
 {
 	const struct cmd *c;
 
+	/* a file size limit is an error (EFBIG) to report, not a signal */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		main_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("edgeimg %s\nfeatures: %s\n", EDGEIMG_VERSION,
-		       EDGEIMG_FEATURES);
+		printf("edgeimg %s\nfeatures: %s\n", ei_version(), ei_features());
 		return 0;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

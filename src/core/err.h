@@ -5,30 +5,10 @@
 
 #include <errno.h>
 
-/*
- * Project error codes beyond errno, one list.  Codes are negative like
- * -errno and start far above any errno value.
- */
-#define EI_ERRORS(X)                                                       \
-	X(EI_EFORMAT, 1001, "not an image of this format")                  \
-	X(EI_ECORRUPT, 1002, "corrupt image")                               \
-	X(EI_EUNSUP, 1003, "unsupported feature")                           \
-	X(EI_ELIMIT, 1004, "a configured limit is exceeded")               \
-	X(EI_EMULTI, 1005, "input matches more than one format")           \
-	X(EI_EREF, 1006, "reference to another file refused")              \
-	X(EI_EMISMATCH, 1007, "checksum mismatch")                          \
-	X(EI_EUSAGE, 1008, "bad usage")                                     \
-	X(EI_ETRUNC, 1009, "file is truncated")                             \
-	X(EI_ECODEC, 1010, "compressed data is invalid")                    \
-	X(EI_ESIG, 1011, "signature or version refused")
+/* The codes beyond errno (EI_EFORMAT, ...) are the public API's, one list. */
+#include "edgeimg.h"
 
-enum ei_error {
-#define EI_ERR_ENUM(name, num, text) name = -(num),
-	EI_ERRORS(EI_ERR_ENUM)
-#undef EI_ERR_ENUM
-};
-
-#define ERR_MSG_MAX 512
+#define ERR_MSG_MAX EI_ERR_MSG_MAX
 
 struct err {
 	int code;               /* 0, -errno or an enum ei_error value */

@@ -23,6 +23,8 @@ struct info {
 	struct info_node node[INFO_MAX_NODES];
 	unsigned n;
 	int overflow;           /* nodes past INFO_MAX_NODES were dropped */
+	uint64_t cluster_size;  /* qemu-img info's top-level cluster-size: the
+				   format's allocation unit, 0 when none */
 };
 
 /* Keys follow qemu-img's names where the meaning is the same. */
@@ -50,7 +52,19 @@ void info_json(const struct info *in, FILE *f, int indent, bool first);
 /* info_text() - write the nodes as "key: value" lines, nested by indent. */
 void info_text(const struct info *in, FILE *f, int indent);
 
-/* json_string() - write @s as a quoted, escaped JSON string. */
+/*
+ * json_string() - write @s as a quoted, escaped JSON string; bytes that
+ * are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
+ */
 void json_string(FILE *f, const char *s);
+
+/*
+ * text_string() - write @s for a terminal: control characters (escape
+ * sequences of a hostile image) and invalid UTF-8 as \xNN.
+ */
+void text_string(FILE *f, const char *s);
+
+/* size_human() - "1 GiB", "1.5 MiB", as qemu-img prints sizes. */
+const char *size_human(uint64_t v, char *buf, size_t len);
 
 #endif

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* I/O back-ends: files, block devices, pipes and memory. */
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,11 +104,40 @@ static int fd_pread(struct io *io, void *buf, size_t len, uint64_t off,
 }
 
 static int fd_pwrite(struct io *io, const void *buf, size_t len, uint64_t off,
+		     struct err *e);
+
+/* A stream moves forward only: a gap before @off is written as zeros. */
+static int fd_stream_seek(struct io_fd *f, uint64_t off, struct err *e)
+{
+	static const uint8_t zero[4096];
+
+	if (off < f->pos)
+		return err_set(e, -ESPIPE,
+			       "%s: cannot write backwards in a stream (offset %llu, at %llu)",
+			       f->io.name, (unsigned long long)off,
+			       (unsigned long long)f->pos);
+	while (f->pos < off) {
+		size_t n = (size_t)min_u64(sizeof(zero), off - f->pos);
+		int r = fd_pwrite(&f->io, zero, n, f->pos, e);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int fd_pwrite(struct io *io, const void *buf, size_t len, uint64_t off,
 		     struct err *e)
 {
 	struct io_fd *f = (struct io_fd *)io;
 	const uint8_t *p = buf;
 
+	if ((io->flags & IO_STREAM) && off != f->pos) {
+		int r = fd_stream_seek(f, off, e);
+
+		if (r < 0)
+			return r;
+	}
 	while (len) {
 		ssize_t r = (io->flags & IO_STREAM) ? write(f->fd, p, len) :
 			    pwrite(f->fd, p, len, (off_t)off);
@@ -119,8 +150,10 @@ static int fd_pwrite(struct io *io, const void *buf, size_t len, uint64_t off,
 		p += r;
 		len -= (size_t)r;
 		off += (uint64_t)r;
+		if (io->flags & IO_STREAM)
+			f->pos += (uint64_t)r;
 	}
-	if (off > io->size)
+	if (!(io->flags & IO_STREAM) && off > io->size)
 		io->size = off;
 	if (io->flags & IO_WRITEBEHIND)
 		fd_writebehind(f, off - (uint64_t)(p - (const uint8_t *)buf),
@@ -164,6 +197,8 @@ static int fd_truncate(struct io *io, uint64_t size, struct err *e)
 
 	if (io->flags & IO_BLOCKDEV)
 		return 0;
+	if (io->flags & IO_STREAM)      /* the length of a stream: zeros up to it */
+		return fd_stream_seek(f, size, e);
 	if (ftruncate(f->fd, (off_t)size) < 0)
 		return err_errno(e, errno, "%s: truncate to %llu", io->name,
 				 (unsigned long long)size);
@@ -177,6 +212,45 @@ static int fd_sync(struct io *io, struct err *e)
 
 	if (fsync(f->fd) < 0 && errno != EINVAL && errno != EROFS)
 		return err_errno(e, errno, "%s: fsync", io->name);
+	return 0;
+}
+
+static int fd_zero(struct io *io, uint64_t off, uint64_t len, struct err *e)
+{
+	struct io_fd *f = (struct io_fd *)io;
+
+	if (io->flags & IO_STREAM)
+		return -EOPNOTSUPP;
+	if (io->flags & IO_BLOCKDEV) {
+		uint64_t range[2] = { off, len };
+
+		/* sector-aligned only; the kernel writes zeros where it must */
+		if (off % 512 || len % 512 || ioctl(f->fd, BLKZEROOUT, range) < 0)
+			return -EOPNOTSUPP;
+		return 0;
+	}
+	if (off + len > io->size) {
+		int r = fd_truncate(io, off + len, e);
+
+		if (r < 0)
+			return r;
+	}
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) < 0)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static int fd_drop_cache(struct io *io, struct err *e)
+{
+	struct io_fd *f = (struct io_fd *)io;
+
+	if (io->flags & IO_STREAM)
+		return 0;
+	if ((io->flags & IO_WRITABLE) && fdatasync(f->fd) < 0 && errno != EINVAL)
+		return err_errno(e, errno, "%s: fdatasync", io->name);
+	/* advice, not a promise: the kernel may keep pages it cannot drop */
+	posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
 	return 0;
 }
 
@@ -195,6 +269,8 @@ static const struct io_ops fd_ops = {
 	.truncate = fd_truncate,
 	.sync = fd_sync,
 	.close = fd_close,
+	.zero = fd_zero,
+	.drop_cache = fd_drop_cache,
 };
 
 int io_open_fd(int fd, const char *name, int writable, struct io **out,
@@ -221,7 +297,7 @@ int io_open_fd(int fd, const char *name, int writable, struct io **out,
 	f->fd = fd;
 	f->io.ops = &fd_ops;
 	snprintf(f->io.name, sizeof(f->io.name), "%s", name);
-	if (writable)
+	if (writable & IO_OPEN_RW)
 		f->io.flags |= IO_WRITABLE;
 	if (S_ISBLK(st.st_mode)) {
 		uint64_t sz = 0;
@@ -244,19 +320,28 @@ int io_open_fd(int fd, const char *name, int writable, struct io **out,
 	return 0;
 }
 
-int io_open_file(const char *path, int writable, struct io **out,
+int io_open_file(const char *path, int mode, struct io **out,
 		 struct err *e)
 {
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
-	int fl;
+	struct stat st;
+	int fl = (mode & IO_OPEN_RW ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
+	int fd;
 
+	/* O_EXCL on a block device: not while mounted or opened so elsewhere */
+	if ((mode & IO_OPEN_EXCL) && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+		fl |= O_EXCL;
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open(path, fl);
+	if (fd < 0 && errno == EBUSY && (fl & O_EXCL))
+		return err_set(e, -EBUSY,
+			       "%s: the device is in use (mounted, or opened exclusively by another program)",
+			       path);
 	if (fd < 0)
 		return err_errno(e, errno, "%s", path);
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-	return io_open_fd(fd, path, writable, out, e);
+	return io_open_fd(fd, path, mode & IO_OPEN_RW, out, e);
 }
 
 struct io_mem {
@@ -390,12 +475,50 @@ int io_read(struct io *io, void *buf, size_t len, uint64_t off,
 int io_write(struct io *io, const void *buf, size_t len, uint64_t off,
 	     struct err *e)
 {
-	return io->ops->pwrite(io, buf, len, off, e);
+	int r = io->ops->pwrite(io, buf, len, off, e);
+
+	if (r == 0 && off + len > io->end)
+		io->end = off + len;
+	return r;
+}
+
+int io_zero(struct io *io, uint64_t off, uint64_t len, struct err *e)
+{
+	static const uint8_t zero[64 << 10];
+	int r = io->ops->zero ? io->ops->zero(io, off, len, e) : -EOPNOTSUPP;
+
+	if (r == 0 && off + len > io->end)
+		io->end = off + len;
+	if (r != -EOPNOTSUPP)
+		return r;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = (size_t)min_u64(sizeof(zero), len - done);
+
+		r = io_write(io, zero, n, off + done, e);
+		if (r < 0)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+int io_drop_cache(struct io *io, struct err *e)
+{
+	return io->ops->drop_cache ? io->ops->drop_cache(io, e) : 0;
+}
+
+int io_fd(const struct io *io)
+{
+	return io->ops == &fd_ops ? ((const struct io_fd *)io)->fd : -1;
 }
 
 int io_truncate(struct io *io, uint64_t size, struct err *e)
 {
-	return io->ops->truncate(io, size, e);
+	int r = io->ops->truncate(io, size, e);
+
+	if (r == 0)
+		io->end = size;
+	return r;
 }
 
 int io_sync(struct io *io, struct err *e)

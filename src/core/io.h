@@ -33,20 +33,35 @@ struct io_ops {
 	int (*truncate)(struct io *io, uint64_t size, struct err *e);
 	int (*sync)(struct io *io, struct err *e);
 	void (*close)(struct io *io);
+	/*
+	 * Optional.  Make [off, off+len) read as zeros without writing
+	 * buffers where the medium can (BLKZEROOUT on a block device, a
+	 * punched hole in a file); io_zero() falls back to writing zeros.
+	 */
+	int (*zero)(struct io *io, uint64_t off, uint64_t len, struct err *e);
+	/* Optional.  Write back and drop the cached pages, so reads hit the media. */
+	int (*drop_cache)(struct io *io, struct err *e);
 };
 
 struct io {
 	const struct io_ops *ops;
 	uint64_t size;          /* current size in bytes */
+	uint64_t end;           /* what was written: the end of the furthest
+				   io_write() or the last io_truncate() */
 	unsigned flags;         /* enum io_flags */
 	char name[256];         /* for messages: the path, or "<memory>" */
 };
 
+/* Modes of io_open_file(), or-ed. */
+#define IO_OPEN_RW 1            /* read-write, not read-only */
+#define IO_OPEN_EXCL 2          /* a block device: O_EXCL, refused (EBUSY)
+				   while mounted or opened so elsewhere */
+
 /*
- * io_open_file() - open a regular file or block device.  @writable opens
- * read-write.  On success *@out is owned by the caller (io_close()).
+ * io_open_file() - open a regular file or block device; @mode is 0 (read)
+ * or IO_OPEN_* flags.  On success *@out is owned by the caller (io_close()).
  */
-int io_open_file(const char *path, int writable, struct io **out,
+int io_open_file(const char *path, int mode, struct io **out,
 		 struct err *e);
 
 /*
@@ -74,8 +89,22 @@ const uint8_t *io_mem_data(struct io *io);
 int io_read(struct io *io, void *buf, size_t len, uint64_t off,
 	    const char *what, struct err *e);
 
+/*
+ * io_write() - write @len bytes at @off.  A stream (standard output, a
+ * pipe) only moves forward: a gap is written as zeros, a backward write
+ * is an error.
+ */
 int io_write(struct io *io, const void *buf, size_t len, uint64_t off,
 	     struct err *e);
+
+/* io_zero() - make [off, off+len) read as zeros (see io_ops.zero). */
+int io_zero(struct io *io, uint64_t off, uint64_t len, struct err *e);
+
+/* io_drop_cache() - write back and drop cached pages (a no-op without). */
+int io_drop_cache(struct io *io, struct err *e);
+
+/* io_fd() - the descriptor of a file io, or -1 for another back-end. */
+int io_fd(const struct io *io);
 int io_truncate(struct io *io, uint64_t size, struct err *e);
 int io_sync(struct io *io, struct err *e);
 void io_close(struct io *io);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The delta patch decoder (src/delta-format.md): header, chunks checked
- * whole before use, NEW streamed to a sink in constant memory; plus the
- * helpers both verbs share (content hash, canonical view, recipes).
+ * The delta patch decoder (src/delta/delta-format.md): the header, then
+ * chunks proven to be the patch's own and checked whole before use, NEW
+ * streamed to a sink in constant memory.  Chunks come from an io (pull)
+ * or from the caller (push: the apply transaction's feed).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,6 @@
 #define DELTA_IO (1u << 20)
 
 /* --- header ------------------------------------------------------------- */
-
-int delta_is_patch(const uint8_t *head, size_t len)
-{
-	return len >= DELTA_MAGIC_LEN && !memcmp(head, DELTA_MAGIC, DELTA_MAGIC_LEN);
-}
 
 static int delta_recipe_ok(const char *s, size_t len)
 {
@@ -46,6 +42,10 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 			       len, DELTA_HDR_FIXED);
 	memset(&h, 0, sizeof(h));
 	h.version = get_le32(buf + 8);
+	if (h.version == 1)
+		return err_set(e, EI_EUNSUP,
+			       "patch: version 1 (edgeimg 0.1, chunks not authenticated): this edgeimg reads version %u only; make the patch again with it",
+			       DELTA_VERSION);
 	if (h.version != DELTA_VERSION)
 		return err_set(e, EI_EUNSUP,
 			       "patch: version %u, this edgeimg reads version %u",
@@ -66,6 +66,7 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 	h.target_size = get_le64(buf + 144);
 	memcpy(h.target_sha, buf + 152, SHA256_LEN);
 	h.patch_version = get_le64(buf + 184);
+	memcpy(h.chunk0_sha, buf + 192, SHA256_LEN);
 
 	if (rl > DELTA_RECIPE_MAX)
 		return err_set(e, EI_ECORRUPT,
@@ -192,250 +193,6 @@ int delta_header_read(struct io *io, struct delta_header *h, uint8_t *raw,
 	return (int)h->chunks_off;
 }
 
-/* --- helpers ------------------------------------------------------------ */
-
-int delta_hash_disk(struct vdisk *vd, uint8_t out[SHA256_LEN],
-		    void (*progress)(void *arg, uint64_t done, uint64_t total),
-		    void *arg, struct err *e)
-{
-	struct sha256 c;
-	uint64_t off = 0;
-	uint8_t *buf = malloc(DELTA_IO);
-	int r = 0;
-
-	if (!buf)
-		return err_set(e, -ENOMEM, "out of memory");
-	sha256_init(&c);
-	while (off < vd->size) {
-		struct extent ext;
-
-		r = vdisk_extent(vd, off, min_u64(DELTA_IO, vd->size - off), &ext, e);
-		if (r < 0)
-			break;
-		if (ext.type == EXT_DATA) {
-			r = vdisk_read(vd, buf, (size_t)ext.len, off, e);
-			if (r < 0)
-				break;
-			sha256_update(&c, buf, (size_t)ext.len);
-		} else {
-			sha256_zeros(&c, ext.len);
-		}
-		off += ext.len;
-		if (progress)
-			progress(arg, off, vd->size);
-	}
-	free(buf);
-	if (r < 0)
-		return r;
-	sha256_final(&c, out);
-	return 0;
-}
-
-/* The canonical view: extents from content, cached 1 MiB at a time. */
-struct canon {
-	struct vdisk *in;
-	uint8_t *buf;
-	uint64_t boff;
-	size_t blen;
-};
-
-static int canon_fill(struct canon *c, uint64_t off, struct err *e)
-{
-	struct vdisk *in = c->in;
-	size_t len = (size_t)min_u64(DELTA_IO, in->size - off), done = 0;
-
-	c->blen = 0;
-	while (done < len) {
-		struct extent ext;
-		int r = vdisk_extent(in, off + done, len - done, &ext, e);
-
-		if (r < 0)
-			return r;
-		if (ext.type == EXT_DATA)
-			r = vdisk_read(in, c->buf + done, (size_t)ext.len, off + done, e);
-		else
-			memset(c->buf + done, 0, (size_t)ext.len);
-		if (r < 0)
-			return r;
-		done += (size_t)ext.len;
-	}
-	c->boff = off;
-	c->blen = len;
-	return 0;
-}
-
-static int canon_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		      struct err *e)
-{
-	struct canon *c = vd->priv;
-
-	if (c->blen && off >= c->boff && len <= c->blen &&
-	    off - c->boff <= c->blen - len) {
-		memcpy(buf, c->buf + (off - c->boff), len);
-		return 0;
-	}
-	return vdisk_read(c->in, buf, len, off, e);
-}
-
-static int canon_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-			struct extent *ext, struct err *e)
-{
-	struct canon *c = vd->priv;
-	uint64_t start = off & ~(uint64_t)(DELTA_BLOCK - 1), end = off + len, p;
-	struct extent ie;
-	int r, zero;
-
-	/* Whole blocks the inner disk knows to be zero need no reading. */
-	if (start == off) {
-		r = vdisk_extent(c->in, off, len, &ie, e);
-		if (r < 0)
-			return r;
-		if (ie.type != EXT_DATA &&
-		    (ie.len >= DELTA_BLOCK || off + ie.len == vd->size)) {
-			ext->type = EXT_HOLE;
-			ext->len = off + ie.len == vd->size ? ie.len :
-				   ie.len & ~(uint64_t)(DELTA_BLOCK - 1);
-			return 0;
-		}
-	}
-	if (!c->blen || start < c->boff || start >= c->boff + c->blen ||
-	    min_u64(start + DELTA_BLOCK, vd->size) > c->boff + c->blen) {
-		r = canon_fill(c, start, e);
-		if (r < 0)
-			return r;
-	}
-	p = start;
-	zero = -1;
-	while (p < end && p < c->boff + c->blen) {
-		size_t n = (size_t)min_u64(DELTA_BLOCK, c->boff + c->blen - p);
-		int z = buf_is_zero(c->buf + (p - c->boff), n);
-
-		if (zero >= 0 && z != zero)
-			break;
-		zero = z;
-		p += n;
-	}
-	ext->type = zero ? EXT_HOLE : EXT_DATA;
-	ext->len = min_u64(p, end) - off;
-	return 0;
-}
-
-static void canon_close(struct vdisk *vd)
-{
-	struct canon *c = vd->priv;
-
-	if (c)
-		free(c->buf);
-	free(c);
-	vd->priv = NULL;
-}
-
-static const struct img_format delta_canon_fmt = {
-	.name = "canonical",
-	.desc = "a disk with extents derived from its content",
-	.read = canon_read,
-	.extent = canon_extent,
-	.close = canon_close,
-};
-
-static void null_io_close(struct io *io)
-{
-	free(io);
-}
-
-static const struct io_ops null_io_ops = { .close = null_io_close };
-
-int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
-{
-	struct vdisk *vd = calloc(1, sizeof(*vd));
-	struct canon *c = calloc(1, sizeof(*c));
-	struct io *io = calloc(1, sizeof(*io));
-
-	if (!vd || !c || !io || !(c->buf = malloc(DELTA_IO))) {
-		free(vd);
-		if (c)
-			free(c->buf);
-		free(c);
-		free(io);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	/* vdisk_close() closes vd->io: give it a private one that does nothing. */
-	io->ops = &null_io_ops;
-	io->size = inner->size;
-	snprintf(io->name, sizeof(io->name), "%s", inner->io->name);
-	c->in = inner;
-	vd->fmt = &delta_canon_fmt;
-	vd->io = io;
-	vd->size = inner->size;
-	vd->priv = c;
-	vd->opts = inner->opts;
-	memcpy(vd->dir, inner->dir, sizeof(vd->dir));
-	*out = vd;
-	return 0;
-}
-
-int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
-		       char *ver, size_t ver_len, char *opts, size_t opts_len,
-		       struct err *e)
-{
-	const char *p = recipe;
-	size_t o = 0;
-
-	fmt[0] = ver[0] = opts[0] = 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-
-		if (!memchr(p, '=', n))
-			return err_set(e, EI_ECORRUPT, "recipe '%s': '%.*s' is not key=value",
-				       recipe, (int)n, p);
-		if (n > 7 && !strncmp(p, "format=", 7)) {
-			if (n - 7 >= fmt_len)
-				return err_set(e, EI_ECORRUPT, "recipe '%s': format name too long",
-					       recipe);
-			memcpy(fmt, p + 7, n - 7);
-			fmt[n - 7] = 0;
-		} else if (n > 7 && !strncmp(p, "writer=", 7)) {
-			if (n - 7 >= ver_len)
-				return err_set(e, EI_ECORRUPT, "recipe '%s': writer version too long",
-					       recipe);
-			memcpy(ver, p + 7, n - 7);
-			ver[n - 7] = 0;
-		} else {
-			if (o + n + 2 > opts_len)
-				return err_set(e, EI_ECORRUPT, "recipe '%s': options too long",
-					       recipe);
-			if (o)
-				opts[o++] = ',';
-			memcpy(opts + o, p, n);
-			o += n;
-			opts[o] = 0;
-		}
-		p += n;
-		if (*p == ',')
-			p++;
-	}
-	if (!fmt[0])
-		return err_set(e, EI_ECORRUPT, "recipe '%s' names no format", recipe);
-	return 0;
-}
-
-int delta_recipe_check(const char *recipe, struct err *e)
-{
-	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
-	int r;
-
-	if (!recipe[0])
-		return 0;
-	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
-			       opts, sizeof(opts), e);
-	if (r >= 0)
-		r = format_write_check(fmt, opts[0] ? opts : NULL, 0, e);
-	if (r < 0)
-		err_prefix(e, "refusing the patch before writing anything");
-	return r;
-}
-
 /* --- decoder ------------------------------------------------------------ */
 
 struct delta_dec {
@@ -446,6 +203,7 @@ struct delta_dec {
 	unsigned flags;
 	struct delta_pos pos;
 	uint8_t *body, *ops, *ref, *data, *buf;
+	const uint8_t *zbody;   /* the body of the chunk being decoded */
 	size_t body_cap, ops_cap, ref_cap, data_cap;
 	ZSTD_DCtx *dctx;
 };
@@ -473,7 +231,7 @@ int delta_dec_new(const struct delta_header *h, struct vdisk *old,
 		d->pos = *pos;
 	} else {
 		d->pos.patch_off = h->chunks_off;
-		sha256_init(&d->pos.sha);
+		memcpy(d->pos.next_sha, h->chunk0_sha, SHA256_LEN);
 	}
 	d->buf = malloc(DELTA_IO);
 	d->dctx = ZSTD_createDCtx();
@@ -630,9 +388,10 @@ struct chunk_hdr {
 	uint32_t index, new_len, op_count, ops_len, ops_zlen, ref_count,
 		 ref_len, data_len, data_zlen, flags, crc;
 	uint64_t new_off;
+	uint8_t next_sha[SHA256_LEN];
 };
 
-static int dec_chunk_hdr(struct delta_dec *d, const uint8_t *b,
+static int dec_chunk_hdr(const struct delta_dec *d, const uint8_t *b,
 			 struct chunk_hdr *c, struct err *e)
 {
 	unsigned k = d->pos.chunk;
@@ -652,7 +411,8 @@ static int dec_chunk_hdr(struct delta_dec *d, const uint8_t *b,
 	c->data_len = get_le32(b + 40);
 	c->data_zlen = get_le32(b + 44);
 	c->flags = get_le32(b + 48);
-	c->crc = get_le32(b + 52);
+	memcpy(c->next_sha, b + 52, SHA256_LEN);
+	c->crc = get_le32(b + 84);
 	if (c->index != k)
 		return err_set(e, EI_ECORRUPT,
 			       "patch: chunk %u at byte %llu says it is chunk %u: chunks are missing or out of order",
@@ -696,6 +456,11 @@ static int dec_chunk_hdr(struct delta_dec *d, const uint8_t *b,
 	if (c->flags)
 		return err_set(e, EI_EUNSUP, "patch: chunk %u: unknown flags 0x%x", k,
 			       c->flags);
+	if ((k + 1 == d->h.chunk_count) != buf_is_zero(c->next_sha, SHA256_LEN))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: the next chunk's hash is %s, but this chunk is %s the last",
+			       k, k + 1 == d->h.chunk_count ? "set" : "zero",
+			       k + 1 == d->h.chunk_count ? "" : "not");
 	return 0;
 }
 
@@ -740,7 +505,7 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 			       "patch: chunk %u: references add up to %llu bytes, ref_len says %u",
 			       k, (unsigned long long)sum, c->ref_len);
 	if (exec && c->data_len) {
-		r = dec_unzstd(d, d->data, c->data_len, d->body + c->ops_zlen,
+		r = dec_unzstd(d, d->data, c->data_len, d->zbody + c->ops_zlen,
 			       c->data_zlen, d->ref, c->ref_len, "data", e);
 		if (r < 0)
 			return r;
@@ -762,8 +527,6 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 		case DELTA_OP_ZERO:
 			if (exec && (r = s->write(s->arg, NULL, (size_t)len, out, e)) < 0)
 				return r;
-			if (exec)
-				sha256_zeros(&d->pos.sha, len);
 			break;
 		case DELTA_OP_COPY:
 			if (get_varint(p, c->ops_len, &pos, &delta))
@@ -783,7 +546,6 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 				r = vdisk_read(d->old, d->buf, n, old + done, e);
 				if (r < 0 || (r = s->write(s->arg, d->buf, n, out + done, e)) < 0)
 					return r;
-				sha256_update(&d->pos.sha, d->buf, n);
 				done += n;
 			}
 			break;
@@ -797,7 +559,6 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 				r = s->write(s->arg, d->data + data_pos, (size_t)len, out, e);
 				if (r < 0)
 					return r;
-				sha256_update(&d->pos.sha, d->data + data_pos, (size_t)len);
 			}
 			data_pos += (size_t)len;
 			break;
@@ -816,13 +577,10 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 	return 0;
 }
 
-static int dec_end(struct delta_dec *d, struct err *e)
+int delta_dec_done(const struct delta_dec *d, struct err *e)
 {
-	uint8_t sum[SHA256_LEN], b;
-	struct sha256 c = d->pos.sha;
-	char h1[2 * SHA256_LEN + 1], h2[2 * SHA256_LEN + 1];
-	int r;
-
+	if (d->pos.chunk < d->h.chunk_count)
+		return 1;
 	if (d->pos.new_done != d->h.new_size)
 		return err_set(e, EI_ECORRUPT,
 			       "patch: the chunks describe %llu bytes, NEW has %llu",
@@ -833,47 +591,21 @@ static int dec_end(struct delta_dec *d, struct err *e)
 			       "patch: the chunks end at byte %llu, the header says %llu",
 			       (unsigned long long)d->pos.patch_off,
 			       (unsigned long long)d->h.patch_size);
-	if (d->patch->flags & IO_STREAM) {
-		struct err e2 = { 0 };
-
-		r = io_read(d->patch, &b, 1, d->pos.patch_off - d->base, "patch", &e2);
-		if (r == 0)
-			return err_set(e, EI_ECORRUPT,
-				       "patch: trailing bytes after the last chunk (at byte %llu)",
-				       (unsigned long long)d->pos.patch_off);
-		if (r != EI_ETRUNC) {
-			*e = e2;
-			return r;
-		}
-	} else if (d->patch->size + d->base != d->h.patch_size) {
-		return err_set(e, EI_ECORRUPT,
-			       "patch: %llu trailing bytes after the last chunk",
-			       (unsigned long long)(d->patch->size + d->base - d->h.patch_size));
-	}
-	sha256_final(&c, sum);
-	if (memcmp(sum, d->h.new_sha, SHA256_LEN))
-		return err_set(e, EI_EMISMATCH,
-			       "patch: NEW's SHA-256 is %s, the patch promises %s",
-			       sha_hex(sum, SHA256_LEN, h1),
-			       sha_hex(d->h.new_sha, SHA256_LEN, h2));
 	return 0;
 }
 
-int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
-		   struct err *e)
+int delta_dec_chunk_size(const struct delta_dec *d, const uint8_t *hdr,
+			 size_t *size, struct err *e)
 {
-	uint8_t hb[DELTA_CHUNK_HDR];
 	struct chunk_hdr c;
 	size_t body;
-	uLong crc;
 	int r;
 
-	if (d->pos.chunk == d->h.chunk_count)
-		return dec_end(d, e);
-	r = dec_patch_read(d, hb, sizeof(hb), d->pos.patch_off, "a chunk header", e);
-	if (r < 0)
-		return r;
-	r = dec_chunk_hdr(d, hb, &c, e);
+	if (d->pos.chunk >= d->h.chunk_count)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: bytes after the last chunk (at byte %llu)",
+			       (unsigned long long)d->pos.patch_off);
+	r = dec_chunk_hdr(d, hdr, &c, e);
 	if (r < 0)
 		return r;
 	body = (size_t)c.ops_zlen + c.data_zlen;
@@ -881,23 +613,49 @@ int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
 		return err_set(e, EI_ECORRUPT,
 			       "patch: chunk %u: %zu body bytes run past patch_size %llu",
 			       d->pos.chunk, body, (unsigned long long)d->h.patch_size);
-	if ((r = dec_grow(&d->body, &d->body_cap, body, e)) < 0 ||
-	    (r = dec_grow(&d->ops, &d->ops_cap, c.ops_len, e)) < 0 ||
-	    (r = dec_grow(&d->ref, &d->ref_cap, c.ref_len, e)) < 0 ||
-	    (r = dec_grow(&d->data, &d->data_cap, c.data_len, e)) < 0)
-		return r;
-	r = dec_patch_read(d, d->body, body, d->pos.patch_off + DELTA_CHUNK_HDR,
-			   "a chunk body", e);
+	*size = DELTA_CHUNK_HDR + body;
+	return 0;
+}
+
+int delta_dec_chunk(struct delta_dec *d, const uint8_t *chunk, size_t len,
+		    const struct delta_sink *s, struct err *e)
+{
+	uint8_t sum[SHA256_LEN];
+	char h1[2 * SHA256_LEN + 1], h2[2 * SHA256_LEN + 1];
+	const uint8_t *body = chunk + DELTA_CHUNK_HDR;
+	struct chunk_hdr c;
+	size_t need;
+	uLong crc;
+	int r;
+
+	r = delta_dec_chunk_size(d, chunk, &need, e);
 	if (r < 0)
 		return r;
-	crc = crc32(0, hb, DELTA_CHUNK_HDR - 4);
-	crc = crc32(crc, d->body, (uInt)body);
+	if (len != need)
+		return err_set(e, -EINVAL, "patch: chunk %u: %zu bytes given, %zu needed",
+			       d->pos.chunk, len, need);
+	dec_chunk_hdr(d, chunk, &c, e);
+	/* the chunk the header (or the previous chunk) commits to, or nothing */
+	sha256(chunk, len, sum);
+	if (!(d->flags & DELTA_DEC_NO_SUMS) && memcmp(sum, d->pos.next_sha, SHA256_LEN))
+		return err_set(e, EI_EMISMATCH,
+			       "patch: chunk %u at byte %llu does not belong to this patch: its SHA-256 is %s, the patch commits to %s",
+			       d->pos.chunk, (unsigned long long)d->pos.patch_off,
+			       sha_hex(sum, SHA256_LEN, h1),
+			       sha_hex(d->pos.next_sha, SHA256_LEN, h2));
+	crc = crc32(0, chunk, DELTA_CHUNK_HDR - 4);
+	crc = crc32(crc, body, (uInt)(len - DELTA_CHUNK_HDR));
 	if (!(d->flags & DELTA_DEC_NO_SUMS) && crc != c.crc)
 		return err_set(e, EI_EMISMATCH,
 			       "patch: chunk %u at byte %llu: CRC-32 0x%08lx, the chunk says 0x%08x: the patch is corrupt",
 			       d->pos.chunk, (unsigned long long)d->pos.patch_off,
 			       (unsigned long)crc, c.crc);
-	r = dec_unzstd(d, d->ops, c.ops_len, d->body, c.ops_zlen, NULL, 0, "op stream", e);
+	if ((r = dec_grow(&d->ops, &d->ops_cap, c.ops_len, e)) < 0 ||
+	    (r = dec_grow(&d->ref, &d->ref_cap, c.ref_len, e)) < 0 ||
+	    (r = dec_grow(&d->data, &d->data_cap, c.data_len, e)) < 0)
+		return r;
+	d->zbody = body;
+	r = dec_unzstd(d, d->ops, c.ops_len, body, c.ops_zlen, NULL, 0, "op stream", e);
 	if (r < 0)
 		return r;
 	r = dec_ops(d, &c, 0, s, e);     /* check everything first */
@@ -907,7 +665,54 @@ int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
 	if (r < 0)
 		return r;
 	d->pos.chunk++;
-	d->pos.patch_off += DELTA_CHUNK_HDR + body;
+	d->pos.patch_off += len;
 	d->pos.new_done += c.new_len;
+	memcpy(d->pos.next_sha, c.next_sha, SHA256_LEN);
 	return 1;
+}
+
+int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
+		   struct err *e)
+{
+	uint8_t b;
+	size_t len;
+	int r = delta_dec_done(d, e);
+
+	if (r < 0)
+		return r;
+	if (!r) {               /* the end: nothing may follow */
+		struct err e2 = { 0 };
+
+		if (!(d->patch->flags & IO_STREAM)) {
+			if (d->patch->size + d->base != d->h.patch_size)
+				return err_set(e, EI_ECORRUPT,
+					       "patch: %llu trailing bytes after the last chunk",
+					       (unsigned long long)(d->patch->size + d->base -
+								    d->h.patch_size));
+			return 0;
+		}
+		r = io_read(d->patch, &b, 1, d->pos.patch_off - d->base, "patch", &e2);
+		if (r == 0)
+			return err_set(e, EI_ECORRUPT,
+				       "patch: trailing bytes after the last chunk (at byte %llu)",
+				       (unsigned long long)d->pos.patch_off);
+		if (r != EI_ETRUNC) {
+			*e = e2;
+			return r;
+		}
+		return 0;
+	}
+	if ((r = dec_grow(&d->body, &d->body_cap, DELTA_CHUNK_HDR, e)) < 0)
+		return r;
+	r = dec_patch_read(d, d->body, DELTA_CHUNK_HDR, d->pos.patch_off,
+			   "a chunk header", e);
+	if (r < 0 || (r = delta_dec_chunk_size(d, d->body, &len, e)) < 0)
+		return r;
+	if ((r = dec_grow(&d->body, &d->body_cap, len, e)) < 0)
+		return r;
+	r = dec_patch_read(d, d->body + DELTA_CHUNK_HDR, len - DELTA_CHUNK_HDR,
+			   d->pos.patch_off + DELTA_CHUNK_HDR, "a chunk body", e);
+	if (r < 0)
+		return r;
+	return delta_dec_chunk(d, d->body, len, s, e);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY      /* ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 
 #include "core/bytes.h"
@@ -28,8 +29,9 @@
 #define ENC_REF_MAX (16u << 20)         /* reference bytes per chunk */
 #define ENC_REF_OPS_MAX (64u << 10)     /* op-stream bytes of the references */
 #define ENC_OPS_MAX (DELTA_MAX_OPS_LEN - ENC_REF_OPS_MAX - 64)
-#define ENC_CHUNK_NEW (64ULL << 20)
-#define ENC_MEM_CAP (256ULL << 20)
+#define ENC_CHUNK_NEW (64ULL << 20)     /* the largest default chunk */
+#define ENC_CHUNK_MIN (64u << 10)       /* the smallest default chunk */
+#define ENC_TOTAL_CAP (500ULL << 20)    /* index, units and zstd contexts */
 #define ENC_DUPS 8                      /* identical OLD blocks indexed */
 #define ENC_BLOCK_TABLE_MAX (1u << 24)  /* entries: 128 MiB */
 #define ENC_ANCHOR_TABLE_MAX (1u << 23) /* entries: 64 MiB */
@@ -123,6 +125,9 @@ struct enc {
 
 	int hashers;            /* OLD and NEW are hashed by threads */
 	uint64_t wpos;          /* where the next chunk goes in the patch */
+	uint64_t *chunk_off;    /* where each chunk starts */
+	size_t nchunk_off;      /* room in chunk_off */
+	uint8_t chunk0_sha[SHA256_LEN];
 	uint32_t max_data, max_ref;
 	struct pipeline *pl;
 };
@@ -235,7 +240,7 @@ static void *hasher_run(void *arg)
 {
 	struct hasher *h = arg;
 
-	h->r = delta_hash_disk(h->vd, h->sha, NULL, NULL, &h->e);
+	h->r = chash_vdisk(h->vd, h->sha, NULL, NULL, &h->e);
 	return NULL;
 }
 
@@ -243,7 +248,7 @@ static void *hasher_run(void *arg)
  * The extent of @vd at @off (at most ENC_IO bytes), read into x->buf when it
  * holds data, and fed to @c unless threads of their own hash the disks.
  */
-static int enc_next(struct enc *x, struct vdisk *vd, struct sha256 *c,
+static int enc_next(struct enc *x, struct vdisk *vd, struct chash *c,
 		    uint64_t off, struct extent *ext, struct err *e)
 {
 	int r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), ext, e);
@@ -252,14 +257,14 @@ static int enc_next(struct enc *x, struct vdisk *vd, struct sha256 *c,
 		return r;
 	if (ext->type != EXT_DATA) {
 		if (!x->hashers)
-			sha256_zeros(c, ext->len);
+			chash_zeros(c, ext->len);
 		return 0;
 	}
 	r = vdisk_read(vd, x->buf, (size_t)ext->len, off, e);
 	if (r < 0)
 		return r;
 	if (!x->hashers)
-		sha256_update(c, x->buf, (size_t)ext->len);
+		chash_update(c, x->buf, (size_t)ext->len);
 	return 0;
 }
 
@@ -267,11 +272,11 @@ static int enc_next(struct enc *x, struct vdisk *vd, struct sha256 *c,
 static int enc_index_old(struct enc *x, struct err *e)
 {
 	struct vdisk *vd = x->old;
-	struct sha256 c;
+	struct chash c;
 	uint64_t off = 0;
 	int r;
 
-	sha256_init(&c);
+	chash_init(&c);
 	while (off < vd->size) {
 		struct extent ext;
 
@@ -292,7 +297,7 @@ static int enc_index_old(struct enc *x, struct err *e)
 		enc_progress(x, ext.len);
 	}
 	if (!x->hashers)
-		sha256_final(&c, x->st.old_sha);
+		chash_final(&c, x->st.old_sha);
 	return 0;
 }
 
@@ -722,11 +727,11 @@ static int enc_block(struct enc *x, const uint8_t *p, size_t n, uint64_t off,
 static int enc_walk_new(struct enc *x, struct err *e)
 {
 	struct vdisk *vd = x->new;
-	struct sha256 c;
+	struct chash c;
 	uint64_t off = 0;
 	int r;
 
-	sha256_init(&c);
+	chash_init(&c);
 	while (off < vd->size) {
 		struct extent ext;
 
@@ -754,7 +759,7 @@ static int enc_walk_new(struct enc *x, struct err *e)
 		enc_progress(x, ext.len);
 	}
 	if (!x->hashers)
-		sha256_final(&c, x->st.new_sha);
+		chash_final(&c, x->st.new_sha);
 	return enc_close_chunk(x, e);
 }
 
@@ -820,9 +825,10 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 	put_le32(h + 40, m.data_len);
 	put_le32(h + 44, (uint32_t)dzl);
 	put_le32(h + 48, 0);
+	memset(h + 52, 0, SHA256_LEN);  /* the next chunk's hash: enc_chain() */
 	crc = crc32(0, h, DELTA_CHUNK_HDR - 4);
 	crc = crc32(crc, z, (uInt)(ozl + dzl));
-	put_le32(h + 52, (uint32_t)crc);
+	put_le32(h + 84, (uint32_t)crc);
 	u->out_len = DELTA_CHUNK_HDR + ozl + dzl;
 	return 0;
 }
@@ -841,9 +847,64 @@ static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
 	r = io_write(x->out, u->out, u->out_len, x->wpos, e);
 	if (r < 0)
 		return r;
+	if (x->st.chunks == x->nchunk_off) {
+		size_t n = x->nchunk_off ? 2 * x->nchunk_off : 64;
+		uint64_t *p = realloc(x->chunk_off, n * sizeof(*p));
+
+		if (!p)
+			return err_set(e, -ENOMEM, "delta: out of memory");
+		x->chunk_off = p;
+		x->nchunk_off = n;
+	}
+	x->chunk_off[x->st.chunks] = x->wpos;
 	x->wpos += u->out_len;
 	x->st.chunks++;
 	return 0;
+}
+
+/*
+ * Chain the chunks, last to first: each chunk's header gets the SHA-256 of
+ * the chunk after it (and its CRC again), so that the header, which holds
+ * chunk 0's hash, commits to every chunk and a decoder can prove each one
+ * before using it.  Reads the patch back: a chunk at a time.
+ */
+static int enc_chain(struct enc *x, uint8_t first[SHA256_LEN], struct err *e)
+{
+	uint8_t next[SHA256_LEN] = { 0 }, *b = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	for (uint64_t i = x->st.chunks; i-- > 0;) {
+		uint64_t off = x->chunk_off[i];
+		size_t len = (size_t)((i + 1 < x->st.chunks ? x->chunk_off[i + 1] :
+				       x->wpos) - off);
+		uLong crc;
+
+		if (len > cap) {
+			uint8_t *nb = realloc(b, len);
+
+			if (!nb) {
+				r = err_set(e, -ENOMEM, "delta: out of memory");
+				break;
+			}
+			b = nb;
+			cap = len;
+		}
+		r = io_read(x->out, b, len, off, "the patch", e);
+		if (r < 0)
+			break;
+		memcpy(b + 52, next, SHA256_LEN);
+		crc = crc32(0, b, DELTA_CHUNK_HDR - 4);
+		crc = crc32(crc, b + DELTA_CHUNK_HDR, (uInt)(len - DELTA_CHUNK_HDR));
+		put_le32(b + 84, (uint32_t)crc);
+		r = io_write(x->out, b, DELTA_CHUNK_HDR, off, e);
+		if (r < 0)
+			break;
+		sha256(b, len, next);
+	}
+	free(b);
+	memcpy(first, next, SHA256_LEN);
+	return r;
 }
 
 static const struct pl_ops enc_pl_ops = {
@@ -851,6 +912,33 @@ static const struct pl_ops enc_pl_ops = {
 	.emit = enc_emit,
 	.ctx_free = enc_ctx_free,
 };
+
+/*
+ * Fit the workers in ENC_TOTAL_CAP: the index, a unit per worker and one
+ * queued, and each worker's zstd context (about 90 MiB at level 19 with
+ * the window the chunks need) all count; threads are reduced to fit.
+ */
+static void enc_budget(struct enc *x, struct delta_enc_opts *o)
+{
+	ZSTD_compressionParameters cp = ZSTD_getCParams(o->level,
+							ENC_REF_MAX + ENC_DATA_MAX, 0);
+	uint64_t unit = UNIT_IN_CAP + DELTA_CHUNK_HDR +
+			ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
+			ZSTD_compressBound(ENC_DATA_MAX);
+	uint64_t index = (x->bt_mask + 1 + (1ULL << x->at_bits)) * sizeof(struct slot);
+	uint64_t cctx, fixed;
+
+	cp.windowLog = DELTA_MAX_WINDOW_LOG;
+	cctx = ZSTD_estimateCCtxSize_usingCParams(cp);
+	fixed = index + unit + ENC_IO + DELTA_MAX_OPS_LEN + ENC_DATA_MAX;
+	while (o->threads > 1 &&
+	       fixed + (uint64_t)o->threads * (unit + cctx) > ENC_TOTAL_CAP)
+		o->threads--;
+	if (!o->mem_cap)        /* a unit per worker and one queued */
+		o->mem_cap = (uint64_t)(o->threads + 1) * unit;
+	x->st.threads = o->threads;
+	x->st.mem_estimate = fixed + (uint64_t)o->threads * (unit + cctx);
+}
 
 static int enc_header(struct enc *x, struct err *e)
 {
@@ -886,6 +974,7 @@ static int enc_header(struct enc *x, struct err *e)
 	put_le64(h + 144, rl ? o->target_size : x->new->size);
 	memcpy(h + 152, rl ? o->target_sha : x->st.new_sha, SHA256_LEN);
 	put_le64(h + 184, o->patch_version);
+	memcpy(h + 192, x->chunk0_sha, SHA256_LEN);
 	if (rl)
 		memcpy(h + DELTA_HDR_FIXED, o->recipe, rl);
 	sha256(h, DELTA_HDR_FIXED + rl, h + DELTA_HDR_FIXED + rl);
@@ -914,13 +1003,12 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	if (o.level < 1 || o.level > ZSTD_maxCLevel())
 		return err_set(e, EI_EUSAGE, "delta: level %d is not 1..%d", o.level,
 			       ZSTD_maxCLevel());
-	if (!o.mem_cap)         /* a unit per thread and one queued, within the cap */
-		o.mem_cap = min_u64(ENC_MEM_CAP, (uint64_t)(o.threads + 1) *
-				    (UNIT_IN_CAP + DELTA_CHUNK_HDR +
-				     ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
-				     ZSTD_compressBound(ENC_DATA_MAX)));
-	if (!o.chunk_new)
-		o.chunk_new = ENC_CHUNK_NEW;
+	if (!o.chunk_new) {     /* a checkpoint every 1/16 of NEW at least */
+		o.chunk_new = (new->size / 16 + ENC_CHUNK_MIN - 1) /
+			      ENC_CHUNK_MIN * ENC_CHUNK_MIN;
+		o.chunk_new = o.chunk_new < ENC_CHUNK_MIN ? ENC_CHUNK_MIN :
+			      min_u64(o.chunk_new, ENC_CHUNK_NEW);
+	}
 	if (o.chunk_new < DELTA_BLOCK || o.chunk_new > DELTA_MAX_CHUNK_NEW ||
 	    o.chunk_new % DELTA_BLOCK)
 		return err_set(e, EI_EUSAGE,
@@ -955,6 +1043,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	r = enc_tables(&x, e);
 	if (r < 0)
 		goto out;
+	enc_budget(&x, &o);
 	r = pipeline_new(&enc_pl_ops, &x, o.threads, UNIT_IN_CAP,
 			 DELTA_CHUNK_HDR + ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
 			 ZSTD_compressBound(ENC_DATA_MAX), o.mem_cap, &x.pl, e);
@@ -969,7 +1058,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 			goto out;
 	}
 #if IS_ENABLED(CONFIG_THREADS)
-	if (o.hash_old && o.hash_new && o.threads > 1 &&
+	if (o.hash_old && o.hash_new && opts->threads > 1 &&
 	    o.hash_old->size == old->size && o.hash_new->size == new->size) {
 		hs[0].vd = o.hash_old;
 		hs[1].vd = o.hash_new;
@@ -1003,6 +1092,9 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		memcpy(x.st.old_sha, hs[0].sha, SHA256_LEN);
 		memcpy(x.st.new_sha, hs[1].sha, SHA256_LEN);
 	}
+	r = enc_chain(&x, x.chunk0_sha, e);
+	if (r < 0)
+		goto out;
 	r = enc_header(&x, e);
 	if (r < 0)
 		goto out;
@@ -1023,5 +1115,6 @@ out:
 	free(x.c_data);
 	free(x.c_runs);
 	free(x.cand);
+	free(x.chunk_off);
 	return r;
 }

@@ -11,10 +11,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/io.h"
 #include "core/kconfig.h"
+#include "crypto/chash.h"
 #include "crypto/sha.h"
 #include "core/vdisk.h"
 
@@ -22,12 +24,12 @@
 
 #define DELTA_MAGIC "EIDELTA\x1a"       /* 8 bytes */
 #define DELTA_MAGIC_LEN 8
-#define DELTA_VERSION 1
+#define DELTA_VERSION 2                 /* 1: edgeimg 0.1 (refused) */
 #define DELTA_HDR_FIXED 256             /* header bytes before the recipe */
 #define DELTA_RECIPE_MAX 1024
 #define DELTA_HDR_MAX (DELTA_HDR_FIXED + DELTA_RECIPE_MAX + SHA256_LEN)
 #define DELTA_CHUNK_MAGIC "EICH"
-#define DELTA_CHUNK_HDR 56              /* bytes of a chunk header */
+#define DELTA_CHUNK_HDR 88              /* bytes of a chunk header */
 
 /* Incompatible features: a decoder refuses a patch with a bit it lacks. */
 #define DELTA_INCOMPAT_REF (1ULL << 0)     /* data frames use OLD references */
@@ -48,7 +50,7 @@
 enum delta_op { DELTA_OP_ZERO = 0, DELTA_OP_COPY = 1, DELTA_OP_DATA = 2 };
 
 /*
- * Limits every decoder enforces; they bound apply memory (about 36 MiB in
+ * Limits every decoder enforces; they bound apply memory (about 51 MiB in
  * the worst case, see the spec) whatever the patch claims.
  */
 #define DELTA_BLOCK 4096                   /* the encoder's matching unit */
@@ -77,6 +79,7 @@ struct delta_header {
 	char recipe[DELTA_RECIPE_MAX + 1]; /* "" for a raw target */
 	uint8_t id[SHA256_LEN];         /* the header checksum: the patch's identity */
 	uint64_t patch_version;         /* for downgrade checks (apply --min-version) */
+	uint8_t chunk0_sha[SHA256_LEN]; /* SHA-256 of chunk 0 (each chunk holds the next one's) */
 	uint64_t chunks_off;            /* chunk 0: header_size (+ DELTA_SIG_SIZE when SIGNED) */
 };
 
@@ -87,8 +90,11 @@ struct delta_sig {
 	uint8_t sig[DELTA_SIG_LEN];     /* over header bytes 0 .. header_size */
 };
 
-/* delta_is_patch() - 1 when @head (at least 8 bytes) starts with the magic. */
-int delta_is_patch(const uint8_t *head, size_t len);
+/* delta_is_patch() - 1 when @head (@len bytes) starts with the magic. */
+static inline int delta_is_patch(const uint8_t *head, size_t len)
+{
+	return len >= DELTA_MAGIC_LEN && !memcmp(head, DELTA_MAGIC, DELTA_MAGIC_LEN);
+}
 
 /*
  * delta_header_parse() - decode and check a header from @buf.  Returns
@@ -179,16 +185,7 @@ static inline int delta_sig_verify(const struct delta_header *h, const uint8_t *
 }
 #endif
 
-/* --- helpers shared by the verbs ---------------------------------------- */
-
-
-/*
- * delta_hash_disk() - SHA-256 of @vd's whole content (holes read as
- * zero), with @progress called as it goes (may be NULL).
- */
-int delta_hash_disk(struct vdisk *vd, uint8_t out[SHA256_LEN],
-		    void (*progress)(void *arg, uint64_t done, uint64_t total),
-		    void *arg, struct err *e);
+/* --- targets: what apply builds (src/delta/delta-target.c) -------------- */
 
 /*
  * delta_canon_open() - a view of @inner (borrowed, kept open by the caller)
@@ -217,13 +214,27 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
  */
 int delta_recipe_check(const char *recipe, struct err *e);
 
+/*
+ * delta_target_build() - write the container @recipe describes from @new's
+ * disk (seen through the canonical view) into @out (empty, or a block
+ * device), sync it and read it back: *@size and @sha get the container's
+ * size and content hash as read from the media.  @threads and @progress
+ * go to the writer.
+ */
+int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
+		       unsigned threads,
+		       void (*progress)(void *arg, uint64_t done, uint64_t total),
+		       void *arg, uint64_t *size, uint8_t sha[CHASH_LEN],
+		       struct err *e);
+
 /* --- encoder ------------------------------------------------------------ */
 
 struct delta_enc_opts {
 	int level;              /* zstd level of the data, 1..22 (0: 19) */
 	unsigned threads;       /* compression workers, >= 1 */
-	uint64_t mem_cap;       /* bytes of the pipeline's units (0: 128 MiB) */
-	uint64_t chunk_new;     /* NEW bytes per chunk at most (0: 64 MiB) */
+	uint64_t mem_cap;       /* bytes of the pipeline's units (0: what fits) */
+	uint64_t chunk_new;     /* NEW bytes per chunk at most (0: 1/16 of NEW,
+				   rounded to 64 KiB, in 64 KiB..64 MiB) */
 	const char *recipe;     /* the target container's recipe, NULL: raw */
 	const uint8_t *target_sha;      /* with a recipe: the container's SHA-256 */
 	uint64_t target_size;
@@ -249,7 +260,9 @@ struct delta_enc_stats {
 	uint64_t zero, copy, data;      /* NEW bytes by operation */
 	uint64_t ref;                   /* OLD bytes used as references */
 	uint64_t chunks, patch_size;
-	uint8_t old_sha[SHA256_LEN], new_sha[SHA256_LEN];
+	uint8_t old_sha[SHA256_LEN], new_sha[SHA256_LEN];   /* content hashes */
+	unsigned threads;               /* compression workers used */
+	uint64_t mem_estimate;          /* bytes of the index, units and contexts */
 };
 
 /*
@@ -262,7 +275,7 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		 const struct delta_enc_opts *o, struct delta_enc_stats *st,
 		 struct err *e);
 
-/* --- decoder ------------------------------------------------------------ */
+/* --- decoder (src/delta/delta-dec.c) ------------------------------------ */
 
 /*
  * Where the NEW disk goes: @write receives NEW in order, each byte once;
@@ -279,32 +292,60 @@ struct delta_pos {
 	uint32_t chunk;         /* the next chunk to decode */
 	uint64_t patch_off;     /* its offset in the patch */
 	uint64_t new_done;      /* NEW bytes produced before it */
-	struct sha256 sha;      /* SHA-256 state over those bytes */
+	uint8_t next_sha[SHA256_LEN];   /* its SHA-256, as the previous chunk
+					   (or the header) commits to */
 };
 
-#define DELTA_DEC_NO_SUMS 1u    /* ignore chunk CRCs (fuzzing only) */
+#define DELTA_DEC_NO_SUMS 1u    /* ignore chunk CRCs and hashes (fuzzing only) */
 
 struct delta_dec;
 
 /*
- * delta_dec_new() - a decoder of the patch whose header is @h, reading
- * chunks from @patch (the patch from byte @base on: 0 for a whole patch, a
- * checkpoint's patch offset for a resumed stream) and OLD from @old, whose
- * size must be h->old_size (its content hash is the caller's to check
- * first).  Starts at @pos, or at the first chunk when NULL.  Borrows all
- * of them.
+ * delta_dec_new() - a decoder of the patch whose header is @h, reading OLD
+ * from @old, whose size must be h->old_size (its content hash is the
+ * caller's to check first).  Chunks come either from @patch (the patch
+ * from byte @base on: 0 for a whole patch, a checkpoint's patch offset for
+ * a resumed stream), read by delta_dec_next(), or, with @patch NULL, from
+ * the caller through delta_dec_chunk_size() and delta_dec_chunk().  Starts
+ * at @pos, or at the first chunk when NULL.  Borrows all of them.
  */
 int delta_dec_new(const struct delta_header *h, struct vdisk *old,
 		  struct io *patch, uint64_t base, const struct delta_pos *pos,
 		  unsigned flags, struct delta_dec **out, struct err *e);
 
 /*
- * delta_dec_next() - decode the next chunk into @s: the whole chunk is
- * read and checked before its first byte is passed on.  Returns 1 after a
- * chunk, 0 at the end once everything is verified (chunk count, patch
- * size, no trailing bytes, NEW's SHA-256), or an error: EI_ETRUNC when the
- * patch ends early (the caller may resume later), EI_ECORRUPT/EI_ECODEC
- * for an invalid patch, EI_EMISMATCH when NEW's hash differs.
+ * delta_dec_chunk_size() - check the DELTA_CHUNK_HDR bytes at @hdr as the
+ * header of the next chunk (magic, index, offsets, every length and
+ * count against the limits) and give in *@size the bytes of the whole
+ * chunk, header included.
+ */
+int delta_dec_chunk_size(const struct delta_dec *d, const uint8_t *hdr,
+			 size_t *size, struct err *e);
+
+/*
+ * delta_dec_chunk() - decode the next chunk, whole at @chunk (@len bytes,
+ * as delta_dec_chunk_size() said), into @s.  Before its first byte is
+ * passed on the chunk is proven to be the patch's own (its SHA-256 is the
+ * one the header or the previous chunk commits to), its CRC checked and
+ * every operation checked.  1 on success; EI_EMISMATCH when the chunk is
+ * not the patch's own, EI_ECORRUPT/EI_ECODEC when it is invalid.
+ */
+int delta_dec_chunk(struct delta_dec *d, const uint8_t *chunk, size_t len,
+		    const struct delta_sink *s, struct err *e);
+
+/*
+ * delta_dec_done() - 1 while chunks are left, 0 once the last one is
+ * decoded and the chunks account for NEW's size and the patch's.
+ */
+int delta_dec_done(const struct delta_dec *d, struct err *e);
+
+/*
+ * delta_dec_next() - with a @patch io: read and decode the next chunk into
+ * @s.  Returns 1 after a chunk, 0 at the end once the chunk count, the
+ * patch size and the absence of trailing bytes are checked, or an error:
+ * EI_ETRUNC when the patch ends early (the caller may resume later), or
+ * delta_dec_chunk()'s.  NEW's content hash is the caller's to check, on
+ * what it wrote.
  */
 int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
 		   struct err *e);
@@ -313,5 +354,112 @@ int delta_dec_next(struct delta_dec *d, const struct delta_sink *s,
 void delta_dec_pos(const struct delta_dec *d, struct delta_pos *pos);
 
 void delta_dec_free(struct delta_dec *d);
+
+/* --- the apply transaction (src/delta/delta-apply.c) --------------------- */
+
+struct delta_apply_opts {
+	const char *old_path;           /* OLD: a file or a block device */
+	struct open_opts old_open;      /* how to open it (-f, --allow-refs, ...) */
+	const char *patch_name;         /* PATCH for messages ("<stdin>" for -) */
+	const char *patch_path;         /* PATCH's path when it is a file, else NULL */
+	uint64_t patch_size;            /* PATCH's size when it is a file, else 0 */
+	const char *out_path;           /* OUT: a file (renamed into place) or a
+					   block device (written in place) */
+	const char *state;              /* PREFIX of the state files, NULL: default */
+	int resume;                     /* continue from a checkpoint */
+	int force;                      /* replace an existing regular OUT */
+	const struct delta_key *verify; /* require a patch signed by this key */
+	uint64_t min_version;           /* refuse a lower patch_version */
+	unsigned threads;               /* a container writer's workers */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+	/* things worth saying that are not errors (may be NULL) */
+	void (*note)(void *arg, const char *msg);
+	void *note_arg;
+};
+
+struct delta_apply_result {
+	uint64_t new_size;              /* NEW's disk */
+	uint64_t target_size;           /* what OUT holds: NEW or its container */
+	uint64_t written;               /* bytes written to OUT or its partial file */
+	uint64_t old_used;              /* bytes of OLD the patch uses */
+	uint32_t from_chunk, chunks;    /* chunks applied by this run, of all */
+	uint8_t new_sha[CHASH_LEN];     /* NEW's content hash, read back */
+	uint8_t target_sha[CHASH_LEN];  /* OUT's, read back */
+	char target[DELTA_RECIPE_MAX + 1];      /* the recipe, "" for raw */
+	int old_is_new;                 /* OLD already held NEW */
+	int out_is_device;
+};
+
+struct delta_apply;
+
+/*
+ * delta_apply_begin() - start applying a patch to o->old_path into
+ * o->out_path: check the command line's paths (OUT is neither OLD nor the
+ * patch, nor an existing patch; a regular OUT exists only with @force),
+ * take the lock (one apply per state PREFIX; a block device OUT opened
+ * exclusively and locked itself) and, with @resume, load the checkpoint.
+ * Nothing is read from the patch and nothing is written.  On success
+ * *@out is the caller's to delta_apply_free().
+ */
+int delta_apply_begin(const struct delta_apply_opts *o, struct delta_apply **out,
+		      struct err *e);
+
+/*
+ * delta_apply_feed() - the next @len bytes of the patch stream: the whole
+ * patch from its first byte, or with a checkpoint the patch from the byte
+ * it needs (delta_apply_resume_offset()).  Once the header is in, the
+ * signature, the version, the recipe and OLD's content hash are checked,
+ * before anything is written; then every chunk is proven, checked, written
+ * and checkpointed.  Bytes are buffered up to one chunk.  After an error
+ * the transaction is over: call delta_apply_free().
+ */
+int delta_apply_feed(struct delta_apply *a, const void *buf, size_t len,
+		     struct err *e);
+
+/* delta_apply_needs_patch() - 0 when a checkpoint left nothing to decode. */
+int delta_apply_needs_patch(const struct delta_apply *a);
+
+/*
+ * delta_apply_finish() - the patch has ended: check that every chunk came,
+ * sync, read NEW back from the media and check its content hash, build a
+ * container target (read back and checked too), then commit OUT (rename
+ * a file into place) and remove the state.  Only then is it success.
+ */
+int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
+		       struct err *e);
+
+/*
+ * delta_apply_free() - end the transaction.  After a failure the state is
+ * kept when it is worth resuming (a cut stream, an I/O error, a bad chunk:
+ * every chunk before it was proven) and removed when not (a refused patch
+ * or source, a result that did not verify); *@kept says which (may be
+ * NULL).  Releases the locks.
+ */
+void delta_apply_free(struct delta_apply *a, int *kept);
+
+/*
+ * delta_apply_state_paths() - where the checkpoint and the partial NEW of
+ * an apply to @out with @state (NULL: default) live, for messages.
+ */
+void delta_apply_state_paths(const char *out, const char *state, char *ckpt,
+			     size_t ckpt_len, char *part, size_t part_len);
+
+/*
+ * delta_apply_resume_offset() - the patch byte a resumed apply to @out
+ * needs the patch from: 0 without a checkpoint.
+ */
+int delta_apply_resume_offset(const char *out, const char *state, uint64_t *off,
+			      struct err *e);
+
+/*
+ * delta_apply_pull() - after delta_apply_begin(): the rest of the
+ * transaction, with the patch pulled through @read (up to @len bytes into
+ * @buf, *@got = 0 at the end of the patch), then delta_apply_finish().
+ */
+int delta_apply_pull(struct delta_apply *a,
+		     int (*read)(void *arg, void *buf, size_t len, size_t *got,
+				 struct err *e),
+		     void *arg, struct delta_apply_result *res, struct err *e);
 
 #endif

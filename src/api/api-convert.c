@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+/* The public API: convert an image to another format (src/edgeimg.h). */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/format.h"
+#include "core/kconfig.h"
+#include "core/limits.h"
+#include "core/outfile.h"
+
+/* threads: 0 is one per core, and 1 when built without threads */
+unsigned api_threads(unsigned n)
+{
+	if (!IS_ENABLED(CONFIG_THREADS))
+		return 1;
+	if (n == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = c > 0 ? (c > 256 ? 256 : (unsigned)c) : 1;
+	}
+	return n;
+}
+
+int ei_convert(struct ei_image *in, const char *out,
+	       const struct ei_convert_opts *o, struct ei_convert_result *res,
+	       struct ei_err *pub)
+{
+	const char *const inputs[] = { in->path, NULL };
+	const struct img_format *f;
+	struct write_opts wo = { 0 };
+	struct outfile of;
+	struct err e = { 0 };
+	struct stat st;
+	unsigned flags = o->force ? OUTFILE_FORCE : 0;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (!o->format)
+		return api_err(pub, &e, err_set(&e, EI_EUSAGE,
+						"name the output format (-O); raw is never assumed"));
+	r = api_format_check(o->format, 1, &e);
+	if (r < 0)
+		return api_err(pub, &e, r);
+	f = format_find(o->format);
+	/* options the output cannot take are refused before OUT exists */
+	r = format_write_check(f->name, o->options, o->compress, &e);
+	if (r < 0)
+		return api_err(pub, &e, r);
+	if (api_format_streams(f))
+		flags |= OUTFILE_STREAM;
+	r = outfile_open(&of, out, flags, inputs, &e);
+	if (r < 0)
+		return api_err(pub, &e, r);
+	wo.options = o->options;
+	wo.compress = o->compress;
+	wo.threads = api_threads(o->threads);
+	wo.mem_cap = EI_MEM_CAP;
+	wo.progress = o->progress.fn;
+	wo.progress_arg = o->progress.arg;
+	r = f->write(in->vd, of.io, &wo, &e);
+	if (r < 0) {
+		outfile_abort(&of);
+		err_prefix(&e, "%s", out);
+		return api_err(pub, &e, r);
+	}
+	res->in_size = in->vd->size;
+	res->out_size = of.io->end;
+	res->out_kind = of.kind == OUT_FILE ? EI_OUT_FILE :
+			of.kind == OUT_BLOCKDEV ? EI_OUT_BLOCKDEV : EI_OUT_STDOUT;
+	r = outfile_commit(&of, &e);
+	if (r < 0)
+		return api_err(pub, &e, r);
+	if (res->out_kind == EI_OUT_FILE && stat(out, &st) == 0) {
+		res->out_size = (uint64_t)st.st_size;
+		res->out_alloc = (uint64_t)st.st_blocks * 512;
+	}
+	return 0;
+}
