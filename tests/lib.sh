@@ -73,6 +73,28 @@ fixture() {
 	return 1
 }
 
+# chash FILE [LEN]: the content hash of src/delta/delta-format.md of the
+# first LEN bytes of FILE (all of it by default): SHA-256 over the SHA-256
+# of every 1 MiB leaf, then the length as 8 little-endian bytes; computed
+# by Python's hashlib, not by edgeimg.
+chash() {
+	python3 - "$@" <<'PY'
+import hashlib, os, struct, sys
+path = sys.argv[1]
+n = int(sys.argv[2]) if len(sys.argv) > 2 else os.path.getsize(path)
+root, left = hashlib.sha256(), n
+with open(path, "rb") as f:
+    while left:
+        leaf = f.read(min(1 << 20, left))
+        if not leaf:
+            sys.exit("chash: %s is shorter than %d bytes" % (path, n))
+        root.update(hashlib.sha256(leaf).digest())
+        left -= len(leaf)
+root.update(struct.pack("<Q", n))
+print(root.hexdigest())
+PY
+}
+
 has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
 
 # has_oracle TOOL: for one optional part of a test, true when TOOL is

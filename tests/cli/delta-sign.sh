@@ -168,6 +168,47 @@ run_ei 0 -- apply --resume --verify k.pub v1.raw p2 o/r.raw
 check "resumed with the whole signed patch file" cmp -s v2.raw o/r.raw
 rm -f o/*
 
+# --- the state directory is not trusted: the partial NEW is read back ----
+# the attack: cut a signed stream, write other bytes into the partial file,
+# resume with --verify.  The read-back of the result refuses to commit it.
+head -c $half p2 | ei apply --verify k.pub v1.raw - o/r.raw 2>/dev/null
+check "a cut stream left a partial file" test -s o/r.raw.edgeimg-part
+printf 'forged by whoever can write the state directory' |
+	dd of=o/r.raw.edgeimg-part bs=1 seek=4096 conv=notrunc status=none
+run_ei 1 -- apply --resume --verify k.pub v1.raw p2 o/r.raw
+has "forged partial file: refused by the read-back" \
+	"NEW read back from .*r.raw.edgeimg-part has content hash [0-9a-f]{64}, the patch promises $(chash v2.raw): OUT not committed" "$ERR"
+check "forged partial file: no OUT, no state" test -z "$(listing)"
+head -c $half p2 | ei apply v1.raw - o/r.raw 2>/dev/null
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1); f.seek(100); f.write(bytes([b[0] ^ 1]))' o/r.raw.edgeimg-part
+run_ei 1 -- apply --resume v1.raw p2 o/r.raw
+has "a flipped byte in the partial file is found" 'NEW read back from .* has content hash' "$ERR"
+check "a flipped byte: no OUT" test ! -e o/r.raw
+
+# --- a forged chunk under --verify: refused before any of its bytes is written
+python3 - p2 p2forged <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+off = struct.unpack_from("<I", b, 12)[0] + 128        # header, signature
+for k in range(2):                                      # to chunk 2
+    off += 88 + struct.unpack_from("<I", b, off + 28)[0] + struct.unpack_from("<I", b, off + 44)[0]
+n = 88 + struct.unpack_from("<I", b, off + 28)[0] + struct.unpack_from("<I", b, off + 44)[0]
+b[off + n - 3] ^= 0x5a                                  # its data, CRC made valid
+c = zlib.crc32(bytes(b[off:off + 84])); c = zlib.crc32(bytes(b[off + 88:off + n]), c)
+struct.pack_into("<I", b, off + 84, c)
+open(sys.argv[2], "wb").write(b)
+open("chunk2.off", "w").write(str(struct.unpack_from("<Q", b, off + 8)[0]))
+PY
+run_ei 1 -- apply --verify k.pub v1.raw p2forged o/f.raw
+has "a forged chunk with a valid CRC is refused under --verify" \
+	'chunk 2 at byte [0-9]+ does not belong to this patch' "$ERR"
+check "none of its bytes was written: the partial file ends where chunk 2 starts" \
+	test "$(stat -c %s o/f.raw.edgeimg-part)" = "$(cat chunk2.off)"
+check "no OUT" test ! -e o/f.raw
+run_ei 0 -- apply --resume --verify k.pub v1.raw p2 o/f.raw
+check "the genuine patch resumes from chunk 2" cmp -s v2.raw o/f.raw
+rm -f o/*
+
 # --- the apply lock: a second apply on the same OUT or state is refused -----
 mkfifo fifo
 exec 3<>fifo    # kept open: the first apply waits for its patch
