@@ -2,8 +2,10 @@
 /*
  * SHA-1, SHA-256 and SHA-512 in portable C, written from FIPS 180-4
  * (sections 4.1, 4.2, 5.1, 5.3 and 6.1 to 6.4): big-endian words and
- * unrolled rounds.
+ * unrolled rounds; SHA-256 blocks also in the x86-64 SHA extensions and
+ * the ARMv8 SHA2 instructions, picked at run time.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/bytes.h"
@@ -222,6 +224,160 @@ static void sha256_blocks(uint32_t *st, const uint8_t *p, size_t n)
 	}
 }
 
+/* --- SHA-256 in the CPU's SHA instructions -------------------------------- */
+
+/*
+ * Both run the same rounds as sha256_blocks() on the same state words,
+ * with the message schedule and two rounds per instruction in hardware.
+ * They are compiled for their instructions alone (a target attribute), so
+ * the rest of the build keeps its flags, and are only called when the
+ * CPU says it has them (sha256_pick()).
+ */
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* Intel SHA extensions (SHA-NI): the state as ABEF and CDGH halves. */
+__attribute__((target("sha,sse4.1")))
+static void sha256_blocks_shani(uint32_t *st, const uint8_t *p, size_t n)
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
+					     0x0405060700010203ULL);
+	__m128i abef, cdgh, t;
+
+	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)st), 0xb1);
+	cdgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(st + 4)), 0x1b);
+	abef = _mm_alignr_epi8(t, cdgh, 8);
+	cdgh = _mm_blend_epi16(cdgh, t, 0xf0);
+	while (n--) {
+		__m128i abef0 = abef, cdgh0 = cdgh, w[4], wk;
+
+		/* w[i & 3]: schedule words 4i..4i+3, replacing those of i - 4 */
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++) {
+			if (i < 4)
+				w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)),
+							bswap);
+			else
+				w[i & 3] = _mm_sha256msg2_epu32(
+					_mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]),
+						      _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4)),
+					w[(i + 3) & 3]);
+			wk = _mm_add_epi32(w[i & 3],
+					   _mm_loadu_si128((const __m128i *)(sha256_k + 4 * i)));
+			cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+			abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));
+		}
+		abef = _mm_add_epi32(abef, abef0);
+		cdgh = _mm_add_epi32(cdgh, cdgh0);
+		p += 64;
+	}
+	t = _mm_shuffle_epi32(abef, 0x1b);
+	cdgh = _mm_shuffle_epi32(cdgh, 0xb1);
+	_mm_storeu_si128((__m128i *)st, _mm_blend_epi16(t, cdgh, 0xf0));
+	_mm_storeu_si128((__m128i *)(st + 4), _mm_alignr_epi8(cdgh, t, 8));
+}
+
+/* SHA-NI needs SSSE3 and SSE4.1 too (byte shuffle, blend). */
+static int sha256_hw_present(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSSE3) && (c & bit_SSE4_1) &&
+	       __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+}
+#define sha256_blocks_hw sha256_blocks_shani
+#define SHA256_HW_NAME "x86-64 SHA-NI"
+
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+
+#ifndef HWCAP_SHA2
+#define HWCAP_SHA2 (1 << 6)     /* the Linux arm64 hwcap bit */
+#endif
+
+/* ARMv8 Cryptographic Extension, SHA2 instructions. */
+__attribute__((target("+crypto")))
+static void sha256_blocks_armv8(uint32_t *st, const uint8_t *p, size_t n)
+{
+	uint32x4_t abcd = vld1q_u32(st), efgh = vld1q_u32(st + 4);
+
+	while (n--) {
+		uint32x4_t abcd0 = abcd, efgh0 = efgh, w[4], wk, t;
+
+		/* w[i & 3]: schedule words 4i..4i+3, replacing those of i - 4 */
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++) {
+			if (i < 4)
+				w[i] = vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p + 16 * i)));
+			else
+				w[i & 3] = vsha256su1q_u32(vsha256su0q_u32(w[i & 3], w[(i + 1) & 3]),
+							   w[(i + 2) & 3], w[(i + 3) & 3]);
+			wk = vaddq_u32(w[i & 3], vld1q_u32(sha256_k + 4 * i));
+			t = abcd;
+			abcd = vsha256hq_u32(abcd, efgh, wk);
+			efgh = vsha256h2q_u32(efgh, t, wk);
+		}
+		abcd = vaddq_u32(abcd, abcd0);
+		efgh = vaddq_u32(efgh, efgh0);
+		p += 64;
+	}
+	vst1q_u32(st, abcd);
+	vst1q_u32(st + 4, efgh);
+}
+
+static int sha256_hw_present(void)
+{
+	return !!(getauxval(AT_HWCAP) & HWCAP_SHA2);
+}
+#define sha256_blocks_hw sha256_blocks_armv8
+#define SHA256_HW_NAME "ARMv8 SHA2"
+#endif
+
+/* --- SHA-256: picking the block function ------------------------------ */
+
+struct sha256_impl {
+	const char *name;
+	void (*blocks)(uint32_t *st, const uint8_t *p, size_t n);
+};
+
+static const struct sha256_impl sha256_portable = { "portable", sha256_blocks };
+#ifdef SHA256_HW_NAME
+static const struct sha256_impl sha256_hw = { SHA256_HW_NAME, sha256_blocks_hw };
+#endif
+
+/*
+ * The one process-wide choice, a cache of what the CPU says.  Threads that
+ * race to set it store the same value, and both functions compute the same
+ * state, so a context may even see it change between two blocks.
+ */
+static const struct sha256_impl *sha256_cur;
+
+const char *sha256_pick(void)
+{
+	const struct sha256_impl *im = &sha256_portable;
+	const char *env = getenv("EDGEIMG_SHA");
+
+#ifdef SHA256_HW_NAME
+	if ((!env || strcmp(env, "portable")) && sha256_hw_present())
+		im = &sha256_hw;
+#endif
+	__atomic_store_n(&sha256_cur, im, __ATOMIC_RELAXED);
+	return im->name;
+}
+
+static const struct sha256_impl *sha256_impl(void)
+{
+	const struct sha256_impl *im = __atomic_load_n(&sha256_cur, __ATOMIC_RELAXED);
+
+	if (!im) {
+		sha256_pick();
+		im = __atomic_load_n(&sha256_cur, __ATOMIC_RELAXED);
+	}
+	return im;
+}
+
 void sha256_init(struct sha256 *c)
 {
 	static const uint32_t iv[8] = {
@@ -235,18 +391,29 @@ void sha256_init(struct sha256 *c)
 
 void sha256_update(struct sha256 *c, const void *data, size_t len)
 {
-	sha_update(c->h, &c->len, c->buf, data, len, sha256_blocks);
+	sha_update(c->h, &c->len, c->buf, data, len, sha256_impl()->blocks);
 }
 
 /*
  * Whole zero blocks: every word of a zero block's message schedule is zero
- * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the rounds run on the
- * constants alone: no schedule to load or expand.
+ * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the portable rounds
+ * run on the constants alone: no schedule to load or expand.  The CPU's
+ * instructions get the blocks from a buffer of zeros.
  */
+static const uint8_t sha256_zero_buf[1024];
+
 static void sha256_zero_blocks(uint32_t *st, uint64_t n)
 {
 	static const uint32_t w[64];
+	const struct sha256_impl *im = sha256_impl();
+	const size_t most = sizeof(sha256_zero_buf) / 64;
 
+	if (im != &sha256_portable) {
+		for (; n > most; n -= most)
+			im->blocks(st, sha256_zero_buf, most);
+		im->blocks(st, sha256_zero_buf, (size_t)n);
+		return;
+	}
 	while (n--) {
 		uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
 		uint32_t e = st[4], f = st[5], g = st[6], h = st[7];
@@ -260,13 +427,12 @@ static void sha256_zero_blocks(uint32_t *st, uint64_t n)
 
 void sha256_zeros(struct sha256 *c, uint64_t n)
 {
-	static const uint8_t zero[64];
 	size_t used = (size_t)(c->len % 64);
 
 	if (used) {             /* complete the partial block first */
 		size_t k = (size_t)(n < 64 - used ? n : 64 - used);
 
-		sha256_update(c, zero, k);
+		sha256_update(c, sha256_zero_buf, k);
 		n -= k;
 	}
 	if (n >= 64) {          /* whole blocks, straight into the state */
@@ -275,12 +441,12 @@ void sha256_zeros(struct sha256 *c, uint64_t n)
 		n &= 63;
 	}
 	if (n)
-		sha256_update(c, zero, (size_t)n);
+		sha256_update(c, sha256_zero_buf, (size_t)n);
 }
 
 void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN])
 {
-	sha_pad(c->h, c->len, c->buf, sha256_blocks);
+	sha_pad(c->h, c->len, c->buf, sha256_impl()->blocks);
 	for (int i = 0; i < 8; i++)
 		put_be32(out + 4 * i, c->h[i]);
 	memset(c, 0, sizeof(*c));
