@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* SHA-1, SHA-256 and SHA-512 (FIPS 180-4), incremental and one-shot. */
+/* SHA-1 and SHA-256 (FIPS 180-4), incremental and one-shot. */
 #ifndef EDGEIMG_SHA_H
 #define EDGEIMG_SHA_H
 
@@ -8,7 +8,6 @@
 
 #define SHA1_LEN 20
 #define SHA256_LEN 32
-#define SHA512_LEN 64
 
 struct sha1 {
 	uint32_t h[5];
@@ -20,12 +19,6 @@ struct sha256 {
 	uint32_t h[8];
 	uint64_t len;
 	uint8_t buf[64];
-};
-
-struct sha512 {
-	uint64_t h[8];
-	uint64_t len;           /* bytes: messages below 2^61 bytes only */
-	uint8_t buf[128];
 };
 
 /*
@@ -64,12 +57,6 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
  * "x86-64 SHA-NI", "ARMv8 SHA2" or "portable".
  */
 const char *sha256_pick(void);
-
-/* The same for SHA-512 (128-byte blocks), with SHA512_LEN bytes of output. */
-void sha512_init(struct sha512 *c);
-void sha512_update(struct sha512 *c, const void *data, size_t len);
-void sha512_final(struct sha512 *c, uint8_t out[SHA512_LEN]);
-void sha512(const void *data, size_t len, uint8_t out[SHA512_LEN]);
 
 /*
  * sha_hex() - write @len bytes of @digest as lower-case hex and a NUL into
