@@ -353,13 +353,16 @@ build_arch() {
 	need "$ar" binutils
 	need dpkg-source dpkg-dev
 	need make make
-	need autoreconf autoconf
-	need automake automake
-	need libtoolize libtool
 	[ -f "$libc_a" ] || die "$libc_a not found; install the musl-dev package for $arch"
 	sysroot=$out/$arch
 	work=$out/build-$arch
 	mkdir -p "$sysroot"
+	# libsodium's recipe makes its configure script
+	if ! is_built libsodium; then
+		need autoreconf autoconf
+		need automake automake
+		need libtoolize libtool
+	fi
 	exec 8>"$sysroot/.lock"
 	flock 8
 	# One download (one private apt-get update) for whatever is not built yet.
