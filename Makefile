@@ -97,7 +97,7 @@ core-$(if $(CONFIG_CODEC_ZSTD),,y) += src/api/api-nodelta.c
 # Delta patches need zstd.
 core-$(CONFIG_CODEC_ZSTD) += src/delta/delta-enc.c src/delta/delta-dec.c src/delta/delta-apply.c \
 	src/delta/delta-target.c
-core-$(CONFIG_DELTA_SIGN) += src/crypto/ed25519.c src/delta/delta-sign.c
+core-$(CONFIG_DELTA_SIGN) += src/delta/delta-sign.c
 
 # The command line: one file per verb.
 cli-y := src/cli/main.c src/cli/cli.c src/cli/cmd_info.c src/cli/cmd_convert.c \
@@ -110,6 +110,7 @@ libs-$(CONFIG_CODEC_XZ) += -llzma
 libs-$(CONFIG_CODEC_LZ4) += -llz4
 libs-$(CONFIG_DEFLATE_LIBDEFLATE) += -ldeflate
 libs-y += -lz
+libs-$(CONFIG_DELTA_SIGN) += -lsodium
 libs-$(CONFIG_THREADS) += -pthread
 
 OPT := $(if $(CONFIG_OPTIMIZE_SIZE),-Os,-O2)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Builds the static libraries edgeimg links (zlib, zstd, xz, lz4, libdeflate,
-# libarchive) for one musl target from pinned, checksummed Debian sources.
+# libsodium) for one musl target from pinned, checksummed Debian sources.
 #
 # Usage: build.sh x86_64|aarch64   download (if needed), verify, build, install
 #        build.sh --fetch          only download and verify every source
@@ -17,7 +17,7 @@ lock=$here/sources.lock
 out=${TOOLCHAIN_OUT:-$here/out}
 dl=${TOOLCHAIN_DL:-$here/dl}
 jobs=${TOOLCHAIN_JOBS:-$(nproc)}
-libs="zlib zstd xz lz4 libdeflate libarchive"
+libs="zlib zstd xz lz4 libdeflate libsodium"
 
 # A parent make must not leak its flags, variables or jobserver into ours.
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES GNUMAKEFLAGS MAKELEVEL MAKEFILES \
@@ -252,30 +252,25 @@ build_libdeflate() {
 	install -m 644 libdeflate.h "$sysroot/include/"
 }
 
-build_libarchive() {
-	# --disable-maintainer-mode: Debian's patches touch Makefile.am and
-	# configure.ac (test lists, pkg-config only); keep the shipped configure.
+build_libsodium() {
+	# Debian's source is a git export without configure: autoreconf makes
+	# it, as Debian's own build does (dh --with autoreconf).
+	# --enable-minimal: the high-level APIs (Ed25519 signatures among
+	# them) without the deprecated and internal ones; --disable-pie: the
+	# binaries are static, not position independent, as the other
+	# libraries here are.
+	autoreconf -fi
 	./configure --build="$build" --host="$host" --prefix="$sysroot" CC="$cc" AR="$ar" RANLIB="$ranlib" \
 		NM="$nm" STRIP="$strip" CFLAGS="$cflags_o2" \
-		CPPFLAGS="-I$sysroot/include" LDFLAGS="-L$sysroot/lib" \
-		--disable-maintainer-mode --disable-shared --enable-static --disable-rpath \
-		--disable-bsdtar --disable-bsdcat --disable-bsdcpio \
-		--disable-acl --disable-xattr --enable-posix-regex-lib=libc \
-		--with-zlib --with-zstd --with-lzma --with-lz4 \
-		--without-bz2lib --without-libb2 --without-iconv --without-libiconv-prefix \
-		--without-lzo2 --without-cng --without-mbedtls --without-nettle --without-openssl \
-		--without-xml2 --without-expat
-	for h in ZLIB_H ZSTD_H LZMA_H LZ4_H; do
-		grep -q "^#define HAVE_$h 1" config.h || { echo "configure did not find $h" >&2; return 1; }
-	done
+		--disable-shared --enable-static --enable-minimal --disable-pie
 	make -j"$jobs"
 	make install
 }
 
 # What each library installs, and the libraries it is built against.
 declare -A libfile=([zlib]=libz.a [zstd]=libzstd.a [xz]=liblzma.a [lz4]=liblz4.a
-	[libdeflate]=libdeflate.a [libarchive]=libarchive.a)
-declare -A deps=([libarchive]="zlib zstd xz lz4")
+	[libdeflate]=libdeflate.a [libsodium]=libsodium.a)
+declare -A deps=()
 
 # The stamp's text: what the build of $1 depends on. A different text rebuilds it.
 stamp_text() {
@@ -362,6 +357,12 @@ build_arch() {
 	sysroot=$out/$arch
 	work=$out/build-$arch
 	mkdir -p "$sysroot"
+	# libsodium's recipe makes its configure script
+	if ! is_built libsodium; then
+		need autoreconf autoconf
+		need automake automake
+		need libtoolize libtool
+	fi
 	exec 8>"$sysroot/.lock"
 	flock 8
 	# One download (one private apt-get update) for whatever is not built yet.

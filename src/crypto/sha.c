@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * SHA-1, SHA-256 and SHA-512 in portable C, written from FIPS 180-4
- * (sections 4.1, 4.2, 5.1, 5.3 and 6.1 to 6.4): big-endian words and
- * unrolled rounds.
+ * SHA-1 and SHA-256 in portable C, written from FIPS 180-4 (sections 4.1,
+ * 4.2, 5.1, 5.3, 6.1 and 6.2): big-endian words and unrolled rounds;
+ * SHA-256 blocks also in the x86-64 SHA extensions and the ARMv8 SHA2
+ * instructions, picked at run time.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/bytes.h"
@@ -222,6 +224,160 @@ static void sha256_blocks(uint32_t *st, const uint8_t *p, size_t n)
 	}
 }
 
+/* --- SHA-256 in the CPU's SHA instructions -------------------------------- */
+
+/*
+ * Both run the same rounds as sha256_blocks() on the same state words,
+ * with the message schedule and two rounds per instruction in hardware.
+ * They are compiled for their instructions alone (a target attribute), so
+ * the rest of the build keeps its flags, and are only called when the
+ * CPU says it has them (sha256_pick()).
+ */
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* Intel SHA extensions (SHA-NI): the state as ABEF and CDGH halves. */
+__attribute__((target("sha,sse4.1")))
+static void sha256_blocks_shani(uint32_t *st, const uint8_t *p, size_t n)
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL,
+					     0x0405060700010203ULL);
+	__m128i abef, cdgh, t;
+
+	t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)st), 0xb1);
+	cdgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(st + 4)), 0x1b);
+	abef = _mm_alignr_epi8(t, cdgh, 8);
+	cdgh = _mm_blend_epi16(cdgh, t, 0xf0);
+	while (n--) {
+		__m128i abef0 = abef, cdgh0 = cdgh, w[4], wk;
+
+		/* w[i & 3]: schedule words 4i..4i+3, replacing those of i - 4 */
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++) {
+			if (i < 4)
+				w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)),
+							bswap);
+			else
+				w[i & 3] = _mm_sha256msg2_epu32(
+					_mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]),
+						      _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4)),
+					w[(i + 3) & 3]);
+			wk = _mm_add_epi32(w[i & 3],
+					   _mm_loadu_si128((const __m128i *)(sha256_k + 4 * i)));
+			cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+			abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));
+		}
+		abef = _mm_add_epi32(abef, abef0);
+		cdgh = _mm_add_epi32(cdgh, cdgh0);
+		p += 64;
+	}
+	t = _mm_shuffle_epi32(abef, 0x1b);
+	cdgh = _mm_shuffle_epi32(cdgh, 0xb1);
+	_mm_storeu_si128((__m128i *)st, _mm_blend_epi16(t, cdgh, 0xf0));
+	_mm_storeu_si128((__m128i *)(st + 4), _mm_alignr_epi8(cdgh, t, 8));
+}
+
+/* SHA-NI needs SSSE3 and SSE4.1 too (byte shuffle, blend). */
+static int sha256_hw_present(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSSE3) && (c & bit_SSE4_1) &&
+	       __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
+}
+#define sha256_blocks_hw sha256_blocks_shani
+#define SHA256_HW_NAME "x86-64 SHA-NI"
+
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+
+#ifndef HWCAP_SHA2
+#define HWCAP_SHA2 (1 << 6)     /* the Linux arm64 hwcap bit */
+#endif
+
+/* ARMv8 Cryptographic Extension, SHA2 instructions. */
+__attribute__((target("+crypto")))
+static void sha256_blocks_armv8(uint32_t *st, const uint8_t *p, size_t n)
+{
+	uint32x4_t abcd = vld1q_u32(st), efgh = vld1q_u32(st + 4);
+
+	while (n--) {
+		uint32x4_t abcd0 = abcd, efgh0 = efgh, w[4], wk, t;
+
+		/* w[i & 3]: schedule words 4i..4i+3, replacing those of i - 4 */
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++) {
+			if (i < 4)
+				w[i] = vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p + 16 * i)));
+			else
+				w[i & 3] = vsha256su1q_u32(vsha256su0q_u32(w[i & 3], w[(i + 1) & 3]),
+							   w[(i + 2) & 3], w[(i + 3) & 3]);
+			wk = vaddq_u32(w[i & 3], vld1q_u32(sha256_k + 4 * i));
+			t = abcd;
+			abcd = vsha256hq_u32(abcd, efgh, wk);
+			efgh = vsha256h2q_u32(efgh, t, wk);
+		}
+		abcd = vaddq_u32(abcd, abcd0);
+		efgh = vaddq_u32(efgh, efgh0);
+		p += 64;
+	}
+	vst1q_u32(st, abcd);
+	vst1q_u32(st + 4, efgh);
+}
+
+static int sha256_hw_present(void)
+{
+	return !!(getauxval(AT_HWCAP) & HWCAP_SHA2);
+}
+#define sha256_blocks_hw sha256_blocks_armv8
+#define SHA256_HW_NAME "ARMv8 SHA2"
+#endif
+
+/* --- SHA-256: picking the block function ------------------------------ */
+
+struct sha256_impl {
+	const char *name;
+	void (*blocks)(uint32_t *st, const uint8_t *p, size_t n);
+};
+
+static const struct sha256_impl sha256_portable = { "portable", sha256_blocks };
+#ifdef SHA256_HW_NAME
+static const struct sha256_impl sha256_hw = { SHA256_HW_NAME, sha256_blocks_hw };
+#endif
+
+/*
+ * The one process-wide choice, a cache of what the CPU says.  Threads that
+ * race to set it store the same value, and both functions compute the same
+ * state, so a context may even see it change between two blocks.
+ */
+static const struct sha256_impl *sha256_cur;
+
+const char *sha256_pick(void)
+{
+	const struct sha256_impl *im = &sha256_portable;
+	const char *env = getenv("EDGEIMG_SHA");
+
+#ifdef SHA256_HW_NAME
+	if ((!env || strcmp(env, "portable")) && sha256_hw_present())
+		im = &sha256_hw;
+#endif
+	__atomic_store_n(&sha256_cur, im, __ATOMIC_RELAXED);
+	return im->name;
+}
+
+static const struct sha256_impl *sha256_impl(void)
+{
+	const struct sha256_impl *im = __atomic_load_n(&sha256_cur, __ATOMIC_RELAXED);
+
+	if (!im) {
+		sha256_pick();
+		im = __atomic_load_n(&sha256_cur, __ATOMIC_RELAXED);
+	}
+	return im;
+}
+
 void sha256_init(struct sha256 *c)
 {
 	static const uint32_t iv[8] = {
@@ -235,18 +391,29 @@ void sha256_init(struct sha256 *c)
 
 void sha256_update(struct sha256 *c, const void *data, size_t len)
 {
-	sha_update(c->h, &c->len, c->buf, data, len, sha256_blocks);
+	sha_update(c->h, &c->len, c->buf, data, len, sha256_impl()->blocks);
 }
 
 /*
  * Whole zero blocks: every word of a zero block's message schedule is zero
- * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the rounds run on the
- * constants alone: no schedule to load or expand.
+ * (sigma0(0) = sigma1(0) = 0, FIPS 180-4 6.2.2), so the portable rounds
+ * run on the constants alone: no schedule to load or expand.  The CPU's
+ * instructions get the blocks from a buffer of zeros.
  */
+static const uint8_t sha256_zero_buf[1024];
+
 static void sha256_zero_blocks(uint32_t *st, uint64_t n)
 {
 	static const uint32_t w[64];
+	const struct sha256_impl *im = sha256_impl();
+	const size_t most = sizeof(sha256_zero_buf) / 64;
 
+	if (im != &sha256_portable) {
+		for (; n > most; n -= most)
+			im->blocks(st, sha256_zero_buf, most);
+		im->blocks(st, sha256_zero_buf, (size_t)n);
+		return;
+	}
 	while (n--) {
 		uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
 		uint32_t e = st[4], f = st[5], g = st[6], h = st[7];
@@ -260,13 +427,12 @@ static void sha256_zero_blocks(uint32_t *st, uint64_t n)
 
 void sha256_zeros(struct sha256 *c, uint64_t n)
 {
-	static const uint8_t zero[64];
 	size_t used = (size_t)(c->len % 64);
 
 	if (used) {             /* complete the partial block first */
 		size_t k = (size_t)(n < 64 - used ? n : 64 - used);
 
-		sha256_update(c, zero, k);
+		sha256_update(c, sha256_zero_buf, k);
 		n -= k;
 	}
 	if (n >= 64) {          /* whole blocks, straight into the state */
@@ -275,12 +441,12 @@ void sha256_zeros(struct sha256 *c, uint64_t n)
 		n &= 63;
 	}
 	if (n)
-		sha256_update(c, zero, (size_t)n);
+		sha256_update(c, sha256_zero_buf, (size_t)n);
 }
 
 void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN])
 {
-	sha_pad(c->h, c->len, c->buf, sha256_blocks);
+	sha_pad(c->h, c->len, c->buf, sha256_impl()->blocks);
 	for (int i = 0; i < 8; i++)
 		put_be32(out + 4 * i, c->h[i]);
 	memset(c, 0, sizeof(*c));
@@ -293,148 +459,6 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
 	sha256_init(&c);
 	sha256_update(&c, data, len);
 	sha256_final(&c, out);
-}
-
-/* --- SHA-512 ----------------------------------------------------------- */
-
-/* The first 64 bits of the fractional parts of the cube roots of the first
- * 80 primes (FIPS 180-4 4.2.3). */
-static const uint64_t sha512_k[80] = {
-	0x428a2f98d728ae22ULL, 0x7137449123ef65cdULL, 0xb5c0fbcfec4d3b2fULL,
-	0xe9b5dba58189dbbcULL, 0x3956c25bf348b538ULL, 0x59f111f1b605d019ULL,
-	0x923f82a4af194f9bULL, 0xab1c5ed5da6d8118ULL, 0xd807aa98a3030242ULL,
-	0x12835b0145706fbeULL, 0x243185be4ee4b28cULL, 0x550c7dc3d5ffb4e2ULL,
-	0x72be5d74f27b896fULL, 0x80deb1fe3b1696b1ULL, 0x9bdc06a725c71235ULL,
-	0xc19bf174cf692694ULL, 0xe49b69c19ef14ad2ULL, 0xefbe4786384f25e3ULL,
-	0x0fc19dc68b8cd5b5ULL, 0x240ca1cc77ac9c65ULL, 0x2de92c6f592b0275ULL,
-	0x4a7484aa6ea6e483ULL, 0x5cb0a9dcbd41fbd4ULL, 0x76f988da831153b5ULL,
-	0x983e5152ee66dfabULL, 0xa831c66d2db43210ULL, 0xb00327c898fb213fULL,
-	0xbf597fc7beef0ee4ULL, 0xc6e00bf33da88fc2ULL, 0xd5a79147930aa725ULL,
-	0x06ca6351e003826fULL, 0x142929670a0e6e70ULL, 0x27b70a8546d22ffcULL,
-	0x2e1b21385c26c926ULL, 0x4d2c6dfc5ac42aedULL, 0x53380d139d95b3dfULL,
-	0x650a73548baf63deULL, 0x766a0abb3c77b2a8ULL, 0x81c2c92e47edaee6ULL,
-	0x92722c851482353bULL, 0xa2bfe8a14cf10364ULL, 0xa81a664bbc423001ULL,
-	0xc24b8b70d0f89791ULL, 0xc76c51a30654be30ULL, 0xd192e819d6ef5218ULL,
-	0xd69906245565a910ULL, 0xf40e35855771202aULL, 0x106aa07032bbd1b8ULL,
-	0x19a4c116b8d2d0c8ULL, 0x1e376c085141ab53ULL, 0x2748774cdf8eeb99ULL,
-	0x34b0bcb5e19b48a8ULL, 0x391c0cb3c5c95a63ULL, 0x4ed8aa4ae3418acbULL,
-	0x5b9cca4f7763e373ULL, 0x682e6ff3d6b2b8a3ULL, 0x748f82ee5defb2fcULL,
-	0x78a5636f43172f60ULL, 0x84c87814a1f0ab72ULL, 0x8cc702081a6439ecULL,
-	0x90befffa23631e28ULL, 0xa4506cebde82bde9ULL, 0xbef9a3f7b2c67915ULL,
-	0xc67178f2e372532bULL, 0xca273eceea26619cULL, 0xd186b8c721c0c207ULL,
-	0xeada7dd6cde0eb1eULL, 0xf57d4f7fee6ed178ULL, 0x06f067aa72176fbaULL,
-	0x0a637dc5a2c898a6ULL, 0x113f9804bef90daeULL, 0x1b710b35131c471bULL,
-	0x28db77f523047d84ULL, 0x32caab7b40c72493ULL, 0x3c9ebe0a15c9bebcULL,
-	0x431d67c49c100d4cULL, 0x4cc5d4becb3e42b6ULL, 0x597f299cfc657e2aULL,
-	0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
-};
-
-static inline uint64_t ror64(uint64_t x, unsigned n)
-{
-	return x >> n | x << (64 - n);
-}
-
-#define S5_BSIG0(x) (ror64(x, 28) ^ ror64(x, 34) ^ ror64(x, 39))
-#define S5_BSIG1(x) (ror64(x, 14) ^ ror64(x, 18) ^ ror64(x, 41))
-#define S5_SSIG0(x) (ror64(x, 1) ^ ror64(x, 8) ^ ((x) >> 7))
-#define S5_SSIG1(x) (ror64(x, 19) ^ ror64(x, 61) ^ ((x) >> 6))
-
-static void sha512_blocks(uint64_t *st, const uint8_t *p, size_t n)
-{
-	while (n--) {
-		uint64_t w[80], v[8], t1, t2;
-		int i;
-
-		for (i = 0; i < 16; i++)
-			w[i] = get_be64(p + 8 * i);
-		/* The message schedule, FIPS 180-4 6.4.2 step 1. */
-		for (i = 16; i < 80; i++)
-			w[i] = S5_SSIG1(w[i - 2]) + w[i - 7] +
-			       S5_SSIG0(w[i - 15]) + w[i - 16];
-		memcpy(v, st, sizeof(v));
-		for (i = 0; i < 80; i++) {
-			/* v[0..7] are a..h */
-			t1 = v[7] + S5_BSIG1(v[4]) + S2_CH(v[4], v[5], v[6]) +
-			     sha512_k[i] + w[i];
-			t2 = S5_BSIG0(v[0]) + S2_MAJ(v[0], v[1], v[2]);
-			memmove(v + 1, v, 7 * sizeof(v[0]));
-			v[4] += t1;
-			v[0] = t1 + t2;
-		}
-		for (i = 0; i < 8; i++)
-			st[i] += v[i];
-		p += 128;
-	}
-}
-
-void sha512_init(struct sha512 *c)
-{
-	static const uint64_t iv[8] = {
-		0x6a09e667f3bcc908ULL,
-		0xbb67ae8584caa73bULL,
-		0x3c6ef372fe94f82bULL,
-		0xa54ff53a5f1d36f1ULL,
-		0x510e527fade682d1ULL,
-		0x9b05688c2b3e6c1fULL,
-		0x1f83d9abfb41bd6bULL,
-		0x5be0cd19137e2179ULL,
-	};
-
-	memcpy(c->h, iv, sizeof(iv));
-	c->len = 0;
-}
-
-void sha512_update(struct sha512 *c, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	size_t used = (size_t)(c->len & 127);
-
-	c->len += len;
-	if (used) {
-		size_t n = 128 - used < len ? 128 - used : len;
-
-		memcpy(c->buf + used, p, n);
-		p += n;
-		len -= n;
-		if (used + n < 128)
-			return;
-		sha512_blocks(c->h, c->buf, 1);
-	}
-	if (len >= 128) {
-		sha512_blocks(c->h, p, len / 128);
-		p += len & ~(size_t)127;
-		len &= 127;
-	}
-	if (len)
-		memcpy(c->buf, p, len);
-}
-
-/* Padding (FIPS 180-4 5.1.2): 0x80, zeros, the 128-bit bit length. */
-void sha512_final(struct sha512 *c, uint8_t out[SHA512_LEN])
-{
-	size_t used = (size_t)(c->len & 127);
-
-	c->buf[used++] = 0x80;
-	if (used > 112) {
-		memset(c->buf + used, 0, 128 - used);
-		sha512_blocks(c->h, c->buf, 1);
-		used = 0;
-	}
-	memset(c->buf + used, 0, 120 - used);
-	put_be64(c->buf + 120, c->len << 3);
-	sha512_blocks(c->h, c->buf, 1);
-	for (int i = 0; i < 8; i++)
-		put_be64(out + 8 * i, c->h[i]);
-	memset(c, 0, sizeof(*c));
-}
-
-void sha512(const void *data, size_t len, uint8_t out[SHA512_LEN])
-{
-	struct sha512 c;
-
-	sha512_init(&c);
-	sha512_update(&c, data, len);
-	sha512_final(&c, out);
 }
 
 char *sha_hex(const uint8_t *digest, size_t len, char *out)

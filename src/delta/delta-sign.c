@@ -3,16 +3,22 @@
  * Signed patches (src/delta-format.md "Signature"): Ed25519 keys read
  * from the PEM files openssl writes (PKCS#8, RFC 5208 and RFC 8410;
  * SubjectPublicKeyInfo, RFC 5280; PEM, RFC 7468), the signature section
- * the encoder appends to a header, and its verification.
+ * the encoder appends to a header, and its verification.  The Ed25519
+ * arithmetic is libsodium's (crypto_sign_ed25519_*: RFC 8032 signatures,
+ * verification refusing non-canonical S and keys and small-order points);
+ * the key files are parsed here, strictly.  Key bytes are wiped with
+ * explicit_bzero(), which the compiler may not drop as it may a memset().
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "core/bytes.h"
 #include "delta/delta.h"
-#include "crypto/ed25519.h"
 
 #define KEY_FILE_MAX 16384
 
@@ -58,6 +64,14 @@ static int next_line(const char **t, const char *end, const char **line,
 		(*len)--;
 	*t = nl ? nl + 1 : end;
 	return 1;
+}
+
+/* libsodium wants sodium_init() before use; later calls return at once. */
+static int sodium_ready(struct err *e)
+{
+	if (sodium_init() < 0)
+		return err_set(e, -EIO, "libsodium: sodium_init() failed");
+	return 0;
 }
 
 static int line_is(const char *line, size_t len, const char *s)
@@ -156,35 +170,48 @@ int delta_key_parse(const char *text, size_t tlen, int priv, const char *name,
 				       (priv ? "not an unencrypted PKCS#8 private key (openssl genpkey -algorithm ed25519)" :
 					       "not a public key (openssl pkey -in KEY -pubout)"));
 	}
-	r = pem_body(&t, end, endline, name, der, sizeof(der), &n, e);
+	r = sodium_ready(e);
 	if (r < 0)
 		return r;
+	r = pem_body(&t, end, endline, name, der, sizeof(der), &n, e);
+	if (r < 0)
+		goto out;
 	while (t < end) {
-		if (*t != '\n' && *t != '\r' && *t != ' ' && *t != '\t')
-			return err_set(e, EI_ECORRUPT, "%s: data after '%s'", name, endline);
+		if (*t != '\n' && *t != '\r' && *t != ' ' && *t != '\t') {
+			r = err_set(e, EI_ECORRUPT, "%s: data after '%s'", name, endline);
+			goto out;
+		}
 		t++;
 	}
 	/* AlgorithmIdentifier: the OID alone, no parameters (RFC 8410 3) */
-	if (n < plen || memcmp(der + (priv ? 5 : 2), der_pub + 2, 7))
-		return err_set(e, EI_EUNSUP,
-			       "%s: not an Ed25519 key (no id-Ed25519 OID 1.3.101.112 where RFC 8410 puts it)",
-			       name);
-	if (n != plen + DELTA_KEY_LEN || memcmp(der, prefix, plen))
-		return err_set(e, EI_ECORRUPT,
-			       "%s: %zu bytes of DER that are not the %zu of an Ed25519 %s (RFC 8410)",
-			       name, n, plen + DELTA_KEY_LEN,
-			       priv ? "PKCS#8 private key (version 0, no public key)" :
-				      "SubjectPublicKeyInfo");
+	if (n < plen || memcmp(der + (priv ? 5 : 2), der_pub + 2, 7)) {
+		r = err_set(e, EI_EUNSUP,
+			    "%s: not an Ed25519 key (no id-Ed25519 OID 1.3.101.112 where RFC 8410 puts it)",
+			    name);
+		goto out;
+	}
+	if (n != plen + DELTA_KEY_LEN || memcmp(der, prefix, plen)) {
+		r = err_set(e, EI_ECORRUPT,
+			    "%s: %zu bytes of DER that are not the %zu of an Ed25519 %s (RFC 8410)",
+			    name, n, plen + DELTA_KEY_LEN,
+			    priv ? "PKCS#8 private key (version 0, no public key)" :
+				   "SubjectPublicKeyInfo");
+		goto out;
+	}
 	if (priv) {
+		uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES];
+
 		k->priv = 1;
 		memcpy(k->seed, der + plen, DELTA_KEY_LEN);
-		ed25519_public_key(k->seed, k->pub);
+		crypto_sign_ed25519_seed_keypair(k->pub, sk, k->seed);
+		explicit_bzero(sk, sizeof(sk));
 	} else {
 		memcpy(k->pub, der + plen, DELTA_KEY_LEN);
 	}
-	memset(der, 0, sizeof(der));
 	sha256(k->pub, DELTA_KEY_LEN, k->id);
-	return 0;
+out:
+	explicit_bzero(der, sizeof(der));
+	return r;
 }
 
 int delta_key_load(const char *path, int priv, struct delta_key *k,
@@ -212,7 +239,7 @@ int delta_key_load(const char *path, int priv, struct delta_key *k,
 		return err_set(e, EI_ELIMIT, "%s: larger than %d bytes: not a key file",
 			       path, KEY_FILE_MAX);
 	r = delta_key_parse(buf, n, priv, path, k, e);
-	memset(buf, 0, sizeof(buf));
+	explicit_bzero(buf, sizeof(buf));
 	return (int)r;
 }
 
@@ -221,15 +248,25 @@ int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
 {
 	const struct delta_key *k = arg;
 	uint8_t *sig = sect + 8 + SHA256_LEN;
+	uint8_t pk[crypto_sign_ed25519_PUBLICKEYBYTES];
+	uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES];     /* seed, then public key */
+	int r;
 
 	if (!k->priv)
 		return err_set(e, EI_EUSAGE, "delta: signing needs a private key");
+	r = sodium_ready(e);
+	if (r < 0)
+		return r;
 	memset(sect, 0, DELTA_SIG_SIZE);
 	memcpy(sect, DELTA_SIG_MAGIC, 4);
 	put_le32(sect + 4, DELTA_SIG_ED25519);
 	memcpy(sect + 8, k->id, SHA256_LEN);
-	ed25519_sign(hdr, len, k->seed, k->pub, sig);
-	if (ed25519_verify(hdr, len, k->pub, sig) < 0)  /* a fault, never a key */
+	crypto_sign_ed25519_seed_keypair(pk, sk, k->seed);
+	r = memcmp(pk, k->pub, sizeof(pk)) ? -1 :
+	    crypto_sign_ed25519_detached(sig, NULL, hdr, len, sk);
+	explicit_bzero(sk, sizeof(sk));
+	/* a fault, never a key: the signature just made must verify */
+	if (r < 0 || crypto_sign_ed25519_verify_detached(sig, hdr, len, k->pub) < 0)
 		return err_set(e, EI_ESIG, "delta: the signature just made does not verify");
 	return 0;
 }
@@ -241,6 +278,9 @@ int delta_sig_verify(const struct delta_header *h, const uint8_t *raw,
 	char x1[2 * SHA256_LEN + 1], x2[2 * SHA256_LEN + 1];
 	int r;
 
+	r = sodium_ready(e);
+	if (r < 0)
+		return r;
 	if (!(h->incompat & DELTA_INCOMPAT_SIGNED))
 		return err_set(e, EI_ESIG,
 			       "patch: not signed (no SIGNED feature), and a signature by key %s is required",
@@ -253,7 +293,7 @@ int delta_sig_verify(const struct delta_header *h, const uint8_t *raw,
 			       "patch: signed by key %s, not by the trusted key %s",
 			       sha_hex(s.key_id, SHA256_LEN, x1),
 			       sha_hex(pub->id, SHA256_LEN, x2));
-	if (ed25519_verify(raw, h->header_size, pub->pub, s.sig) < 0)
+	if (crypto_sign_ed25519_verify_detached(s.sig, raw, h->header_size, pub->pub) < 0)
 		return err_set(e, EI_ESIG,
 			       "patch: bad signature: key %s did not sign this header (changed, or the signature of another patch)",
 			       sha_hex(pub->id, SHA256_LEN, x1));

@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of SHA-512 (FIPS 180-4 example vectors, pieces of awkward
- * lengths) and Ed25519 (RFC 8032 section 7.1: TEST 1, 2, 3 and the
- * 1023-byte TEST 1024; then tampered signatures, wrong keys and
- * non-canonical encodings, which must all be refused); the strict PEM
- * reader of the key files openssl writes (seed 32 bytes 0x42: openssl
- * gives its public key as 2152f8d1...).
+ * Unit tests of signed patches' Ed25519, libsodium's through
+ * src/delta/delta-sign.c: RFC 8032 section 7.1 TEST 1, 2, 3 and the
+ * 1023-byte TEST 1024, each key read from the PEM file openssl would
+ * write, each signature made by delta_sign_header() and checked by
+ * delta_sig_verify(); then tampered signatures, wrong keys, S + L and
+ * non-canonical or small-order keys, which must all be refused; the
+ * strict PEM reader of the key files openssl writes (seed 32 bytes 0x42:
+ * openssl gives its public key as 2152f8d1...).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "delta/delta.h"
-#include "crypto/ed25519.h"
 #include "core/kconfig.h"
 #include "crypto/sha.h"
 #include "t.h"
 
 #if IS_ENABLED(CONFIG_DELTA_SIGN)
+#include <sodium.h>
+
 static void unhex(const char *s, uint8_t *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -25,63 +29,6 @@ static void unhex(const char *s, uint8_t *out, size_t n)
 
 		sscanf(s + 2 * i, "%2x", &v);
 		out[i] = (uint8_t)v;
-	}
-}
-
-static const char *hex512(const void *p, size_t n)
-{
-	static char s[SHA512_LEN * 2 + 1];
-	uint8_t d[SHA512_LEN];
-
-	sha512(p, n, d);
-	return sha_hex(d, SHA512_LEN, s);
-}
-
-static void test_sha512(void)
-{
-	static const char m896[] =
-		"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
-		"ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
-	static const size_t lens[] = { 0, 1, 111, 112, 113, 127, 128, 129, 239,
-				       240, 1000, 4099 };
-	uint8_t buf[4099], d1[SHA512_LEN], d2[SHA512_LEN];
-	char a[1000], s[SHA512_LEN * 2 + 1];
-	struct sha512 c;
-
-	CHECK(!strcmp(hex512("abc", 3),
-		      "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
-		      "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
-	      "sha512(abc) = %s", hex512("abc", 3));
-	CHECK(!strcmp(hex512("", 0),
-		      "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
-		      "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"),
-	      "sha512('') = %s", hex512("", 0));
-	CHECK(!strcmp(hex512(m896, 112),
-		      "8e959b75dae313da8cf4f72814fc143f8f7779c6eb9f7fa17299aeadb6889018"
-		      "501d289e4900f7e4331b99dec4b5433ac7d329eeb6dd26545e96e55b874be909"),
-	      "sha512(896 bits, two blocks) = %s", hex512(m896, 112));
-	memset(a, 'a', sizeof(a));
-	sha512_init(&c);
-	for (int i = 0; i < 1000; i++)
-		sha512_update(&c, a, sizeof(a));
-	sha512_final(&c, d1);
-	CHECK(!strcmp(sha_hex(d1, SHA512_LEN, s),
-		      "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973eb"
-		      "de0ff244877ea60a4cb0432ce577c31beb009c5c2c49aa2e4eadb217ad8cc09b"),
-	      "sha512(10^6 a) = %s", s);
-	/* one piece or many: the same digest around the block boundaries */
-	for (size_t i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)(i * 7 + (i >> 8));
-	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		size_t step = 1 + i * 13;
-
-		sha512(buf, lens[i], d1);
-		sha512_init(&c);
-		for (size_t o = 0; o < lens[i]; o += step)
-			sha512_update(&c, buf + o, lens[i] - o < step ? lens[i] - o : step);
-		sha512_final(&c, d2);
-		CHECK(!memcmp(d1, d2, SHA512_LEN), "sha512 of %zu bytes in pieces of %zu",
-		      lens[i], step);
 	}
 }
 
@@ -137,13 +84,59 @@ static const uint8_t order[32] = {
 	0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 };
 
+/* The PEM file "openssl genpkey -algorithm ed25519" writes for @seed. */
+static void pem_of_seed(const uint8_t seed[32], char *out)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint8_t der[48] = { 0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b,
+			    0x65, 0x70, 0x04, 0x22, 0x04, 0x20 };
+
+	memcpy(der + 16, seed, 32);
+	out += sprintf(out, "-----BEGIN PRIVATE KEY-----\n");
+	for (int i = 0; i < 48; i += 3) {       /* 48 bytes: 64 characters, no padding */
+		uint32_t v = (uint32_t)der[i] << 16 | der[i + 1] << 8 | der[i + 2];
+
+		for (int k = 18; k >= 0; k -= 6)
+			*out++ = b64[v >> k & 63];
+	}
+	sprintf(out, "\n-----END PRIVATE KEY-----\n");
+}
+
+/*
+ * delta_sig_verify() of the signature section @sect over @msg, as a patch
+ * holds them: the header, then the section.
+ */
+static int verify(const uint8_t *msg, size_t n, const uint8_t sect[DELTA_SIG_SIZE],
+		  const struct delta_key *pub, struct err *e)
+{
+	struct delta_header h = { .incompat = DELTA_INCOMPAT_SIGNED,
+				  .header_size = (uint32_t)n };
+	uint8_t *raw = malloc(n + DELTA_SIG_SIZE);
+	int r;
+
+	if (!raw)
+		return -1;
+	memcpy(raw, msg, n);
+	memcpy(raw + n, sect, DELTA_SIG_SIZE);
+	r = delta_sig_verify(&h, raw, pub, e);
+	free(raw);
+	return r;
+}
+
 static void test_ed25519(void)
 {
 	for (size_t v = 0; v < sizeof(vec) / sizeof(vec[0]); v++) {
-		uint8_t seed[32], pub[32], want_pub[32], sig[64], want_sig[64], bad[64];
+		uint8_t seed[32], pub[32], want_pub[32], want_sig[64], bad[64];
+		uint8_t sect[DELTA_SIG_SIZE], tampered[DELTA_SIG_SIZE];
+		uint8_t *sig = sect + 8 + SHA256_LEN;
 		size_t n = strlen(vec[v].msg) / 2;
 		uint8_t *msg = malloc(n + 1);
+		struct delta_key k, kp;
+		struct err e = { 0 };
+		char text[256];
 		unsigned carry = 0;
+		int refused;
 
 		if (!msg) {
 			CHECK(0, "out of memory");
@@ -153,31 +146,39 @@ static void test_ed25519(void)
 		unhex(vec[v].pub, want_pub, 32);
 		unhex(vec[v].msg, msg, n);
 		unhex(vec[v].sig, want_sig, 64);
-		ed25519_public_key(seed, pub);
-		CHECK(!memcmp(pub, want_pub, 32), "%s: public key", vec[v].name);
-		ed25519_sign(msg, n, seed, pub, sig);
+		pem_of_seed(seed, text);
+		CHECK(delta_key_parse(text, strlen(text), 1, "rfc.pem", &k, &e) == 0,
+		      "%s: private key: %s", vec[v].name, e.msg);
+		CHECK(!memcmp(k.pub, want_pub, 32), "%s: public key", vec[v].name);
+		CHECK(delta_sign_header(&k, msg, n, sect, &e) == 0, "%s: sign: %s",
+		      vec[v].name, e.msg);
 		CHECK(!memcmp(sig, want_sig, 64), "%s: signature", vec[v].name);
-		CHECK(ed25519_verify(msg, n, want_pub, want_sig) == 0, "%s: verifies",
-		      vec[v].name);
+		memset(&kp, 0, sizeof(kp));
+		memcpy(kp.pub, want_pub, 32);
+		sha256(want_pub, 32, kp.id);
+		CHECK(verify(msg, n, sect, &kp, &e) == 0, "%s: verifies: %s", vec[v].name, e.msg);
 		/* a flipped bit anywhere in R or S, or in the message */
+		refused = 0;
 		for (int i = 0; i < 64; i += 9) {
-			memcpy(bad, want_sig, 64);
-			bad[i] ^= (uint8_t)(1u << (i % 8));
-			CHECK(ed25519_verify(msg, n, want_pub, bad) < 0,
-			      "%s: signature byte %d flipped is refused", vec[v].name, i);
+			memcpy(tampered, sect, sizeof(sect));
+			tampered[8 + SHA256_LEN + i] ^= (uint8_t)(1u << (i % 8));
+			refused += verify(msg, n, tampered, &kp, &e) == EI_ESIG &&
+				   strstr(e.msg, "bad signature");
 		}
+		CHECK(refused == 8, "%s: %d of 8 signatures with a flipped bit refused",
+		      vec[v].name, refused);
 		if (n) {
 			msg[n / 2] ^= 0x10;
-			CHECK(ed25519_verify(msg, n, want_pub, want_sig) < 0,
+			CHECK(verify(msg, n, sect, &kp, &e) == EI_ESIG,
 			      "%s: a changed message is refused", vec[v].name);
 			msg[n / 2] ^= 0x10;
 		}
-		CHECK(ed25519_verify(msg, n + 1, want_pub, want_sig) < 0,
+		CHECK(crypto_sign_ed25519_verify_detached(want_sig, msg, n + 1, want_pub) < 0,
 		      "%s: a longer message is refused", vec[v].name);
 		/* another key: the next vector's */
 		unhex(vec[(v + 1) % 4].pub, pub, 32);
-		CHECK(ed25519_verify(msg, n, pub, want_sig) < 0, "%s: another key is refused",
-		      vec[v].name);
+		CHECK(crypto_sign_ed25519_verify_detached(want_sig, msg, n, pub) < 0,
+		      "%s: another key is refused", vec[v].name);
 		/* S + L: the same point equation, but S is not canonical */
 		memcpy(bad, want_sig, 64);
 		for (int i = 0; i < 32; i++) {
@@ -185,7 +186,10 @@ static void test_ed25519(void)
 			bad[32 + i] = (uint8_t)carry;
 			carry >>= 8;
 		}
-		CHECK(ed25519_verify(msg, n, want_pub, bad) < 0, "%s: S + L is refused",
+		CHECK(crypto_sign_ed25519_verify_detached(bad, msg, n, want_pub) < 0,
+		      "%s: S + L is refused", vec[v].name);
+		memcpy(sig, bad, 64);
+		CHECK(verify(msg, n, sect, &kp, &e) == EI_ESIG, "%s: S + L is refused by apply",
 		      vec[v].name);
 		free(msg);
 	}
@@ -193,26 +197,37 @@ static void test_ed25519(void)
 
 static void test_bad_keys(void)
 {
-	uint8_t seed[32], pub[32], sig[64], key[32];
+	uint8_t seed[32], pub[32], sk[64], sig[64], key[32];
 	static const uint8_t msg[] = "header";
 
 	memset(seed, 7, sizeof(seed));
-	ed25519_public_key(seed, pub);
-	ed25519_sign(msg, sizeof(msg), seed, pub, sig);
-	CHECK(ed25519_verify(msg, sizeof(msg), pub, sig) == 0, "own signature verifies");
+	crypto_sign_ed25519_seed_keypair(pub, sk, seed);
+	crypto_sign_ed25519_detached(sig, NULL, msg, sizeof(msg), sk);
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), pub) == 0,
+	      "own signature verifies");
 	/* y = p (not canonical), y = 2^255 - 1 and the all-zero key */
 	memset(key, 0xff, 32);
 	key[0] = 0xed;
 	key[31] = 0x7f;
-	CHECK(ed25519_verify(msg, sizeof(msg), key, sig) < 0, "y = p is refused");
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), key) < 0,
+	      "y = p is refused");
 	key[0] = 0xff;
-	CHECK(ed25519_verify(msg, sizeof(msg), key, sig) < 0, "y = 2^255 - 1 is refused");
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), key) < 0,
+	      "y = 2^255 - 1 is refused");
 	memset(key, 0, 32);
-	CHECK(ed25519_verify(msg, sizeof(msg), key, sig) < 0, "a zero key is refused");
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), key) < 0,
+	      "a zero key is refused");
 	/* x = 0 with the sign bit set (y = 1): no such point */
 	key[0] = 1;
 	key[31] = 0x80;
-	CHECK(ed25519_verify(msg, sizeof(msg), key, sig) < 0, "-0 is refused");
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), key) < 0,
+	      "-0 is refused");
+	/* the identity (y = 1), a point of small order: any S = 0 "signature" */
+	key[31] = 0;
+	memset(sig, 0, sizeof(sig));
+	sig[0] = 1;
+	CHECK(crypto_sign_ed25519_verify_detached(sig, msg, sizeof(msg), key) < 0,
+	      "the identity as key and R, S = 0, is refused");
 }
 
 /* The PEM files of the seed 32 x 0x42, as openssl genpkey/pkey write them. */
@@ -287,7 +302,6 @@ static void test_pem(void)
 int main(void)
 {
 	test_pem();
-	test_sha512();
 	test_ed25519();
 	test_bad_keys();
 	return t_done("test_ed25519");
