@@ -9,10 +9,18 @@ $(obj)/tests/%: tests/unit/%.c tests/unit/t.h $(obj)/libedgeimg.a $(gen)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(EI_CFLAGS) $(EI_LDFLAGS) -o $@ $< $(obj)/libedgeimg.a $(libs-y)
 
+# The library's example program: the public header and libedgeimg.a only.
+$(obj)/tests/example-apply: tests/api/example-apply.c src/edgeimg.h $(obj)/libedgeimg.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -std=gnu11 -O2 -Wall -Wextra -I$(srctree)/src $(TC_CFLAGS) $(CFLAGS) \
+	  $(EI_LDFLAGS) -o $@ $< $(obj)/libedgeimg.a $(libs-y)
+
 # check: unit tests and CLI tests of this configuration; a cross build's
 # programs run under $(TC_QEMU).
-check: $(obj)/edgeimg $(unit-bins)
+check: $(obj)/edgeimg $(unit-bins) $(obj)/tests/example-apply
 	$(Q)EDGEIMG="$(strip $(TC_QEMU) $(obj)/edgeimg)" RUNNER="$(TC_QEMU)" \
+	  API_EXAMPLE="$(obj)/tests/example-apply" \
 	  UNIT_BINS="$(unit-bins)" FEATURES="$(shell sed -n 's/^CONFIG_\(.*\)=y$$/\1/p' $(obj)/include/config/auto.conf 2>/dev/null | tr '\n' ' ')" \
 	  tests/run.sh
 
