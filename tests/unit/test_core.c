@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of bytes.h, err, opts and info. */
+/*
+ * Unit tests of bytes.h, err, opts (writers' option tables, edit
+ * distance) and info.
+ */
 #include <string.h>
 
 #include "core/bytes.h"
@@ -86,15 +89,117 @@ static void test_opts(void)
 	CHECK(parse_size("17179869184G", &v) < 0, "shift overflow");
 	CHECK(opts_parse("a=1,b=2", &o, &e) == 0 && o.n == 2, "two options");
 	CHECK(!strcmp(opts_get(&o, "b"), "2"), "get b");
-	CHECK(opts_unused(&o, "t", &e) == EI_EUSAGE && strstr(e.msg, "'a'"),
+	CHECK(opts_unknown(&o, "t", NULL, &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "t: unknown option 'a'; t takes no options"),
 	      "unused a: %s", e.msg);
 	CHECK(opts_parse("a", &o, &e) == EI_EUSAGE, "no =");
 	CHECK(opts_parse("=1", &o, &e) == EI_EUSAGE, "no key");
 	CHECK(opts_parse("a=1,a=2", &o, &e) == EI_EUSAGE, "twice");
 	CHECK(opts_parse(NULL, &o, &e) == 0 && o.n == 0, "NULL is empty");
-	CHECK(opts_parse("cluster_size=x", &o, &e) == 0 &&
-	      opts_get_u64(&o, "cluster_size", &v, "qcow2", &e) == EI_EUSAGE,
-	      "bad size value");
+}
+
+/* A writer's table, as a format has one. */
+static void describe_level(const struct opt_desc *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "1..9 (default 6) for %s", d->key);
+}
+
+static const struct opt_desc table[] = {
+	{ .key = "compat", .values = "0.10|1.1", .def = "1.1", .help = "the version" },
+	{ .key = "cluster_size", .values = "a power of two from 4 KiB to 2 MiB",
+	  .def = "65536", .help = "bytes", .min = 4096, .max = 2 << 20, .pow2 = 1 },
+	{ .key = "compress", .values = "on|off|auto", .def = "off", .help = "whether" },
+	{ .key = "level", .help = "how hard", .describe = describe_level },
+	{ .key = NULL },
+};
+
+static void test_opt_table(void)
+{
+	struct err e = { 0 };
+	struct opts o;
+	uint64_t v = 7;
+	char buf[1024];
+	size_t n;
+
+	CHECK(opt_choice(&table[0], "1.1", "q", &e) == 1, "choice 1.1");
+	CHECK(opt_choice(&table[0], NULL, "q", &e) == 1, "choice: the default");
+	CHECK(opt_choice(&table[0], "1.", "q", &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: compat=1. is not 0.10 or 1.1"), "two choices: %s", e.msg);
+	CHECK(opt_choice(&table[2], "maybe", "q", &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: compress=maybe is not one of on, off, auto"),
+	      "three choices: %s", e.msg);
+	CHECK(opt_number(&table[1], NULL, &v, "q", &e) == 0 && v == 65536,
+	      "number: the default, %llu", (unsigned long long)v);
+	CHECK(opt_number(&table[1], "1M", &v, "q", &e) == 1 && v == 1 << 20, "number 1M");
+	CHECK(opt_number(&table[1], "2k", &v, "q", &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: cluster_size=2048 is not a power of two from 4 KiB to 2 MiB"),
+	      "below the range: %s", e.msg);
+	CHECK(opt_number(&table[1], "12288", &v, "q", &e) == EI_EUSAGE, "not a power of two");
+	CHECK(opt_number(&table[1], "4M", &v, "q", &e) == EI_EUSAGE, "above the range");
+	CHECK(opt_number(&table[1], "big", &v, "q", &e) == EI_EUSAGE &&
+	      strstr(e.msg, "cluster_size=big is not a power of two"), "not a number: %s", e.msg);
+	CHECK(v == 1 << 20, "a refused number leaves the value");
+	CHECK(opt_bad(&table[3], "x", "q", &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: level=x is not 1..9 (default 6) for level"),
+	      "values from describe: %s", e.msg);
+
+	CHECK(opts_parse("compat=1.1,cluster_sise=64k", &o, &e) == 0, "parse");
+	opts_get(&o, "compat");
+	CHECK(opts_unknown(&o, "q", table, &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: unknown option 'cluster_sise'; did you mean 'cluster_size'? "
+		      "valid: compat, cluster_size, compress, level"), "did you mean: %s", e.msg);
+	CHECK(opts_parse("frobnicate=1", &o, &e) == 0 &&
+	      opts_unknown(&o, "q", table, &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "q: unknown option 'frobnicate'; valid: compat, cluster_size, compress, level"),
+	      "nothing near: %s", e.msg);
+	CHECK(opts_parse("compat=1", &o, &e) == 0 && opts_get(&o, "compat") &&
+	      opts_unknown(&o, "q", table, &e) == 0, "every key asked for");
+
+	n = opts_help(table, buf, sizeof(buf), 0);
+	CHECK(n == strlen(buf) && !strncmp(buf, "  compat: 0.10 or 1.1; default 1.1\n      the version\n"
+					   "  cluster_size: a power of two from 4 KiB to 2 MiB; default 65536\n", 113),
+	      "help: %s", buf);
+	CHECK(strstr(buf, "  level: 1..9 (default 6) for level\n      how hard\n"), "help of describe: %s", buf);
+	CHECK(opts_help(table, buf, 10, 0) == n && strlen(buf) == 9, "help truncated, full length told");
+	CHECK(text_addf(buf, sizeof(buf), text_addf(buf, sizeof(buf), 0, "%d", 12), "-%s", "ab") == 5 &&
+	      !strcmp(buf, "12-ab"), "text_addf chains: %s", buf);
+	CHECK(text_addf(buf, 3, 0, "abcdef") == 6 && !strcmp(buf, "ab"), "text_addf truncates");
+	CHECK(text_addf(NULL, 0, 4, "abc") == 7, "text_addf counts without a buffer");
+}
+
+static void test_distance(void)
+{
+	char longs[STR_DISTANCE_MAX + 2];
+	struct str_near n = { .typo = "cluster_sise" };
+
+	CHECK(str_distance("", "") == 0 && str_distance("abc", "abc") == 0, "same");
+	CHECK(str_distance("", "abc") == 3 && str_distance("abc", "") == 3, "empty");
+	CHECK(str_distance("kitten", "sitting") == 3, "kitten sitting");
+	CHECK(str_distance("qcw2", "qcow2") == 1, "an insertion");
+	CHECK(str_distance("qcow2", "qcwo2") == 1, "a swap of neighbours is one edit");
+	CHECK(str_distance("ca", "abc") == 3, "no swap across an insertion (OSA)");
+	CHECK(str_distance("QCOW2", "qcow2") == 0, "case is ignored");
+	memset(longs, 'a', sizeof(longs) - 1);
+	longs[sizeof(longs) - 1] = 0;
+	CHECK(str_distance(longs, "a") == STR_DISTANCE_FAR, "too long: far");
+	longs[STR_DISTANCE_MAX] = 0;
+	CHECK(str_distance(longs, "") == STR_DISTANCE_MAX, "the longest measured");
+
+	str_near_add(&n, "compat");
+	str_near_add(&n, "cluster_size");
+	str_near_add(&n, "cluster_bits");
+	CHECK(n.best && !strcmp(n.best, "cluster_size") && n.dist == 1, "nearest: %s", n.best);
+	n = (struct str_near){ .typo = "lvl" };
+	str_near_add(&n, "level");
+	CHECK(!n.best, "two edits in three letters is not near");
+	n = (struct str_near){ .typo = "raww" };
+	str_near_add(&n, "raw");
+	str_near_add(&n, "vdi");
+	CHECK(n.best && !strcmp(n.best, "raw"), "raww: raw");
+	n = (struct str_near){ .typo = "compression" };
+	str_near_add(&n, "compress");
+	str_near_add(&n, "compression_type");
+	CHECK(n.best && !strcmp(n.best, "compression_type"), "a name cut short: %s", n.best);
 }
 
 static void test_info(void)
@@ -147,6 +252,8 @@ int main(void)
 	test_bytes();
 	test_err();
 	test_opts();
+	test_opt_table();
+	test_distance();
 	test_info();
 	return t_done("test_core");
 }
