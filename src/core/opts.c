@@ -79,28 +79,6 @@ const char *opts_get(struct opts *o, const char *key)
 	return NULL;
 }
 
-int opts_get_u64(struct opts *o, const char *key, uint64_t *v,
-		 const char *fmt_name, struct err *e)
-{
-	const char *s = opts_get(o, key);
-
-	if (!s)
-		return 0;
-	if (parse_size(s, v) < 0)
-		return err_set(e, EI_EUSAGE, "%s: option %s=%s is not a size",
-			       fmt_name, key, s);
-	return 1;
-}
-
-int opts_unused(struct opts *o, const char *fmt_name, struct err *e)
-{
-	for (unsigned i = 0; i < o->n; i++)
-		if (!o->kv[i].used)
-			return err_set(e, EI_EUSAGE, "%s: unknown option '%s'",
-				       fmt_name, o->kv[i].key);
-	return 0;
-}
-
 /* The allowed values of @d as a sentence: "a or b", "one of a, b, c". */
 static void opt_values_text(const struct opt_desc *d, char *buf, size_t len)
 {

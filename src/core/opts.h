@@ -27,13 +27,6 @@ int opts_parse(const char *s, struct opts *o, struct err *e);
 /* opts_get() - the value of @key, marking it used, or NULL. */
 const char *opts_get(struct opts *o, const char *key);
 
-/* opts_get_u64() - parse @key as a size ("64k", "1M"); 1 if set, 0 if not. */
-int opts_get_u64(struct opts *o, const char *key, uint64_t *v,
-		 const char *fmt_name, struct err *e);
-
-/* opts_unused() - error naming the first key no opts_get() asked for. */
-int opts_unused(struct opts *o, const char *fmt_name, struct err *e);
-
 /*
  * One -o option a writer takes, in its format's table (img_format.wopts,
  * ended by a NULL key): the one place its key, allowed values, default

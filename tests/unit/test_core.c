@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests of bytes.h, err, opts (writers' option tables, edit
- * distance) and info.
+ * distance), the writers' options through the registry, and info.
  */
 #include <string.h>
 
 #include "core/bytes.h"
 #include "core/err.h"
+#include "core/format.h"
 #include "core/info.h"
 #include "core/opts.h"
+#include "generated/features.h"
 #include "t.h"
 
 static void test_bytes(void)
@@ -202,6 +204,85 @@ static void test_distance(void)
 	CHECK(n.best && !strcmp(n.best, "compression_type"), "a name cut short: %s", n.best);
 }
 
+static void test_formats(void)
+{
+	const struct img_format *f = NULL;
+	struct write_opts wo = { 0 };
+	struct write_parsed p, *pp = &p;
+	const struct write_parsed *got;
+	struct err e = { 0 };
+	char buf[8192];
+	size_t n;
+
+	CHECK(format_write_check("rwa", NULL, 0, &e) == EI_EUNSUP &&
+	      !strcmp(e.msg, "this edgeimg cannot write format 'rwa'"),
+	      "write check, unknown: %s", e.msg);
+
+	/* raw: a recipe's format= and writer= only */
+	f = format_find("raw");
+	wo.options = "format=raw,writer=0.0.1";
+	CHECK(format_write_parse(f, &wo, &p, &e) == 0 && p.writer_differs &&
+	      !strcmp(p.writer, "0.0.1"), "raw: a recipe from another version: %s", e.msg);
+	wo.options = "format=raw,writer=" EDGEIMG_VERSION;
+	CHECK(format_write_parse(f, &wo, &p, &e) == 0 && !p.writer_differs,
+	      "raw: a recipe of this version");
+	wo.options = "format=qcow2";
+	CHECK(format_write_parse(f, &wo, &p, &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "raw: format=qcow2 is not raw: the recipe is for -O qcow2"),
+	      "another format: %s", e.msg);
+	for (const char *const *bad = (const char *const[]){ "writer=", "writer=1.", "writer=.1",
+			"writer=1..2", "writer=v1", "writer=1.2.3.4.5", "writer=1-", "writer=1 2",
+			"writer=1234567890.1", "writer=1.0.0-rc1/x", NULL }; *bad; bad++) {
+		wo.options = *bad;
+		CHECK(format_write_parse(f, &wo, &p, &e) == EI_EUSAGE &&
+		      strstr(e.msg, "is not an edgeimg version such as " EDGEIMG_VERSION),
+		      "%s: %s", *bad, e.msg);
+	}
+	for (const char *const *ok = (const char *const[]){ "writer=1", "writer=0.1.0",
+			"writer=1.2.3.4", "writer=0.2.0-rc1", "writer=1.0+git.abc-1", NULL };
+	     *ok; ok++) {
+		wo.options = *ok;
+		CHECK(format_write_parse(f, &wo, &p, &e) == 0, "%s: %s", *ok, e.msg);
+	}
+	wo.options = "cluster_size=64k";
+	CHECK(format_write_parse(f, &wo, &p, &e) == EI_EUSAGE &&
+	      !strcmp(e.msg, "raw: unknown option 'cluster_size'; raw takes no options"),
+	      "raw takes no options: %s", e.msg);
+	wo.options = NULL;
+	wo.compress = 1;
+	CHECK(format_write_parse(f, &wo, &p, &e) == EI_EUSAGE && strstr(e.msg, "-c"),
+	      "raw refuses -c: %s", e.msg);
+
+	/* parsed once: write() gets the parse back, or parses anew */
+	wo.compress = 0;
+	CHECK(format_write_parse(f, &wo, &p, &e) == 0, "parse");
+	wo.parsed = pp;
+	CHECK(format_write_opts(f, &wo, NULL, &got, &e) == 0 && got == pp,
+	      "the parse is used as it is, not made again");
+	{
+		struct write_parsed tmp;
+
+		wo.options = "format=raw";
+		CHECK(format_write_opts(f, &wo, &tmp, &got, &e) == 0 && got == &tmp,
+		      "other options: parsed anew");
+		wo.options = "x=1";
+		CHECK(format_write_opts(f, &wo, &tmp, &got, &e) == EI_EUSAGE,
+		      "and checked: %s", e.msg);
+	}
+
+	n = format_options_help(buf, sizeof(buf));
+	CHECK(n == strlen(buf) && n < sizeof(buf), "help fits: %zu", n);
+	CHECK(strstr(buf, "raw: no options\n") && strstr(buf, "writer="), "help: %s", buf);
+	if (format_find("qcow2") && format_find("qcow2")->write)
+		CHECK(strstr(buf, "qcow2:\n  compat: 0.10 or 1.1; default 1.1\n") &&
+		      strstr(buf, "  level: zlib 1..9 (default 6)"), "qcow2's help: %s", buf);
+	if (format_find("squashfs") && format_find("squashfs")->write)
+		CHECK(strstr(buf, "squashfs:\n  compression: ") &&
+		      strstr(buf, "  block_size: a power of two from 4096 to 1048576; default ") &&
+		      strstr(buf, "gzip 1..9 (default 9)"), "squashfs's help: %s", buf);
+	CHECK(format_options_help(buf, 16) == n && strlen(buf) == 15, "help truncated");
+}
+
 static void test_info(void)
 {
 	static struct info in;
@@ -254,6 +335,7 @@ int main(void)
 	test_opts();
 	test_opt_table();
 	test_distance();
+	test_formats();
 	test_info();
 	return t_done("test_core");
 }
