@@ -152,8 +152,8 @@ int format_write_opts(const struct img_format *f, const struct write_opts *wo,
 /*
  * format_write_check() - whether format @name can write with the -o
  * @options (may be NULL) and -c @compress: 0, or the error its writer
- * would give for them (EI_EUNSUP for a format this build cannot write),
- * without I/O.  format_write_parse() without its
+ * would give for them (EI_EUNSUP for a format this build cannot write,
+ * naming those it can), without I/O.  format_write_parse() without its
  * result, for a caller that checks before it has a format.
  */
 int format_write_check(const char *name, const char *options, int compress,
@@ -172,6 +172,24 @@ extern const struct img_format *const img_formats[];
 
 /* format_find() - the format called @name (or its alias), or NULL. */
 const struct img_format *format_find(const char *name);
+
+/*
+ * format_suggest() - for an unknown format @name: "did you mean 'qcow2'? "
+ * when a format's name (or alias) is near it, then "valid: " and the
+ * names of the formats this build reads (@for_write: writes), into @buf
+ * (capacity @len, truncated, NUL-terminated when @len > 0).  Returns the
+ * length the whole text needs.
+ */
+size_t format_suggest(const char *name, int for_write, char *buf, size_t len);
+
+/*
+ * format_lookup() - the format called @name that this build reads (or,
+ * @for_write, writes), or EI_EUSAGE: "unknown format 'qcw2'; did you mean
+ * 'qcow2'? valid: ..." ("cannot write format 'vmdk'; valid: ..." for
+ * one it only reads).  For -f and -O.
+ */
+int format_lookup(const char *name, int for_write,
+		  const struct img_format **out, struct err *e);
 
 /*
  * format_probe() - the format the probes pick for @head/@tail, or an

@@ -88,6 +88,53 @@ int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 	return 0;
 }
 
+/* The formats this build reads, or (@for_write) writes. */
+static int format_usable(const struct img_format *f, int for_write)
+{
+	return for_write ? f->write != NULL : f->open != NULL;
+}
+
+size_t format_suggest(const char *name, int for_write, char *buf, size_t len)
+{
+	struct str_near near = { .typo = name };
+	size_t at = 0;
+	int n = 0;
+
+	if (len)
+		buf[0] = 0;
+	for (const struct img_format *const *f = img_formats; *f; f++) {
+		if (!format_usable(*f, for_write))
+			continue;
+		str_near_add(&near, (*f)->name);
+		if ((*f)->alias)
+			str_near_add(&near, (*f)->alias);
+	}
+	if (near.best)
+		at = text_addf(buf, len, at, "did you mean '%s'? ", near.best);
+	at = text_addf(buf, len, at, "valid:");
+	for (const struct img_format *const *f = img_formats; *f; f++)
+		if (format_usable(*f, for_write))
+			at = text_addf(buf, len, at, "%s %s", n++ ? "," : "", (*f)->name);
+	return at;
+}
+
+int format_lookup(const char *name, int for_write,
+		  const struct img_format **out, struct err *e)
+{
+	const struct img_format *f = format_find(name);
+	char hint[256];
+
+	if (f && format_usable(f, for_write)) {
+		*out = f;
+		return 0;
+	}
+	format_suggest(name, for_write, hint, sizeof(hint));
+	if (f || for_write)
+		return err_set(e, EI_EUSAGE, "cannot %s format '%s'; %s",
+			       for_write ? "write" : "read", name, hint);
+	return err_set(e, EI_EUSAGE, "unknown format '%s'; %s", name, hint);
+}
+
 /* A writer= of a recipe: "0.1.0", "1.2", "0.2.0-rc1", "1.0.0+git.abc". */
 static int writer_version_ok(const char *s)
 {
@@ -118,10 +165,14 @@ static int writer_version_ok(const char *s)
 	return s[i] == 0;
 }
 
-/* The error for a format this build does not write. */
+/* The error for a format this build does not write, naming those it does. */
 static int format_cannot_write(const char *name, struct err *e)
 {
-	return err_set(e, EI_EUNSUP, "this edgeimg cannot write format '%s'", name);
+	char hint[256];
+
+	format_suggest(name, 1, hint, sizeof(hint));
+	return err_set(e, EI_EUNSUP, "this edgeimg cannot write format '%s'; %s",
+		       name, hint);
 }
 
 int format_write_parse(const struct img_format *f, const struct write_opts *wo,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests of bytes.h, err, opts (writers' option tables, edit
- * distance), the writers' options through the registry, and info.
+ * distance), the registry's names and writer options, and info.
  */
 #include <string.h>
 
@@ -214,8 +214,30 @@ static void test_formats(void)
 	char buf[8192];
 	size_t n;
 
+	n = format_suggest("rw", 0, buf, sizeof(buf));
+	CHECK(n == strlen(buf) && strstr(buf, "did you mean 'raw'? valid: ") == buf &&
+	      !strcmp(buf + n - 4, " raw"), "suggest: %s", buf);
+	CHECK(format_suggest("rw", 0, buf, 8) == n && strlen(buf) == 7, "suggest truncated");
+	if (format_find("qcow2")) {
+		n = format_suggest("QCW2", 0, buf, sizeof(buf));
+		CHECK(strstr(buf, "did you mean 'qcow2'? valid: ") == buf && strstr(buf, " qcow2,") &&
+		      !strcmp(buf + n - 5, ", raw"), "suggest qcow2: %s", buf);
+	}
+	if (format_find("vhd"))
+		CHECK(format_suggest("vpcc", 0, buf, sizeof(buf)) &&
+		      strstr(buf, "did you mean 'vpc'? "), "an alias is near too: %s", buf);
+	format_suggest("zzzzzzz", 1, buf, sizeof(buf));
+	CHECK(!strncmp(buf, "valid: ", 7) && strstr(buf, "raw") && !strstr(buf, "vdi"),
+	      "nothing near, the writers: %s", buf);
+	CHECK(format_lookup("raw", 1, &f, &e) == 0 && f && !strcmp(f->name, "raw"), "lookup raw");
+	CHECK(format_lookup("rwa", 0, &f, &e) == EI_EUSAGE &&
+	      strstr(e.msg, "unknown format 'rwa'; did you mean 'raw'? valid: "), "lookup: %s", e.msg);
+	if (format_find("vmdk") && !format_find("vmdk")->write)
+		CHECK(format_lookup("vmdk", 1, &f, &e) == EI_EUSAGE &&
+		      strstr(e.msg, "cannot write format 'vmdk'; valid: ") == e.msg,
+		      "a format read only: %s", e.msg);
 	CHECK(format_write_check("rwa", NULL, 0, &e) == EI_EUNSUP &&
-	      !strcmp(e.msg, "this edgeimg cannot write format 'rwa'"),
+	      strstr(e.msg, "this edgeimg cannot write format 'rwa'; did you mean 'raw'?"),
 	      "write check, unknown: %s", e.msg);
 
 	/* raw: a recipe's format= and writer= only */
