@@ -73,26 +73,31 @@ static int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
 }
 
 /* Raw takes no options: one given is a mistake, never ignored. */
-static int raw_write_check(const struct write_opts *wo, struct err *e)
-{
-	struct opts o;
-	int r;
+static const struct opt_desc raw_wopts[] = { { NULL } };
 
+static int raw_write_parse(struct opts *o, const struct write_opts *wo,
+			   void *parsed, struct err *e)
+{
+	(void)o;
+	(void)parsed;
 	if (wo->compress)
 		return err_set(e, EI_EUSAGE,
 			       "raw: -c (compression) does not apply to raw output");
-	r = opts_parse(wo->options, &o, e);
-	return r < 0 ? r : opts_unused(&o, "raw", e);
+	return 0;
 }
+
+extern const struct img_format fmt_raw;
 
 static int raw_write(struct vdisk *src, struct io *out,
 		     const struct write_opts *wo, struct err *e)
 {
+	struct write_parsed tmp;
+	const struct write_parsed *parsed;
 	uint8_t *buf;
 	uint64_t off = 0;
 	int r;
 
-	r = raw_write_check(wo, e);
+	r = format_write_opts(&fmt_raw, wo, &tmp, &parsed, e);
 	if (r < 0)
 		return r;
 	if ((out->flags & IO_BLOCKDEV) && out->size < src->size)
@@ -140,5 +145,6 @@ const struct img_format fmt_raw = {
 	.read = raw_read,
 	.extent = raw_extent,
 	.write = raw_write,
-	.write_check = raw_write_check,
+	.write_parse = raw_write_parse,
+	.wopts = raw_wopts,
 };

@@ -138,3 +138,32 @@ codec_lib() {
 	lz4) echo "lz4=$(pkg-config --modversion liblz4)" ;;
 	esac
 }
+
+# recipe_round_trip FMT IMG SRC OPTS DESC: IMG, which edgeimg wrote as FMT
+# from SRC with -o OPTS, carries a recipe that "info" and "info --json"
+# show alike, naming FMT, the writer and every KEY=VALUE of OPTS; given
+# back verbatim as -o (from either, and with another writer= version) it
+# writes IMG's bytes again.  The recipe is left in $RECIPE.
+recipe_round_trip() {
+	local fmt=$1 img=$2 src=$3 opts=$4 d=$5 json kv from r
+	run_ei 0 -- info "$img"
+	RECIPE=$(sed -n 's/^recipe: //p' <<<"$OUT")
+	run_ei 0 -- info --json "$img"
+	json=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("recipe", ""))' <<<"$OUT")
+	check "$d: info and info --json show the same recipe" test "$RECIPE" = "$json"
+	has "$d: the recipe names the format and the writer" "^format=$fmt,writer=[0-9]" "$RECIPE"
+	for kv in ${opts//,/ }; do
+		check "$d: the recipe has $kv" grep -q ",$kv\(,\|\$\)" <<<"$RECIPE"
+	done
+	for from in info json other-writer; do
+		case $from in
+		info) r=$RECIPE ;;
+		json) r=$json ;;
+		other-writer) r=$(sed -E 's/,writer=[^,]*,/,writer=0.0.9-rc1,/' <<<"$RECIPE") ;;
+		esac
+		rm -f "$T/rt.out"
+		run_ei 0 -- convert -O "$fmt" -o "$r" "$src" "$T/rt.out"
+		check "$d: convert -o <recipe, $from> gives the same bytes" cmp -s "$img" "$T/rt.out"
+	done
+	rm -f "$T/rt.out"
+}

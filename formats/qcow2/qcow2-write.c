@@ -41,9 +41,10 @@
 #include "qcow2.h"
 #include "qcow2-write.h"
 
+extern const struct img_format fmt_qcow2;
+
 #define QCOW2W_MIN_CLUSTER_BITS 12      /* 4 KiB */
 #define QCOW2W_MAX_CLUSTER_BITS 21      /* 2 MiB */
-#define QCOW2W_DEFAULT_CLUSTER (64u << 10)
 #define QCOW2W_REFCOUNT_ORDER 4         /* 16-bit refcounts, as QEMU */
 #define QCOW2W_REFCOUNT_MAX 0xffffu
 #define QCOW2W_WBUF (1u << 20)          /* output is written in these */
@@ -644,102 +645,127 @@ static int q2w_header(struct q2w *q, uint64_t rt_off, uint64_t rt_clusters,
 
 /* --- options ----------------------------------------------------------- */
 
-static int q2w_options(struct q2w *q, const struct write_opts *wo,
-		       struct err *e)
-{
-	const char *compat, *ctype, *compress;
-	char lib[64];
-	uint64_t cs = QCOW2W_DEFAULT_CLUSTER, level;
-	struct opts o;
-	int on = wo->compress, has_level, r;
+enum { Q2O_COMPAT, Q2O_CLUSTER_SIZE, Q2O_COMPRESSION_TYPE, Q2O_COMPRESS, Q2O_LEVEL };
 
-	r = opts_parse(wo->options, &o, e);
+/* level: the range and default of each codec. */
+static void q2w_level_describe(const struct opt_desc *d, char *buf, size_t len)
+{
+	const struct codec *z = codec_find("deflate"), *s = codec_find("zstd");
+	size_t at = 0;
+
+	(void)d;
+	if (z)
+		at = text_addf(buf, len, at, "zlib %d..%d (default %d)",
+			       z->level_min, z->level_max, z->level_default);
+	if (s)
+		text_addf(buf, len, at, "%szstd %d..%d (default %d)", at ? ", " : "",
+			  s->level_min, s->level_max, s->level_default);
+}
+
+const struct opt_desc qcow2_write_options[] = {
+	[Q2O_COMPAT] = { "compat", "0.10|1.1", "1.1",
+		"qcow2 version: 1.1 (or v3) is version 3, 0.10 (or v2) version 2 for old QEMU" },
+	[Q2O_CLUSTER_SIZE] = { "cluster_size", "a power of two from 4 KiB to 2 MiB", "65536",
+		"bytes per cluster (64k, 1M, ...): larger ones compress better",
+		1u << QCOW2W_MIN_CLUSTER_BITS, 1u << QCOW2W_MAX_CLUSTER_BITS, 1 },
+	[Q2O_COMPRESSION_TYPE] = { "compression_type",
+		IS_ENABLED(CONFIG_CODEC_ZSTD) ? "zlib|zstd" : "zlib", EI_DEFAULT_CODEC,
+		"codec of compressed clusters; zstd needs compat=1.1" },
+	[Q2O_COMPRESS] = { "compress", "on|off", "off",
+		"store clusters compressed where that is smaller (what -c does)" },
+	[Q2O_LEVEL] = { "level", NULL, NULL,
+		"compression level, with -c or compress=on",
+		.describe = q2w_level_describe },
+	CODEC_LIBRARY_OPTION("deflate"),
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	CODEC_LIBRARY_OPTION("zstd"),
+#endif
+	{ NULL },
+};
+
+static const char *q2w_ctype_name(unsigned type)
+{
+	return type == QCOW2_COMPRESSION_ZLIB ? "zlib" : "zstd";
+}
+
+int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
+		     struct err *e)
+{
+	const struct opt_desc *d = qcow2_write_options;
+	const char *compat = opts_get(o, "compat"), *compress, *level;
+	struct qcow2_wopts q = { 0 };
+	uint64_t cs = 0, lv;
+	int on, r;
+
+	_Static_assert(sizeof(q) <= WRITE_PARSED_MAX, "struct qcow2_wopts is too large");
+	/* QEMU's other names for the versions. */
+	if (compat && !strcmp(compat, "v3"))
+		compat = "1.1";
+	else if (compat && !strcmp(compat, "v2"))
+		compat = "0.10";
+	if ((r = opt_choice(&d[Q2O_COMPAT], compat, "qcow2", e)) < 0)
+		return r;
+	q.version = r == 0 ? 2 : 3;
+	r = opt_number(&d[Q2O_CLUSTER_SIZE], opts_get(o, "cluster_size"), &cs, "qcow2", e);
 	if (r < 0)
 		return r;
-	compat = opts_get(&o, "compat");
-	ctype = opts_get(&o, "compression_type");
-	compress = opts_get(&o, "compress");
-	if ((r = opts_get_u64(&o, "cluster_size", &cs, "qcow2", e)) < 0 ||
-	    (r = has_level = opts_get_u64(&o, "level", &level, "qcow2", e)) < 0)
+	q.cluster_bits = (unsigned)__builtin_ctzll(cs);
+	r = opt_choice(&d[Q2O_COMPRESSION_TYPE], opts_get(o, "compression_type"), "qcow2", e);
+	if (r < 0)
 		return r;
-
-	if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3"))
-		q->version = 3;
-	else if (!strcmp(compat, "0.10") || !strcmp(compat, "v2"))
-		q->version = 2;
-	else
-		return err_set(e, EI_EUSAGE, "qcow2: compat=%s is not 0.10 or 1.1", compat);
-	if (!is_pow2(cs) || cs < (1u << QCOW2W_MIN_CLUSTER_BITS) ||
-	    cs > (1u << QCOW2W_MAX_CLUSTER_BITS))
-		return err_set(e, EI_EUSAGE,
-			       "qcow2: cluster_size=%llu is not a power of two from 4 KiB to 2 MiB",
-			       (unsigned long long)cs);
-	q->cs = cs;
-	q->cluster_bits = (unsigned)__builtin_ctzll(cs);
-	if (!ctype)
-		ctype = EI_DEFAULT_CODEC;
-	if (!strcmp(ctype, "zlib"))
-		q->compression_type = QCOW2_COMPRESSION_ZLIB;
-	else if (!strcmp(ctype, "zstd") && IS_ENABLED(CONFIG_CODEC_ZSTD))
-		q->compression_type = QCOW2_COMPRESSION_ZSTD;
-	else
-		return err_set(e, EI_EUSAGE, "qcow2: compression_type=%s is not %s", ctype,
-			       IS_ENABLED(CONFIG_CODEC_ZSTD) ? "zlib or zstd" :
-			       "zlib (this build has no zstd)");
-	if (q->version == 2 && q->compression_type != QCOW2_COMPRESSION_ZLIB)
-		return err_set(e, EI_EUSAGE,
-			       "qcow2: compression_type=%s needs compat=1.1", ctype);
-	if (compress) {
-		if (strcmp(compress, "on") && strcmp(compress, "off"))
-			return err_set(e, EI_EUSAGE, "qcow2: compress=%s is not on or off",
-				       compress);
-		if (wo->compress && !strcmp(compress, "off"))
-			return err_set(e, EI_EUSAGE, "qcow2: -c contradicts compress=off");
-		on = !strcmp(compress, "on");
-	}
+	q.compression_type = r == 0 ? QCOW2_COMPRESSION_ZLIB : QCOW2_COMPRESSION_ZSTD;
+	if (q.version == 2 && q.compression_type != QCOW2_COMPRESSION_ZLIB)
+		return err_set(e, EI_EUSAGE, "qcow2: compression_type=%s needs compat=1.1",
+			       q2w_ctype_name(q.compression_type));
+	compress = opts_get(o, "compress");
+	if ((r = opt_choice(&d[Q2O_COMPRESS], compress, "qcow2", e)) < 0)
+		return r;
+	if (wo->compress && compress && r == 1)
+		return err_set(e, EI_EUSAGE, "qcow2: -c contradicts compress=off");
+	on = wo->compress || r == 0;
+	level = opts_get(o, "level");
 	if (on) {
-		q->codec = codec_find(q->compression_type == QCOW2_COMPRESSION_ZLIB ?
-				      "deflate" : "zstd");
-		if (!q->codec)
-			return err_set(e, EI_EUNSUP, "qcow2: no codec for %s", ctype);
-		q->level = q->codec->level_default;
-		if (has_level) {
-			if (level < (uint64_t)q->codec->level_min ||
-			    level > (uint64_t)q->codec->level_max)
-				return err_set(e, EI_EUSAGE, "qcow2: level=%llu is not in %d..%d for %s",
-					       (unsigned long long)level,
-					       q->codec->level_min, q->codec->level_max, ctype);
-			q->level = (int)level;
+		q.codec = codec_find(q.compression_type == QCOW2_COMPRESSION_ZLIB ?
+				     "deflate" : "zstd");
+		if (!q.codec)
+			return err_set(e, EI_EUNSUP, "qcow2: no codec for %s",
+				       q2w_ctype_name(q.compression_type));
+		q.level = q.codec->level_default;
+		if (level) {
+			if (parse_size(level, &lv) < 0 || lv < (uint64_t)q.codec->level_min ||
+			    lv > (uint64_t)q.codec->level_max)
+				return err_set(e, EI_EUSAGE, "qcow2: level=%s is not in %d..%d for %s",
+					       level, q.codec->level_min, q.codec->level_max,
+					       q2w_ctype_name(q.compression_type));
+			q.level = (int)lv;
 		}
-	} else if (has_level) {
+	} else if (level) {
 		return err_set(e, EI_EUSAGE, "qcow2: level needs compression (-c)");
 	}
 	/* Compressed bytes differ between libraries: the recipe names it. */
-	if ((r = codec_library_opts(&o, q->codec, "qcow2", e)) < 0 ||
-	    (r = opts_unused(&o, "qcow2", e)) < 0)
+	r = codec_library_opts(o, q.codec, "qcow2", e);
+	if (r < 0)
 		return r;
-
-	/* Every option, defaults spelled out, in this order. */
-	snprintf(q->recipe, sizeof(q->recipe),
-		 "format=qcow2,writer=%s,compat=%s,cluster_size=%llu,compression_type=%s,compress=%s",
-		 EDGEIMG_VERSION, q->version == 3 ? "1.1" : "0.10",
-		 (unsigned long long)cs, ctype, on ? "on" : "off");
-	if (on) {
-		size_t n = strlen(q->recipe);
-
-		const char *key = codec_library(q->codec, lib, sizeof(lib));
-
-		snprintf(q->recipe + n, sizeof(q->recipe) - n, ",level=%d,%s=%s",
-			 q->level, key, lib);
-	}
+	memcpy(parsed, &q, sizeof(q));
 	return 0;
 }
 
-int qcow2_write_check(const struct write_opts *wo, struct err *e)
+/* The recipe: every option, defaults spelled out, in this order. */
+static void q2w_recipe(struct q2w *q)
 {
-	struct q2w q = { 0 };
+	int n = snprintf(q->recipe, sizeof(q->recipe),
+			 "format=qcow2,writer=%s,compat=%s,cluster_size=%llu,compression_type=%s,compress=%s",
+			 EDGEIMG_VERSION, q->version == 3 ? "1.1" : "0.10",
+			 (unsigned long long)q->cs, q2w_ctype_name(q->compression_type),
+			 q->codec ? "on" : "off");
 
-	return q2w_options(&q, wo, e);
+	if (q->codec && n > 0 && (size_t)n < sizeof(q->recipe)) {
+		char lib[64];
+		const char *key = codec_library(q->codec, lib, sizeof(lib));
+
+		snprintf(q->recipe + n, sizeof(q->recipe) - (size_t)n, ",level=%d,%s=%s",
+			 q->level, key, lib);
+	}
 }
 
 /* --- the writer -------------------------------------------------------- */
@@ -758,15 +784,26 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 		struct err *e)
 {
 	struct q2w q = { .out = out, .l2_index = UINT64_MAX };
+	struct write_parsed tmp;
+	const struct write_parsed *parsed;
+	struct qcow2_wopts opt;
 	struct pipeline *p = NULL;
 	uint64_t l2_span, l1_size, fixed, ctx, rt_off = 0, rt_clusters = 0;
 	size_t in_cap, out_cap;
 	unsigned threads;
 	int r;
 
-	r = q2w_options(&q, wo, e);
+	r = format_write_opts(&fmt_qcow2, wo, &tmp, &parsed, e);
 	if (r < 0)
 		return r;
+	memcpy(&opt, parsed->priv.bytes, sizeof(opt));
+	q.version = opt.version;
+	q.cluster_bits = opt.cluster_bits;
+	q.cs = 1ULL << opt.cluster_bits;
+	q.compression_type = opt.compression_type;
+	q.codec = opt.codec;
+	q.level = opt.level;
+	q2w_recipe(&q);
 	/* QEMU counts a disk in 512-byte sectors: a partial one is padded. */
 	if (src->size > UINT64_MAX - 511)
 		return err_set(e, EI_ELIMIT, "qcow2: disk of %llu bytes is too large",

@@ -16,19 +16,34 @@
 #define QCOW2_EXT_RECIPE 0x45444749u
 #define QCOW2_RECIPE_MAX 256
 
+/* The writer's -o options and -c, as qcow2_opts_parse() reads them. */
+struct qcow2_wopts {
+	unsigned version;               /* 3, or 2 for compat=0.10 */
+	unsigned cluster_bits;
+	unsigned compression_type;      /* QCOW2_COMPRESSION_* */
+	const struct codec *codec;      /* NULL: clusters are stored plain */
+	int level;
+};
+
+/* The options qcow2_opts_parse() takes, for the format's table. */
+extern const struct opt_desc qcow2_write_options[];
+
+/*
+ * qcow2_opts_parse() - the format's write_parse(): compat, cluster_size,
+ * compression_type, compress (or -c), level and the codec library's key
+ * (deflate= or zstd=, see codec_library_opts()) of @o into the struct
+ * qcow2_wopts at @parsed.
+ */
+int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
+		     struct err *e);
+
 /*
  * qcow2_write() - stream @src into @out as qcow2 (version 3, or 2 with
- * compat=0.10), plain or compressed clusters (wo->compress or
- * -o compress=on).  Options: compat, cluster_size, compression_type,
- * compress, level, and the codec library's key (deflate= or zstd=, see
- * codec_library_opts()); see q2w_options() for the values.  The output is
- * the same bytes for any thread count.
+ * compat=0.10), plain or compressed clusters, as qcow2_opts_parse() reads
+ * the options.  The output is the same bytes for any thread count.
  */
 int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 		struct err *e);
-
-/* qcow2_write_check() - the errors qcow2_write() gives for @wo, without I/O. */
-int qcow2_write_check(const struct write_opts *wo, struct err *e);
 
 /*
  * qcow2_recipe() - the recipe in @vd's header extensions, if any: its

@@ -1034,5 +1034,6 @@ const struct img_format fmt_qcow2 = {
 	.recipe = qcow2_recipe,
 	.check = qcow2_check,
 	.write = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write : NULL,
-	.write_check = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_check : NULL,
+	.write_parse = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_opts_parse : NULL,
+	.wopts = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_options : NULL,
 };

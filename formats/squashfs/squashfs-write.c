@@ -69,10 +69,7 @@ struct sqw {
 	struct vdisk *src;
 	struct io *out;
 	const struct write_opts *wo;
-	const struct squashfs_comp *comp;
-	int level, partitions;
-	uint32_t bs, log, mtime;
-	char name[72];
+	struct squashfs_wopts opt;
 	uint64_t pos;           /* the next byte of the output */
 	uint64_t done, total;   /* progress */
 	void *mctx;             /* the caller thread's compressor state */
@@ -116,8 +113,8 @@ static int sqw_pack(struct sqw *w, const uint8_t *in, size_t len,
 
 	if (len < 2)
 		return 1;
-	r = squashfs_compress(w->comp, &w->mctx, in, len, w->buf, &n,
-			      w->level, w->bs, e);
+	r = squashfs_compress(w->opt.comp, &w->mctx, in, len, w->buf, &n,
+			      w->opt.level, w->opt.bs, e);
 	if (r == -ENOSPC)
 		return 1;
 	if (r < 0)
@@ -228,8 +225,8 @@ static int sqw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 		u->flags |= SQW_RAW;
 		return 0;
 	}
-	r = squashfs_compress(w->comp, ctx, u->in, u->in_len, u->out, &n,
-			      w->level, w->bs, e);
+	r = squashfs_compress(w->opt.comp, ctx, u->in, u->in_len, u->out, &n,
+			      w->opt.level, w->opt.bs, e);
 	if (r == -ENOSPC) {
 		u->flags |= SQW_RAW;
 		return 0;
@@ -249,7 +246,7 @@ static int sqw_emit(void *arg, struct pl_unit *u, struct err *e)
 		uint64_t bytes = 0;
 
 		for (size_t i = 0; i < u->out_len; i++, w->nwords++) {
-			uint64_t len = min_u64(w->bs, w->slen - (w->nwords << w->log));
+			uint64_t len = min_u64(w->opt.bs, w->slen - (w->nwords << w->opt.log));
 
 			w->words[w->nwords] = 0;
 			bytes += len;
@@ -273,7 +270,7 @@ static void sqw_ctx_free(void *arg, void *ctx)
 {
 	struct sqw *w = arg;
 
-	squashfs_ctx_free(w->comp, ctx);
+	squashfs_ctx_free(w->opt.comp, ctx);
 }
 
 static const struct pl_ops sqw_pl_ops = {
@@ -341,12 +338,12 @@ static int sqw_fill(struct sqw *w, struct sqw_map *m, uint8_t *buf,
 static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 		      uint32_t *words, uint64_t *sparse, struct err *e)
 {
-	uint64_t nb = (len + w->bs - 1) >> w->log, k = 0, end = off + len;
+	uint64_t nb = (len + w->opt.bs - 1) >> w->opt.log, k = 0, end = off + len;
 	struct sqw_map map = { 0, 0 };
 	struct pipeline *p = NULL;
 	int r;
 
-	r = pipeline_new(&sqw_pl_ops, w, w->wo->threads, w->bs, w->bs,
+	r = pipeline_new(&sqw_pl_ops, w, w->wo->threads, w->opt.bs, w->opt.bs,
 			 w->pl_cap, &p, e);
 	if (r < 0)
 		return r;
@@ -355,8 +352,8 @@ static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 	w->sparse = 0;
 	w->slen = len;
 	while (r >= 0 && k < nb) {
-		uint64_t boff = off + (k << w->log);
-		size_t blen = (size_t)min_u64(w->bs, end - boff);
+		uint64_t boff = off + (k << w->opt.log);
+		size_t blen = (size_t)min_u64(w->opt.bs, end - boff);
 		struct pl_unit *u;
 
 		r = sqw_map_at(w, &map, boff, end, e);
@@ -372,7 +369,7 @@ static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 			size_t count = 0;
 
 			while (k < nb && count < SQW_MAX_RUN &&
-			       min_u64(off + ((k + 1) << w->log), end) <= map.zero_until) {
+			       min_u64(off + ((k + 1) << w->opt.log), end) <= map.zero_until) {
 				k++;
 				count++;
 			}
@@ -440,7 +437,7 @@ static int sqw_frag_add(struct sqw *w, struct sqw_file *f, struct err *e)
 
 	if (!f->tail_len)
 		return 0;
-	if (w->fused + f->tail_len > w->bs && (r = sqw_frag_flush(w, e)) < 0)
+	if (w->fused + f->tail_len > w->opt.bs && (r = sqw_frag_flush(w, e)) < 0)
 		return r;
 	f->frag = w->nfrag;
 	f->frag_off = w->fused;
@@ -471,22 +468,22 @@ static struct sqw_file *sqw_file_new(struct sqw *w, const char *name,
 /* A file whose content is in memory: blocks here, the tail in a fragment. */
 static int sqw_mem_file(struct sqw *w, struct sqw_file *f, struct err *e)
 {
-	f->nblocks = f->size >> w->log;
-	f->tail_len = (uint32_t)(f->size & (w->bs - 1));
+	f->nblocks = f->size >> w->opt.log;
+	f->tail_len = (uint32_t)(f->size & (w->opt.bs - 1));
 	f->own = calloc(f->nblocks ? f->nblocks : 1, sizeof(*f->own));
 	if (!f->own)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	f->words = f->own;
 	f->start = w->pos;
 	for (uint64_t i = 0; i < f->nblocks; i++) {
-		const uint8_t *b = (const uint8_t *)f->mem + (i << w->log);
+		const uint8_t *b = (const uint8_t *)f->mem + (i << w->opt.log);
 		size_t n = 0;
-		int r = sqw_pack(w, b, w->bs, &n, e);
+		int r = sqw_pack(w, b, w->opt.bs, &n, e);
 
 		if (r < 0)
 			return r;
-		f->own[i] = r ? w->bs | SQFS_BLOCK_UNCOMPRESSED : (uint32_t)n;
-		r = sqw_write(w, r ? b : w->buf, r ? w->bs : n, e);
+		f->own[i] = r ? w->opt.bs | SQFS_BLOCK_UNCOMPRESSED : (uint32_t)n;
+		r = sqw_write(w, r ? b : w->buf, r ? w->opt.bs : n, e);
 		if (r < 0)
 			return r;
 	}
@@ -504,7 +501,7 @@ static int sqw_manifest(struct sqw *w, const struct squashfs_ptable *pt,
 	len = (size_t)snprintf(s, cap,
 			       "# edgeimg partitions of %s: %s, %u partitions, %llu bytes\n"
 			       "# index file start size type uuid name (start and size in bytes)\n",
-			       w->name, pt->kind, pt->n,
+			       w->opt.name, pt->kind, pt->n,
 			       (unsigned long long)w->src->size);
 	for (unsigned i = 0; i < pt->n; i++) {
 		const struct squashfs_part *p = &pt->part[i];
@@ -535,9 +532,9 @@ static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
 
 		snprintf(name, sizeof(name), "p%u.img", p->index);
 		f = sqw_file_new(w, name, p->size);
-		if (p->start & (w->bs - 1)) {
+		if (p->start & (w->opt.bs - 1)) {
 			/* Not on a block boundary: a copy of its own. */
-			f->nblocks = (p->size + w->bs - 1) >> w->log;
+			f->nblocks = (p->size + w->opt.bs - 1) >> w->opt.log;
 			f->own = malloc(f->nblocks ? f->nblocks * 4 : 1);
 			if (!f->own)
 				return err_set(e, -ENOMEM, "squashfs: out of memory");
@@ -549,16 +546,16 @@ static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
 			continue;
 		}
 		/* On a block boundary: a slice of disk.img's blocks. */
-		f->nblocks = p->size >> w->log;
-		f->words = disk->words + (p->start >> w->log);
+		f->nblocks = p->size >> w->opt.log;
+		f->words = disk->words + (p->start >> w->opt.log);
 		f->start = disk->start;
-		for (uint64_t b = 0; b < (p->start >> w->log); b++)
+		for (uint64_t b = 0; b < (p->start >> w->opt.log); b++)
 			f->start += disk->words[b] & SQFS_BLOCK_SIZE_MASK;
 		for (uint64_t b = 0; b < f->nblocks; b++)
 			if (!f->words[b])
-				f->sparse += w->bs;
-		f->tail_len = (uint32_t)(p->size & (w->bs - 1));
-		f->tail_src = p->start + (f->nblocks << w->log);
+				f->sparse += w->opt.bs;
+		f->tail_len = (uint32_t)(p->size & (w->opt.bs - 1));
+		f->tail_src = p->start + (f->nblocks << w->opt.log);
 		w->shared |= f->nblocks > 0;
 	}
 	return sqw_manifest(w, pt, e);
@@ -586,7 +583,7 @@ static int sqw_file_inode(struct sqw *w, struct sqw_meta *m,
 	int r;
 
 	f->ref = sqw_meta_ref(m);
-	sqw_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->mtime,
+	sqw_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->opt.mtime,
 		      f->number);
 	if (ext) {
 		put_le64(b + 16, f->start);
@@ -674,7 +671,7 @@ static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
 		goto out;
 	len = sqw_listing(w, listing);
 	root = sqw_meta_ref(m);
-	sqw_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->mtime, w->nfiles + 1);
+	sqw_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->opt.mtime, w->nfiles + 1);
 	put_le32(b + 16, 0);                    /* listing at the table's start */
 	put_le32(b + 20, 2);                    /* nlink */
 	put_le16(b + 24, (uint16_t)(len + 3));
@@ -745,98 +742,143 @@ static int sqw_name_ok(const char *s)
 	return 1;
 }
 
-static int sqw_options(struct sqw *w, struct err *e)
+enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO_MTIME };
+
+/* The compressors this build has, in the order errors and help name them. */
+#define SQW_COMPS "gzip" SQW_COMP_ZSTD SQW_COMP_XZ SQW_COMP_LZ4
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+#define SQW_COMP_ZSTD "|zstd"
+#else
+#define SQW_COMP_ZSTD ""
+#endif
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+#define SQW_COMP_XZ "|xz"
+#else
+#define SQW_COMP_XZ ""
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+#define SQW_COMP_LZ4 "|lz4"
+#else
+#define SQW_COMP_LZ4 ""
+#endif
+#if IS_ENABLED(CONFIG_DEFAULT_CODEC_ZSTD)
+#define SQW_DEFAULT_COMP "zstd"
+#else
+#define SQW_DEFAULT_COMP "gzip"
+#endif
+#define SQW_STR(x) SQW_STR2(x)
+#define SQW_STR2(x) #x
+
+/* level: the range and default of each compressor built in. */
+static void sqw_level_describe(const struct opt_desc *d, char *buf, size_t len)
 {
-	struct opts o;
-	const char *s;
-	uint64_t v;
+	size_t at = 0;
+
+	(void)d;
+	for (unsigned id = 1; id <= SQFS_COMP_ZSTD; id++) {
+		const struct squashfs_comp *c = squashfs_comp_by_id(id);
+
+		if (c && squashfs_comp_built(c) == 0)
+			at = text_addf(buf, len, at, "%s%s %d..%d (default %d)",
+				       at ? ", " : "", c->name, c->level_min,
+				       c->level_max, c->level_default);
+	}
+}
+
+const struct opt_desc squashfs_write_options[] = {
+	[SQO_COMPRESSION] = { "compression", SQW_COMPS, SQW_DEFAULT_COMP,
+		"the compressor of blocks and metadata (zlib is gzip)" },
+	[SQO_LEVEL] = { "level", NULL, NULL, "compression level",
+		.describe = sqw_level_describe },
+	[SQO_BLOCK_SIZE] = { "block_size", "a power of two from 4096 to 1048576",
+		SQW_STR(EI_DEFAULT_BLOCK), "bytes per block (64k, 1M, ...): larger ones compress better",
+		1u << SQFS_MIN_LOG, 1u << SQFS_MAX_LOG, 1 },
+	[SQO_NAME] = { "name", "1..64 of A-Z a-z 0-9 . _ + -", SQFS_DEFAULT_NAME,
+		"the disk's file name in the filesystem" },
+	[SQO_PARTITIONS] = { "partitions", "on|off", "off",
+		"also each GPT/MBR partition as pN.img, and partitions.txt" },
+	[SQO_MTIME] = { "mtime", "0..4294967295 (seconds since 1970)",
+		"SOURCE_DATE_EPOCH, else 0", "the filesystem's and the files' time",
+		0, UINT32_MAX, 0 },
+	CODEC_LIBRARY_OPTION("deflate"),
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	CODEC_LIBRARY_OPTION("zstd"),
+#endif
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	CODEC_LIBRARY_OPTION("xz"),
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	CODEC_LIBRARY_OPTION("lz4"),
+#endif
+	{ NULL },
+};
+
+int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
+			void *parsed, struct err *e)
+{
+	const struct opt_desc *d = squashfs_write_options;
+	struct squashfs_wopts w = { 0 };
+	const char *s, *level;
+	uint64_t v = 0;
 	int r;
 
-	r = opts_parse(w->wo->options, &o, e);
-	if (r < 0)
-		return r;
-	s = opts_get(&o, "compression");
-	if (!s)
-		s = strcmp(EI_DEFAULT_CODEC, "zstd") ? "gzip" : "zstd";
-	if (!strcmp(s, "zlib"))
+	_Static_assert(sizeof(w) <= WRITE_PARSED_MAX, "struct squashfs_wopts is too large");
+	(void)wo;               /* -c is welcome: squashfs always compresses */
+	s = opts_get(o, "compression");
+	if (s && !strcmp(s, "zlib"))
 		s = "gzip";
-	w->comp = squashfs_comp_by_name(s);
-	if (!w->comp || squashfs_comp_built(w->comp) < 0)
-		return err_set(e, EI_EUSAGE,
-			       "squashfs: compression=%s is not one of gzip, zstd, xz, lz4 built in",
-			       s);
-	w->level = w->comp->level_default;
-	r = opts_get_u64(&o, "level", &v, "squashfs", e);
-	if (r < 0)
+	if ((r = opt_choice(&d[SQO_COMPRESSION], s, "squashfs", e)) < 0)
 		return r;
-	if (r) {
-		if (v < (uint64_t)w->comp->level_min || v > (uint64_t)w->comp->level_max)
+	w.comp = squashfs_comp_by_name(s ? s : d[SQO_COMPRESSION].def);
+	w.level = w.comp->level_default;
+	level = opts_get(o, "level");
+	if (level) {
+		if (parse_size(level, &v) < 0 || v < (uint64_t)w.comp->level_min ||
+		    v > (uint64_t)w.comp->level_max)
 			return err_set(e, EI_EUSAGE,
-				       "squashfs: level=%llu is not %d..%d for %s",
-				       (unsigned long long)v, w->comp->level_min,
-				       w->comp->level_max, w->comp->name);
-		w->level = (int)v;
+				       "squashfs: level=%s is not %d..%d for %s",
+				       level, w.comp->level_min, w.comp->level_max,
+				       w.comp->name);
+		w.level = (int)v;
 	}
-	v = EI_DEFAULT_BLOCK;
-	r = opts_get_u64(&o, "block_size", &v, "squashfs", e);
+	r = opt_number(&d[SQO_BLOCK_SIZE], opts_get(o, "block_size"), &v, "squashfs", e);
 	if (r < 0)
 		return r;
-	if (!is_pow2(v) || v < (1u << SQFS_MIN_LOG) || v > (1u << SQFS_MAX_LOG))
-		return err_set(e, EI_EUSAGE,
-			       "squashfs: block_size=%llu is not a power of two from 4096 to 1048576",
-			       (unsigned long long)v);
-	w->bs = (uint32_t)v;
-	for (w->log = 0; (1u << w->log) < w->bs; w->log++)
+	w.bs = (uint32_t)v;
+	for (w.log = 0; (1u << w.log) < w.bs; w.log++)
 		;
-	s = opts_get(&o, "name");
-	snprintf(w->name, sizeof(w->name), "%s", s ? s : SQFS_DEFAULT_NAME);
-	if (!sqw_name_ok(w->name))
-		return err_set(e, EI_EUSAGE,
-			       "squashfs: name=%s is not 1..64 of A-Z a-z 0-9 . _ + -",
-			       w->name);
-	s = opts_get(&o, "partitions");
-	if (s && strcmp(s, "on") && strcmp(s, "off"))
-		return err_set(e, EI_EUSAGE, "squashfs: partitions=%s is not on or off", s);
-	w->partitions = s && !strcmp(s, "on");
-	if (w->partitions && (!strcmp(w->name, SQW_MANIFEST) ||
-			      (w->name[0] == 'p' && strspn(w->name + 1, "0123456789") &&
-			       !strcmp(w->name + 1 + strspn(w->name + 1, "0123456789"), ".img"))))
+	s = opts_get(o, "name");
+	snprintf(w.name, sizeof(w.name), "%s", s ? s : d[SQO_NAME].def);
+	if (!sqw_name_ok(w.name))
+		return opt_bad(&d[SQO_NAME], s, "squashfs", e);
+	if ((r = opt_choice(&d[SQO_PARTITIONS], opts_get(o, "partitions"), "squashfs", e)) < 0)
+		return r;
+	w.partitions = r == 0;
+	if (w.partitions && (!strcmp(w.name, SQW_MANIFEST) ||
+			     (w.name[0] == 'p' && strspn(w.name + 1, "0123456789") &&
+			      !strcmp(w.name + 1 + strspn(w.name + 1, "0123456789"), ".img"))))
 		return err_set(e, EI_EUSAGE,
 			       "squashfs: name=%s clashes with the files of partitions=on",
-			       w->name);
-	r = opts_get_u64(&o, "mtime", &v, "squashfs", e);
+			       w.name);
+	r = opt_number(&d[SQO_MTIME], opts_get(o, "mtime"), &v, "squashfs", e);
 	if (r < 0)
 		return r;
 	if (!r) {
 		const char *env = getenv("SOURCE_DATE_EPOCH");
 
 		v = 0;
-		if (env && *env && parse_size(env, &v) < 0)
+		if (env && *env && (parse_size(env, &v) < 0 || v > UINT32_MAX))
 			return err_set(e, EI_EUSAGE,
-				       "squashfs: SOURCE_DATE_EPOCH=%s is not a number", env);
+				       "squashfs: SOURCE_DATE_EPOCH=%s is not a number in %s",
+				       env, d[SQO_MTIME].values);
 	}
-	if (v > UINT32_MAX)
-		return err_set(e, EI_EUSAGE,
-			       "squashfs: mtime %llu does not fit squashfs' 32 bits",
-			       (unsigned long long)v);
-	w->mtime = (uint32_t)v;
+	w.mtime = (uint32_t)v;
 	/* Compressed bytes differ between libraries: the recipe names it. */
-	r = codec_library_opts(&o, codec_find(w->comp->codec), "squashfs", e);
-	return r < 0 ? r : opts_unused(&o, "squashfs", e);
-}
-
-/* -c is welcome (squashfs always compresses); the options are checked. */
-int squashfs_write_check(const struct write_opts *wo, struct err *e)
-{
-	struct sqw *w = calloc(1, sizeof(*w));
-	int r;
-
-	if (!w)
-		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	w->wo = wo;
-	r = sqw_options(w, e);
-	free(w);
-	return r;
+	r = codec_library_opts(o, codec_find(w.comp->codec), "squashfs", e);
+	if (r < 0)
+		return r;
+	memcpy(parsed, &w, sizeof(w));
+	return 0;
 }
 
 /* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
@@ -845,19 +887,19 @@ static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
 	uint8_t b[10];
 	size_t n = 0;
 
-	switch (w->comp->id) {
+	switch (w->opt.comp->id) {
 	case SQFS_COMP_GZIP:
-		if (w->level == 9)
+		if (w->opt.level == 9)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->level);
+		put_le32(b + 2, (uint32_t)w->opt.level);
 		put_le16(b + 6, 15);    /* window_size */
 		put_le16(b + 8, 0);     /* strategies: default */
 		n = 8;
 		break;
 	case SQFS_COMP_ZSTD:
-		if (w->level == 15)
+		if (w->opt.level == 15)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->level);
+		put_le32(b + 2, (uint32_t)w->opt.level);
 		n = 4;
 		break;
 	case SQFS_COMP_LZ4:
@@ -877,13 +919,13 @@ static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
 static int sqw_trailer(struct sqw *w, struct err *e)
 {
 	char t[SQFS_RECIPE_MAX + 64], lib[64];
-	const char *key = codec_library(codec_find(w->comp->codec), lib, sizeof(lib));
+	const char *key = codec_library(codec_find(w->opt.comp->codec), lib, sizeof(lib));
 	uint8_t zero[SQFS_DEVBLK] = { 0 };
 	int n = snprintf(t, sizeof(t),
 			 SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
 			 "%s=%s,block_size=%u,name=%s,partitions=%s,mtime=%u\n",
-			 EDGEIMG_VERSION, w->comp->name, w->level, key, lib, w->bs,
-			 w->name, w->partitions ? "on" : "off", w->mtime);
+			 EDGEIMG_VERSION, w->opt.comp->name, w->opt.level, key, lib, w->opt.bs,
+			 w->opt.name, w->opt.partitions ? "on" : "off", w->opt.mtime);
 	uint64_t end;
 	int r;
 
@@ -898,8 +940,8 @@ static void sqw_free(struct sqw *w)
 {
 	for (unsigned i = 0; i < w->nfiles; i++)
 		free(w->file[i].own);
-	if (w->comp)
-		squashfs_ctx_free(w->comp, w->mctx);
+	if (w->opt.comp)
+		squashfs_ctx_free(w->opt.comp, w->mctx);
 	free(w->buf);
 	free(w->fbuf);
 	free(w->frag_start);
@@ -912,6 +954,8 @@ int squashfs_write(struct vdisk *src, struct io *out,
 		   const struct write_opts *wo, struct err *e)
 {
 	struct squashfs_ptable *pt = NULL;
+	struct write_parsed tmp;
+	const struct write_parsed *parsed;
 	struct sqw *w = calloc(1, sizeof(*w));
 	uint8_t sb[SQFS_SUPER_SIZE];
 	uint64_t list;
@@ -923,12 +967,13 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	w->src = src;
 	w->out = out;
 	w->wo = wo;
-	r = sqw_options(w, e);
+	r = format_write_opts(&fmt_squashfs, wo, &tmp, &parsed, e);
 	if (r < 0)
 		goto out;
+	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
 	w->total = src->size;
-	list = ((src->size + w->bs - 1) >> w->log) * 4;
-	if (w->partitions) {
+	list = ((src->size + w->opt.bs - 1) >> w->opt.log) * 4;
+	if (w->opt.partitions) {
 		pt = malloc(sizeof(*pt));
 		if (!pt) {
 			r = err_set(e, -ENOMEM, "squashfs: out of memory");
@@ -938,9 +983,9 @@ int squashfs_write(struct vdisk *src, struct io *out,
 		if (r < 0)
 			goto out;
 		for (unsigned i = 0; i < pt->n; i++) {
-			if (pt->part[i].start & (w->bs - 1)) {
+			if (pt->part[i].start & (w->opt.bs - 1)) {
 				w->total += pt->part[i].size;
-				list += ((pt->part[i].size + w->bs - 1) >> w->log) * 4;
+				list += ((pt->part[i].size + w->opt.bs - 1) >> w->opt.log) * 4;
 			}
 		}
 	}
@@ -948,35 +993,35 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	 * The block lists stay in memory until the inode table: at most half
 	 * the cap; the pipeline gets the rest but for this thread's buffers.
 	 */
-	if (list > wo->mem_cap / 2 || (uint64_t)8 * w->bs > wo->mem_cap / 2) {
+	if (list > wo->mem_cap / 2 || (uint64_t)8 * w->opt.bs > wo->mem_cap / 2) {
 		r = err_set(e, EI_ELIMIT,
 			    "squashfs: a disk of %llu bytes needs %llu bytes of block lists, more than half the memory cap of %llu; use a larger block_size",
 			    (unsigned long long)src->size, (unsigned long long)list,
 			    (unsigned long long)wo->mem_cap);
 		goto out;
 	}
-	w->pl_cap = wo->mem_cap - list - (uint64_t)4 * w->bs;
-	w->buf = malloc(w->bs);
-	w->fbuf = malloc(w->bs);
+	w->pl_cap = wo->mem_cap - list - (uint64_t)4 * w->opt.bs;
+	w->buf = malloc(w->opt.bs);
+	w->fbuf = malloc(w->opt.bs);
 	if (!w->buf || !w->fbuf) {
 		r = err_set(e, -ENOMEM, "squashfs: out of memory");
 		goto out;
 	}
 	memset(sb, 0, sizeof(sb));
 	put_le32(sb, SQFS_MAGIC);
-	put_le32(sb + SB_BLOCK_SIZE, w->bs);
-	put_le16(sb + SB_COMPRESSION, w->comp->id);
-	put_le16(sb + SB_BLOCK_LOG, (uint16_t)w->log);
+	put_le32(sb + SB_BLOCK_SIZE, w->opt.bs);
+	put_le16(sb + SB_COMPRESSION, w->opt.comp->id);
+	put_le16(sb + SB_BLOCK_LOG, (uint16_t)w->opt.log);
 	put_le16(sb + SB_MAJOR, 4);
 	put_le16(sb + SB_MINOR, 0);
-	put_le32(sb + SB_MKFS_TIME, w->mtime);
+	put_le32(sb + SB_MKFS_TIME, w->opt.mtime);
 	w->pos = SQFS_SUPER_SIZE;
 	r = sqw_comp_opts(w, sb, e);
 	if (r < 0)
 		goto out;
 
-	disk = sqw_file_new(w, w->name, src->size);
-	disk->nblocks = (src->size + w->bs - 1) >> w->log;
+	disk = sqw_file_new(w, w->opt.name, src->size);
+	disk->nblocks = (src->size + w->opt.bs - 1) >> w->opt.log;
 	disk->own = malloc(disk->nblocks ? disk->nblocks * 4 : 1);
 	if (!disk->own) {
 		r = err_set(e, -ENOMEM, "squashfs: out of memory");
@@ -987,7 +1032,7 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	r = sqw_stream(w, 0, src->size, disk->own, &disk->sparse, e);
 	if (r < 0)
 		goto out;
-	if (w->partitions) {
+	if (w->opt.partitions) {
 		r = sqw_partitions(w, pt, e);
 		if (r < 0)
 			goto out;

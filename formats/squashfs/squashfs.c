@@ -263,5 +263,6 @@ const struct img_format fmt_squashfs = {
 	.info = squashfs_info,
 	.recipe = squashfs_recipe,
 	.write = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write : NULL,
-	.write_check = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write_check : NULL,
+	.write_parse = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_opts_parse : NULL,
+	.wopts = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write_options : NULL,
 };

@@ -154,10 +154,28 @@ void squashfs_close(struct vdisk *vd);
 int squashfs_info(struct vdisk *vd, struct info *out, struct err *e);
 int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
 
-/* squashfs-write.c */
+extern const struct img_format fmt_squashfs;
+
+/* squashfs-write.c: the writer's -o options, as squashfs_opts_parse() reads them */
+struct squashfs_wopts {
+	const struct squashfs_comp *comp;
+	int level, partitions;
+	uint32_t bs, log, mtime;
+	char name[72];
+};
+
+/* The options squashfs_opts_parse() takes, for the format's table. */
+extern const struct opt_desc squashfs_write_options[];
+
+/*
+ * squashfs_opts_parse() - the format's write_parse(): compression, level,
+ * block_size, name, partitions, mtime and the codec library's key of @o
+ * into the struct squashfs_wopts at @parsed; -c is welcome.
+ */
+int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
+			void *parsed, struct err *e);
 int squashfs_write(struct vdisk *src, struct io *out,
 		   const struct write_opts *wo, struct err *e);
-int squashfs_write_check(const struct write_opts *wo, struct err *e);
 
 /* squashfs-parts.c: the partition table of a disk, for partitions=on. */
 #define SQFS_MAX_PARTS 128

@@ -449,3 +449,16 @@ int codec_library_opts(struct opts *o, const struct codec *c,
 	}
 	return 0;
 }
+
+void codec_library_describe(const struct opt_desc *d, char *buf, size_t len)
+{
+	const struct codec *c = codec_find(d->key);
+	char lib[64];
+
+	if (!c) {
+		snprintf(buf, len, "none in this build");
+		return;
+	}
+	codec_library(c, lib, sizeof(lib));
+	snprintf(buf, len, "%s, this build's; a recipe naming another is refused", lib);
+}

@@ -62,4 +62,15 @@ const char *codec_library(const struct codec *c, char *buf, size_t len);
 int codec_library_opts(struct opts *o, const struct codec *c,
 		       const char *fmt_name, struct err *e);
 
+/*
+ * codec_library_describe() - for a writer's table entry of a library key
+ * (opt_desc.describe): this build's library and version for @d->key.
+ */
+void codec_library_describe(const struct opt_desc *d, char *buf, size_t len);
+
+/* The table entry (struct opt_desc) of the library key @name ("zstd"). */
+#define CODEC_LIBRARY_OPTION(name)                                         \
+	{ .key = name, .help = "the " name " library and version a recipe names", \
+	  .describe = codec_library_describe }
+
 #endif

@@ -22,6 +22,8 @@
 #define PROBE_SURE 50
 #define PROBE_CERTAIN 100
 
+struct write_parsed;
+
 struct write_opts {
 	const char *options;    /* -o key=val,... as given, or NULL */
 	int compress;           /* -c: compressed output (qcow2) */
@@ -29,6 +31,35 @@ struct write_opts {
 	uint64_t mem_cap;       /* bytes the writer may hold in buffers */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/*
+	 * Optional: @options and @compress as format_write_parse() parsed
+	 * them for this writer, which write() then uses instead of parsing
+	 * them again.  NULL: write() parses them itself.
+	 */
+	const struct write_parsed *parsed;
+};
+
+/* The most bytes a writer's parsed options (its struct <fmt>_wopts) take. */
+#define WRITE_PARSED_MAX 256
+#define WRITE_VERSION_MAX 32
+
+/*
+ * A writer's -o options and -c, parsed and checked once, before OUT
+ * exists, by format_write_parse(), for write() (write_opts.parsed).
+ */
+struct write_parsed {
+	const struct img_format *fmt;   /* the writer they were parsed for */
+	const char *options;            /* from these write_opts */
+	int compress;
+	/* A recipe's writer=: the edgeimg version that made it, or "". */
+	char writer[WRITE_VERSION_MAX];
+	/* writer= names another version than this edgeimg's: the bytes may differ. */
+	int writer_differs;
+	union {
+		uint64_t align_u64;
+		void *align_ptr;
+		unsigned char bytes[WRITE_PARSED_MAX];
+	} priv;                         /* the writer's own struct, copied in */
 };
 
 struct img_format {
@@ -73,11 +104,20 @@ struct img_format {
 		     const struct write_opts *wo, struct err *e);
 
 	/*
-	 * With write: check @wo's options and -c as write() would, without
-	 * I/O, giving the same errors, so that a refusal comes before OUT
-	 * exists (format_write_check()).
+	 * With write, optional: interpret @o, the -o options split by
+	 * format_write_parse() (which took a recipe's format= and writer=),
+	 * and @wo->compress, taking each key it knows with opts_get(), into
+	 * the writer's own struct at @parsed (at most WRITE_PARSED_MAX bytes,
+	 * copied in whole).  No I/O; the errors write() would give.
 	 */
-	int (*write_check)(const struct write_opts *wo, struct err *e);
+	int (*write_parse)(struct opts *o, const struct write_opts *wo,
+			   void *parsed, struct err *e);
+	/*
+	 * With write: the -o options it takes, ended by a NULL key (one
+	 * entry with a NULL key for none): the source of its unknown-key
+	 * errors and of format_options_help().
+	 */
+	const struct opt_desc *wopts;
 
 	/*
 	 * Optional: verify the metadata of the image in @io as "qemu-img
@@ -88,20 +128,68 @@ struct img_format {
 };
 
 /*
+ * format_write_parse() - parse and check, once and without I/O, the -o
+ * options and -c of @wo for @f's writer into @p: 0, or the error its
+ * write() would give (EI_EUNSUP when @f cannot write).  The options may
+ * be a recipe as the writer stored it and "info" prints it, verbatim: its
+ * format= must be @f's name, its writer= a version (any: p->writer_differs
+ * tells when it is not this edgeimg's, so that a caller can say the bytes
+ * may differ).  Set wo->parsed = @p for the write() that follows; @p
+ * refers to wo->options, which must stay unchanged.
+ */
+int format_write_parse(const struct img_format *f, const struct write_opts *wo,
+		       struct write_parsed *p, struct err *e);
+
+/*
+ * format_write_opts() - for @f's write(): *@out is wo->parsed when that
+ * holds @f's parse of @wo's options, else @wo parsed into @tmp.  0, or the
+ * error of format_write_parse().  The writer's own struct is at ->priv.
+ */
+int format_write_opts(const struct img_format *f, const struct write_opts *wo,
+		      struct write_parsed *tmp, const struct write_parsed **out,
+		      struct err *e);
+
+/*
  * format_write_check() - whether format @name can write with the -o
  * @options (may be NULL) and -c @compress: 0, or the error its writer
- * would give for them (EI_EUNSUP for a format this build cannot write),
- * without I/O.  For convert before it creates OUT and apply before it
- * writes anything.
+ * would give for them (EI_EUNSUP for a format this build cannot write,
+ * naming those it can), without I/O.  format_write_parse() without its
+ * result, for a caller that checks before it has a format.
  */
 int format_write_check(const char *name, const char *options, int compress,
 		       struct err *e);
 
+/*
+ * format_options_help() - the help of every writer's -o options and their
+ * defaults, as "edgeimg help convert" prints it, into @buf (capacity
+ * @len, truncated, NUL-terminated when @len > 0).  Returns the length the
+ * whole text needs (without the NUL), so that @len > that means complete.
+ */
+size_t format_options_help(char *buf, size_t len);
+
 /* The registry, in probe order, raw last; NULL-terminated. */
 extern const struct img_format *const img_formats[];
 
-/* format_find() - the format called @name, or NULL. */
+/* format_find() - the format called @name (or its alias), or NULL. */
 const struct img_format *format_find(const char *name);
+
+/*
+ * format_suggest() - for an unknown format @name: "did you mean 'qcow2'? "
+ * when a format's name (or alias) is near it, then "valid: " and the
+ * names of the formats this build reads (@for_write: writes), into @buf
+ * (capacity @len, truncated, NUL-terminated when @len > 0).  Returns the
+ * length the whole text needs.
+ */
+size_t format_suggest(const char *name, int for_write, char *buf, size_t len);
+
+/*
+ * format_lookup() - the format called @name that this build reads (or,
+ * @for_write, writes), or EI_EUSAGE: "unknown format 'qcw2'; did you mean
+ * 'qcow2'? valid: ..." ("cannot write format 'vmdk'; valid: ..." for
+ * one it only reads).  For -f and -O.
+ */
+int format_lookup(const char *name, int for_write,
+		  const struct img_format **out, struct err *e);
 
 /*
  * format_probe() - the format the probes pick for @head/@tail, or an

@@ -47,12 +47,13 @@
 #define EI_DEFAULT_CODEC "zlib"
 #endif
 
+/* A plain number: the squashfs writer's help prints it as it is. */
 #if IS_ENABLED(CONFIG_DEFAULT_BLOCK_64K)
-#define EI_DEFAULT_BLOCK (64u << 10)
+#define EI_DEFAULT_BLOCK 65536
 #elif IS_ENABLED(CONFIG_DEFAULT_BLOCK_256K)
-#define EI_DEFAULT_BLOCK (256u << 10)
+#define EI_DEFAULT_BLOCK 262144
 #else
-#define EI_DEFAULT_BLOCK (128u << 10)
+#define EI_DEFAULT_BLOCK 131072
 #endif
 
 #endif

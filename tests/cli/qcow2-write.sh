@@ -4,7 +4,8 @@
 # The qcow2 writer, judged by qemu-img: check clean, compare identical,
 # info shows what was asked, every cluster size and codec read back by
 # qemu-img and by edgeimg; output the same bytes for any -j and from the
-# recipe; zeros not stored; bounded memory; bad options refused.
+# recipe (given back verbatim, as info prints it); zeros not stored;
+# bounded memory; bad options refused, naming the valid ones.
 . "$(dirname "$0")/../lib.sh"
 need qemu-img sfdisk mkfs.ext4 python3 cmp script pkg-config zstd
 
@@ -161,6 +162,25 @@ qemu-img info "$T/c-64k-zlib.qcow2" >"$T/qi.txt" 2>&1
 check "qemu-img info says nothing about the recipe extension" \
 	test -z "$(grep -iE 'warn|unknown|error|recipe' "$T/qi.txt")"
 
+# --- the recipe given back verbatim: format=, writer= and all --------------
+# Non-default options for every codec; the recipe from info (text) and
+# from info --json, given to -o as it is (with and without -c, and from
+# another edgeimg version: the bytes may then differ, but this build's
+# writer made these), writes the same bytes.
+rt_cases="zlib:compat=0.10,cluster_size=16384,compression_type=zlib,level=2"
+has_feature CODEC_ZSTD && rt_cases="$rt_cases zstd:cluster_size=131072,compression_type=zstd,level=7"
+for rc in $rt_cases; do
+	c=${rc%%:*} o=${rc#*:}
+	run_ei 0 -- convert -c -O qcow2 -o "$o" "$T/disk.raw" "$T/rt-$c.qcow2"
+	judge "$T/rt-$c.qcow2" "recipe round trip, $c"
+	recipe_round_trip qcow2 "$T/rt-$c.qcow2" "$T/disk.raw" "$o" "$c"
+	rm -f "$T/rt2.qcow2"
+	run_ei 0 -- convert -c -O qcow2 -o "$RECIPE" "$T/disk.raw" "$T/rt2.qcow2"
+	check "$c: -c with the recipe: the same bytes" cmp -s "$T/rt-$c.qcow2" "$T/rt2.qcow2"
+	rm -f "$T/rt2.qcow2"
+done
+recipe_c=$RECIPE
+
 # --- options -------------------------------------------------------------
 refuse() {  # refuse PATTERN OPTIONS...
 	local pat=$1
@@ -173,7 +193,7 @@ mkdir -p "$T/o"
 refuse 'qcow2: cluster_size=3000 is not a power of two from 4 KiB to 2 MiB' -o cluster_size=3000
 refuse 'qcow2: cluster_size=2048 is not' -o cluster_size=2k
 refuse 'qcow2: cluster_size=4194304 is not' -o cluster_size=4M
-refuse 'qcow2: option cluster_size=big is not a size' -o cluster_size=big
+refuse 'qcow2: cluster_size=big is not a power of two from 4 KiB to 2 MiB$' -o cluster_size=big
 refuse "qcow2: compression_type=lz4 is not zlib or zstd" -c -o compression_type=lz4
 refuse 'qcow2: compression_type=zstd needs compat=1.1' -c -o compat=0.10,compression_type=zstd
 refuse 'qcow2: compat=0.11 is not 0.10 or 1.1' -o compat=0.11
@@ -182,7 +202,6 @@ refuse 'qcow2: level=0 is not in 1\.\.22 for zstd' -c -o compression_type=zstd,l
 refuse 'qcow2: level needs compression' -o level=3
 refuse 'qcow2: -c contradicts compress=off' -c -o compress=off
 refuse 'qcow2: compress=yes is not on or off' -o compress=yes
-refuse "qcow2: unknown option 'preallocation'" -o preallocation=full
 deflate=$(codec_lib deflate) zstdlib=$(codec_lib zstd)
 check "the zstd library of the recipe is the one zstd --version names" \
 	test "v${zstdlib#zstd=}," = "$(zstd --version | grep -oE 'v[0-9.]+,')"
@@ -196,6 +215,20 @@ refuse "qcow2: xz=5\.4\.1 does not apply to deflate compression" -c -o xz=5.4.1
 run_ei 0 -- convert -c -O qcow2 -o "compression_type=zlib,${deflate%-*}" "$T/disk.raw" "$T/bare.qcow2"
 check "a recipe from before versions (${deflate%-*}) gives the same bytes" \
 	cmp -s "$T/c-64k-zlib.qcow2" "$T/bare.qcow2"
+# An unknown key: the nearest valid one, and every valid key, which are
+# the keys of the recipe of a compressed image (but format and writer).
+keys=$(sed -E 's/=[^,]*//g; s/^format,writer,//; s/,/, /g' <<<"$recipe_c")
+keys=${keys%, *}        # the library key: only this build's ones are listed
+refuse "^edgeimg convert: qcow2: unknown option 'cluster_sise'; did you mean 'cluster_size'\\? valid: $keys, deflate(, zstd)?\$" \
+	-o cluster_sise=64k
+refuse "^edgeimg convert: qcow2: unknown option 'compression'; did you mean 'compression_type'\\? valid: $keys," \
+	-c -o compression=zstd
+refuse "^edgeimg convert: qcow2: unknown option 'preallocation'; valid: $keys," -o preallocation=full
+# a recipe of another writer, or one whose writer= is not a version
+refuse '^edgeimg convert: qcow2: format=squashfs is not qcow2: the recipe is for -O squashfs$' \
+	-o format=squashfs,writer=0.1.0,compression=gzip
+refuse '^edgeimg convert: qcow2: writer=latest is not an edgeimg version such as [0-9.]+$' \
+	-o format=qcow2,writer=latest,compat=1.1
 run_ei 0 -- convert -O qcow2 -o compress=on,level=1 "$T/disk.raw" "$T/o1.qcow2"
 qcheck "$T/o1.qcow2" "compress=on without -c"
 run_ei 0 -- help convert

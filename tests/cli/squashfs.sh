@@ -223,6 +223,30 @@ for img in sde j1 lz4; do
 	rm -f "$T/re.sqfs"
 done
 
+# --- the recipe given back verbatim: format=, writer= and all --------------
+# Non-default options for every compressor; the recipe from info (text)
+# and from info --json, given to -o as it is (also from another edgeimg
+# version), writes the same bytes.
+for c in $codecs; do
+	# (the reader picks disk.img among several files: another name goes
+	# with partitions=off)
+	case $c in
+	gzip) o=level=4,name=vm.img ;; zstd) o=level=5,partitions=on ;;
+	xz) o=level=1,name=vm.img ;; lz4) o=level=4,partitions=on ;;
+	esac
+	o=compression=$c,$o,block_size=65536,mtime=1234567
+	run_ei 0 -- convert -O squashfs -o "$o" "$T/disk.raw" "$T/rt-$c.sqfs"
+	name=disk.img
+	[[ $o = *name=vm.img* ]] && name=vm.img
+	check "recipe round trip, $c: unsquashfs lists $name" \
+		sh -c "unsquashfs -l '$T/rt-$c.sqfs' 2>/dev/null | grep -qx 'squashfs-root/$name'"
+	run_ei 0 -- convert -O raw "$T/rt-$c.sqfs" "$T/back.raw"
+	check "recipe round trip, $c: edgeimg reads the disk back" cmp -s "$T/back.raw" "$T/disk.raw"
+	rm -f "$T/back.raw"
+	recipe_round_trip squashfs "$T/rt-$c.sqfs" "$T/disk.raw" "$o" "$c"
+	rm -f "$T/rt-$c.sqfs"
+done
+
 # --- options: the recipe's library pinned, bad values refused, no output ---
 wrefuse() {  # wrefuse PATTERN OPTIONS...
 	local pat=$1
@@ -249,7 +273,22 @@ wrefuse 'squashfs: block_size=3000 is not a power of two' -o block_size=3000
 wrefuse 'squashfs: compression=lzo is not one of gzip, zstd, xz, lz4' -o compression=lzo
 wrefuse 'squashfs: level=10 is not 1\.\.9 for gzip' -o compression=gzip,level=10
 wrefuse 'squashfs: partitions=maybe is not on or off' -o partitions=maybe
-wrefuse "squashfs: unknown option 'cluster_size'" -o cluster_size=64k
+# an unknown key: the nearest valid one, and every valid key, which are
+# the keys of the recipe (but format and writer, and the library key is
+# this build's ones)
+keys=$(sed -E 's/=[^,]*//g; s/^format,writer,//; s/,(deflate|zstd|xz|lz4),/,/; s/,/, /g' <<<"$RECIPE")
+libs=deflate
+for c in zstd xz lz4; do has_feature CODEC_${c^^} && libs="$libs, $c"; done
+wrefuse "^edgeimg convert: squashfs: unknown option 'cluster_size'; valid: $keys, $libs\$" -o cluster_size=64k
+wrefuse "^edgeimg convert: squashfs: unknown option 'blocksize'; did you mean 'block_size'\\? valid: $keys, $libs\$" \
+	-o blocksize=64k
+wrefuse "^edgeimg convert: squashfs: unknown option 'compresion'; did you mean 'compression'\\? valid: " \
+	-o compresion=gzip
+# a recipe of another writer, or one whose writer= is not a version
+wrefuse '^edgeimg convert: squashfs: format=qcow2 is not squashfs: the recipe is for -O qcow2$' \
+	-o format=qcow2,writer=0.1.0,compat=1.1
+wrefuse '^edgeimg convert: squashfs: writer=1\.x is not an edgeimg version such as [0-9.]+$' \
+	-o writer=1.x,compression=gzip
 SOURCE_DATE_EPOCH=yesterday wrefuse 'squashfs: SOURCE_DATE_EPOCH=yesterday is not a number'
 run_ei 0 -- convert -c -O squashfs -o compression=gzip "$T/disk.raw" "$T/c.sqfs"
 check "-c is welcome (squashfs always compresses): the same bytes" cmp -s "$T/gzip.sqfs" "$T/c.sqfs"
@@ -526,7 +565,7 @@ for o in "block_size=2M:block_size=2097152 is not a power of two" \
 	"name=a/b:name=a/b is not" "name=..:name=.. is not" \
 	"partitions=yes:partitions=yes is not on or off" \
 	"partitions=on,name=p1.img:name=p1.img clashes" \
-	"mtime=99999999999:mtime 99999999999 does not fit" \
+	"mtime=99999999999:mtime=99999999999 is not 0\\.\\.4294967295" \
 	"frobnicate=1:unknown option 'frobnicate'"; do
 	run_ei 1 -- convert -O squashfs -o "${o%%:*}" "$T/disk.raw" "$T/o/x.sqfs"
 	has "-o ${o%%:*}" "squashfs: ${o#*:}" "$ERR"
