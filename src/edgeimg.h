@@ -191,6 +191,13 @@ struct ei_convert_result {
 };
 
 /*
+ * ei_convert_check() - the checks ei_convert() makes of @o before anything
+ * is opened: the format writes, its options and -c are valid (EI_EUSAGE
+ * with what is valid when not).  For a caller that opens IN after it.
+ */
+int ei_convert_check(const struct ei_convert_opts *o, struct ei_err *e);
+
+/*
  * ei_convert() - write @in's disk to @out as o->format.  @out is "-"
  * (standard output, for a format written front to back), a block device
  * (in place, not while mounted), or a regular file that appears only when
@@ -222,9 +229,11 @@ struct ei_check_result {
 
 /*
  * ei_check() - verify an image's metadata as "qemu-img check" does,
- * @report called once per problem (may be NULL).  EI_EUNSUP when the
- * format has no check.
+ * @report called once per problem (may be NULL).  0 when checked (@res
+ * says what was found), EI_CHECK_NONE when the format has no check (@e
+ * says so), or an error.
  */
+#define EI_CHECK_NONE 1
 int ei_check(const char *path, const char *format,
 	     void (*report)(void *arg, const char *line), void *arg,
 	     struct ei_check_result *res, struct ei_err *e);

@@ -23,6 +23,20 @@ unsigned api_threads(unsigned n)
 	return n;
 }
 
+int ei_convert_check(const struct ei_convert_opts *o, struct ei_err *pub)
+{
+	struct err e = { 0 };
+	int r;
+
+	if (!o->format)
+		return api_err(pub, &e, err_set(&e, EI_EUSAGE,
+						"name the output format (-O); raw is never assumed"));
+	r = api_format_check(o->format, 1, &e);
+	if (r >= 0)
+		r = format_write_check(o->format, o->options, o->compress, &e);
+	return api_err(pub, &e, r);
+}
+
 int ei_convert(struct ei_image *in, const char *out,
 	       const struct ei_convert_opts *o, struct ei_convert_result *res,
 	       struct ei_err *pub)
@@ -30,6 +44,7 @@ int ei_convert(struct ei_image *in, const char *out,
 	const char *const inputs[] = { in->path, NULL };
 	const struct img_format *f;
 	struct write_opts wo = { 0 };
+	struct write_parsed parsed;
 	struct outfile of;
 	struct err e = { 0 };
 	struct stat st;
@@ -45,16 +60,17 @@ int ei_convert(struct ei_image *in, const char *out,
 		return api_err(pub, &e, r);
 	f = format_find(o->format);
 	/* options the output cannot take are refused before OUT exists */
-	r = format_write_check(f->name, o->options, o->compress, &e);
+	wo.options = o->options;
+	wo.compress = o->compress;
+	r = format_write_parse(f, &wo, &parsed, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
+	wo.parsed = &parsed;
 	if (api_format_streams(f))
 		flags |= OUTFILE_STREAM;
 	r = outfile_open(&of, out, flags, inputs, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
-	wo.options = o->options;
-	wo.compress = o->compress;
 	wo.threads = api_threads(o->threads);
 	wo.mem_cap = EI_MEM_CAP;
 	wo.progress = o->progress.fn;
@@ -67,6 +83,7 @@ int ei_convert(struct ei_image *in, const char *out,
 	}
 	res->in_size = in->vd->size;
 	res->out_size = of.io->end;
+	res->writer_differs = parsed.writer_differs;
 	res->out_kind = of.kind == OUT_FILE ? EI_OUT_FILE :
 			of.kind == OUT_BLOCKDEV ? EI_OUT_BLOCKDEV : EI_OUT_STDOUT;
 	r = outfile_commit(&of, &e);

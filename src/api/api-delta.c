@@ -422,7 +422,7 @@ static void apply_opts(const struct ei_apply_opts *o, const struct delta_key *ke
 
 /* The verify key, then the transaction: a bad key fails before anything. */
 static int apply_begin(const struct ei_apply_opts *o, const char *patch_path,
-		       uint64_t patch_size, struct ei_apply **out, struct err *e)
+		       struct ei_apply **out, struct err *e)
 {
 	struct ei_apply *x = calloc(1, sizeof(*x));
 	struct delta_apply_opts d;
@@ -436,7 +436,6 @@ static int apply_begin(const struct ei_apply_opts *o, const char *patch_path,
 	if (o->old_open.format && (r = api_format_check(o->old_open.format, 0, e)) < 0)
 		return r;
 	apply_opts(o, o->verify_key ? &x->key : NULL, patch_path, &d);
-	d.patch_size = patch_size;
 	return delta_apply_begin(&d, &x->a, e);
 }
 
@@ -456,7 +455,7 @@ int ei_apply_begin(const struct ei_apply_opts *o, struct ei_apply **out,
 		   struct ei_err *pub)
 {
 	struct err e = { 0 };
-	int r = apply_begin(o, NULL, 0, out, &e);
+	int r = apply_begin(o, NULL, out, &e);
 
 	if (r < 0) {
 		apply_end(*out);
@@ -556,25 +555,23 @@ int ei_apply(const struct ei_apply_opts *o, const char *patch,
 	struct delta_apply_result d;
 	struct err e = { 0 };
 	struct stat st;
-	uint64_t psize = 0;
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	if (patch && !strcmp(patch, "-")) {
-		fr.fd = dup(STDIN_FILENO);
+	if (patch && !strcmp(patch, "-"))
 		fr.name = "<stdin>";
-	} else if (patch) {
-		fr.fd = open(patch, O_RDONLY | O_CLOEXEC);
-	}
-	if (patch && fr.fd < 0) {
-		r = err_errno(&e, errno, "%s", patch);
-		return api_err(pub, &e, r);
-	}
 	if (!po.patch_name)
 		po.patch_name = fr.name ? fr.name : "the patch";
-	if (fr.fd >= 0 && fstat(fr.fd, &st) == 0 && S_ISREG(st.st_mode))
-		psize = (uint64_t)st.st_size;
-	r = apply_begin(&po, patch && strcmp(patch, "-") ? patch : NULL, psize, &x, &e);
+	/* the command line's mistakes first (a patch named as OUT, say) */
+	r = apply_begin(&po, patch && strcmp(patch, "-") ? patch : NULL, &x, &e);
+	if (r >= 0 && patch) {
+		fr.fd = strcmp(patch, "-") ? open(patch, O_RDONLY | O_CLOEXEC) :
+					     dup(STDIN_FILENO);
+		if (fr.fd < 0)
+			r = err_errno(&e, errno, "%s", patch);
+		else if (fstat(fr.fd, &st) == 0 && S_ISREG(st.st_mode))
+			delta_apply_patch_size(x->a, (uint64_t)st.st_size);
+	}
 	if (r >= 0) {
 		r = delta_apply_pull(x->a, patch ? fd_read : cb_read,
 					  patch ? (void *)&fr : (void *)&cr, &d, &e);

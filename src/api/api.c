@@ -52,7 +52,12 @@ int ei_parse_size(const char *s, uint64_t *v)
 
 char *ei_writer_options(void)
 {
-	return strdup("");
+	size_t n = format_options_help(NULL, 0);
+	char *buf = malloc(n + 1);
+
+	if (buf)
+		format_options_help(buf, n + 1);
+	return buf;
 }
 
 char *ei_hex(const uint8_t *p, size_t len, char *out)
@@ -120,33 +125,11 @@ int api_format_streams(const struct img_format *f)
 	return f->write && !strcmp(f->name, "raw");
 }
 
-/* ", did you mean 'qcow2'?" for a near miss of a format name, or "". */
-static const char *api_suggest(const char *name, int for_write)
-{
-	(void)name;
-	(void)for_write;
-	return "";
-}
-
 int api_format_check(const char *name, int for_write, struct err *e)
 {
-	const struct img_format *f = format_find(name);
-	char list[512] = "";
-	size_t n = 0;
+	const struct img_format *f;
 
-	if (f && (for_write ? f->write != NULL : f->open != NULL))
-		return 0;
-	for (const struct img_format *const *p = img_formats; *p; p++)
-		if (for_write ? (*p)->write != NULL : (*p)->open != NULL)
-			n += (size_t)snprintf(list + n, sizeof(list) - min_u64(n, sizeof(list)),
-					      "%s%s", n ? ", " : "", (*p)->name);
-	if (f)
-		return err_set(e, EI_EUSAGE, "format '%s' cannot be %s by this edgeimg; it %s: %s",
-			       name, for_write ? "written" : "read",
-			       for_write ? "writes" : "reads", list);
-	return err_set(e, EI_EUSAGE, "unknown format '%s'%s; %s: %s", name,
-		       api_suggest(name, for_write), for_write ? "it writes" : "it reads",
-		       list);
+	return format_lookup(name, for_write, &f, e);
 }
 
 int ei_format_check(const char *name, int for_write, struct ei_err *pub)
@@ -520,9 +503,13 @@ int ei_check(const char *path, const char *format,
 	r = io_open_file(path, 0, &io, &e);
 	if (r >= 0)
 		r = format_pick(io, format, &fmt, &e);
-	if (r >= 0 && !fmt->check)
-		r = err_set(&e, EI_EUNSUP, "%s: format '%s' does not support checks",
-			    path, fmt->name);
+	if (r >= 0 && !fmt->check) {
+		io_close(io);
+		err_set(&e, EI_EUNSUP, "%s: format '%s' does not support checks", path,
+			fmt->name);
+		api_err(pub, &e, EI_EUNSUP);
+		return EI_CHECK_NONE;
+	}
 	if (r >= 0)
 		r = fmt->check(io, &cr, &e);
 	io_close(io);

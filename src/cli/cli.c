@@ -32,7 +32,8 @@ void cli_help(const struct cmd *c)
 		char *o = ei_writer_options();
 
 		if (o && o[0])
-			printf("\nThe -o options of each output format, with their defaults:\n%s", o);
+			printf("\nThe -o options of each output format, with their defaults:\n%s%s",
+			       o, o[strlen(o) - 1] == '\n' ? "" : "\n");
 		free(o);
 	}
 }

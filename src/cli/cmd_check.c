@@ -113,7 +113,7 @@ static int check_run(int argc, char **argv)
 		return cli_usage(&cmd_check, "expected one IMAGE");
 	r = ei_check(argv[optind], fname, quiet ? NULL : check_print_line, NULL,
 		     &res, &e);
-	if (r == EI_EUNSUP) {
+	if (r == EI_CHECK_NONE) {
 		cli_error("check", &e);
 		return EXIT_CHECK_UNSUPPORTED;
 	}

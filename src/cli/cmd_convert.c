@@ -66,8 +66,8 @@ static int convert_run(int argc, char **argv)
 	out = argv[optind + 1];
 	if (json && !strcmp(out, "-"))
 		return cli_usage(&cmd_convert, "--json prints on standard output, which OUT - takes");
-	/* a mistyped format is a usage error, before anything is opened */
-	if (ei_format_check(co.format, 1, &e) < 0)
+	/* a mistyped format or option is a usage error, before anything is opened */
+	if (ei_convert_check(&co, &e) < 0)
 		return cli_error("convert", &e);
 	r = ei_image_open(argv[optind], &im.a, &in, &e);
 	if (r < 0)

@@ -74,6 +74,7 @@ struct delta_apply {
 	uint64_t in_off;                /* patch offset of the next fed byte */
 	uint64_t skip_to;               /* resuming a whole stream: drop up to */
 	int whole_stream;               /* the stream starts with the header */
+	uint64_t patch_file_size;       /* the patch is a file of this size, 0: a stream */
 	uint8_t *buf;                   /* bytes of the step in progress */
 	size_t blen, bcap;
 };
@@ -634,10 +635,10 @@ static int apply_header(struct delta_apply *a, struct err *e)
 	if ((fh.incompat & DELTA_INCOMPAT_SIGNED) &&
 	    (r = delta_sig_parse(a->buf + fh.header_size, &sg, e)) < 0)
 		return r;
-	if (a->o.patch_size && a->o.patch_size != fh.patch_size)
-		return err_set(e, a->o.patch_size < fh.patch_size ? EI_ETRUNC : EI_ECORRUPT,
+	if (a->patch_file_size && a->patch_file_size != fh.patch_size)
+		return err_set(e, a->patch_file_size < fh.patch_size ? EI_ETRUNC : EI_ECORRUPT,
 			       "%s: %llu bytes, the patch header says %llu: nothing written",
-			       a->o.patch_name, (unsigned long long)a->o.patch_size,
+			       a->o.patch_name, (unsigned long long)a->patch_file_size,
 			       (unsigned long long)fh.patch_size);
 	if (a->have_ck) {
 		if (memcmp(fh.id, a->h.id, SHA256_LEN))
@@ -706,6 +707,11 @@ static int apply_step(struct delta_apply *a, struct err *e)
 		a->blen = 0;
 		return r;
 	}
+}
+
+void delta_apply_patch_size(struct delta_apply *a, uint64_t size)
+{
+	a->patch_file_size = size;
 }
 
 int delta_apply_needs_patch(const struct delta_apply *a)

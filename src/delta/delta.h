@@ -362,7 +362,6 @@ struct delta_apply_opts {
 	struct open_opts old_open;      /* how to open it (-f, --allow-refs, ...) */
 	const char *patch_name;         /* PATCH for messages ("<stdin>" for -) */
 	const char *patch_path;         /* PATCH's path when it is a file, else NULL */
-	uint64_t patch_size;            /* PATCH's size when it is a file, else 0 */
 	const char *out_path;           /* OUT: a file (renamed into place) or a
 					   block device (written in place) */
 	const char *state;              /* PREFIX of the state files, NULL: default */
@@ -416,6 +415,12 @@ int delta_apply_begin(const struct delta_apply_opts *o, struct delta_apply **out
  */
 int delta_apply_feed(struct delta_apply *a, const void *buf, size_t len,
 		     struct err *e);
+
+/*
+ * delta_apply_patch_size() - the patch is a file of @size bytes: a header
+ * that says otherwise is refused before anything is written.
+ */
+void delta_apply_patch_size(struct delta_apply *a, uint64_t size);
 
 /* delta_apply_needs_patch() - 0 when a checkpoint left nothing to decode. */
 int delta_apply_needs_patch(const struct delta_apply *a);

@@ -553,6 +553,23 @@ else
 	echo "SKIP $NAME: qcow2 writer not built (OUTPUT_QCOW2): container case not run"
 fi
 
+# --- squashfs root filesystems (mksquashfs's) as bytes: -f raw -F raw -------
+if has_oracle mksquashfs; then
+	mkdir -p "$T/r1/etc" "$T/r1/bin"
+	seq 1 30000 >"$T/r1/etc/numbers"
+	head -c 300000 /dev/urandom >"$T/r1/bin/prog"
+	echo v1 >"$T/r1/etc/version"
+	cp -a "$T/r1" "$T/r2"
+	echo v2 >"$T/r2/etc/version"
+	head -c 100000 /dev/urandom >"$T/r2/bin/new"
+	mksquashfs "$T/r1" "$T/r1.sqfs" -quiet -noappend -comp gzip >/dev/null
+	mksquashfs "$T/r2" "$T/r2.sqfs" -quiet -noappend -comp gzip >/dev/null
+	run_ei 0 -- delta -f raw -F raw "$T/r1.sqfs" "$T/r2.sqfs" "$T/pr"
+	run_ei 0 -- apply -f raw "$T/r1.sqfs" "$T/pr" "$T/o/r2.sqfs"
+	check "two mksquashfs root filesystems, -f raw -F raw: byte for byte" cmp -s "$T/r2.sqfs" "$T/o/r2.sqfs"
+	rm -f "$T/o/r2.sqfs"
+fi
+
 # --- usage ------------------------------------------------------------------
 for v in delta apply; do
 	run_ei 0 -- help $v

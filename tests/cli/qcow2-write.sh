@@ -182,10 +182,10 @@ done
 recipe_c=$RECIPE
 
 # --- options -------------------------------------------------------------
-refuse() {  # refuse PATTERN OPTIONS...
+refuse() {  # refuse PATTERN OPTIONS...: a usage error (exit 2), or WANT=N
 	local pat=$1
 	shift
-	run_ei 1 -- convert -O qcow2 "$@" "$T/disk.raw" "$T/o/x.qcow2"
+	run_ei "${WANT:-2}" -- convert -O qcow2 "$@" "$T/disk.raw" "$T/o/x.qcow2"
 	has "refused: $*" "$pat" "$ERR"
 	check "refused, no output: $*" test -z "$(ls -A "$T/o")"
 }
@@ -206,8 +206,8 @@ deflate=$(codec_lib deflate) zstdlib=$(codec_lib zstd)
 check "the zstd library of the recipe is the one zstd --version names" \
 	test "v${zstdlib#zstd=}," = "$(zstd --version | grep -oE 'v[0-9.]+,')"
 otherlib=$(if has_feature DEFLATE_LIBDEFLATE; then echo zlib-1.2.13; else echo libdeflate-1.14; fi)
-refuse "qcow2: recipe needs deflate $otherlib, this build has ${deflate#deflate=}" -c -o deflate=$otherlib
-refuse "qcow2: recipe needs zstd 1\.0\.0, this build has ${zstdlib#zstd=}" \
+WANT=1 refuse "qcow2: recipe needs deflate $otherlib, this build has ${deflate#deflate=}" -c -o deflate=$otherlib
+WANT=1 refuse "qcow2: recipe needs zstd 1\.0\.0, this build has ${zstdlib#zstd=}" \
 	-c -o compression_type=zstd,zstd=1.0.0
 refuse "qcow2: $zstdlib applies to compressed output only" -o $zstdlib
 refuse "qcow2: $deflate does not apply to zstd compression" -c -o compression_type=zstd,$deflate

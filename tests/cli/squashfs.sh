@@ -248,22 +248,22 @@ for c in $codecs; do
 done
 
 # --- options: the recipe's library pinned, bad values refused, no output ---
-wrefuse() {  # wrefuse PATTERN OPTIONS...
+wrefuse() {  # wrefuse PATTERN OPTIONS...: a usage error (exit 2), or WANT=N
 	local pat=$1
 	shift
-	run_ei 1 -- convert -O squashfs "$@" "$T/disk.raw" "$T/o/x.sqfs"
+	run_ei "${WANT:-2}" -- convert -O squashfs "$@" "$T/disk.raw" "$T/o/x.sqfs"
 	has "refused: $*" "$pat" "$ERR"
 	check "refused, no output: $*" test -z "$(listing)"
 }
 deflate=$(codec_lib deflate)
 other=$(sed -E 's/,(deflate=[a-z]+-|zstd=|xz=|lz4=)[0-9.]+,/,\19.8.7,/' <<<"$opts")
-wrefuse "squashfs: recipe needs (deflate [a-z]+-|zstd |xz |lz4 )9\.8\.7, this build has [0-9]" -o "$other"
-wrefuse "squashfs: recipe needs deflate zlib-0\.9, this build has ${deflate#deflate=}\$" \
+WANT=1 wrefuse "squashfs: recipe needs (deflate [a-z]+-|zstd |xz |lz4 )9\.8\.7, this build has [0-9]" -o "$other"
+WANT=1 wrefuse "squashfs: recipe needs deflate zlib-0\.9, this build has ${deflate#deflate=}\$" \
 	-o compression=gzip,deflate=zlib-0.9
 wrefuse "squashfs: xz=5\.4\.1 does not apply to deflate compression" -o compression=gzip,xz=5.4.1
 if has_feature CODEC_ZSTD; then
 	zstdlib=$(codec_lib zstd)
-	wrefuse "squashfs: recipe needs zstd 1\.5\.99, this build has ${zstdlib#zstd=}\$" \
+	WANT=1 wrefuse "squashfs: recipe needs zstd 1\.5\.99, this build has ${zstdlib#zstd=}\$" \
 		-o compression=zstd,zstd=1.5.99
 	wrefuse "squashfs: $deflate does not apply to zstd compression" -o compression=zstd,$deflate
 fi
@@ -321,7 +321,7 @@ for p in $(sfdisk -d "$T/mbr.raw" | sed -nE 's/.*raw([0-9]+) : start= *([0-9]+),
 	check "MBR p$n.img" sh -c "dd if='$T/mbr.raw' bs=512 skip=$st count=$sz status=none | cmp -s - '$T/x/p$n.img'"
 done
 has "MBR manifest" '^5 p5\.img 5242880 768000 0x83 - ""$' "$(cat "$T/x/partitions.txt")"
-run_ei 1 -- convert -O squashfs -o partitions=on "$T/sparse.raw" "$T/o/x.sqfs"
+run_ei 2 -- convert -O squashfs -o partitions=on "$T/sparse.raw" "$T/o/x.sqfs"
 has "partitions=on needs a partition table" 'squashfs: partitions=on, but the disk has no GPT or MBR' "$ERR"
 
 # --- the kernel: loop-mount where the machine allows ----------------------
@@ -567,7 +567,7 @@ for o in "block_size=2M:block_size=2097152 is not a power of two" \
 	"partitions=on,name=p1.img:name=p1.img clashes" \
 	"mtime=99999999999:mtime=99999999999 is not 0\\.\\.4294967295" \
 	"frobnicate=1:unknown option 'frobnicate'"; do
-	run_ei 1 -- convert -O squashfs -o "${o%%:*}" "$T/disk.raw" "$T/o/x.sqfs"
+	run_ei 2 -- convert -O squashfs -o "${o%%:*}" "$T/disk.raw" "$T/o/x.sqfs"
 	has "-o ${o%%:*}" "squashfs: ${o#*:}" "$ERR"
 done
 SOURCE_DATE_EPOCH=yesterday ei convert -O squashfs "$T/disk.raw" "$T/o/x.sqfs" 2>"$T/.err"
