@@ -5,7 +5,7 @@
 #   make menuconfig | olddefconfig | savedefconfig | allnoconfig | allyesconfig
 #   make demo | check | check-aarch64 | bench | clean   V=1 shows commands
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 srctree := $(CURDIR)
 O ?= build
 obj := $(abspath $(O))
@@ -34,7 +34,15 @@ endif
 .PHONY: all demo check check-aarch64 bench clean menuconfig olddefconfig \
 	savedefconfig allnoconfig allyesconfig kconfig-tool
 
-kconfig-tool:
+# deps: what a fresh Debian machine lacks, installed (as root) by .ci/deps;
+# demo, check and bench run it first.  NO_DEPS=1 skips it.
+.PHONY: deps
+deps:
+ifneq ($(NO_DEPS),1)
+	$(Q)$(srctree)/.ci/deps
+endif
+
+kconfig-tool: | deps
 	@test -n "$(PYTHON)" || { echo "Kconfig needs kconfiglib: apt-get install python3-kconfiglib" >&2; exit 1; }
 	@mkdir -p $(obj)
 
@@ -162,7 +170,7 @@ endif
 include tests/tests.mk
 
 # demo: the main job on a built-in example (a generated sample disk).
-demo: $(obj)/edgeimg
+demo: $(obj)/edgeimg | deps
 	$(Q)tests/demo.sh $(obj)
 
 clean:

@@ -18,7 +18,7 @@ $(obj)/tests/example-apply: tests/api/example-apply.c src/edgeimg.h $(obj)/libed
 
 # check: unit tests and CLI tests of this configuration; a cross build's
 # programs run under $(TC_QEMU).
-check: $(obj)/edgeimg $(unit-bins) $(obj)/tests/example-apply
+check: $(obj)/edgeimg $(unit-bins) $(obj)/tests/example-apply | deps
 	$(Q)EDGEIMG="$(strip $(TC_QEMU) $(obj)/edgeimg)" RUNNER="$(TC_QEMU)" \
 	  API_EXAMPLE="$(obj)/tests/example-apply" \
 	  UNIT_BINS="$(unit-bins)" FEATURES="$(shell sed -n 's/^CONFIG_\(.*\)=y$$/\1/p' $(obj)/include/config/auto.conf 2>/dev/null | tr '\n' ' ')" \
@@ -85,6 +85,6 @@ fuzz: $(patsubst %,$(obj)/fuzz/fuzz-%,$(FUZZ_FORMATS))
 # needs root, debootstrap and about 5 GiB).
 BENCH_CORPUS ?= $(obj)/corpus
 .PHONY: bench
-bench: $(obj)/edgeimg
+bench: $(obj)/edgeimg | deps
 	$(Q)test -f $(BENCH_CORPUS)/disk-v2.vdi || $(srctree)/../shared/bench/make-corpus.sh $(BENCH_CORPUS)
 	$(Q)tests/bench/bench.sh $(obj)/edgeimg $(BENCH_CORPUS) $(BENCH)

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* I/O back-ends: files, block devices, pipes and memory. */
 #include <fcntl.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,17 @@
 
 #include "core/bytes.h"
 #include "core/io.h"
+
+/* Not in every libc's headers (musl's): the kernel's values. */
+#ifndef BLKZEROOUT
+#define BLKZEROOUT _IO(0x12, 127)
+#endif
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
 
 bool buf_is_zero(const void *p, size_t len)
 {
