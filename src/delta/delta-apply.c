@@ -962,6 +962,11 @@ void delta_apply_free(struct delta_apply *a, int *kept)
 		if (a->keep) {
 			if (kept)
 				*kept = 1;
+			/* bytes past the checkpoint are not kept: give their
+			   space back (a full disk stays full otherwise) */
+			if (a->part && !(a->part->flags & IO_BLOCKDEV) &&
+			    a->ck.phase == PHASE_DECODING)
+				io_truncate(a->part, a->ck.pos.new_done, NULL);
 		} else {
 			apply_forget(a);
 		}

@@ -89,6 +89,14 @@ static int decode(const uint8_t *patch, size_t plen, const uint8_t *old,
 	io_close(pio);
 	*out = ob.p;
 	*out_len = ob.len;
+	/* what apply does after the last chunk: NEW against the header */
+	if (r == 0) {
+		uint8_t sum[CHASH_LEN];
+
+		chash(ob.p, ob.len, sum);
+		if (memcmp(sum, h.new_sha, CHASH_LEN))
+			r = err_set(e, EI_EMISMATCH, "NEW's content hash differs from the patch's");
+	}
 done:
 	vdisk_close(vd);
 	return r;
@@ -187,7 +195,7 @@ static void test_round_trips(void)
 	memcpy(new, old, n);
 	for (i = 0; i < 100; i++)
 		new[(rnd() % (n / 4096)) * 4096 + 1000] ^= 1;
-	round_trip("100 one-byte edits", old, n, new, n, 3000);
+	round_trip("100 one-byte edits", old, n, new, n, 4000);    /* 16 chunks */
 
 	/* everything shifted by 100 bytes: no block matches, anchors do */
 	memcpy(new + 100, old, n - 100);
@@ -245,13 +253,13 @@ struct hp {
 
 static size_t hp_build(const struct hp *p, uint8_t *b, size_t cap)
 {
-	uint8_t *c = b + 288, *z = c + 56;
+	uint8_t *c = b + 288, *z = c + DELTA_CHUNK_HDR;
 	size_t ozl, dzl = 0, total;
 	uLong crc;
 
 	memset(b, 0, 288);
 	memcpy(b, DELTA_MAGIC, 8);
-	put_le32(b + 8, 1);
+	put_le32(b + 8, DELTA_VERSION);
 	put_le32(b + 12, 288);
 	put_le64(b + 16, p->ref_len ? DELTA_INCOMPAT_REF : 0);
 	put_le64(b + 32, OLD_SIZE);
@@ -283,11 +291,12 @@ static size_t hp_build(const struct hp *p, uint8_t *b, size_t cap)
 	put_le32(c + 36, p->ref_len);
 	put_le32(c + 40, p->data_len);
 	put_le32(c + 44, (uint32_t)dzl);
-	crc = crc32(0, c, 52);
+	crc = crc32(0, c, DELTA_CHUNK_HDR - 4);      /* next_sha: 0, the last chunk */
 	crc = crc32(crc, z, (uInt)(ozl + dzl));
-	put_le32(c + 52, (uint32_t)crc);
-	total = 288 + 56 + ozl + dzl;
+	put_le32(c + DELTA_CHUNK_HDR - 4, (uint32_t)crc);
+	total = 288 + DELTA_CHUNK_HDR + ozl + dzl;
 	put_le64(b + 48, total);
+	sha256(c, total - 288, b + 192);                /* the chain: chunk 0 */
 	sha256(b, 256, b + 256);
 	return total;
 }
@@ -336,7 +345,7 @@ static void test_hostile(void)
 	n += vput(ops + n, 4096 << 2 | DELTA_OP_DATA);
 	p = (struct hp){ .new_size = 8192, .ops = ops, .ops_len = n, .op_count = 2,
 			 .data = data, .data_len = 4096 };
-	expect("valid ops, wrong NEW hash", &p, EI_EMISMATCH, "NEW's SHA-256 is");
+	expect("valid ops, wrong NEW hash", &p, EI_EMISMATCH, "NEW's content hash differs");
 
 	/* P2: COPY past OLD's end; P1: a negative COPY offset */
 	n = vput(ops, 4096 << 2 | DELTA_OP_COPY);
@@ -396,7 +405,7 @@ static void test_hostile(void)
 	p = (struct hp){ .new_size = 4096, .ops = ops, .ops_len = n, .op_count = 1,
 			 .ref_count = 1, .ref_len = 4096, .ref = old_disk + 4096,
 			 .data = old_disk + 4096, .data_len = 4096 };
-	expect("data against its reference", &p, EI_EMISMATCH, "NEW's SHA-256");
+	expect("data against its reference", &p, EI_EMISMATCH, "NEW's content hash");
 	p.ref = old_disk + 8192;        /* compressed against another prefix */
 	{
 		static uint8_t b[1 << 16];
@@ -451,12 +460,18 @@ static void test_hostile(void)
 		n = vput(ops, 4096 << 2 | DELTA_OP_ZERO);
 		p = (struct hp){ .new_size = 4096, .ops = ops, .ops_len = n, .op_count = 1 };
 		bl = hp_build(&p, b, sizeof(b));
-		b[288 + 52] ^= 1;
+		b[288 + DELTA_CHUNK_HDR - 4] ^= 1;
+		r = decode(b, bl, old_disk, OLD_SIZE, &out, &outl, 0, &e);
+		CHECK(r == EI_EMISMATCH && strstr(e.msg, "does not belong to this patch"),
+		      "a changed chunk is not the one the header commits to: %s", e.msg);
+		free(out);
+		sha256(b + 288, bl - 288, b + 192);     /* the chain redone, not the CRC */
+		sha256(b, 256, b + 256);
 		r = decode(b, bl, old_disk, OLD_SIZE, &out, &outl, 0, &e);
 		CHECK(r == EI_EMISMATCH && strstr(e.msg, "CRC-32"), "CRC: %s", e.msg);
 		free(out);
 		r = decode(b, bl, old_disk, OLD_SIZE, &out, &outl, DELTA_DEC_NO_SUMS, &e);
-		CHECK(r == EI_EMISMATCH && strstr(e.msg, "NEW's SHA-256"), "NO_SUMS: %s", e.msg);
+		CHECK(r == EI_EMISMATCH && strstr(e.msg, "NEW's content hash"), "NO_SUMS: %s", e.msg);
 		free(out);
 		r = decode(b, bl - 3, old_disk, OLD_SIZE, &out, &outl, 0, &e);
 		CHECK(r == EI_ETRUNC && strstr(e.msg, "truncated"), "truncated: %s", e.msg);

@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/chash.h"
 #include "crypto/sha.h"
+#include "core/bytes.h"
 #include "t.h"
 
 #define HEX_MAX (SHA256_LEN * 2 + 1)
@@ -476,12 +478,73 @@ static int cpuinfo_sha(void)
 #endif
 }
 
+/*
+ * The content hash (src/crypto/chash.c): the zero-leaf constant is SHA-256
+ * of 1 MiB of zeros; the root is SHA-256 of the leaf hashes and the length
+ * (built here from sha256() alone); pieces, zero runs and leaves hashed
+ * apart give the same hash as one call.
+ */
+static uint32_t xorshift(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static void test_chash(uint32_t seed)
+{
+	size_t n = 3 * CHASH_LEAF + 12345;
+	uint8_t *b = calloc(1, n), zl[CHASH_LEN], want[CHASH_LEN], got[CHASH_LEN];
+	uint8_t *leaves = malloc(4 * CHASH_LEN + 8);
+	struct chash c;
+
+	uint8_t *zero = calloc(1, CHASH_LEAF);
+	sha256(zero, CHASH_LEAF, zl);
+	CHECK(!memcmp(zl, chash_zero_leaf, CHASH_LEN), "the zero-leaf constant");
+	free(zero);
+	for (size_t i = 0; i < 2 * CHASH_LEAF; i++)     /* leaf 2 and the tail stay zero */
+		b[i] = (uint8_t)(xorshift(&seed) >> 24);
+	for (size_t k = 0; k < 4; k++) {
+		size_t off = k * CHASH_LEAF, len = k < 3 ? CHASH_LEAF : n - off;
+
+		sha256(b + off, len, leaves + k * CHASH_LEN);
+	}
+	put_le64(leaves + 4 * CHASH_LEN, n);
+	sha256(leaves, 4 * CHASH_LEN + 8, want);
+	chash(b, n, got);
+	CHECK(!memcmp(got, want, CHASH_LEN), "chash() is SHA-256 of the leaf hashes and the length");
+	chash_init(&c);
+	for (size_t off = 0; off < 2 * CHASH_LEAF;) {   /* odd pieces */
+		size_t k = 1 + xorshift(&seed) % 300000;
+
+		k = off + k > 2 * CHASH_LEAF ? 2 * CHASH_LEAF - off : k;
+		chash_update(&c, b + off, k);
+		off += k;
+	}
+	chash_zeros(&c, n - 2 * CHASH_LEAF);
+	chash_final(&c, got);
+	CHECK(!memcmp(got, want, CHASH_LEN), "pieces and a zero run give the same hash");
+	chash_init(&c);
+	chash_add_leaf(&c, leaves, CHASH_LEAF);
+	chash_update(&c, b + CHASH_LEAF, n - CHASH_LEAF);
+	chash_final(&c, got);
+	CHECK(!memcmp(got, want, CHASH_LEN), "a leaf hashed apart");
+	chash(b, 0, got);
+	put_le64(leaves, 0);
+	sha256(leaves, 8, want);
+	CHECK(!memcmp(got, want, CHASH_LEN), "the empty content");
+	free(leaves);
+	free(b);
+}
+
 static void run(uint32_t seed)
 {
 	test_vectors();
 	test_lengths();
 	test_oracle(seed);
 	test_zeros();
+	test_chash(seed);
 	printf("bench: sha256 %s: %.0f MB/s in 16 KiB pieces, %.0f MB/s of zeros (sha256_zeros), per CPU second\n",
 	       path, bench(0), bench(1));
 }
