@@ -43,7 +43,7 @@ int ei_convert(struct ei_image *in, const char *out,
 {
 	const char *const inputs[] = { in->path, NULL };
 	const struct img_format *f;
-	struct write_opts wo = { 0 };
+	struct write_opts wopts = { 0 };
 	struct write_parsed parsed;
 	struct outfile of;
 	struct err e = { 0 };
@@ -60,22 +60,22 @@ int ei_convert(struct ei_image *in, const char *out,
 		return api_err(pub, &e, r);
 	f = format_find(o->format);
 	/* options the output cannot take are refused before OUT exists */
-	wo.options = o->options;
-	wo.compress = o->compress;
-	r = format_write_parse(f, &wo, &parsed, &e);
+	wopts.options = o->options;
+	wopts.compress = o->compress;
+	r = format_write_parse(f, &wopts, &parsed, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
-	wo.parsed = &parsed;
+	wopts.parsed = &parsed;
 	if (api_format_streams(f))
 		flags |= OUTFILE_STREAM;
 	r = outfile_open(&of, out, flags, inputs, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
-	wo.threads = api_threads(o->threads);
-	wo.mem_cap = EI_MEM_CAP;
-	wo.progress = o->progress.fn;
-	wo.progress_arg = o->progress.arg;
-	r = f->write(in->vd, of.io, &wo, &e);
+	wopts.threads = api_threads(o->threads);
+	wopts.mem_cap = EI_MEM_CAP;
+	wopts.progress = o->progress.fn;
+	wopts.progress_arg = o->progress.arg;
+	r = f->write(in->vd, of.io, &wopts, &e);
 	if (r < 0) {
 		outfile_abort(&of);
 		err_prefix(&e, "%s", out);

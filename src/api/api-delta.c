@@ -56,7 +56,7 @@ static int delta_target(struct vdisk *new, const struct img_format *fmt,
 			size_t rlen, uint8_t sha[CHASH_LEN], uint64_t *size,
 			struct err *e)
 {
-	struct open_opts oo = { .format = fmt->name };
+	struct open_opts back_open = { .format = fmt->name };
 	struct vdisk *back = NULL;
 	struct io *io = NULL, *io2 = NULL;
 	int r, fd2;
@@ -75,7 +75,7 @@ static int delta_target(struct vdisk *new, const struct img_format *fmt,
 		r = fd2 < 0 ? err_errno(e, errno, "dup") :
 			      io_open_fd(fd2, "re-encoded NEW", 0, &io2, e);
 		if (r >= 0)
-			r = vdisk_open_io(io2, ".", &oo, &back, e);
+			r = vdisk_open_io(io2, ".", &back_open, &back, e);
 		if (r >= 0 && (r = fmt->recipe(back, recipe, rlen, e)) > 0)
 			r = 0;
 	}
@@ -110,7 +110,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	     struct ei_err *pub)
 {
 	const char *const inputs[] = { old->path, new->path, NULL };
-	struct delta_enc_opts eo = { 0 };
+	struct delta_enc_opts enc_opts = { 0 };
 	struct delta_enc_stats st = { 0 };
 	struct delta_key key;
 	const struct img_format *ofmt = NULL;
@@ -170,8 +170,8 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		r = delta_key_load(o->sign_key, 1, &key, &e);
 		if (r < 0)
 			goto fail;
-		eo.sign = delta_sign_header;
-		eo.sign_arg = &key;
+		enc_opts.sign = delta_sign_header;
+		enc_opts.sign_arg = &key;
 	}
 	r = outfile_open(&of, patch, OUTFILE_PATCH | OUTFILE_STREAM |
 			 (o->force ? OUTFILE_FORCE : 0), inputs, &e);
@@ -201,23 +201,23 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 			res->target_differs = new->vd->io->size != tsize ||
 					      memcmp(nsha, tsha, CHASH_LEN);
 		}
-		eo.recipe = res->target;
-		eo.target_sha = tsha;
-		eo.target_size = tsize;
+		enc_opts.recipe = res->target;
+		enc_opts.target_sha = tsha;
+		enc_opts.target_size = tsize;
 	}
-	eo.level = o->level;
-	eo.threads = threads;
-	eo.chunk_new = o->chunk;
-	eo.patch_version = o->patch_version;
-	eo.progress = o->progress.fn;
-	eo.progress_arg = o->progress.arg;
+	enc_opts.level = o->level;
+	enc_opts.threads = threads;
+	enc_opts.chunk_new = o->chunk;
+	enc_opts.patch_version = o->patch_version;
+	enc_opts.progress = o->progress.fn;
+	enc_opts.progress_arg = o->progress.arg;
 	/* second handles: OLD's and NEW's hashes are computed in threads */
 	if (threads > 1 && api_open(old->path, &old->opts, &old2, &e) == 0 &&
 	    api_open(new->path, &new->opts, &new2, &e) == 0) {
-		eo.hash_old = old2;
-		eo.hash_new = new2;
+		enc_opts.hash_old = old2;
+		enc_opts.hash_new = new2;
 	}
-	r = delta_encode(old->vd, new->vd, enc_out, &eo, &st, &e);
+	r = delta_encode(old->vd, new->vd, enc_out, &enc_opts, &st, &e);
 	if (r < 0)
 		goto fail_out;
 	if (tmp && (r = io_copy(tmp, of.io, &e)) < 0)

@@ -144,7 +144,7 @@ int ei_format_check(const char *name, int for_write, struct ei_err *pub)
 int api_open(const char *path, const struct ei_open_opts *o, struct vdisk **out,
 	     struct err *e)
 {
-	struct open_opts oo = { 0 };
+	struct open_opts opts = { 0 };
 	struct stat st;
 	int r;
 
@@ -152,16 +152,16 @@ int api_open(const char *path, const struct ei_open_opts *o, struct vdisk **out,
 		return err_set(e, EI_EUSAGE,
 			       "-: images are read at random, not from a pipe; give a file name");
 	if (o) {
-		oo.format = o->format;
-		oo.allow_refs = o->allow_refs;
-		oo.ova_disk = o->ova_disk;
+		opts.format = o->format;
+		opts.allow_refs = o->allow_refs;
+		opts.ova_disk = o->ova_disk;
 	}
-	if (oo.format && (r = api_format_check(oo.format, 0, e)) < 0)
+	if (opts.format && (r = api_format_check(opts.format, 0, e)) < 0)
 		return r;
 	/* a device's first bytes say nothing of what it is: raw unless -f */
-	if (!oo.format && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
-		oo.format = "raw";
-	r = vdisk_open(path, &oo, out, e);
+	if (!opts.format && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+		opts.format = "raw";
+	r = vdisk_open(path, &opts, out, e);
 	if (r < 0) {
 		if (!strstr(e->msg, path))
 			err_prefix(e, "%s", path);

@@ -59,7 +59,7 @@ struct delta_apply {
 
 	struct delta_header h;
 	uint8_t raw[DELTA_HDR_SIG_MAX]; /* the header and signature section */
-	struct ckpt ck;
+	struct ckpt ckpt;
 	int have_ck;
 
 	struct vdisk *old;
@@ -131,9 +131,9 @@ void delta_apply_state_paths(const char *out, const char *state, char *ckpt,
 /* Write the checkpoint durably: a temporary, fsync, rename, fsync the directory. */
 static int ckpt_write(struct delta_apply *a, struct err *e)
 {
-	const struct ckpt *ck = &a->ck;
+	const struct ckpt *ckpt = &a->ckpt;
 	uint8_t b[CKPT_MAX];
-	size_t n = CKPT_FIXED + ck->hlen;
+	size_t n = CKPT_FIXED + ckpt->hlen;
 	char tmp[APPLY_PATH + 8];
 	const char *name, *tname;
 	int fd, dirfd, r;
@@ -141,14 +141,14 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 	memset(b, 0, sizeof(b));
 	memcpy(b, CKPT_MAGIC, 8);
 	put_le32(b + 8, CKPT_VERSION);
-	put_le32(b + 12, ck->phase);
-	put_le32(b + 16, ck->pos.chunk);
-	put_le32(b + 20, ck->hlen);
-	put_le64(b + 24, ck->pos.patch_off);
-	put_le64(b + 32, ck->pos.new_done);
-	memcpy(b + 40, ck->pos.next_sha, SHA256_LEN);
-	memcpy(b + 72, ck->old_sha, CHASH_LEN);
-	memcpy(b + CKPT_FIXED, ck->hdr, ck->hlen);
+	put_le32(b + 12, ckpt->phase);
+	put_le32(b + 16, ckpt->pos.chunk);
+	put_le32(b + 20, ckpt->hlen);
+	put_le64(b + 24, ckpt->pos.patch_off);
+	put_le64(b + 32, ckpt->pos.new_done);
+	memcpy(b + 40, ckpt->pos.next_sha, SHA256_LEN);
+	memcpy(b + 72, ckpt->old_sha, CHASH_LEN);
+	memcpy(b + CKPT_FIXED, ckpt->hdr, ckpt->hlen);
 	sha256(b, n, b + n);
 	n += SHA256_LEN;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", a->ckpt_path);
@@ -175,8 +175,8 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 	return r;
 }
 
-/* 1 with a->ck and a->h filled, 0 when there is none, or an error. */
-static int ckpt_load(const char *path, struct ckpt *ck, struct delta_header *h,
+/* 1 with a->ckpt and a->h filled, 0 when there is none, or an error. */
+static int ckpt_load(const char *path, struct ckpt *ckpt, struct delta_header *h,
 		     struct err *e)
 {
 	uint8_t b[CKPT_MAX + 1], sum[SHA256_LEN];
@@ -189,38 +189,38 @@ static int ckpt_load(const char *path, struct ckpt *ck, struct delta_header *h,
 		return err_errno(e, errno, "%s", path);
 	n = read(fd, b, sizeof(b));
 	close(fd);
-	memset(ck, 0, sizeof(*ck));
+	memset(ckpt, 0, sizeof(*ckpt));
 	if (n < CKPT_FIXED + SHA256_LEN || memcmp(b, CKPT_MAGIC, 8) ||
 	    get_le32(b + 8) != CKPT_VERSION)
 		return err_set(e, EI_ECORRUPT,
 			       "%s: not an edgeimg checkpoint of version %u; remove it to start over",
 			       path, CKPT_VERSION);
-	ck->phase = get_le32(b + 12);
-	ck->pos.chunk = get_le32(b + 16);
-	ck->hlen = get_le32(b + 20);
-	if (ck->hlen > DELTA_HDR_SIG_MAX || (size_t)n != CKPT_FIXED + ck->hlen + SHA256_LEN)
+	ckpt->phase = get_le32(b + 12);
+	ckpt->pos.chunk = get_le32(b + 16);
+	ckpt->hlen = get_le32(b + 20);
+	if (ckpt->hlen > DELTA_HDR_SIG_MAX || (size_t)n != CKPT_FIXED + ckpt->hlen + SHA256_LEN)
 		return err_set(e, EI_ECORRUPT, "%s: bad length; remove it to start over", path);
-	sha256(b, CKPT_FIXED + ck->hlen, sum);
-	if (memcmp(sum, b + CKPT_FIXED + ck->hlen, SHA256_LEN))
+	sha256(b, CKPT_FIXED + ckpt->hlen, sum);
+	if (memcmp(sum, b + CKPT_FIXED + ckpt->hlen, SHA256_LEN))
 		return err_set(e, EI_EMISMATCH,
 			       "%s: checksum mismatch; remove it to start over", path);
-	ck->pos.patch_off = get_le64(b + 24);
-	ck->pos.new_done = get_le64(b + 32);
-	memcpy(ck->pos.next_sha, b + 40, SHA256_LEN);
-	memcpy(ck->old_sha, b + 72, CHASH_LEN);
-	memcpy(ck->hdr, b + CKPT_FIXED, ck->hlen);
-	r = delta_header_parse(ck->hdr, ck->hlen, h, 0, e);
+	ckpt->pos.patch_off = get_le64(b + 24);
+	ckpt->pos.new_done = get_le64(b + 32);
+	memcpy(ckpt->pos.next_sha, b + 40, SHA256_LEN);
+	memcpy(ckpt->old_sha, b + 72, CHASH_LEN);
+	memcpy(ckpt->hdr, b + CKPT_FIXED, ckpt->hlen);
+	r = delta_header_parse(ckpt->hdr, ckpt->hlen, h, 0, e);
 	if (r < 0) {
 		err_prefix(e, "%s", path);
 		return r;
 	}
-	if (ck->hlen != h->chunks_off)
+	if (ckpt->hlen != h->chunks_off)
 		return err_set(e, EI_ECORRUPT, "%s: %u header bytes, the patch has %llu; remove it to start over",
-			       path, ck->hlen, (unsigned long long)h->chunks_off);
-	if (ck->phase > PHASE_DECODED || ck->pos.chunk > h->chunk_count ||
-	    ck->pos.new_done > h->new_size || ck->pos.patch_off > h->patch_size ||
-	    ck->pos.patch_off < h->chunks_off ||
-	    (ck->phase == PHASE_DECODED && ck->pos.chunk != h->chunk_count))
+			       path, ckpt->hlen, (unsigned long long)h->chunks_off);
+	if (ckpt->phase > PHASE_DECODED || ckpt->pos.chunk > h->chunk_count ||
+	    ckpt->pos.new_done > h->new_size || ckpt->pos.patch_off > h->patch_size ||
+	    ckpt->pos.patch_off < h->chunks_off ||
+	    (ckpt->phase == PHASE_DECODED && ckpt->pos.chunk != h->chunk_count))
 		return err_set(e, EI_ECORRUPT,
 			       "%s: inconsistent position; remove it to start over", path);
 	return 1;
@@ -237,8 +237,8 @@ int delta_apply_resume_offset(const char *out, const char *state, uint64_t *off,
 	if (!a)
 		return err_set(e, -ENOMEM, "out of memory");
 	apply_paths(a, out, state, stat(out, &st) == 0 && S_ISBLK(st.st_mode));
-	r = ckpt_load(a->ckpt_path, &a->ck, &h, e);
-	*off = r > 0 ? a->ck.pos.patch_off : 0;
+	r = ckpt_load(a->ckpt_path, &a->ckpt, &h, e);
+	*off = r > 0 ? a->ckpt.pos.patch_off : 0;
 	free(a);
 	return r < 0 ? r : 0;
 }
@@ -374,24 +374,24 @@ int delta_apply_begin(const struct delta_apply_opts *o, struct delta_apply **out
 			return err_set(e, -EBUSY, "another apply is writing %s; nothing done",
 				       o->out_path);
 	}
-	r = ckpt_load(a->ckpt_path, &a->ck, &a->h, e);
+	r = ckpt_load(a->ckpt_path, &a->ckpt, &a->h, e);
 	if (r < 0 && !o->resume) {      /* a broken checkpoint we would drop anyway */
 		r = 1;
-		a->ck.pos.chunk = 0;
+		a->ckpt.pos.chunk = 0;
 		a->h.chunk_count = 0;
 	}
 	if (r < 0)
 		return r;
 	if (r && !o->resume) {
 		apply_note(a, "discarding the checkpoint of an interrupted apply (%u of %u chunks done) in %s: without --resume apply starts over",
-			   a->ck.pos.chunk, a->h.chunk_count, a->ckpt_path);
+			   a->ckpt.pos.chunk, a->h.chunk_count, a->ckpt_path);
 		a->discard = 1;
 		memset(&a->h, 0, sizeof(a->h));
 		r = 0;
 	}
 	a->have_ck = r;
 	if (a->have_ck)
-		memcpy(a->raw, a->ck.hdr, a->ck.hlen);
+		memcpy(a->raw, a->ckpt.hdr, a->ckpt.hlen);
 	return 0;
 }
 
@@ -449,10 +449,10 @@ static int apply_old(struct delta_apply *a, struct err *e)
 			       "OLD %s is not the patch's source: its content hash is %s, the patch was made for %s: nothing written",
 			       a->o.old_path, sha_hex(sha, CHASH_LEN, h1),
 			       sha_hex(a->h.old_sha, CHASH_LEN, h2));
-	if (a->have_ck && memcmp(sha, a->ck.old_sha, CHASH_LEN))
+	if (a->have_ck && memcmp(sha, a->ckpt.old_sha, CHASH_LEN))
 		return err_set(e, EI_EMISMATCH, "OLD %s is not the one of the checkpoint",
 			       a->o.old_path);
-	memcpy(a->ck.old_sha, sha, CHASH_LEN);
+	memcpy(a->ckpt.old_sha, sha, CHASH_LEN);
 	if (a->h.old_size == a->h.new_size && !memcmp(sha, a->h.new_sha, CHASH_LEN)) {
 		a->old_is_new = 1;
 		apply_note(a, "OLD %s already holds NEW (content hash %s)",
@@ -468,22 +468,22 @@ static int apply_part(struct delta_apply *a, struct err *e)
 	struct stat st;
 
 	if (a->have_ck && !(a->dev && !container) &&
-	    (stat(a->part_path, &st) < 0 || (uint64_t)st.st_size < a->ck.pos.new_done)) {
+	    (stat(a->part_path, &st) < 0 || (uint64_t)st.st_size < a->ckpt.pos.new_done)) {
 		if (!a->whole_stream)
 			return err_set(e, EI_ETRUNC,
 				       "%s is missing or short: the work is lost; feed the whole patch, not the part from byte %llu",
-				       a->part_path, (unsigned long long)a->ck.pos.patch_off);
+				       a->part_path, (unsigned long long)a->ckpt.pos.patch_off);
 		apply_note(a, "%s is missing or short: starting over", a->part_path);
 		a->have_ck = 0;
 		a->skip_to = 0;
 	}
 	if (!a->have_ck) {
-		memset(&a->ck.pos, 0, sizeof(a->ck.pos));
-		a->ck.phase = PHASE_DECODING;
-		a->ck.pos.patch_off = a->h.chunks_off;
-		memcpy(a->ck.pos.next_sha, a->h.chunk0_sha, SHA256_LEN);
-		a->ck.hlen = (uint32_t)a->h.chunks_off;
-		memcpy(a->ck.hdr, a->raw, a->ck.hlen);
+		memset(&a->ckpt.pos, 0, sizeof(a->ckpt.pos));
+		a->ckpt.phase = PHASE_DECODING;
+		a->ckpt.pos.patch_off = a->h.chunks_off;
+		memcpy(a->ckpt.pos.next_sha, a->h.chunk0_sha, SHA256_LEN);
+		a->ckpt.hlen = (uint32_t)a->h.chunks_off;
+		memcpy(a->ckpt.hdr, a->raw, a->ckpt.hlen);
 	}
 	if (a->dev && !container) {
 		a->part = a->dev_io;
@@ -501,8 +501,8 @@ static int apply_part(struct delta_apply *a, struct err *e)
 	if (r < 0)
 		return r;
 	/* bytes past the checkpoint were never recorded: drop them */
-	if (a->ck.phase == PHASE_DECODING)
-		r = io_truncate(a->part, a->ck.pos.new_done, e);
+	if (a->ckpt.phase == PHASE_DECODING)
+		r = io_truncate(a->part, a->ckpt.pos.new_done, e);
 	if (r >= 0)
 		r = io_sync(a->part, e);
 	return r;
@@ -524,16 +524,16 @@ static int apply_start(struct delta_apply *a, struct err *e)
 		apply_forget(a);
 	a->written = 1;
 	a->keep = 1;
-	if (a->ck.phase == PHASE_DECODED)
+	if (a->ckpt.phase == PHASE_DECODED)
 		return 0;
 	r = apply_part(a, e);
 	if (r < 0)
 		return r;
-	a->from_chunk = a->ck.pos.chunk;
+	a->from_chunk = a->ckpt.pos.chunk;
 	r = ckpt_write(a, e);
 	if (r < 0)
 		return r;
-	return delta_dec_new(&a->h, a->old, NULL, 0, &a->ck.pos, 0, &a->dec, e);
+	return delta_dec_new(&a->h, a->old, NULL, 0, &a->ckpt.pos, 0, &a->dec, e);
 }
 
 /* --- chunks ------------------------------------------------------------- */
@@ -566,10 +566,10 @@ static int apply_chunk(struct delta_apply *a, const uint8_t *chunk, size_t len,
 
 	if (r < 0)
 		return r;
-	delta_dec_pos(a->dec, &a->ck.pos);
+	delta_dec_pos(a->dec, &a->ckpt.pos);
 	/* trailing zeros are a hole: give the file its length */
-	if (!(a->part->flags & IO_BLOCKDEV) && a->part->size < a->ck.pos.new_done &&
-	    (r = io_truncate(a->part, a->ck.pos.new_done, e)) < 0)
+	if (!(a->part->flags & IO_BLOCKDEV) && a->part->size < a->ckpt.pos.new_done &&
+	    (r = io_truncate(a->part, a->ckpt.pos.new_done, e)) < 0)
 		return r;
 	r = io_sync(a->part, e);
 	if (r < 0)
@@ -609,17 +609,17 @@ static int apply_first(struct delta_apply *a, struct err *e)
 	if (!memcmp(b, DELTA_CHUNK_MAGIC, 4)) {
 		uint32_t idx = get_le32(b + 4);
 
-		if (idx != a->ck.pos.chunk)
+		if (idx != a->ckpt.pos.chunk)
 			return err_set(e, EI_EUSAGE,
 				       "the stream starts with chunk %u; the checkpoint needs chunk %u, at byte %llu of the patch (edgeimg apply --resume-offset %s)",
-				       idx, a->ck.pos.chunk,
-				       (unsigned long long)a->ck.pos.patch_off, a->o.out_path);
-		a->in_off = a->ck.pos.patch_off;
+				       idx, a->ckpt.pos.chunk,
+				       (unsigned long long)a->ckpt.pos.patch_off, a->o.out_path);
+		a->in_off = a->ckpt.pos.patch_off;
 		return 1;               /* with the checkpoint's header */
 	}
 	return err_set(e, EI_EUSAGE,
 		       "the stream starts with neither the patch header nor chunk %u: with this checkpoint, feed the whole patch or the patch from byte %llu (edgeimg apply --resume-offset %s)",
-		       a->ck.pos.chunk, (unsigned long long)a->ck.pos.patch_off,
+		       a->ckpt.pos.chunk, (unsigned long long)a->ckpt.pos.patch_off,
 		       a->o.out_path);
 }
 
@@ -645,7 +645,7 @@ static int apply_header(struct delta_apply *a, struct err *e)
 			return err_set(e, EI_EMISMATCH,
 				       "%s belongs to another patch; refusing to resume (remove %s and %s to start over)",
 				       a->ckpt_path, a->ckpt_path, a->part_path);
-		a->skip_to = a->ck.pos.patch_off;
+		a->skip_to = a->ckpt.pos.patch_off;
 	} else {
 		a->h = fh;
 	}
@@ -692,7 +692,7 @@ static int apply_step(struct delta_apply *a, struct err *e)
 		if (r == 1) {   /* a resumed stream: chunks, with the checkpoint's header */
 			r = apply_start(a, e);
 			a->fs = FEED_CHUNKS;
-			a->in_off = a->ck.pos.patch_off;
+			a->in_off = a->ckpt.pos.patch_off;
 		}
 		return r;       /* the bytes stay for the next step */
 	case FEED_HEADER:
@@ -716,7 +716,7 @@ void delta_apply_patch_size(struct delta_apply *a, uint64_t size)
 
 int delta_apply_needs_patch(const struct delta_apply *a)
 {
-	return !(a->have_ck && a->ck.phase == PHASE_DECODED);
+	return !(a->have_ck && a->ckpt.phase == PHASE_DECODED);
 }
 
 int delta_apply_feed(struct delta_apply *a, const void *data, size_t len,
@@ -807,7 +807,7 @@ static int apply_readback(struct delta_apply *a, struct io *io, uint64_t len,
 static int apply_container(struct delta_apply *a, struct delta_apply_result *res,
 			   struct err *e)
 {
-	struct open_opts oo = { .format = "raw" };
+	struct open_opts raw_open = { .format = "raw" };
 	struct vdisk *raw = NULL;
 	struct io *out = NULL;
 	char h1[2 * CHASH_LEN + 1], h2[2 * CHASH_LEN + 1];
@@ -815,7 +815,7 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 	uint64_t size = 0;
 	int fd, r, dirfd;
 
-	r = vdisk_open(a->part_path, &oo, &raw, e);
+	r = vdisk_open(a->part_path, &raw_open, &raw, e);
 	if (r < 0)
 		return r;
 	if (a->dev) {
@@ -872,8 +872,8 @@ int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
 		return err_set(e, -EINVAL, "apply: the transaction has failed already");
 	if (!a->written) {
 		/* no chunk came: only a checkpoint may say nothing is left */
-		if (!a->have_ck || (a->ck.phase != PHASE_DECODED &&
-				    a->ck.pos.chunk != a->h.chunk_count)) {
+		if (!a->have_ck || (a->ckpt.phase != PHASE_DECODED &&
+				    a->ckpt.pos.chunk != a->h.chunk_count)) {
 			a->fs = FEED_FAILED;
 			return err_set(e, EI_ETRUNC, "%s: truncated: %s",
 				       a->o.patch_name, a->blen || a->in_off ?
@@ -888,7 +888,7 @@ int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
 			r = err_set(e, EI_ETRUNC,
 				    "%s: truncated: the patch ends at byte %llu, %u of %u chunks applied; run again with --resume to continue%s",
 				    a->o.patch_name, (unsigned long long)(a->in_off + a->blen),
-				    a->ck.pos.chunk, a->h.chunk_count,
+				    a->ckpt.pos.chunk, a->h.chunk_count,
 				    a->o.patch_path ? "" : " (the patch from byte 'edgeimg apply --resume-offset OUT' on, or all of it)");
 		goto fail;
 	}
@@ -899,7 +899,7 @@ int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
 	res->old_is_new = a->old_is_new;
 	res->out_is_device = a->dev;
 	snprintf(res->target, sizeof(res->target), "%s", a->h.recipe);
-	if (a->ck.phase == PHASE_DECODING) {
+	if (a->ckpt.phase == PHASE_DECODING) {
 		if (!(a->part->flags & IO_BLOCKDEV) &&
 		    (r = io_truncate(a->part, a->h.new_size, e)) < 0)
 			goto fail;
@@ -912,7 +912,7 @@ int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
 		if (r < 0)
 			goto fail;
 		if (a->h.recipe[0]) {
-			a->ck.phase = PHASE_DECODED;
+			a->ckpt.phase = PHASE_DECODED;
 			r = ckpt_write(a, e);
 			if (r < 0)
 				goto fail;
@@ -965,8 +965,8 @@ void delta_apply_free(struct delta_apply *a, int *kept)
 			/* bytes past the checkpoint are not kept: give their
 			   space back (a full disk stays full otherwise) */
 			if (a->part && !(a->part->flags & IO_BLOCKDEV) &&
-			    a->ck.phase == PHASE_DECODING)
-				io_truncate(a->part, a->ck.pos.new_done, NULL);
+			    a->ckpt.phase == PHASE_DECODING)
+				io_truncate(a->part, a->ckpt.pos.new_done, NULL);
 		} else {
 			apply_forget(a);
 		}

@@ -132,40 +132,40 @@ struct enc {
 	struct pipeline *pl;
 };
 
-static int enc_tables(struct enc *x, struct err *e)
+static int enc_tables(struct enc *enc, struct err *e)
 {
 	uint64_t n = 1024, a = 1u << 16;
 
-	while (n < 2 * x->old_blocks && n < ENC_BLOCK_TABLE_MAX)
+	while (n < 2 * enc->old_blocks && n < ENC_BLOCK_TABLE_MAX)
 		n <<= 1;
-	while (a < x->old->size / 256 && a < ENC_ANCHOR_TABLE_MAX)
+	while (a < enc->old->size / 256 && a < ENC_ANCHOR_TABLE_MAX)
 		a <<= 1;
-	x->bt = calloc(n, sizeof(*x->bt));
-	x->bt_mask = n - 1;
-	x->at_bits = (unsigned)__builtin_ctzll(a);
-	x->at = calloc(a, sizeof(*x->at));
-	if (!x->bt || !x->at)
+	enc->bt = calloc(n, sizeof(*enc->bt));
+	enc->bt_mask = n - 1;
+	enc->at_bits = (unsigned)__builtin_ctzll(a);
+	enc->at = calloc(a, sizeof(*enc->at));
+	if (!enc->bt || !enc->at)
 		return err_set(e, -ENOMEM, "delta: out of memory for the OLD index");
 	return 0;
 }
 
-static void bt_insert(struct enc *x, uint64_t h, uint64_t blk)
+static void bt_insert(struct enc *enc, uint64_t h, uint64_t blk)
 {
-	uint64_t i = h & x->bt_mask;
+	uint64_t i = h & enc->bt_mask;
 	uint32_t tag = (uint32_t)(h >> 32);
 	unsigned same = 0;
 
-	if (x->bt_full || blk >= UINT32_MAX)
+	if (enc->bt_full || blk >= UINT32_MAX)
 		return;
-	while (x->bt[i].blk) {
-		if (x->bt[i].tag == tag && ++same >= ENC_DUPS)
+	while (enc->bt[i].blk) {
+		if (enc->bt[i].tag == tag && ++same >= ENC_DUPS)
 			return;
-		i = (i + 1) & x->bt_mask;
+		i = (i + 1) & enc->bt_mask;
 	}
-	x->bt[i].tag = tag;
-	x->bt[i].blk = (uint32_t)(blk + 1);
-	if (++x->bt_used * 4 >= (x->bt_mask + 1) * 3)
-		x->bt_full = 1;     /* stop at 3/4: later blocks go unindexed */
+	enc->bt[i].tag = tag;
+	enc->bt[i].blk = (uint32_t)(blk + 1);
+	if (++enc->bt_used * 4 >= (enc->bt_mask + 1) * 3)
+		enc->bt_full = 1;     /* stop at 3/4: later blocks go unindexed */
 }
 
 /* Anchor positions of @p[0..len): call @fn for each with its gear value. */
@@ -189,36 +189,36 @@ static void bt_insert(struct enc *x, uint64_t h, uint64_t blk)
  */
 #define AT_TAG_MASK 0xfffffu
 
-static inline uint64_t at_index(const struct enc *x, uint64_t g, uint32_t *tag)
+static inline uint64_t at_index(const struct enc *enc, uint64_t g, uint32_t *tag)
 {
 	uint64_t k = g * P1;
 
 	*tag = (uint32_t)k & AT_TAG_MASK;
-	return k >> (64 - x->at_bits);
+	return k >> (64 - enc->at_bits);
 }
 
-static void index_block(struct enc *x, const uint8_t *p, uint64_t blk)
+static void index_block(struct enc *enc, const uint8_t *p, uint64_t blk)
 {
-	bt_insert(x, blk_hash(p), blk);
+	bt_insert(enc, blk_hash(p), blk);
 	if (blk >= UINT32_MAX)
 		return;
 	FOR_ANCHORS(p, DELTA_BLOCK, g, i, {
 		uint32_t tag;
-		uint64_t k = at_index(x, g, &tag);
+		uint64_t k = at_index(enc, g, &tag);
 
-		if (!x->at[k].blk) {
-			x->at[k].tag = tag | (uint32_t)i << 20;
-			x->at[k].blk = (uint32_t)(blk + 1);
+		if (!enc->at[k].blk) {
+			enc->at[k].tag = tag | (uint32_t)i << 20;
+			enc->at[k].blk = (uint32_t)(blk + 1);
 		}
 	});
 }
 
-static void enc_progress(struct enc *x, uint64_t n)
+static void enc_progress(struct enc *enc, uint64_t n)
 {
-	x->done += n;
-	if (x->o->progress)
-		x->o->progress(x->o->progress_arg, x->done,
-			       x->old->size + x->new->size);
+	enc->done += n;
+	if (enc->o->progress)
+		enc->o->progress(enc->o->progress_arg, enc->done,
+			       enc->old->size + enc->new->size);
 }
 
 /*
@@ -245,10 +245,10 @@ static void *hasher_run(void *arg)
 }
 
 /*
- * The extent of @vd at @off (at most ENC_IO bytes), read into x->buf when it
+ * The extent of @vd at @off (at most ENC_IO bytes), read into enc->buf when it
  * holds data, and fed to @c unless threads of their own hash the disks.
  */
-static int enc_next(struct enc *x, struct vdisk *vd, struct chash *c,
+static int enc_next(struct enc *enc, struct vdisk *vd, struct chash *c,
 		    uint64_t off, struct extent *ext, struct err *e)
 {
 	int r = vdisk_extent(vd, off, min_u64(ENC_IO, vd->size - off), ext, e);
@@ -256,22 +256,22 @@ static int enc_next(struct enc *x, struct vdisk *vd, struct chash *c,
 	if (r < 0)
 		return r;
 	if (ext->type != EXT_DATA) {
-		if (!x->hashers)
+		if (!enc->hashers)
 			chash_zeros(c, ext->len);
 		return 0;
 	}
-	r = vdisk_read(vd, x->buf, (size_t)ext->len, off, e);
+	r = vdisk_read(vd, enc->buf, (size_t)ext->len, off, e);
 	if (r < 0)
 		return r;
-	if (!x->hashers)
-		chash_update(c, x->buf, (size_t)ext->len);
+	if (!enc->hashers)
+		chash_update(c, enc->buf, (size_t)ext->len);
 	return 0;
 }
 
 /* Pass 1: hash OLD, index its non-zero blocks. */
-static int enc_index_old(struct enc *x, struct err *e)
+static int enc_index_old(struct enc *enc, struct err *e)
 {
-	struct vdisk *vd = x->old;
+	struct vdisk *vd = enc->old;
 	struct chash c;
 	uint64_t off = 0;
 	int r;
@@ -280,24 +280,24 @@ static int enc_index_old(struct enc *x, struct err *e)
 	while (off < vd->size) {
 		struct extent ext;
 
-		r = enc_next(x, vd, &c, off, &ext, e);
+		r = enc_next(enc, vd, &c, off, &ext, e);
 		if (r < 0)
 			return r;
 		if (ext.type == EXT_DATA) {
 			/* whole blocks aligned to the disk only */
 			for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
 			     (b + 1) * DELTA_BLOCK <= off + ext.len; b++) {
-				const uint8_t *p = x->buf + (b * DELTA_BLOCK - off);
+				const uint8_t *p = enc->buf + (b * DELTA_BLOCK - off);
 
 				if (!buf_is_zero(p, DELTA_BLOCK))
-					index_block(x, p, b);
+					index_block(enc, p, b);
 			}
 		}
 		off += ext.len;
-		enc_progress(x, ext.len);
+		enc_progress(enc, ext.len);
 	}
-	if (!x->hashers)
-		chash_final(&c, x->st.old_sha);
+	if (!enc->hashers)
+		chash_final(&c, enc->st.old_sha);
 	return 0;
 }
 
@@ -315,79 +315,79 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
-static void op_flush(struct enc *x)
+static void op_flush(struct enc *enc)
 {
-	if (x->p_type < 0)
+	if (enc->p_type < 0)
 		return;
-	x->c_ops_len += put_varint(x->c_ops + x->c_ops_len,
-				   x->p_len << 2 | (unsigned)x->p_type);
-	if (x->p_type == DELTA_OP_COPY) {
-		int64_t d = (int64_t)(x->p_old - x->copy_end);
+	enc->c_ops_len += put_varint(enc->c_ops + enc->c_ops_len,
+				   enc->p_len << 2 | (unsigned)enc->p_type);
+	if (enc->p_type == DELTA_OP_COPY) {
+		int64_t d = (int64_t)(enc->p_old - enc->copy_end);
 
-		x->c_ops_len += put_varint(x->c_ops + x->c_ops_len,
+		enc->c_ops_len += put_varint(enc->c_ops + enc->c_ops_len,
 					   d < 0 ? ((uint64_t)~d << 1) | 1 :
 						   (uint64_t)d << 1);
-		x->copy_end = x->p_old + x->p_len;
+		enc->copy_end = enc->p_old + enc->p_len;
 	}
-	x->c_nops++;
-	x->p_type = -1;
+	enc->c_nops++;
+	enc->p_type = -1;
 }
 
 /* Append @len NEW bytes of @type (COPY from @old) to the pending op. */
-static void op_add(struct enc *x, int type, uint64_t len, uint64_t old)
+static void op_add(struct enc *enc, int type, uint64_t len, uint64_t old)
 {
-	if (x->p_type == type &&
-	    (type != DELTA_OP_COPY || x->p_old + x->p_len == old)) {
-		x->p_len += len;
+	if (enc->p_type == type &&
+	    (type != DELTA_OP_COPY || enc->p_old + enc->p_len == old)) {
+		enc->p_len += len;
 	} else {
-		op_flush(x);
-		x->p_type = type;
-		x->p_len = len;
-		x->p_old = old;
+		op_flush(enc);
+		enc->p_type = type;
+		enc->p_len = len;
+		enc->p_old = old;
 	}
-	x->c_len += len;
+	enc->c_len += len;
 	if (type == DELTA_OP_ZERO)
-		x->st.zero += len;
+		enc->st.zero += len;
 	else if (type == DELTA_OP_COPY)
-		x->st.copy += len;
+		enc->st.copy += len;
 	else
-		x->st.data += len;
+		enc->st.data += len;
 }
 
-static int run_add(struct enc *x, uint64_t off, uint64_t len, struct err *e)
+static int run_add(struct enc *enc, uint64_t off, uint64_t len, struct err *e)
 {
-	if (x->c_nruns && x->c_runs[2 * x->c_nruns - 2] +
-			  x->c_runs[2 * x->c_nruns - 1] == off) {
-		x->c_runs[2 * x->c_nruns - 1] += len;
+	if (enc->c_nruns && enc->c_runs[2 * enc->c_nruns - 2] +
+			  enc->c_runs[2 * enc->c_nruns - 1] == off) {
+		enc->c_runs[2 * enc->c_nruns - 1] += len;
 		return 0;
 	}
-	if (x->c_nruns == x->c_runs_cap) {
-		size_t n = x->c_runs_cap ? 2 * x->c_runs_cap : 256;
-		uint64_t *p = realloc(x->c_runs, 2 * n * sizeof(*p));
+	if (enc->c_nruns == enc->c_runs_cap) {
+		size_t n = enc->c_runs_cap ? 2 * enc->c_runs_cap : 256;
+		uint64_t *p = realloc(enc->c_runs, 2 * n * sizeof(*p));
 
 		if (!p)
 			return err_set(e, -ENOMEM, "delta: out of memory");
-		x->c_runs = p;
-		x->c_runs_cap = n;
+		enc->c_runs = p;
+		enc->c_runs_cap = n;
 	}
-	x->c_runs[2 * x->c_nruns] = off;
-	x->c_runs[2 * x->c_nruns + 1] = len;
-	x->c_nruns++;
+	enc->c_runs[2 * enc->c_nruns] = off;
+	enc->c_runs[2 * enc->c_nruns + 1] = len;
+	enc->c_nruns++;
 	return 0;
 }
 
-static int cand_add(struct enc *x, uint64_t blk, uint64_t score, struct err *e)
+static int cand_add(struct enc *enc, uint64_t blk, uint64_t score, struct err *e)
 {
-	if (x->ncand == x->cand_cap) {
-		size_t n = x->cand_cap ? 2 * x->cand_cap : 1024;
-		uint64_t *p = realloc(x->cand, n * sizeof(*p));
+	if (enc->ncand == enc->cand_cap) {
+		size_t n = enc->cand_cap ? 2 * enc->cand_cap : 1024;
+		uint64_t *p = realloc(enc->cand, n * sizeof(*p));
 
 		if (!p)
 			return err_set(e, -ENOMEM, "delta: out of memory");
-		x->cand = p;
-		x->cand_cap = n;
+		enc->cand = p;
+		enc->cand_cap = n;
 	}
-	x->cand[x->ncand++] = score << 40 | blk;
+	enc->cand[enc->ncand++] = score << 40 | blk;
 	return 0;
 }
 
@@ -421,17 +421,17 @@ static int cmp_blk_score(const void *a, const void *b)
  * help as a reference (an edited metadata block, say)?  At least one byte
  * in 32 equal at the same position; unrelated data has one in 256.
  */
-static int same_offset_alike(struct enc *x, const uint8_t *p, uint64_t blk,
+static int same_offset_alike(struct enc *enc, const uint8_t *p, uint64_t blk,
 			     struct err *e)
 {
 	unsigned same = 0;
-	int r = vdisk_read(x->old, x->vbuf, DELTA_BLOCK, blk * DELTA_BLOCK, e);
+	int r = vdisk_read(enc->old, enc->vbuf, DELTA_BLOCK, blk * DELTA_BLOCK, e);
 
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < DELTA_BLOCK; i++)
-		same += p[i] == x->vbuf[i];
-	return same >= DELTA_BLOCK / 32 && !buf_is_zero(x->vbuf, DELTA_BLOCK);
+		same += p[i] == enc->vbuf[i];
+	return same >= DELTA_BLOCK / 32 && !buf_is_zero(enc->vbuf, DELTA_BLOCK);
 }
 
 /*
@@ -442,15 +442,15 @@ static int same_offset_alike(struct enc *x, const uint8_t *p, uint64_t blk,
  * OLD block at the same offset; best first up to the cap, then in OLD
  * order.
  */
-static int enc_pick_refs(struct enc *x, uint64_t cap, struct err *e)
+static int enc_pick_refs(struct enc *enc, uint64_t cap, struct err *e)
 {
-	const uint8_t *data = x->c_data;
+	const uint8_t *data = enc->c_data;
 	size_t dpos = 0;
 	int r;
 
-	x->ncand = 0;
-	for (size_t i = 0; i < x->c_nruns; i++) {
-		uint64_t off = x->c_runs[2 * i], len = x->c_runs[2 * i + 1];
+	enc->ncand = 0;
+	for (size_t i = 0; i < enc->c_nruns; i++) {
+		uint64_t off = enc->c_runs[2 * i], len = enc->c_runs[2 * i + 1];
 
 		for (uint64_t o = 0; o < len; o += DELTA_BLOCK) {
 			size_t n = (size_t)min_u64(DELTA_BLOCK, len - o);
@@ -460,14 +460,14 @@ static int enc_pick_refs(struct enc *x, uint64_t cap, struct err *e)
 
 			FOR_ANCHORS(data + dpos, n, g, j, {
 				uint32_t tag;
-				uint64_t k = at_index(x, g, &tag);
+				uint64_t k = at_index(enc, g, &tag);
 				unsigned m;
 
-				if (x->at[k].blk && (x->at[k].tag & AT_TAG_MASK) == tag &&
+				if (enc->at[k].blk && (enc->at[k].tag & AT_TAG_MASK) == tag &&
 				    nv < 64) {
 					/* where this block would start in OLD, + 4096 */
-					uint64_t st = (uint64_t)(x->at[k].blk - 1) * DELTA_BLOCK +
-						      (x->at[k].tag >> 20) + DELTA_BLOCK - j;
+					uint64_t st = (uint64_t)(enc->at[k].blk - 1) * DELTA_BLOCK +
+						      (enc->at[k].tag >> 20) + DELTA_BLOCK - j;
 
 					for (m = 0; m < nv && vs[m] != st; m++)
 						;
@@ -493,41 +493,41 @@ static int enc_pick_refs(struct enc *x, uint64_t cap, struct err *e)
 				if (vs[bi] < DELTA_BLOCK)
 					continue;
 				st = vs[bi] - DELTA_BLOCK;
-				if (st / DELTA_BLOCK < x->old_blocks &&
-				    (r = cand_add(x, st / DELTA_BLOCK, 2 + best, e)) < 0)
+				if (st / DELTA_BLOCK < enc->old_blocks &&
+				    (r = cand_add(enc, st / DELTA_BLOCK, 2 + best, e)) < 0)
 					return r;
-				if (st % DELTA_BLOCK && st / DELTA_BLOCK + 1 < x->old_blocks &&
-				    (r = cand_add(x, st / DELTA_BLOCK + 1, 2 + best, e)) < 0)
+				if (st % DELTA_BLOCK && st / DELTA_BLOCK + 1 < enc->old_blocks &&
+				    (r = cand_add(enc, st / DELTA_BLOCK + 1, 2 + best, e)) < 0)
 					return r;
 			}
-			if (blk < x->old_blocks && n == DELTA_BLOCK) {
-				r = same_offset_alike(x, data + dpos, blk, e);
+			if (blk < enc->old_blocks && n == DELTA_BLOCK) {
+				r = same_offset_alike(enc, data + dpos, blk, e);
 				if (r > 0)
-					r = cand_add(x, blk, 1, e);
+					r = cand_add(enc, blk, 1, e);
 				if (r < 0)
 					return r;
 			}
 			dpos += n;
 		}
 	}
-	if (!x->ncand)
+	if (!enc->ncand)
 		return 0;
 	/* one entry per block with its best score; best first up to the cap */
-	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_blk_score);
+	qsort(enc->cand, enc->ncand, sizeof(*enc->cand), cmp_blk_score);
 	{
 		size_t keep = 0;
 
-		for (size_t i = 0; i < x->ncand; i++)
-			if (!keep || CAND_BLK(x->cand[i]) != CAND_BLK(x->cand[keep - 1]))
-				x->cand[keep++] = x->cand[i];
-		x->ncand = keep;
+		for (size_t i = 0; i < enc->ncand; i++)
+			if (!keep || CAND_BLK(enc->cand[i]) != CAND_BLK(enc->cand[keep - 1]))
+				enc->cand[keep++] = enc->cand[i];
+		enc->ncand = keep;
 	}
-	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_u64_desc);
-	if (x->ncand > cap / DELTA_BLOCK)
-		x->ncand = (size_t)(cap / DELTA_BLOCK);
-	for (size_t i = 0; i < x->ncand; i++)
-		x->cand[i] = CAND_BLK(x->cand[i]);
-	qsort(x->cand, x->ncand, sizeof(*x->cand), cmp_u64);
+	qsort(enc->cand, enc->ncand, sizeof(*enc->cand), cmp_u64_desc);
+	if (enc->ncand > cap / DELTA_BLOCK)
+		enc->ncand = (size_t)(cap / DELTA_BLOCK);
+	for (size_t i = 0; i < enc->ncand; i++)
+		enc->cand[i] = CAND_BLK(enc->cand[i]);
+	qsort(enc->cand, enc->ncand, sizeof(*enc->cand), cmp_u64);
 	return 0;
 }
 
@@ -543,7 +543,7 @@ struct unit_meta {
 #define UNIT_IN_CAP (sizeof(struct unit_meta) + DELTA_MAX_OPS_LEN + \
 		     ENC_REF_MAX + ENC_DATA_MAX)
 
-static int enc_close_chunk(struct enc *x, struct err *e)
+static int enc_close_chunk(struct enc *enc, struct err *e)
 {
 	struct unit_meta m = { 0 };
 	struct pl_unit *u;
@@ -552,32 +552,32 @@ static int enc_close_chunk(struct enc *x, struct err *e)
 	size_t i, ref_ops = 0;
 	int r;
 
-	op_flush(x);
-	if (!x->c_len)
+	op_flush(enc);
+	if (!enc->c_len)
 		return 0;
-	u = pipeline_get(x->pl, e);
+	u = pipeline_get(enc->pl, e);
 	if (!u)
 		return e->code ? e->code : -EIO;
 	ops = u->in + sizeof(m);
-	if (x->c_data_len) {
-		r = enc_pick_refs(x, min_u64(ENC_REF_MAX, 2 * (uint64_t)x->c_data_len +
+	if (enc->c_data_len) {
+		r = enc_pick_refs(enc, min_u64(ENC_REF_MAX, 2 * (uint64_t)enc->c_data_len +
 					     256 * 1024), e);
 		if (r < 0)
 			return r;
 	} else {
-		x->ncand = 0;
+		enc->ncand = 0;
 	}
 	/* references: coalesced OLD block ranges, read into the unit */
 	ref = ops + DELTA_MAX_OPS_LEN;
-	for (i = 0; i < x->ncand && ref_ops < ENC_REF_OPS_MAX;) {
-		uint64_t b = x->cand[i], n = 1, off, len;
+	for (i = 0; i < enc->ncand && ref_ops < ENC_REF_OPS_MAX;) {
+		uint64_t b = enc->cand[i], n = 1, off, len;
 		size_t j;
 
-		while (i + n < x->ncand && x->cand[i + n] == b + n)
+		while (i + n < enc->ncand && enc->cand[i + n] == b + n)
 			n++;
 		off = b * DELTA_BLOCK;
-		len = min_u64(n * DELTA_BLOCK, x->old->size - off);
-		r = vdisk_read(x->old, ref + m.ref_len, (size_t)len, off, e);
+		len = min_u64(n * DELTA_BLOCK, enc->old->size - off);
+		r = vdisk_read(enc->old, ref + m.ref_len, (size_t)len, off, e);
 		if (r < 0)
 			return r;
 		/* a reference of zeros only is no use */
@@ -593,83 +593,83 @@ static int enc_close_chunk(struct enc *x, struct err *e)
 		m.ref_count++;
 		i += n;
 	}
-	memcpy(ops + ref_ops, x->c_ops, x->c_ops_len);
-	m.chunk = x->chunk++;
-	m.op_count = x->c_nops;
-	m.ops_len = (uint32_t)(ref_ops + x->c_ops_len);
-	m.data_len = (uint32_t)x->c_data_len;
-	m.new_off = x->c_off;
-	m.new_len = x->c_len;
+	memcpy(ops + ref_ops, enc->c_ops, enc->c_ops_len);
+	m.chunk = enc->chunk++;
+	m.op_count = enc->c_nops;
+	m.ops_len = (uint32_t)(ref_ops + enc->c_ops_len);
+	m.data_len = (uint32_t)enc->c_data_len;
+	m.new_off = enc->c_off;
+	m.new_len = enc->c_len;
 	/* move the data after the reference */
-	memcpy(ref + m.ref_len, x->c_data, x->c_data_len);
+	memcpy(ref + m.ref_len, enc->c_data, enc->c_data_len);
 	memcpy(u->in, &m, sizeof(m));
 	u->in_len = sizeof(m) + DELTA_MAX_OPS_LEN + m.ref_len + m.data_len;
-	x->st.ref += m.ref_len;
-	if (m.ref_len > x->max_ref)
-		x->max_ref = m.ref_len;
-	if (m.data_len > x->max_data)
-		x->max_data = m.data_len;
-	r = pipeline_submit(x->pl, u, e);
+	enc->st.ref += m.ref_len;
+	if (m.ref_len > enc->max_ref)
+		enc->max_ref = m.ref_len;
+	if (m.data_len > enc->max_data)
+		enc->max_data = m.data_len;
+	r = pipeline_submit(enc->pl, u, e);
 	if (r < 0)
 		return r;
-	x->c_off += x->c_len;
-	x->c_len = 0;
-	x->c_ops_len = 0;
-	x->c_nops = 0;
-	x->c_data_len = 0;
-	x->c_nruns = 0;
-	x->copy_end = 0;
-	x->last_old = 0;
+	enc->c_off += enc->c_len;
+	enc->c_len = 0;
+	enc->c_ops_len = 0;
+	enc->c_nops = 0;
+	enc->c_data_len = 0;
+	enc->c_nruns = 0;
+	enc->copy_end = 0;
+	enc->last_old = 0;
 	return 0;
 }
 
 /* Close the chunk first when @len more NEW bytes (@data of them) do not fit. */
-static int enc_room(struct enc *x, uint64_t len, uint64_t data, struct err *e)
+static int enc_room(struct enc *enc, uint64_t len, uint64_t data, struct err *e)
 {
-	if (x->c_len + len > x->o->chunk_new || x->c_data_len + data > ENC_DATA_MAX ||
-	    x->c_ops_len + 32 > ENC_OPS_MAX || x->c_nops + 2 >= DELTA_MAX_OPS)
-		return enc_close_chunk(x, e);
+	if (enc->c_len + len > enc->o->chunk_new || enc->c_data_len + data > ENC_DATA_MAX ||
+	    enc->c_ops_len + 32 > ENC_OPS_MAX || enc->c_nops + 2 >= DELTA_MAX_OPS)
+		return enc_close_chunk(enc, e);
 	return 0;
 }
 
-static int enc_zero(struct enc *x, uint64_t len, struct err *e)
+static int enc_zero(struct enc *enc, uint64_t len, struct err *e)
 {
 	while (len) {
-		uint64_t n = min_u64(len, x->o->chunk_new - x->c_len);
+		uint64_t n = min_u64(len, enc->o->chunk_new - enc->c_len);
 		int r;
 
 		if (!n) {
-			if ((r = enc_close_chunk(x, e)) < 0)
+			if ((r = enc_close_chunk(enc, e)) < 0)
 				return r;
 			continue;
 		}
-		if ((r = enc_room(x, n, 0, e)) < 0)
+		if ((r = enc_room(enc, n, 0, e)) < 0)
 			return r;
-		op_add(x, DELTA_OP_ZERO, n, 0);
+		op_add(enc, DELTA_OP_ZERO, n, 0);
 		len -= n;
 	}
 	return 0;
 }
 
 /* Find a byte-identical OLD block for @p (a whole block at NEW block @nb). */
-static int enc_match(struct enc *x, const uint8_t *p, uint64_t nb,
+static int enc_match(struct enc *enc, const uint8_t *p, uint64_t nb,
 		     uint64_t *out, struct err *e)
 {
-	uint64_t h = blk_hash(p), i = h & x->bt_mask, cand[ENC_DUPS + 1];
+	uint64_t h = blk_hash(p), i = h & enc->bt_mask, cand[ENC_DUPS + 1];
 	uint32_t tag = (uint32_t)(h >> 32);
 	unsigned n = 0, probes = 0;
 	int r;
 
-	while (x->bt[i].blk && probes++ < 64) {
-		if (x->bt[i].tag == tag && n < ENC_DUPS)
-			cand[n++] = x->bt[i].blk - 1;
-		i = (i + 1) & x->bt_mask;
+	while (enc->bt[i].blk && probes++ < 64) {
+		if (enc->bt[i].tag == tag && n < ENC_DUPS)
+			cand[n++] = enc->bt[i].blk - 1;
+		i = (i + 1) & enc->bt_mask;
 	}
 	if (!n)
 		return 0;
 	/* try the continuation of the last copy first, then the same offset */
 	for (int t = 1; t >= 0; t--) {
-		uint64_t want = t ? nb : x->last_old ? x->last_old : UINT64_MAX;
+		uint64_t want = t ? nb : enc->last_old ? enc->last_old : UINT64_MAX;
 
 		for (unsigned k = 0; k < n; k++) {
 			if (cand[k] == want) {
@@ -680,10 +680,10 @@ static int enc_match(struct enc *x, const uint8_t *p, uint64_t nb,
 		}
 	}
 	for (unsigned k = 0; k < n; k++) {
-		r = vdisk_read(x->old, x->vbuf, DELTA_BLOCK, cand[k] * DELTA_BLOCK, e);
+		r = vdisk_read(enc->old, enc->vbuf, DELTA_BLOCK, cand[k] * DELTA_BLOCK, e);
 		if (r < 0)
 			return r;
-		if (!memcmp(x->vbuf, p, DELTA_BLOCK)) {
+		if (!memcmp(enc->vbuf, p, DELTA_BLOCK)) {
 			*out = cand[k];
 			return 1;
 		}
@@ -692,41 +692,41 @@ static int enc_match(struct enc *x, const uint8_t *p, uint64_t nb,
 }
 
 /* One NEW block (or the short last one) of data at @off. */
-static int enc_block(struct enc *x, const uint8_t *p, size_t n, uint64_t off,
+static int enc_block(struct enc *enc, const uint8_t *p, size_t n, uint64_t off,
 		     struct err *e)
 {
 	uint64_t ob;
 	int r;
 
 	if (buf_is_zero(p, n)) {
-		x->last_old = 0;
-		return enc_zero(x, n, e);
+		enc->last_old = 0;
+		return enc_zero(enc, n, e);
 	}
 	if (n == DELTA_BLOCK && !(off % DELTA_BLOCK)) {
-		r = enc_match(x, p, off / DELTA_BLOCK, &ob, e);
+		r = enc_match(enc, p, off / DELTA_BLOCK, &ob, e);
 		if (r < 0)
 			return r;
 		if (r) {
-			if ((r = enc_room(x, n, 0, e)) < 0)
+			if ((r = enc_room(enc, n, 0, e)) < 0)
 				return r;
-			op_add(x, DELTA_OP_COPY, n, ob * DELTA_BLOCK);
-			x->last_old = ob + 1;
+			op_add(enc, DELTA_OP_COPY, n, ob * DELTA_BLOCK);
+			enc->last_old = ob + 1;
 			return 0;
 		}
 	}
-	x->last_old = 0;
-	if ((r = enc_room(x, n, n, e)) < 0)
+	enc->last_old = 0;
+	if ((r = enc_room(enc, n, n, e)) < 0)
 		return r;
-	op_add(x, DELTA_OP_DATA, n, 0);
-	memcpy(x->c_data + x->c_data_len, p, n);
-	x->c_data_len += n;
-	return run_add(x, off, n, e);
+	op_add(enc, DELTA_OP_DATA, n, 0);
+	memcpy(enc->c_data + enc->c_data_len, p, n);
+	enc->c_data_len += n;
+	return run_add(enc, off, n, e);
 }
 
 /* Pass 2: walk NEW, build and submit chunks. */
-static int enc_walk_new(struct enc *x, struct err *e)
+static int enc_walk_new(struct enc *enc, struct err *e)
 {
-	struct vdisk *vd = x->new;
+	struct vdisk *vd = enc->new;
 	struct chash c;
 	uint64_t off = 0;
 	int r;
@@ -735,12 +735,12 @@ static int enc_walk_new(struct enc *x, struct err *e)
 	while (off < vd->size) {
 		struct extent ext;
 
-		r = enc_next(x, vd, &c, off, &ext, e);
+		r = enc_next(enc, vd, &c, off, &ext, e);
 		if (r < 0)
 			return r;
 		if (ext.type != EXT_DATA) {
-			x->last_old = 0;
-			r = enc_zero(x, ext.len, e);
+			enc->last_old = 0;
+			r = enc_zero(enc, ext.len, e);
 		} else {
 			uint64_t p = 0;
 
@@ -749,25 +749,25 @@ static int enc_walk_new(struct enc *x, struct err *e)
 				uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
 						     ext.len - p);
 
-				r = enc_block(x, x->buf + p, (size_t)n, off + p, e);
+				r = enc_block(enc, enc->buf + p, (size_t)n, off + p, e);
 				p += n;
 			}
 		}
 		if (r < 0)
 			return r;
 		off += ext.len;
-		enc_progress(x, ext.len);
+		enc_progress(enc, ext.len);
 	}
-	if (!x->hashers)
-		chash_final(&c, x->st.new_sha);
-	return enc_close_chunk(x, e);
+	if (!enc->hashers)
+		chash_final(&c, enc->st.new_sha);
+	return enc_close_chunk(enc, e);
 }
 
 /* --- compression (worker threads) and output (in order) ----------------- */
 
 static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
-	const struct enc *x = arg;
+	const struct enc *enc = arg;
 	ZSTD_CCtx *c = *ctx;
 	struct unit_meta m;
 	const uint8_t *ops, *ref, *data;
@@ -784,7 +784,7 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 	data = ref + m.ref_len;
 
 	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, x->o->level);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, enc->o->level);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
@@ -793,7 +793,7 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 		return err_set(e, EI_ECODEC, "delta: zstd: %s", ZSTD_getErrorName(ozl));
 	if (m.data_len) {
 		ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, x->o->level);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, enc->o->level);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
@@ -841,24 +841,24 @@ static void enc_ctx_free(void *arg, void *ctx)
 
 static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
 {
-	struct enc *x = arg;
+	struct enc *enc = arg;
 	int r;
 
-	r = io_write(x->out, u->out, u->out_len, x->wpos, e);
+	r = io_write(enc->out, u->out, u->out_len, enc->wpos, e);
 	if (r < 0)
 		return r;
-	if (x->st.chunks == x->nchunk_off) {
-		size_t n = x->nchunk_off ? 2 * x->nchunk_off : 64;
-		uint64_t *p = realloc(x->chunk_off, n * sizeof(*p));
+	if (enc->st.chunks == enc->nchunk_off) {
+		size_t n = enc->nchunk_off ? 2 * enc->nchunk_off : 64;
+		uint64_t *p = realloc(enc->chunk_off, n * sizeof(*p));
 
 		if (!p)
 			return err_set(e, -ENOMEM, "delta: out of memory");
-		x->chunk_off = p;
-		x->nchunk_off = n;
+		enc->chunk_off = p;
+		enc->nchunk_off = n;
 	}
-	x->chunk_off[x->st.chunks] = x->wpos;
-	x->wpos += u->out_len;
-	x->st.chunks++;
+	enc->chunk_off[enc->st.chunks] = enc->wpos;
+	enc->wpos += u->out_len;
+	enc->st.chunks++;
 	return 0;
 }
 
@@ -868,16 +868,16 @@ static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
  * chunk 0's hash, commits to every chunk and a decoder can prove each one
  * before using it.  Reads the patch back: a chunk at a time.
  */
-static int enc_chain(struct enc *x, uint8_t first[SHA256_LEN], struct err *e)
+static int enc_chain(struct enc *enc, uint8_t first[SHA256_LEN], struct err *e)
 {
 	uint8_t next[SHA256_LEN] = { 0 }, *b = NULL;
 	size_t cap = 0;
 	int r = 0;
 
-	for (uint64_t i = x->st.chunks; i-- > 0;) {
-		uint64_t off = x->chunk_off[i];
-		size_t len = (size_t)((i + 1 < x->st.chunks ? x->chunk_off[i + 1] :
-				       x->wpos) - off);
+	for (uint64_t i = enc->st.chunks; i-- > 0;) {
+		uint64_t off = enc->chunk_off[i];
+		size_t len = (size_t)((i + 1 < enc->st.chunks ? enc->chunk_off[i + 1] :
+				       enc->wpos) - off);
 		uLong crc;
 
 		if (len > cap) {
@@ -890,14 +890,14 @@ static int enc_chain(struct enc *x, uint8_t first[SHA256_LEN], struct err *e)
 			b = nb;
 			cap = len;
 		}
-		r = io_read(x->out, b, len, off, "the patch", e);
+		r = io_read(enc->out, b, len, off, "the patch", e);
 		if (r < 0)
 			break;
 		memcpy(b + 52, next, SHA256_LEN);
 		crc = crc32(0, b, DELTA_CHUNK_HDR - 4);
 		crc = crc32(crc, b + DELTA_CHUNK_HDR, (uInt)(len - DELTA_CHUNK_HDR));
 		put_le32(b + 84, (uint32_t)crc);
-		r = io_write(x->out, b, DELTA_CHUNK_HDR, off, e);
+		r = io_write(enc->out, b, DELTA_CHUNK_HDR, off, e);
 		if (r < 0)
 			break;
 		sha256(b, len, next);
@@ -918,14 +918,14 @@ static const struct pl_ops enc_pl_ops = {
  * queued, and each worker's zstd context (about 90 MiB at level 19 with
  * the window the chunks need) all count; threads are reduced to fit.
  */
-static void enc_budget(struct enc *x, struct delta_enc_opts *o)
+static void enc_budget(struct enc *enc, struct delta_enc_opts *o)
 {
 	ZSTD_compressionParameters cp = ZSTD_getCParams(o->level,
 							ENC_REF_MAX + ENC_DATA_MAX, 0);
 	uint64_t unit = UNIT_IN_CAP + DELTA_CHUNK_HDR +
 			ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
 			ZSTD_compressBound(ENC_DATA_MAX);
-	uint64_t index = (x->bt_mask + 1 + (1ULL << x->at_bits)) * sizeof(struct slot);
+	uint64_t index = (enc->bt_mask + 1 + (1ULL << enc->at_bits)) * sizeof(struct slot);
 	uint64_t cctx, fixed;
 
 	cp.windowLog = DELTA_MAX_WINDOW_LOG;
@@ -936,21 +936,21 @@ static void enc_budget(struct enc *x, struct delta_enc_opts *o)
 		o->threads--;
 	if (!o->mem_cap)        /* a unit per worker and one queued */
 		o->mem_cap = (uint64_t)(o->threads + 1) * unit;
-	x->st.threads = o->threads;
-	x->st.mem_estimate = fixed + (uint64_t)o->threads * (unit + cctx);
+	enc->st.threads = o->threads;
+	enc->st.mem_estimate = fixed + (uint64_t)o->threads * (unit + cctx);
 }
 
-static int enc_header(struct enc *x, struct err *e)
+static int enc_header(struct enc *enc, struct err *e)
 {
-	const struct delta_enc_opts *o = x->o;
+	const struct delta_enc_opts *o = enc->o;
 	size_t rl = o->recipe ? strlen(o->recipe) : 0;
-	size_t hs = DELTA_HDR_FIXED + rl + SHA256_LEN;
+	size_t hlen = DELTA_HDR_FIXED + rl + SHA256_LEN;
 	uint8_t h[DELTA_HDR_SIG_MAX];
 	uint64_t incompat = 0;
 	int r;
 
 	memset(h, 0, sizeof(h));
-	if (x->max_ref)
+	if (enc->max_ref)
 		incompat |= DELTA_INCOMPAT_REF;
 	if (rl)
 		incompat |= DELTA_INCOMPAT_RECIPE;
@@ -961,30 +961,30 @@ static int enc_header(struct enc *x, struct err *e)
 	put_le32(h + 12, (uint32_t)(DELTA_HDR_FIXED + rl + SHA256_LEN));
 	put_le64(h + 16, incompat);
 	put_le64(h + 24, 0);
-	put_le64(h + 32, x->old->size);
-	put_le64(h + 40, x->new->size);
-	put_le64(h + 48, x->wpos);
-	put_le32(h + 56, (uint32_t)x->st.chunks);
+	put_le64(h + 32, enc->old->size);
+	put_le64(h + 40, enc->new->size);
+	put_le64(h + 48, enc->wpos);
+	put_le32(h + 56, (uint32_t)enc->st.chunks);
 	put_le32(h + 60, DELTA_BLOCK);
-	put_le32(h + 64, x->max_data);
-	put_le32(h + 68, x->max_ref);
+	put_le32(h + 64, enc->max_data);
+	put_le32(h + 68, enc->max_ref);
 	put_le32(h + 72, (uint32_t)rl);
-	memcpy(h + 80, x->st.old_sha, SHA256_LEN);
-	memcpy(h + 112, x->st.new_sha, SHA256_LEN);
-	put_le64(h + 144, rl ? o->target_size : x->new->size);
-	memcpy(h + 152, rl ? o->target_sha : x->st.new_sha, SHA256_LEN);
+	memcpy(h + 80, enc->st.old_sha, SHA256_LEN);
+	memcpy(h + 112, enc->st.new_sha, SHA256_LEN);
+	put_le64(h + 144, rl ? o->target_size : enc->new->size);
+	memcpy(h + 152, rl ? o->target_sha : enc->st.new_sha, SHA256_LEN);
 	put_le64(h + 184, o->patch_version);
-	memcpy(h + 192, x->chunk0_sha, SHA256_LEN);
+	memcpy(h + 192, enc->chunk0_sha, SHA256_LEN);
 	if (rl)
 		memcpy(h + DELTA_HDR_FIXED, o->recipe, rl);
 	sha256(h, DELTA_HDR_FIXED + rl, h + DELTA_HDR_FIXED + rl);
 	if (o->sign) {          /* over the finished header, checksum included */
-		r = o->sign(o->sign_arg, h, hs, h + hs, e);
+		r = o->sign(o->sign_arg, h, hlen, h + hlen, e);
 		if (r < 0)
 			return r;
-		hs += DELTA_SIG_SIZE;
+		hlen += DELTA_SIG_SIZE;
 	}
-	return io_write(x->out, h, hs, 0, e);
+	return io_write(enc->out, h, hlen, 0, e);
 }
 
 int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
@@ -992,9 +992,9 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 		 struct err *e)
 {
 	struct delta_enc_opts o = *opts;
-	struct enc x;
-	struct hasher hs[2];
-	int nhs = 0;
+	struct enc enc;
+	struct hasher hashers[2];
+	int nhashers = 0;
 	size_t rl = o.recipe ? strlen(o.recipe) : 0;
 	int r;
 
@@ -1023,98 +1023,98 @@ int delta_encode(struct vdisk *old, struct vdisk *new, struct io *out,
 	if (!gear[0])
 		gear_init();
 
-	memset(&x, 0, sizeof(x));
-	memset(hs, 0, sizeof(hs));
-	x.old = old;
-	x.new = new;
-	x.out = out;
-	x.o = &o;
-	x.p_type = -1;
-	x.old_blocks = old->size / DELTA_BLOCK;
-	x.wpos = DELTA_HDR_FIXED + rl + SHA256_LEN + (o.sign ? DELTA_SIG_SIZE : 0);
-	x.buf = malloc(ENC_IO);
-	x.vbuf = malloc(DELTA_BLOCK);
-	x.c_ops = malloc(DELTA_MAX_OPS_LEN);
-	x.c_data = malloc(ENC_DATA_MAX);
-	if (!x.buf || !x.vbuf || !x.c_ops || !x.c_data) {
+	memset(&enc, 0, sizeof(enc));
+	memset(hashers, 0, sizeof(hashers));
+	enc.old = old;
+	enc.new = new;
+	enc.out = out;
+	enc.o = &o;
+	enc.p_type = -1;
+	enc.old_blocks = old->size / DELTA_BLOCK;
+	enc.wpos = DELTA_HDR_FIXED + rl + SHA256_LEN + (o.sign ? DELTA_SIG_SIZE : 0);
+	enc.buf = malloc(ENC_IO);
+	enc.vbuf = malloc(DELTA_BLOCK);
+	enc.c_ops = malloc(DELTA_MAX_OPS_LEN);
+	enc.c_data = malloc(ENC_DATA_MAX);
+	if (!enc.buf || !enc.vbuf || !enc.c_ops || !enc.c_data) {
 		r = err_set(e, -ENOMEM, "delta: out of memory");
 		goto out;
 	}
-	r = enc_tables(&x, e);
+	r = enc_tables(&enc, e);
 	if (r < 0)
 		goto out;
-	enc_budget(&x, &o);
-	r = pipeline_new(&enc_pl_ops, &x, o.threads, UNIT_IN_CAP,
+	enc_budget(&enc, &o);
+	r = pipeline_new(&enc_pl_ops, &enc, o.threads, UNIT_IN_CAP,
 			 DELTA_CHUNK_HDR + ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
-			 ZSTD_compressBound(ENC_DATA_MAX), o.mem_cap, &x.pl, e);
+			 ZSTD_compressBound(ENC_DATA_MAX), o.mem_cap, &enc.pl, e);
 	if (r < 0)
 		goto out;
 	/* the header's place, written last */
 	{
 		uint8_t z[DELTA_HDR_SIG_MAX] = { 0 };
 
-		r = io_write(out, z, (size_t)x.wpos, 0, e);
+		r = io_write(out, z, (size_t)enc.wpos, 0, e);
 		if (r < 0)
 			goto out;
 	}
 #if IS_ENABLED(CONFIG_THREADS)
 	if (o.hash_old && o.hash_new && opts->threads > 1 &&
 	    o.hash_old->size == old->size && o.hash_new->size == new->size) {
-		hs[0].vd = o.hash_old;
-		hs[1].vd = o.hash_new;
-		for (nhs = 0; nhs < 2; nhs++)
-			if (pthread_create(&hs[nhs].tid, NULL, hasher_run, &hs[nhs]))
+		hashers[0].vd = o.hash_old;
+		hashers[1].vd = o.hash_new;
+		for (nhashers = 0; nhashers < 2; nhashers++)
+			if (pthread_create(&hashers[nhashers].tid, NULL, hasher_run, &hashers[nhashers]))
 				break;
-		x.hashers = nhs == 2;
+		enc.hashers = nhashers == 2;
 	}
 #endif
-	r = enc_index_old(&x, e);
+	r = enc_index_old(&enc, e);
 	if (r < 0)
 		goto out;
-	r = enc_walk_new(&x, e);
+	r = enc_walk_new(&enc, e);
 	if (r < 0)
 		goto out;
-	r = pipeline_finish(x.pl, e);
+	r = pipeline_finish(enc.pl, e);
 	if (r < 0)
 		goto out;
 #if IS_ENABLED(CONFIG_THREADS)
-	for (; nhs > 0; nhs--)
-		pthread_join(hs[nhs - 1].tid, NULL);
+	for (; nhashers > 0; nhashers--)
+		pthread_join(hashers[nhashers - 1].tid, NULL);
 #endif
-	if (x.hashers) {
+	if (enc.hashers) {
 		for (int i = 0; i < 2; i++) {
-			if (hs[i].r < 0) {
-				*e = hs[i].e;
-				r = hs[i].r;
+			if (hashers[i].r < 0) {
+				*e = hashers[i].e;
+				r = hashers[i].r;
 				goto out;
 			}
 		}
-		memcpy(x.st.old_sha, hs[0].sha, SHA256_LEN);
-		memcpy(x.st.new_sha, hs[1].sha, SHA256_LEN);
+		memcpy(enc.st.old_sha, hashers[0].sha, SHA256_LEN);
+		memcpy(enc.st.new_sha, hashers[1].sha, SHA256_LEN);
 	}
-	r = enc_chain(&x, x.chunk0_sha, e);
+	r = enc_chain(&enc, enc.chunk0_sha, e);
 	if (r < 0)
 		goto out;
-	r = enc_header(&x, e);
+	r = enc_header(&enc, e);
 	if (r < 0)
 		goto out;
-	x.st.patch_size = x.wpos;
+	enc.st.patch_size = enc.wpos;
 	if (st)
-		*st = x.st;
+		*st = enc.st;
 out:
 #if IS_ENABLED(CONFIG_THREADS)
-	for (; nhs > 0; nhs--)         /* after an error: let them end */
-		pthread_join(hs[nhs - 1].tid, NULL);
+	for (; nhashers > 0; nhashers--)         /* after an error: let them end */
+		pthread_join(hashers[nhashers - 1].tid, NULL);
 #endif
-	pipeline_free(x.pl);
-	free(x.bt);
-	free(x.at);
-	free(x.buf);
-	free(x.vbuf);
-	free(x.c_ops);
-	free(x.c_data);
-	free(x.c_runs);
-	free(x.cand);
-	free(x.chunk_off);
+	pipeline_free(enc.pl);
+	free(enc.bt);
+	free(enc.at);
+	free(enc.buf);
+	free(enc.vbuf);
+	free(enc.c_ops);
+	free(enc.c_data);
+	free(enc.c_runs);
+	free(enc.cand);
+	free(enc.chunk_off);
 	return r;
 }

@@ -232,7 +232,7 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 {
 	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
 	const struct img_format *f;
-	struct write_opts wo = { 0 };
+	struct write_opts wopts = { 0 };
 	struct vdisk *canon = NULL;
 	int r;
 
@@ -248,12 +248,12 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 	r = delta_canon_open(new, &canon, e);
 	if (r < 0)
 		return r;
-	wo.options = opts[0] ? opts : NULL;
-	wo.threads = threads;
-	wo.mem_cap = EI_MEM_CAP;
-	wo.progress = progress;
-	wo.progress_arg = arg;
-	r = f->write(canon, out, &wo, e);
+	wopts.options = opts[0] ? opts : NULL;
+	wopts.threads = threads;
+	wopts.mem_cap = EI_MEM_CAP;
+	wopts.progress = progress;
+	wopts.progress_arg = arg;
+	r = f->write(canon, out, &wopts, e);
 	vdisk_close(canon);
 	if (r < 0) {
 		err_prefix(e, "building the %s container", fmt);
