@@ -106,6 +106,7 @@ struct enc {
 
 	/* the chunk being built */
 	uint64_t c_off, c_len;
+	uint64_t c_nonzero;     /* NEW bytes of the chunk that are not ZERO ops */
 	uint8_t *c_ops;         /* op varints (refs are prepended at close) */
 	size_t c_ops_len;
 	uint32_t c_nops;
@@ -346,6 +347,8 @@ static void op_add(struct enc *enc, int type, uint64_t len, uint64_t old)
 		enc->p_old = old;
 	}
 	enc->c_len += len;
+	if (type != DELTA_OP_ZERO)
+		enc->c_nonzero += len;
 	if (type == DELTA_OP_ZERO)
 		enc->st.zero += len;
 	else if (type == DELTA_OP_COPY)
@@ -614,6 +617,7 @@ static int enc_close_chunk(struct enc *enc, struct err *e)
 		return r;
 	enc->c_off += enc->c_len;
 	enc->c_len = 0;
+	enc->c_nonzero = 0;
 	enc->c_ops_len = 0;
 	enc->c_nops = 0;
 	enc->c_data_len = 0;
@@ -624,9 +628,21 @@ static int enc_close_chunk(struct enc *enc, struct err *e)
 }
 
 /* Close the chunk first when @len more NEW bytes (@data of them) do not fit. */
+/*
+ * The NEW bytes the current chunk may describe: chunk_new, but up to the
+ * format's 256 MiB while it holds zeros only (a chunk of zeros costs
+ * nothing to apply, and a sparse 2 TiB disk then takes 8192 chunks, not
+ * 32768).
+ */
+static uint64_t enc_chunk_limit(const struct enc *enc, int zero)
+{
+	return zero && !enc->c_nonzero ? DELTA_MAX_CHUNK_NEW : enc->o->chunk_new;
+}
+
 static int enc_room(struct enc *enc, uint64_t len, uint64_t data, struct err *e)
 {
-	if (enc->c_len + len > enc->o->chunk_new || enc->c_data_len + data > ENC_DATA_MAX ||
+	if (enc->c_len + len > enc_chunk_limit(enc, 0) ||
+	    enc->c_data_len + data > ENC_DATA_MAX ||
 	    enc->c_ops_len + 32 > ENC_OPS_MAX || enc->c_nops + 2 >= DELTA_MAX_OPS)
 		return enc_close_chunk(enc, e);
 	return 0;
@@ -635,16 +651,20 @@ static int enc_room(struct enc *enc, uint64_t len, uint64_t data, struct err *e)
 static int enc_zero(struct enc *enc, uint64_t len, struct err *e)
 {
 	while (len) {
-		uint64_t n = min_u64(len, enc->o->chunk_new - enc->c_len);
+		uint64_t lim = enc_chunk_limit(enc, 1), n;
 		int r;
 
+		n = enc->c_len < lim ? min_u64(len, lim - enc->c_len) : 0;
 		if (!n) {
 			if ((r = enc_close_chunk(enc, e)) < 0)
 				return r;
 			continue;
 		}
-		if ((r = enc_room(enc, n, 0, e)) < 0)
-			return r;
+		if (enc->c_ops_len + 32 > ENC_OPS_MAX || enc->c_nops + 2 >= DELTA_MAX_OPS) {
+			if ((r = enc_close_chunk(enc, e)) < 0)
+				return r;
+			continue;
+		}
 		op_add(enc, DELTA_OP_ZERO, n, 0);
 		len -= n;
 	}
