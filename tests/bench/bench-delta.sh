@@ -37,6 +37,50 @@ verdict "apply wall time / xdelta3 -d's" "$(ratio "$e_wall" "$p_wall")" 1.0
 verdict "apply peak RSS, MiB" "$(mib "$e_rss")" 64
 rm -f "$tmp/e.raw" "$tmp/x.raw" "$tmp/z.patch" "$tmp/x.patch"
 
+# apply against what the I/O alone costs: read OLD, write NEW, sync it.
+# Both start from the page cache; apply also hashes OLD, proves every
+# chunk and reads NEW back from the media before its rename.
+header "Apply, raw, against the I/O floor (cat OLD >/dev/null; cp --sparse=always NEW OUT; sync OUT) (sizes: allocated bytes)"
+cat "$v1" "$v2" "$tmp/e.patch" >/dev/null
+rm -f "$tmp/e.raw" "$tmp/f.raw"
+measure e "$ei" apply "$v1" "$tmp/e.patch" "$tmp/e.raw"
+measure p bash -c 'cat "$1" >/dev/null && cp --sparse=always "$2" "$3" && sync -- "$3"' floor "$v1" "$v2" "$tmp/f.raw"
+row "apply vs I/O floor" $(($(stat -c %b "$tmp/e.raw") * 512)) $(($(stat -c %b "$tmp/f.raw") * 512))
+verdict "apply wall time / the I/O floor's" "$(ratio "$e_wall" "$p_wall")" 2.0
+verdict "apply peak RSS, MiB" "$(mib "$e_rss")" 32
+rm -f "$tmp/e.raw" "$tmp/f.raw"
+chunks=$("$ei" info --json "$tmp/e.patch" | sed -n 's/.*"chunks": \([0-9]*\).*/\1/p')
+verdicts+=("$(awk -v c="$chunks" -v p="$raw_patch" 'BEGIN{printf "  %-58s %8.4f <= %-6s %s", "chunk chain: 32 bytes x " c " chunks / patch size", 32 * c / p, 0.005, 32 * c / p <= 0.005 ? "ok" : "MISSED"}')")
+
+# delta's memory whatever -j: each worker's zstd context counts
+header "Delta memory at -j 16 (workers are fewer when their memory would pass 512 MiB)"
+rm -f "$tmp/j.patch"
+measure e "$ei" delta -j 16 "$v1" "$v2" "$tmp/j.patch"
+measure p "$ei" delta -j 1 "$v1" "$v2" "$tmp/j1.patch"
+row "delta -j16 vs -j1" "$(size_of "$tmp/j.patch")" "$(size_of "$tmp/j1.patch")"
+cmp -s "$tmp/j.patch" "$tmp/j1.patch" || { echo "bench: delta -j 16 and -j 1 differ" >&2; exit 1; }
+verdict "delta -j 16 peak RSS, MiB" "$(mib "$e_rss")" 512
+rm -f "$tmp/j.patch" "$tmp/j1.patch"
+
+# a 2 TiB sparse disk holding 1 GiB of data (truncate + dd): what is hashed,
+# indexed, patched and read back is the data, not the 2 TiB
+header "A 2 TiB sparse disk with 1 GiB of data, 8 MiB of it changed: delta and apply (edgeimg alone; sizes: patch bytes)"
+rm -f "$tmp/s1.raw" "$tmp/s2.raw"
+truncate -s 2T "$tmp/s1.raw"
+dd if=/dev/urandom of="$tmp/s1.raw" bs=1M count=1024 seek=$((1 << 20)) conv=notrunc status=none
+cp --sparse=always "$tmp/s1.raw" "$tmp/s2.raw"
+dd if=/dev/urandom of="$tmp/s2.raw" bs=1M count=8 seek=$(((1 << 20) + 100)) conv=notrunc status=none
+measure e "$ei" delta "$tmp/s1.raw" "$tmp/s2.raw" "$tmp/s.patch"
+sd_wall=$e_wall sd_rss=$e_rss
+measure p "$ei" apply "$tmp/s1.raw" "$tmp/s.patch" "$tmp/s.out"
+"$ei" compare "$tmp/s2.raw" "$tmp/s.out" >/dev/null ||
+	{ echo "bench: the 2 TiB apply differs" >&2; exit 1; }
+printf '%-22s | %8s %8s %8s %10s | %8s %8s %8s %10s |\n' "delta | apply" "$sd_wall" "-" "$(mib "$sd_rss")" \
+	"$(size_of "$tmp/s.patch")" "$p_wall" "$p_cpu" "$(mib "$p_rss")" "-"
+verdict "2 TiB sparse: delta wall, s" "$sd_wall" 60
+verdict "2 TiB sparse: apply wall, s" "$p_wall" 60
+rm -f "$tmp/s1.raw" "$tmp/s2.raw" "$tmp/s.patch" "$tmp/s.out"
+
 # bench_container LABEL FMT EXT CONVERT-OPTIONS...: both disks written by
 # edgeimg as FMT, then patched by edgeimg and by xdelta3 (the files).
 bench_container() {
