@@ -102,20 +102,39 @@ void progress_done(struct progress *p)
 
 /* --- options ------------------------------------------------------------- */
 
-int cli_image_opt(int c, const char *arg, struct cli_images *im)
+int cli_opt(const struct cmd *cmd, int c, const char *arg, struct cli_args *ca)
 {
+	uint64_t n;
+
 	switch (c) {
 	case 'f':
-		im->a.format = arg;
+		ca->a.format = arg;
 		break;
 	case 'F':
-		im->b.format = arg;
+		ca->b.format = arg;
 		break;
 	case 'R':
-		im->a.allow_refs = im->b.allow_refs = 1;
+		ca->a.allow_refs = ca->b.allow_refs = 1;
 		break;
 	case 'D':
-		im->a.ova_disk = im->b.ova_disk = arg;
+		ca->a.ova_disk = ca->b.ova_disk = arg;
+		break;
+	case 'j':
+		if (parse_u64(arg, &n) < 0 || n > 256)
+			return cli_usage(cmd, "-j takes 0..256");
+		ca->threads = (unsigned)n;
+		break;
+	case 'p':
+		ca->progress = 1;
+		break;
+	case 'v':
+		ca->verbose = 1;
+		break;
+	case 'W':
+		ca->force = 1;
+		break;
+	case 'J':
+		ca->json = 1;
 		break;
 	default:
 		return 0;
@@ -138,12 +157,3 @@ int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
-int parse_threads(const char *s, unsigned *out)
-{
-	uint64_t n;
-
-	if (parse_u64(s, &n) < 0 || n > 256)
-		return -EINVAL;
-	*out = (unsigned)n;
-	return 0;
-}

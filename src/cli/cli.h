@@ -61,24 +61,33 @@ void progress_init(struct progress *p, const char *verb, int wanted);
 void progress_cb(void *arg, uint64_t done, uint64_t total);
 void progress_done(struct progress *p);
 
-/* The options of every verb that reads images, for its option table. */
+/*
+ * The long options of every verb that reads images, for its table; a verb
+ * that takes --force or --json lists { "force", ..., 'W' } and { "json",
+ * ..., 'J' } too, which cli_opt() then takes.
+ */
 #define CLI_IMAGE_OPTIONS                                        \
 	{ "allow-refs", no_argument, NULL, 'R' },                \
 	{ "ova-disk", required_argument, NULL, 'D' }
 
-/* The image options of a verb: -f for the first input, -F for the second. */
-struct cli_images {
+/*
+ * What the verbs share on their command lines: -f for the (first) input,
+ * -F for the second, --allow-refs and --ova-disk for both, -j N, -p, -v,
+ * --force, --json.
+ */
+struct cli_args {
 	struct ei_open_opts a, b;
+	unsigned threads;       /* -j: 0 is one per core */
+	int progress, verbose, force, json;
 };
 
 /*
- * cli_image_opt() - apply option @c (-f, -F, --allow-refs, --ova-disk) with
- * argument @arg; 0 when @c is none of them, -1 when @arg is invalid.
+ * cli_opt() - take option @c (argument @arg) of @cmd's command line into
+ * @ca: 1 when it is one of the shared ones, 0 when not, or EXIT_USAGE
+ * (after the usage message) when its argument is invalid.  Options a verb
+ * does not take never reach here: its getopt string leaves them out.
  */
-int cli_image_opt(int c, const char *arg, struct cli_images *im);
-
-/* parse_threads() - "-j N": 0..256 (0: one per core). */
-int parse_threads(const char *s, unsigned *out);
+int cli_opt(const struct cmd *cmd, int c, const char *arg, struct cli_args *ca);
 
 /* parse_u64() - a decimal number, 0..2^64-1. */
 int parse_u64(const char *s, uint64_t *v);

@@ -62,34 +62,18 @@ static int apply_run(int argc, char **argv)
 		{ "min-version", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_images im = { 0 };
+	struct cli_args ca = { 0 };
 	struct ei_apply_opts o = { 0 };
 	struct ei_apply_result res;
 	struct ei_err e = { 0 };
 	struct progress pg;
 	const char *state = NULL, *patch;
-	int verbose = 0, progress = 0, json = 0, roff = 0, c, r;
+	int roff = 0, c, r;
 	double t0 = cli_now();
 	char ckpt[4300], part[4300];
 
 	while ((c = getopt_long(argc, argv, "f:j:pv", lo, NULL)) != -1) {
 		switch (c) {
-		case 'j':
-			if (parse_threads(optarg, &o.threads) < 0)
-				return cli_usage(&cmd_apply, "-j takes 0..256");
-			break;
-		case 'p':
-			progress = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'W':
-			o.force = 1;
-			break;
-		case 'J':
-			json = 1;
-			break;
 		case 'r':
 			o.resume = 1;
 			break;
@@ -107,10 +91,13 @@ static int apply_run(int argc, char **argv)
 				return cli_usage(&cmd_apply, "--min-version takes 0..2^64-1");
 			break;
 		default:
-			if (c == 'F' || !cli_image_opt(c, optarg, &im))
-				return cli_usage(&cmd_apply, NULL);
+			r = cli_opt(&cmd_apply, c, optarg, &ca);
+			if (r != 1)
+				return r ? r : cli_usage(&cmd_apply, NULL);
 		}
 	}
+	o.threads = ca.threads;
+	o.force = ca.force;
 	if (roff) {
 		if (optind != argc - 1)
 			return cli_usage(&cmd_apply, "--resume-offset takes OUT alone");
@@ -120,13 +107,13 @@ static int apply_run(int argc, char **argv)
 		return cli_usage(&cmd_apply, "expected OLD, PATCH (or -) and OUT");
 	patch = argv[optind + 1];
 	o.old = argv[optind];
-	o.old_open = im.a;
+	o.old_open = ca.a;
 	o.out = argv[optind + 2];
 	o.state = state;
 	o.patch_name = strcmp(patch, "-") ? patch : "<stdin>";
 	o.note = cli_note;
 	o.note_arg = (void *)"apply";
-	progress_init(&pg, "apply", progress);
+	progress_init(&pg, "apply", ca.progress);
 	o.progress.fn = progress_cb;
 	o.progress.arg = &pg;
 	r = ei_apply(&o, patch, NULL, NULL, &res, &e);
@@ -142,7 +129,7 @@ static int apply_run(int argc, char **argv)
 		}
 		return r;
 	}
-	apply_print(o.out, &res, verbose, json, cli_now() - t0);
+	apply_print(o.out, &res, ca.verbose, ca.json, cli_now() - t0);
 	return 0;
 }
 

@@ -10,11 +10,11 @@ static int compare_run(int argc, char **argv)
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_images im = { 0 };
+	struct cli_args ca = { 0 };
 	struct ei_image *a = NULL, *b = NULL;
 	struct ei_err e = { 0 };
 	struct progress pg;
-	int strict = 0, progress = 0, size_differs = 0, c, r;
+	int strict = 0, size_differs = 0, c, r;
 	uint64_t diff = 0;
 
 	while ((c = getopt_long(argc, argv, "f:F:sp", lo, NULL)) != -1) {
@@ -22,24 +22,22 @@ static int compare_run(int argc, char **argv)
 		case 's':
 			strict = 1;
 			break;
-		case 'p':
-			progress = 1;
-			break;
 		default:       /* --allow-refs and --ova-disk apply to A and B */
-			if (!cli_image_opt(c, optarg, &im))
-				return cli_usage(&cmd_compare, NULL);
+			r = cli_opt(&cmd_compare, c, optarg, &ca);
+			if (r != 1)
+				return r ? r : cli_usage(&cmd_compare, NULL);
 		}
 	}
 	if (optind != argc - 2)
 		return cli_usage(&cmd_compare, "expected two images");
-	r = ei_image_open(argv[optind], &im.a, &a, &e);
+	r = ei_image_open(argv[optind], &ca.a, &a, &e);
 	if (r >= 0)
-		r = ei_image_open(argv[optind + 1], &im.b, &b, &e);
+		r = ei_image_open(argv[optind + 1], &ca.b, &b, &e);
 	if (r >= 0) {
 		size_differs = ei_image_size(a) != ei_image_size(b);
 		if (size_differs)
 			printf("%s: Image size mismatch!\n", strict ? "Strict mode" : "Warning");
-		progress_init(&pg, "compare", progress);
+		progress_init(&pg, "compare", ca.progress);
 		r = ei_compare(a, b, strict, &(struct ei_progress){ progress_cb, &pg },
 			       &diff, &e);
 		progress_done(&pg);

@@ -16,14 +16,14 @@ static int convert_run(int argc, char **argv)
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_images im = { 0 };
+	struct cli_args ca = { 0 };
 	struct ei_convert_opts co = { 0 };
 	struct ei_convert_result res;
 	struct ei_image *in = NULL;
 	struct progress pg;
 	struct ei_err e = { 0 };
 	const char *out;
-	int progress = 0, verbose = 0, json = 0, c, r;
+	int c, r;
 	double t0 = cli_now();
 	char h1[32], h2[32], h3[32];
 
@@ -38,41 +38,28 @@ static int convert_run(int argc, char **argv)
 		case 'c':
 			co.compress = 1;
 			break;
-		case 'j':
-			if (parse_threads(optarg, &co.threads) < 0)
-				return cli_usage(&cmd_convert, "-j takes 0..256");
-			break;
-		case 'p':
-			progress = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'W':
-			co.force = 1;
-			break;
-		case 'J':
-			json = 1;
-			break;
 		default:
-			if (c == 'F' || !cli_image_opt(c, optarg, &im))
-				return cli_usage(&cmd_convert, NULL);
+			r = cli_opt(&cmd_convert, c, optarg, &ca);
+			if (r != 1)
+				return r ? r : cli_usage(&cmd_convert, NULL);
 		}
 	}
+	co.threads = ca.threads;
+	co.force = ca.force;
 	if (optind != argc - 2)
 		return cli_usage(&cmd_convert, "expected IN and OUT");
 	if (!co.format)
 		return cli_usage(&cmd_convert, "name the output format with -O (raw is never assumed)");
 	out = argv[optind + 1];
-	if (json && !strcmp(out, "-"))
+	if (ca.json && !strcmp(out, "-"))
 		return cli_usage(&cmd_convert, "--json prints on standard output, which OUT - takes");
 	/* a mistyped format or option is a usage error, before anything is opened */
 	if (ei_convert_check(&co, &e) < 0)
 		return cli_error("convert", &e);
-	r = ei_image_open(argv[optind], &im.a, &in, &e);
+	r = ei_image_open(argv[optind], &ca.a, &in, &e);
 	if (r < 0)
 		return cli_error("convert", &e);
-	progress_init(&pg, "convert", progress);
+	progress_init(&pg, "convert", ca.progress);
 	co.progress.fn = progress_cb;
 	co.progress.arg = &pg;
 	r = ei_convert(in, out, &co, &res, &e);
@@ -82,7 +69,7 @@ static int convert_run(int argc, char **argv)
 		return cli_error("convert", &e);
 	if (res.writer_differs)
 		cli_note("convert", "the options name another edgeimg version (writer=): the bytes may differ from that version's");
-	if (verbose) {
+	if (ca.verbose) {
 		if (res.out_kind == EI_OUT_FILE)
 			fprintf(stderr, "%s: %s in, %s out, %s allocated (%.3f of the virtual size), %.2f s\n",
 				out, ei_size_str(res.in_size, h1, sizeof(h1)),
@@ -97,7 +84,7 @@ static int convert_run(int argc, char **argv)
 				res.out_kind == EI_OUT_BLOCKDEV ? "block device" : "standard output",
 				cli_now() - t0);
 	}
-	if (json) {
+	if (ca.json) {
 		printf("{\n    \"filename\": ");
 		ei_json_string(stdout, argv[optind]);
 		printf(",\n    \"output\": ");

@@ -20,14 +20,14 @@ static int delta_run(int argc, char **argv)
 		{ "new-size", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_images im = { 0 };
+	struct cli_args ca = { 0 };
 	struct ei_delta_opts o = { 0 };
 	struct ei_delta_result res;
 	struct ei_image *old = NULL, *new = NULL;
 	struct progress pg;
 	struct ei_err e = { 0 };
 	const char *patch;
-	int progress = 0, verbose = 0, json = 0, c, r;
+	int c, r;
 	double t0 = cli_now();
 	uint64_t v;
 	char h[6][32], x1[2 * EI_HASH_LEN + 1], x2[2 * EI_HASH_LEN + 1];
@@ -39,22 +39,6 @@ static int delta_run(int argc, char **argv)
 			break;
 		case 'o':
 			o.target_options = optarg;
-			break;
-		case 'j':
-			if (parse_threads(optarg, &o.threads) < 0)
-				return cli_usage(&cmd_delta, "-j takes 0..256");
-			break;
-		case 'p':
-			progress = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'W':
-			o.force = 1;
-			break;
-		case 'J':
-			json = 1;
 			break;
 		case 'L':
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 22)
@@ -74,35 +58,38 @@ static int delta_run(int argc, char **argv)
 			break;
 		case 'A':
 		case 'B':
-			if (ei_parse_size(optarg, c == 'A' ? &im.a.size : &im.b.size) < 0 ||
-			    !(c == 'A' ? im.a.size : im.b.size))
+			if (ei_parse_size(optarg, c == 'A' ? &ca.a.size : &ca.b.size) < 0 ||
+			    !(c == 'A' ? ca.a.size : ca.b.size))
 				return cli_usage(&cmd_delta, "--old-size and --new-size take a size");
 			break;
 		default:
-			if (!cli_image_opt(c, optarg, &im))
-				return cli_usage(&cmd_delta, NULL);
+			r = cli_opt(&cmd_delta, c, optarg, &ca);
+			if (r != 1)
+				return r ? r : cli_usage(&cmd_delta, NULL);
 		}
 	}
+	o.threads = ca.threads;
+	o.force = ca.force;
 	if (optind != argc - 3)
 		return cli_usage(&cmd_delta, "expected OLD, NEW and PATCH");
 	patch = argv[optind + 2];
-	if (json && !strcmp(patch, "-"))
+	if (ca.json && !strcmp(patch, "-"))
 		return cli_usage(&cmd_delta, "--json prints on standard output, which PATCH - takes");
 	if (o.target_options && !o.target_format)
 		return cli_usage(&cmd_delta, "-o needs -O (the target container)");
 	if (o.target_format && ei_format_check(o.target_format, 1, &e) < 0)
 		return cli_error("delta", &e);
-	r = ei_image_open(argv[optind], &im.a, &old, &e);
+	r = ei_image_open(argv[optind], &ca.a, &old, &e);
 	if (r < 0) {
 		ei_image_close(old);
 		return cli_error("delta", &e);
 	}
-	r = ei_image_open(argv[optind + 1], &im.b, &new, &e);
+	r = ei_image_open(argv[optind + 1], &ca.b, &new, &e);
 	if (r < 0) {
 		ei_image_close(old);
 		return cli_error("delta", &e);
 	}
-	progress_init(&pg, "delta", progress);
+	progress_init(&pg, "delta", ca.progress);
 	o.progress.fn = progress_cb;
 	o.progress.arg = &pg;
 	r = ei_delta(old, new, patch, &o, &res, &e);
@@ -115,7 +102,7 @@ static int delta_run(int argc, char **argv)
 		fprintf(stderr,
 			"edgeimg delta: note: %s is not what this edgeimg writes from its disk with '%s'; apply will produce the re-encoded container, with the same disk content\n",
 			argv[optind + 1], res.target);
-	if (verbose)
+	if (ca.verbose)
 		fprintf(stderr,
 			"%s: %s (%llu bytes) in %llu chunks for %s of NEW: %s copied from OLD, %s zero, %s new data (%s of OLD as references); target %s; %u threads; %.2f s\n",
 			patch, ei_size_str(res.patch_size, h[0], 32),
@@ -124,7 +111,7 @@ static int delta_run(int argc, char **argv)
 			ei_size_str(res.copy, h[2], 32), ei_size_str(res.zero, h[3], 32),
 			ei_size_str(res.data, h[4], 32), ei_size_str(res.ref, h[5], 32),
 			res.target[0] ? res.target : "raw", res.threads, cli_now() - t0);
-	if (json) {
+	if (ca.json) {
 		printf("{\n    \"patch\": ");
 		ei_json_string(stdout, patch);
 		printf(",\n    \"patch-size\": %llu,\n    \"chunks\": %llu,\n"

@@ -15,42 +15,40 @@ static int info_run(int argc, char **argv)
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_images im = { 0 };
+	struct cli_args ca = { 0 };
 	struct ei_image *img = NULL;
 	struct ei_err e = { 0 };
 	char *text = NULL;
-	int json = 0, c, r;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
 		switch (c) {
-		case 'J':
-			json = 1;
-			break;
 		case 'o':
 			if (strcmp(optarg, "json") && strcmp(optarg, "human"))
 				return cli_usage(&cmd_info, "--output takes json or human");
-			json = !strcmp(optarg, "json");
+			ca.json = !strcmp(optarg, "json");
 			break;
 		default:
-			if (c == 'F' || !cli_image_opt(c, optarg, &im))
-				return cli_usage(&cmd_info, NULL);
+			r = cli_opt(&cmd_info, c, optarg, &ca);
+			if (r != 1)
+				return r ? r : cli_usage(&cmd_info, NULL);
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_info, "expected one IMAGE");
-	if (!im.a.format) {
+	if (!ca.a.format) {
 		/* a delta patch (its header) or a signing key (its key id) */
-		r = ei_patch_describe(argv[optind], json, &text, &e);
+		r = ei_patch_describe(argv[optind], ca.json, &text, &e);
 		if (r == EI_EFORMAT)
-			r = ei_key_describe(argv[optind], json, &text, &e);
+			r = ei_key_describe(argv[optind], ca.json, &text, &e);
 		if (r < 0 && r != EI_EFORMAT && r != EI_EUNSUP)
 			return cli_error("info", &e);
 	}
 	if (!text) {
-		r = ei_image_open(argv[optind], &im.a, &img, &e);
+		r = ei_image_open(argv[optind], &ca.a, &img, &e);
 		if (r < 0)
 			return cli_error("info", &e);
-		r = ei_image_describe(img, json, &text, &e);
+		r = ei_image_describe(img, ca.json, &text, &e);
 		ei_image_close(img);
 		if (r < 0)
 			return cli_error("info", &e);
