@@ -131,7 +131,7 @@ run_ei 0 -- delta --chunk 1M "$T/d.raw" "$T/d2.raw" "$T/o/p3"
 head -c 2000000 "$T/o/p3" | ei apply "$T/d.raw" - "$T/o/n.raw" 2>/dev/null
 check "a cut stream left a checkpoint" test -e "$T/o/n.raw.edgeimg-apply"
 run_ei 0 -- apply "$T/d.raw" "$T/o/p3" "$T/o/n.raw"
-has "without --resume a checkpoint is discarded, with a note" 'note: discarding the checkpoint of an interrupted apply \([1-9] of 8 chunks done\)' "$ERR"
+has "without --resume a checkpoint is discarded, with a note" 'note: discarding the checkpoint of an interrupted apply \([1-9] of [0-9]+ chunks done\)' "$ERR"
 check "and the apply starts over to the end" cmp -s "$T/d2.raw" "$T/o/n.raw"
 
 # --- info of a hostile image: no escape sequence reaches the terminal ------
