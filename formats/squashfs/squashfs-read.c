@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * squashfs reader: the disk is one regular file in the root directory,
- * disk.img if there is one, else the only regular file.  Every table is
+ * squashfs reader: the disk is one regular file in the root directory:
+ * disk.img, or the file an edgeimg recipe or the partitions=on layout
+ * names (see sqr_pick()); any other squashfs is a root filesystem and is
+ * refused, never read as the disk of its only file.  Every table is
  * checked the way the kernel's squashfs_fill_super() and the hardening of
  * squashfs-tools-ng do (../shared/HOSTILE-INPUTS.md, rows S1-S13); the
  * file's block list is held in memory (4 bytes a block, refused above
@@ -580,37 +582,109 @@ static int sqr_root(struct vdisk *vd, struct err *e)
 	return sqr_check_entries(vd, e);
 }
 
-/* Pick the disk: disk.img, else the only regular file. */
+static int sqr_is_name(const struct sqr_entry *d, const char *name, size_t len)
+{
+	return d->name_len == len && !memcmp(d->name, name, len);
+}
+
+/* "pN.img" (N decimal, no leading zero): a file of partitions=on. */
+static int sqr_is_part(const struct sqr_entry *d)
+{
+	const uint8_t *n = d->name;
+	size_t digits = d->name_len > 5 ? d->name_len - 5 : 0;
+
+	if (!digits || n[0] != 'p' || n[1] == '0' ||
+	    memcmp(n + 1 + digits, ".img", 4))
+		return 0;
+	for (size_t i = 1; i <= digits; i++)
+		if (n[i] < '0' || n[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* The entry called @name (@len bytes): its index, or -1. */
+static long sqr_find(const struct sqr *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->nent; i++)
+		if (sqr_is_name(&s->ent[i], name, len))
+			return (long)i;
+	return -1;
+}
+
+/*
+ * partitions=on without disk.img (the writer's name=): partitions.txt, one
+ * pN.img or more and exactly one other file, all regular.  Returns that
+ * file's index, or -1 when the root is not laid out so.
+ */
+static long sqr_parts_layout(const struct sqr *s)
+{
+	size_t nparts = 0;
+	long disk = -1;
+
+	if (sqr_find(s, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST)) < 0)
+		return -1;
+	for (size_t i = 0; i < s->nent; i++) {
+		const struct sqr_entry *d = &s->ent[i];
+
+		if (d->type != SQFS_REG)
+			return -1;
+		if (sqr_is_part(d))
+			nparts++;
+		else if (!sqr_is_name(d, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST))) {
+			if (disk >= 0)
+				return -1;
+			disk = (long)i;
+		}
+	}
+	return nparts ? disk : -1;
+}
+
+/*
+ * Pick the disk.  A squashfs is a disk image only when it says so: its
+ * root holds disk.img, or it carries an edgeimg recipe (whose name= is the
+ * disk), or its root is the layout of partitions=on.  Any other squashfs
+ * is a root filesystem, whose files are never taken for a disk.
+ */
 static int sqr_pick(struct vdisk *vd, struct err *e)
 {
 	struct sqr *s = vd->priv;
-	size_t nreg = 0, dl = strlen(SQFS_DEFAULT_NAME);
+	const char *name = SQFS_DEFAULT_NAME, *why = "";
+	size_t len = strlen(name);
+	long i = sqr_find(s, name, len);
 
-	for (size_t i = 0; i < s->nent; i++) {
-		struct sqr_entry *d = &s->ent[i];
+	if (i < 0 && s->recipe[0]) {
+		const char *p = strstr(s->recipe, ",name=");
 
-		if (d->name_len == dl && !memcmp(d->name, SQFS_DEFAULT_NAME, dl)) {
-			if (d->type != SQFS_REG)
-				return err_set(e, EI_EUNSUP,
-					       "squashfs: %s is a %s, not a regular file (links are never followed)",
-					       SQFS_DEFAULT_NAME, sqr_type_name(d->type));
-			s->file = i;
+		if (!p)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %s: the edgeimg recipe names no disk file (no name=)",
+				       vd->io->name);
+		name = p + 6;
+		len = strcspn(name, ",");
+		i = sqr_find(s, name, len);
+		why = " (the recipe's name=)";
+		if (i < 0)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %s: the recipe names the disk '%.*s', which is not in the root directory",
+				       vd->io->name, (int)min_u64(len, 72), name);
+	}
+	if (i < 0) {
+		i = sqr_parts_layout(s);
+		if (i >= 0) {
+			s->file = (size_t)i;
 			return 0;
 		}
-		if (d->type == SQFS_REG) {
-			s->file = i;
-			nreg++;
-		}
-	}
-	if (nreg == 1)
-		return 0;
-	if (!nreg)
 		return err_set(e, EI_EFORMAT,
-			       "squashfs: the root directory holds no %s and no regular file",
+			       "squashfs: %s is a squashfs root filesystem (%zu entr%s in /, no %s): not a disk image; read its bytes with -f raw",
+			       vd->io->name, s->nent, s->nent == 1 ? "y" : "ies",
 			       SQFS_DEFAULT_NAME);
-	return err_set(e, EI_EUNSUP,
-		       "squashfs: the root directory holds no %s but %zu regular files; which is the disk is ambiguous",
-		       SQFS_DEFAULT_NAME, nreg);
+	}
+	if (s->ent[i].type != SQFS_REG)
+		return err_set(e, EI_EUNSUP,
+			       "squashfs: %.*s%s is a %s, not a regular file (links are never followed)",
+			       (int)len, name, why, sqr_type_name(s->ent[i].type));
+	s->file = (size_t)i;
+	return 0;
 }
 
 static uint32_t sqr_blen(const struct sqr *s, uint64_t i)
@@ -932,6 +1006,9 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 	r = sqr_root(vd, e);
 	if (r < 0)
 		goto fail;
+	r = sqr_read_recipe(vd, e);
+	if (r < 0)
+		goto fail;
 	r = sqr_pick(vd, e);
 	if (r < 0)
 		goto fail;
@@ -939,9 +1016,6 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 	if (r < 0)
 		goto fail;
 	if (s->frag != SQFS_INVALID_FRAG && (r = sqr_tail(vd, e)) < 0)
-		goto fail;
-	r = sqr_read_recipe(vd, e);
-	if (r < 0)
 		goto fail;
 	vd->size = s->fsize;
 	return 0;

@@ -105,8 +105,10 @@
 #define SQFS_RECIPE_TAG "edgeimg-recipe:"
 #define SQFS_RECIPE_MAX 512
 
-/* The file a reader picks when there are several. */
+/* The disk's file, unless the recipe's name= says otherwise. */
 #define SQFS_DEFAULT_NAME "disk.img"
+/* partitions=on: this manifest and pN.img beside the disk. */
+#define SQFS_PARTS_MANIFEST "partitions.txt"
 
 struct squashfs_comp {
 	const char *name;       /* -o compression= and mksquashfs -comp */
