@@ -17,8 +17,14 @@
 #define PROBE_HEAD 4096
 #define PROBE_TAIL 1536
 
-/* Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict. */
+/*
+ * Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict.
+ * PROBE_REFUSED is a file recognised but not read as a disk (a tar that is
+ * not an OVA, an Android sparse image): above the raw fallback, below every
+ * reader; its open() refuses the file by name.
+ */
 #define PROBE_FALLBACK 1
+#define PROBE_REFUSED 2
 #define PROBE_SURE 50
 #define PROBE_CERTAIN 100
 
@@ -99,6 +105,12 @@ int format_write_check(const char *name, const char *options, int compress,
 
 /* The registry, in probe order, raw last; NULL-terminated. */
 extern const struct img_format *const img_formats[];
+
+/*
+ * Files recognised and refused (PROBE_REFUSED); NULL-terminated.  Probing
+ * sees them, format_find() does not: "-f" names only the readers.
+ */
+extern const struct img_format *const img_refused[];
 
 /* format_find() - the format called @name, or NULL. */
 const struct img_format *format_find(const char *name);
