@@ -240,21 +240,30 @@ static int ova_first_member(const uint8_t *head, size_t head_len, char *buf,
 	return tar;
 }
 
-/* Pure: a tar whose first member is a regular file named *.ovf. */
-static int ova_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
-		     size_t tail_len, uint64_t file_size)
+/*
+ * Pure: PROBE_SURE for an OVA (a tar whose first member is a regular file
+ * named *.ovf), PROBE_REFUSED for any other tar, else 0.
+ */
+static int ova_tar_score(const uint8_t *head, size_t head_len)
 {
 	char buf[OVA_MAX_NAME];
 	const char *name;
 	size_t n;
 	int type;
 
+	if (!ova_first_member(head, head_len, buf, &name, &n, &type))
+		return 0;
+	return (type == '0' || !type) && ova_ends_ovf(name, n) ? PROBE_SURE :
+	       PROBE_REFUSED;
+}
+
+static int ova_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		     size_t tail_len, uint64_t file_size)
+{
 	(void)tail;
 	(void)tail_len;
 	(void)file_size;
-	if (!ova_first_member(head, head_len, buf, &name, &n, &type))
-		return 0;
-	return (type == '0' || !type) && ova_ends_ovf(name, n) ? PROBE_SURE : 0;
+	return ova_tar_score(head, head_len) == PROBE_SURE ? PROBE_SURE : 0;
 }
 
 /*
@@ -264,15 +273,10 @@ static int ova_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 static int tar_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 		     size_t tail_len, uint64_t file_size)
 {
-	char buf[OVA_MAX_NAME];
-	const char *name;
-	size_t n;
-	int type;
-
-	if (ova_probe(head, head_len, tail, tail_len, file_size))
-		return 0;
-	return ova_first_member(head, head_len, buf, &name, &n, &type) ?
-	       PROBE_REFUSED : 0;
+	(void)tail;
+	(void)tail_len;
+	(void)file_size;
+	return ova_tar_score(head, head_len) == PROBE_REFUSED ? PROBE_REFUSED : 0;
 }
 
 static int tar_refuse(struct vdisk *vd, struct err *e)
