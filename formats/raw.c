@@ -48,9 +48,8 @@ static int raw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* Write @len bytes of @buf at @off, leaving zero blocks as holes in a file. */
-static int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
-			    uint64_t off, struct err *e)
+int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
+		     uint64_t off, struct err *e)
 {
 	size_t i = 0;
 

@@ -103,6 +103,14 @@ struct img_format {
 int format_write_check(const char *name, const char *options, int compress,
 		       struct err *e);
 
+/*
+ * raw_write_sparse() - write the @len bytes of @buf at @off into @out,
+ * leaving its 4 KiB blocks of zeros (counted from @buf) as holes in a file;
+ * a block device gets every byte.
+ */
+int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
+		     uint64_t off, struct err *e);
+
 /* The registry, in probe order, raw last; NULL-terminated. */
 extern const struct img_format *const img_formats[];
 
