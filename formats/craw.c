@@ -722,47 +722,19 @@ fail:
 	return r;
 }
 
-/* @off is served by the spool: before the window, inside what it holds. */
+/* @off is in the spool: before the window, inside what it holds. */
 static bool craw_in_spool(const struct craw *c, uint64_t off)
 {
 	return c->spool && off < c->spooled && off < c->win_off;
 }
 
-static int craw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		     struct err *e)
-{
-	struct craw *c = vd->priv;
-	uint8_t *p = buf;
-
-	while (len) {
-		size_t n, at;
-		int r;
-
-		if (craw_in_spool(c, off)) {
-			n = (size_t)min_u64(len, c->spooled - off);
-			r = io_read(c->spool, p, n, off, "craw: spool", e);
-			if (r < 0)
-				return r;
-			p += n;
-			off += n;
-			len -= n;
-			continue;
-		}
-		r = craw_seek(vd, c, off, e);
-		if (r < 0)
-			return r;
-		at = (size_t)(off - c->win_off);
-		n = (size_t)min_u64(len, c->win_len - at);
-		memcpy(p, c->win + at, n);
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int craw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		       struct extent *ext, struct err *e)
+/*
+ * The spool holds what lies before the window (its holes are zero
+ * blocks); else the window is moved to @off and its zero blocks are
+ * zero runs, the rest data that craw_copy() takes from the window.
+ */
+static int craw_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct map_run *run, struct err *e)
 {
 	struct craw *c = vd->priv;
 	size_t at, end, i, step;
@@ -770,15 +742,12 @@ static int craw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 	int r;
 
 	if (craw_in_spool(c, off)) {
-		/* Zero blocks are holes in the spool. */
-		uint64_t run;
-
-		r = io_probe_data(c->spool, off, min_u64(len, c->spooled - off),
-				  &run, e);
-		if (r < 0)
-			return r;
-		ext->type = r ? EXT_DATA : EXT_ZERO;
-		ext->len = run;
+		run->src = MAP_IO;
+		run->io = c->spool;
+		run->host = off;
+		run->len = min_u64(len, c->spooled - off);
+		run->what = "craw: spool";
+		run->holes = EXT_ZERO;
 		return 0;
 	}
 	r = craw_seek(vd, c, off, e);
@@ -794,8 +763,33 @@ static int craw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 		if (buf_is_zero(c->win + i, step) != zero)
 			break;
 	}
-	ext->type = zero ? EXT_ZERO : EXT_DATA;
-	ext->len = i - at;
+	run->type = zero ? EXT_ZERO : EXT_DATA;
+	run->src = zero ? MAP_NONE : MAP_DECODE;
+	run->len = i - at;
+	run->last = 1;          /* the next run may be in the next window */
+	return 0;
+}
+
+/* Data craw_map() found in the window (or ahead of it). */
+static int craw_copy(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		     struct err *e)
+{
+	struct craw *c = vd->priv;
+	uint8_t *p = buf;
+
+	while (len) {
+		size_t n, at;
+		int r = craw_seek(vd, c, off, e);
+
+		if (r < 0)
+			return r;
+		at = (size_t)(off - c->win_off);
+		n = (size_t)min_u64(len, c->win_len - at);
+		memcpy(p, c->win + at, n);
+		p += n;
+		off += n;
+		len -= n;
+	}
 	return 0;
 }
 
@@ -816,8 +810,8 @@ const struct img_format fmt_craw = {
 	.desc = "compressed raw (.gz/.xz/.zst)",
 	.probe = craw_probe,
 	.open = craw_open,
-	.read = craw_read,
-	.extent = craw_extent,
+	.map = craw_map,
+	.decode = craw_copy,
 	.close = craw_close,
 	.info = craw_info,
 };

@@ -1331,20 +1331,18 @@ fail:
 	return r;
 }
 
-static int ova_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e)
+/* Every byte is the disk member's, read in place. */
+static int ova_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
 {
 	struct ova *o = vd->priv;
 
-	return vdisk_read(o->inner, buf, len, off, e);
-}
-
-static int ova_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
-{
-	struct ova *o = vd->priv;
-
-	return vdisk_extent(o->inner, off, len, ext, e);
+	(void)e;
+	run->src = MAP_VDISK;
+	run->vd = o->inner;
+	run->at = off;
+	run->len = len;
+	return 0;
 }
 
 static int ova_info(struct vdisk *vd, struct info *in, struct err *e)
@@ -1416,8 +1414,7 @@ const struct img_format fmt_ova = {
 	.desc = "OVA appliance (tar of .ovf, disks, .mf)",
 	.probe = ova_probe,
 	.open = ova_open,
-	.read = ova_read,
-	.extent = ova_extent,
+	.map = ova_map,
 	.close = ova_close,
 	.info = ova_info,
 };

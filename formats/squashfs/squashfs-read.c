@@ -1081,8 +1081,46 @@ static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
 	return 0;
 }
 
-int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		  struct err *e)
+/*
+ * One piece: a block (sparse ones are holes, uncompressed ones stored as
+ * is), or the tail, held in memory since open.
+ */
+static int sqr_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t i = off >> s->log;
+	uint32_t in = (uint32_t)(off & (s->bs - 1));
+
+	(void)e;
+	if (i >= s->nblocks) {
+		run->src = MAP_DECODE;
+		run->len = len;
+		return 0;
+	}
+	run->len = min_u64(len, sqr_blen(s, i) - in);
+	if (!s->words[i]) {
+		run->type = EXT_HOLE;
+	} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
+		run->src = MAP_IO;
+		run->io = vd->io;
+		run->host = sqr_block_pos(s, i) + in;
+		run->what = "squashfs: data block";
+	} else {
+		run->src = MAP_DECODE;
+	}
+	return 0;
+}
+
+int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		 struct map_run *run, struct err *e)
+{
+	return map_pieces(vd, off, len, run, sqr_piece, e);
+}
+
+/* Compressed blocks and the tail. */
+int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e)
 {
 	struct sqr *s = vd->priv;
 	uint8_t *d = buf;
@@ -1094,19 +1132,15 @@ int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		size_t n;
 		int r;
 
-		if (off >= tail_at && s->frag != SQFS_INVALID_FRAG) {
+		if (off >= tail_at) {
 			memcpy(d, s->tail + (off - tail_at), len);
 			return 0;
 		}
-		n = min_u64(len, sqr_blen(s, i) - in);
-		if (!s->words[i]) {
-			memset(d, 0, n);
-		} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
-			r = io_read(vd->io, d, n, sqr_block_pos(s, i) + in,
-				    "squashfs: data block", e);
-			if (r < 0)
-				return r;
-		} else if (!in && n == sqr_blen(s, i)) {
+		n = (size_t)min_u64(len, sqr_blen(s, i) - in);
+		if (!s->words[i] || (s->words[i] & SQFS_BLOCK_UNCOMPRESSED))
+			return err_set(e, -EIO, "squashfs: block %llu is not compressed",
+				       (unsigned long long)i);
+		if (!in && n == sqr_blen(s, i)) {
 			r = sqr_block(vd, i, d, e);
 			if (r < 0)
 				return r;
@@ -1124,30 +1158,6 @@ int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		off += n;
 		len -= n;
 	}
-	return 0;
-}
-
-int squashfs_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		    struct extent *ext, struct err *e)
-{
-	struct sqr *s = vd->priv;
-	uint64_t i = off >> s->log, end = off + len, pos;
-	int hole;
-
-	(void)e;
-	if (i >= s->nblocks) {
-		ext->type = EXT_DATA;
-		ext->len = len;
-		return 0;
-	}
-	hole = !s->words[i];
-	pos = min_u64((i + 1) << s->log, s->fsize);
-	for (i++; pos < end && i < s->nblocks && (!s->words[i]) == hole; i++)
-		pos = min_u64((i + 1) << s->log, s->fsize);
-	if (!hole && pos < end && i == s->nblocks)
-		pos = end;      /* the tail in a fragment is data too */
-	ext->type = hole ? EXT_HOLE : EXT_DATA;
-	ext->len = min_u64(pos, end) - off;
 	return 0;
 }
 
