@@ -12,12 +12,24 @@
  * The stream can only be read forward.  The virtual size is counted by
  * decompressing the whole stream once at open (stopping at the size
  * limit), except for xz, whose mandatory index holds it.  Reads are then
- * served from a window of CRAW_WIN bytes that moves forward, and a read
- * before the window starts the stream over.  Runs of zeros in the window
- * are reported as EXT_ZERO, in 4 KiB blocks.
+ * served from a window of CRAW_WIN bytes that moves forward.  Runs of
+ * zeros in the window are reported as EXT_ZERO, in 4 KiB blocks.
+ *
+ * Random reads (delta and apply read OLD so) must not start the stream
+ * over at every backward read, which made them quadratic in the disk
+ * size.  The first backward read starts it over once and from then on
+ * every window decoded is also written to a spool: an unlinked temporary
+ * file (O_TMPFILE in $TMPDIR, else /tmp) holding the disk decoded so far,
+ * its zero blocks left as holes, so that it costs the disk's data and
+ * memory stays a window.  Reads before the window come from the spool;
+ * the stream is never started over again.  When no spool can be made or
+ * written (no such directory, no space), reads start the stream over as
+ * before: slower, never wrong.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -67,6 +79,9 @@ struct craw {
 	uint64_t win_off;
 	size_t win_len;
 	unsigned restarts;      /* times a backward read started over */
+	struct io *spool;       /* the disk decoded since the restart, or NULL */
+	uint64_t spooled;       /* the spool holds [0, spooled) */
+	int spool_failed;       /* no spool: every backward read starts over */
 	int size_from_index;    /* xz: the size is the index's, not counted */
 	int size_known;         /* size is set: the stream must end there */
 	uint64_t size;
@@ -346,6 +361,66 @@ static int craw_decode(struct vdisk *vd, struct craw *c, uint8_t *out,
 	return 0;
 }
 
+static void craw_spool_drop(struct craw *c)
+{
+	io_close(c->spool);
+	c->spool = NULL;
+	c->spooled = 0;
+	c->spool_failed = 1;
+}
+
+/*
+ * Make the spool: an unlinked file in $TMPDIR (or /tmp) as long as the
+ * disk, all hole.  On any failure there is none (spool_failed).
+ */
+static void craw_spool_open(struct craw *c)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	struct err e2 = { 0 };
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	c->spool_failed = 1;
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* No O_TMPFILE on this file system: a named file, unlinked. */
+		if ((size_t)snprintf(path, sizeof(path), "%s/edgeimg-craw-XXXXXX",
+				     dir) >= sizeof(path))
+			return;
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return;
+		unlink(path);
+	}
+	if (io_open_fd(fd, "craw: spool", 1, &c->spool, &e2) < 0)
+		return;
+	if (io_truncate(c->spool, c->size, &e2) < 0) {
+		craw_spool_drop(c);
+		return;
+	}
+	c->spooled = 0;
+	c->spool_failed = 0;
+}
+
+/*
+ * Append the window to the spool, when it follows what the spool holds;
+ * windows start on block boundaries, so its zero blocks stay holes.
+ */
+static void craw_spool_window(struct craw *c)
+{
+	struct err e2 = { 0 };
+
+	if (!c->spool || c->win_off != c->spooled || !c->win_len)
+		return;
+	if (raw_write_sparse(c->spool, c->win, c->win_len, c->win_off, &e2) < 0) {
+		craw_spool_drop(c);
+		return;
+	}
+	c->spooled = c->win_off + c->win_len;
+}
+
 /* Decode the next window; 0 bytes only at the end of the stream. */
 static int craw_next_window(struct vdisk *vd, struct craw *c, struct err *e)
 {
@@ -358,6 +433,7 @@ static int craw_next_window(struct vdisk *vd, struct craw *c, struct err *e)
 	if (r < 0)
 		return r;
 	c->win_len = got;
+	craw_spool_window(c);
 	/*
 	 * At the end of the disk the stream must end too: decoding it to
 	 * its end also checks the xz index, so a stream that holds more
@@ -390,7 +466,13 @@ static int craw_seek(struct vdisk *vd, struct craw *c, uint64_t off,
 	if (off >= c->win_off && off - c->win_off < c->win_len)
 		return 0;
 	if (off < c->win_off) {
-		/* Backwards: the stream can only start over. */
+		/*
+		 * Backwards, before what the spool holds: the stream can only
+		 * start over.  The first time, a spool is made, so that it is
+		 * the last time.
+		 */
+		if (!c->spool && !c->spool_failed)
+			craw_spool_open(c);
 		c->restarts++;
 		r = craw_start(c, e);
 		if (r < 0)
@@ -418,6 +500,7 @@ static void craw_free(struct craw *c)
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	ZSTD_freeDCtx(c->zd);
 #endif
+	io_close(c->spool);
 	free(c->in);
 	free(c->win);
 	free(c);
@@ -639,7 +722,56 @@ fail:
 	return r;
 }
 
-static int craw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+/* @off is in the spool: before the window, inside what it holds. */
+static bool craw_in_spool(const struct craw *c, uint64_t off)
+{
+	return c->spool && off < c->spooled && off < c->win_off;
+}
+
+/*
+ * The spool holds what lies before the window (its holes are zero
+ * blocks); else the window is moved to @off and its zero blocks are
+ * zero runs, the rest data that craw_copy() takes from the window.
+ */
+static int craw_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct map_run *run, struct err *e)
+{
+	struct craw *c = vd->priv;
+	size_t at, end, i, step;
+	bool zero;
+	int r;
+
+	if (craw_in_spool(c, off)) {
+		run->src = MAP_IO;
+		run->io = c->spool;
+		run->host = off;
+		run->len = min_u64(len, c->spooled - off);
+		run->what = "craw: spool";
+		run->holes = EXT_ZERO;
+		return 0;
+	}
+	r = craw_seek(vd, c, off, e);
+	if (r < 0)
+		return r;
+	at = (size_t)(off - c->win_off);
+	end = (size_t)min_u64(c->win_len, at + len);
+	/* Blocks aligned to CRAW_ZBLOCK in the disk; the window is aligned. */
+	step = (size_t)min_u64(CRAW_ZBLOCK - (off % CRAW_ZBLOCK), end - at);
+	zero = buf_is_zero(c->win + at, step);
+	for (i = at + step; i < end; i += step) {
+		step = (size_t)min_u64(CRAW_ZBLOCK, end - i);
+		if (buf_is_zero(c->win + i, step) != zero)
+			break;
+	}
+	run->type = zero ? EXT_ZERO : EXT_DATA;
+	run->src = zero ? MAP_NONE : MAP_DECODE;
+	run->len = i - at;
+	run->last = 1;          /* the next run may be in the next window */
+	return 0;
+}
+
+/* Data craw_map() found in the window (or ahead of it). */
+static int craw_copy(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		     struct err *e)
 {
 	struct craw *c = vd->priv;
@@ -661,32 +793,6 @@ static int craw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
-static int craw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		       struct extent *ext, struct err *e)
-{
-	struct craw *c = vd->priv;
-	size_t at, end, i, step;
-	bool zero;
-	int r;
-
-	r = craw_seek(vd, c, off, e);
-	if (r < 0)
-		return r;
-	at = (size_t)(off - c->win_off);
-	end = (size_t)min_u64(c->win_len, at + len);
-	/* Blocks aligned to CRAW_ZBLOCK in the disk; the window is aligned. */
-	step = (size_t)min_u64(CRAW_ZBLOCK - (off % CRAW_ZBLOCK), end - at);
-	zero = buf_is_zero(c->win + at, step);
-	for (i = at + step; i < end; i += step) {
-		step = (size_t)min_u64(CRAW_ZBLOCK, end - i);
-		if (buf_is_zero(c->win + i, step) != zero)
-			break;
-	}
-	ext->type = zero ? EXT_ZERO : EXT_DATA;
-	ext->len = i - at;
-	return 0;
-}
-
 static int craw_info(struct vdisk *vd, struct info *in, struct err *e)
 {
 	struct craw *c = vd->priv;
@@ -704,8 +810,8 @@ const struct img_format fmt_craw = {
 	.desc = "compressed raw (.gz/.xz/.zst)",
 	.probe = craw_probe,
 	.open = craw_open,
-	.read = craw_read,
-	.extent = craw_extent,
+	.map = craw_map,
+	.decode = craw_copy,
 	.close = craw_close,
 	.info = craw_info,
 };

@@ -184,57 +184,118 @@ static const char *ova_pax_path(const uint8_t *d, size_t n, size_t *plen)
 	return NULL;
 }
 
-/* Pure: a tar whose first regular member's name ends in .ovf. */
-static int ova_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
-		     size_t tail_len, uint64_t file_size)
+/*
+ * Pure: 1 when @head starts with a tar header (ustar or GNU magic, right
+ * checksum), else 0.  *@name (@buf or a place in @head) and *@name_len get
+ * the name of the first member after extended headers (a pax path record
+ * or GNU long name when the head holds it, else the ustar name of the last
+ * header read), *@type its type flag (0 when the head ends before it).
+ */
+static int ova_first_member(const uint8_t *head, size_t head_len, char *buf,
+			    const char **name, size_t *name_len, int *type)
 {
 	const char *ext = NULL;
 	size_t ext_len = 0, off = 0;
-	char name[OVA_MAX_NAME];
+	int tar = 0;
 
-	(void)tail;
-	(void)tail_len;
-	(void)file_size;
+	*name = buf;
+	*name_len = 0;
+	*type = 0;
 	for (int hdrs = 0; hdrs < 4 && head_len - off >= OVA_BLOCK; hdrs++) {
 		const uint8_t *h = head + off;
 		uint64_t size;
-		size_t n;
 
 		if (!(ova_posix_magic(h) || ova_gnu_magic(h)) || !ova_sum_ok(h) ||
 		    ova_num(h + 124, 12, &size) < 0)
-			return 0;
+			return tar;
+		tar = 1;
+		*name = buf;
+		*name_len = ova_ustar_name(h, buf);
 		switch (h[156]) {
-		case '0':
-		case 0:
-			if (ext)
-				return ova_ends_ovf(ext, ext_len) ? PROBE_SURE : 0;
-			n = ova_ustar_name(h, name);
-			return ova_ends_ovf(name, n) ? PROBE_SURE : 0;
 		case 'x':
 		case 'L':
+		case 'g':
+			/* The data is beyond the head: judge by the header's name. */
 			if (size > head_len - off - OVA_BLOCK)
-				/* The name is beyond the head: judge by the header's. */
-				return ova_ends_ovf(name, ova_ustar_name(h, name)) ?
-				       PROBE_SURE : 0;
+				return tar;
 			if (h[156] == 'x') {
 				ext = ova_pax_path(h + OVA_BLOCK, (size_t)size, &ext_len);
-			} else {
+			} else if (h[156] == 'L') {
 				ext = (const char *)h + OVA_BLOCK;
 				ext_len = strnlen(ext, (size_t)size);
 			}
 			break;
-		case 'g':
-			if (size > head_len - off - OVA_BLOCK)
-				return 0;
-			break;
 		default:
-			return 0;
+			if (ext) {
+				*name = ext;
+				*name_len = ext_len;
+			}
+			*type = h[156] ? h[156] : '0';
+			return tar;
 		}
 		off += OVA_BLOCK + (size_t)((size + OVA_BLOCK - 1) / OVA_BLOCK * OVA_BLOCK);
 		if (off > head_len)
-			return 0;
+			return tar;
 	}
-	return 0;
+	return tar;
+}
+
+/*
+ * Pure: PROBE_SURE for an OVA (a tar whose first member is a regular file
+ * named *.ovf), PROBE_REFUSED for any other tar, else 0.
+ */
+static int ova_tar_score(const uint8_t *head, size_t head_len)
+{
+	char buf[OVA_MAX_NAME];
+	const char *name;
+	size_t n;
+	int type;
+
+	if (!ova_first_member(head, head_len, buf, &name, &n, &type))
+		return 0;
+	return (type == '0' || !type) && ova_ends_ovf(name, n) ? PROBE_SURE :
+	       PROBE_REFUSED;
+}
+
+static int ova_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		     size_t tail_len, uint64_t file_size)
+{
+	(void)tail;
+	(void)tail_len;
+	(void)file_size;
+	return ova_tar_score(head, head_len) == PROBE_SURE ? PROBE_SURE : 0;
+}
+
+/*
+ * Any other tar: recognised and refused by name (fmt_tar, in the registry's
+ * list of refused files), never read as a raw disk.
+ */
+static int tar_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
+		     size_t tail_len, uint64_t file_size)
+{
+	(void)tail;
+	(void)tail_len;
+	(void)file_size;
+	return ova_tar_score(head, head_len) == PROBE_REFUSED ? PROBE_REFUSED : 0;
+}
+
+static int tar_refuse(struct vdisk *vd, struct err *e)
+{
+	uint8_t head[PROBE_HEAD];
+	size_t hl = (size_t)min_u64(sizeof(head), vd->io->size), n;
+	char buf[OVA_MAX_NAME];
+	const char *name;
+	int type, r;
+
+	r = io_read(vd->io, head, hl, 0, "tar: header", e);
+	if (r < 0)
+		return r;
+	if (!ova_first_member(head, hl, buf, &name, &n, &type))
+		return err_set(e, EI_EFORMAT, "tar: %s is not a tar archive",
+			       vd->io->name);
+	return err_set(e, EI_EUNSUP,
+		       "%s is a tar archive, not an OVA (first member '%.*s' is not an .ovf): not a disk image; read its bytes with -f raw",
+		       vd->io->name, (int)min_u64(n, 200), name);
 }
 
 /* --- walking the archive ------------------------------------------------- */
@@ -1270,20 +1331,18 @@ fail:
 	return r;
 }
 
-static int ova_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e)
+/* Every byte is the disk member's, read in place. */
+static int ova_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
 {
 	struct ova *o = vd->priv;
 
-	return vdisk_read(o->inner, buf, len, off, e);
-}
-
-static int ova_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
-{
-	struct ova *o = vd->priv;
-
-	return vdisk_extent(o->inner, off, len, ext, e);
+	(void)e;
+	run->src = MAP_VDISK;
+	run->vd = o->inner;
+	run->at = off;
+	run->len = len;
+	return 0;
 }
 
 static int ova_info(struct vdisk *vd, struct info *in, struct err *e)
@@ -1355,8 +1414,14 @@ const struct img_format fmt_ova = {
 	.desc = "OVA appliance (tar of .ovf, disks, .mf)",
 	.probe = ova_probe,
 	.open = ova_open,
-	.read = ova_read,
-	.extent = ova_extent,
+	.map = ova_map,
 	.close = ova_close,
 	.info = ova_info,
+};
+
+const struct img_format fmt_tar = {
+	.name = "tar",
+	.desc = "tar archive, not an OVA",
+	.probe = tar_probe,
+	.open = tar_refuse,
 };

@@ -29,28 +29,21 @@ static int raw_open(struct vdisk *vd, struct err *e)
 	return 0;
 }
 
-static int raw_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e)
+/* The bytes are the disk; holes of the file are unallocated. */
+static int raw_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
 {
-	return io_read(vd->io, buf, len, off, "raw: data", e);
-}
-
-static int raw_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
-{
-	uint64_t run;
-	int r = io_probe_data(vd->io, off, len, &run, e);
-
-	if (r < 0)
-		return r;
-	ext->type = r ? EXT_DATA : EXT_HOLE;
-	ext->len = run;
+	(void)e;
+	run->src = MAP_IO;
+	run->io = vd->io;
+	run->host = off;
+	run->len = len;
+	run->holes = EXT_HOLE;
 	return 0;
 }
 
-/* Write @len bytes of @buf at @off, leaving zero blocks as holes in a file. */
-static int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
-			    uint64_t off, struct err *e)
+int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
+		     uint64_t off, struct err *e)
 {
 	size_t i = 0;
 
@@ -142,8 +135,7 @@ const struct img_format fmt_raw = {
 	.desc = "raw disk image",
 	.probe = raw_probe,
 	.open = raw_open,
-	.read = raw_read,
-	.extent = raw_extent,
+	.map = raw_map,
 	.write = raw_write,
 	.write_parse = raw_write_parse,
 	.wopts = raw_wopts,

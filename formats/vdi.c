@@ -273,95 +273,35 @@ fail:
 	return r;
 }
 
-static enum extent_type vdi_entry_type(uint32_t v)
-{
-	if (v == VDI_UNALLOCATED)
-		return EXT_HOLE;
-	if (v == VDI_DISCARDED)
-		return EXT_ZERO;
-	return EXT_DATA;
-}
-
-static int vdi_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
+/* One block's piece: unallocated or discarded blocks read as zeros. */
+static int vdi_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
 {
 	struct vdi *s = vd->priv;
-	uint64_t blk = off / VDI_BLOCK_SIZE, done = 0, host = 0;
-	enum extent_type type = vdi_entry_type(s->bmap[blk]);
+	uint32_t v = s->bmap[off / VDI_BLOCK_SIZE];
+	uint64_t in = off % VDI_BLOCK_SIZE;
 
-	if (type == EXT_DATA)
-		host = s->offset_data + (uint64_t)s->bmap[blk] * VDI_BLOCK_SIZE +
-		       off % VDI_BLOCK_SIZE;
-	while (done < len) {
-		uint64_t in = (off + done) % VDI_BLOCK_SIZE;
-
-		blk = (off + done) / VDI_BLOCK_SIZE;
-		if (vdi_entry_type(s->bmap[blk]) != type)
-			break;
-		done += VDI_BLOCK_SIZE - in;
-	}
-	ext->type = type;
-	ext->len = min_u64(done, len);
-	/* A static image's blocks may be holes in the file, as in qemu. */
-	if (type == EXT_DATA && s->type == VDI_TYPE_STATIC) {
-		uint64_t run;
-		int r;
-
-		for (uint64_t i = off / VDI_BLOCK_SIZE + 1;
-		     i * VDI_BLOCK_SIZE < off + ext->len; i++)
-			if (s->bmap[i] != s->bmap[i - 1] + 1) {
-				ext->len = i * VDI_BLOCK_SIZE - off;
-				break;
-			}
-		r = io_probe_data(vd->io, host, ext->len, &run, e);
-		if (r < 0)
-			return r;
-		if (!r)
-			ext->type = EXT_HOLE;
-		ext->len = run;
+	(void)e;
+	run->len = min_u64(len, VDI_BLOCK_SIZE - in);
+	if (v == VDI_UNALLOCATED) {
+		run->type = EXT_HOLE;
+	} else if (v == VDI_DISCARDED) {
+		run->type = EXT_ZERO;
+	} else {
+		run->src = MAP_IO;
+		run->io = vd->io;
+		run->host = s->offset_data + (uint64_t)v * VDI_BLOCK_SIZE + in;
+		run->what = "vdi: data";
+		/* A static image's blocks may be holes in the file, as in qemu. */
+		run->holes = s->type == VDI_TYPE_STATIC ? EXT_HOLE : EXT_DATA;
 	}
 	return 0;
 }
 
-static int vdi_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e)
+static int vdi_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
 {
-	struct vdi *s = vd->priv;
-	uint8_t *p = buf, *pend = NULL;
-	uint64_t phost = 0;
-	size_t plen = 0;
-	int r;
-
-	while (len) {
-		uint64_t blk = off / VDI_BLOCK_SIZE, in = off % VDI_BLOCK_SIZE;
-		size_t n = (size_t)min_u64(VDI_BLOCK_SIZE - in, len);
-		uint32_t v = s->bmap[blk];
-
-		if (v >= VDI_DISCARDED) {
-			memset(p, 0, n);
-		} else {
-			uint64_t host = s->offset_data +
-					(uint64_t)v * VDI_BLOCK_SIZE + in;
-
-			/* Coalesce host-contiguous blocks into one read. */
-			if (plen && phost + plen == host && pend + plen == p) {
-				plen += n;
-			} else {
-				if (plen && (r = io_read(vd->io, pend, plen, phost,
-							 "vdi: data", e)) < 0)
-					return r;
-				pend = p;
-				phost = host;
-				plen = n;
-			}
-		}
-		p += n;
-		off += n;
-		len -= n;
-	}
-	if (plen)
-		return io_read(vd->io, pend, plen, phost, "vdi: data", e);
-	return 0;
+	return map_pieces(vd, off, len, run, vdi_piece, e);
 }
 
 static void vdi_close(struct vdisk *vd)
@@ -392,8 +332,7 @@ const struct img_format fmt_vdi = {
 	.desc = "VirtualBox VDI image",
 	.probe = vdi_probe,
 	.open = vdi_open,
-	.read = vdi_read,
-	.extent = vdi_extent,
+	.map = vdi_map,
 	.close = vdi_close,
 	.info = vdi_info,
 };

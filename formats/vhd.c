@@ -501,93 +501,44 @@ static int vhd_run(struct vdisk *vd, uint64_t off, uint64_t *n,
 	return bit;
 }
 
-static int vhd_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
+/* One piece: a run of a block's bitmap; unallocated ones are the parent's. */
+static int vhd_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
 {
 	struct vhd *s = vd->priv;
-	uint64_t done = 0, n;
-	int first = -1, r;
+	uint64_t n;
+	int r = vhd_run(vd, off, &n, e);
 
-	if (s->type == VHD_TYPE_FIXED) {
-		r = io_probe_data(vd->io, off, len, &n, e);
-		if (r < 0)
-			return r;
-		ext->type = r ? EXT_DATA : EXT_HOLE;
-		ext->len = n;
+	if (r < 0)
+		return r;
+	n = min_u64(n, len);
+	if (!r) {
+		map_backing(s->parent, off, n, run);
 		return 0;
 	}
-	while (done < len) {
-		r = vhd_run(vd, off + done, &n, e);
-		if (r < 0)
-			return r;
-		if (first < 0)
-			first = r;
-		else if (r != first)
-			break;
-		done += n;
-	}
-	ext->type = first ? EXT_DATA : EXT_HOLE;
-	ext->len = min_u64(done, len);
-	/* Not in a differencing disk: whatever the parent has there. */
-	if (!first && s->parent && off < s->parent->size)
-		return vdisk_extent(s->parent, off,
-				    min_u64(ext->len, s->parent->size - off),
-				    ext, e);
+	run->src = MAP_IO;
+	run->io = vd->io;
+	run->host = (uint64_t)s->bat[off >> s->block_shift] * VHD_SECTOR +
+		    s->bitmap_size + (off & (s->block_size - 1));
+	run->len = n;
+	run->what = "vhd: data";
 	return 0;
 }
 
-static int vhd_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e)
+static int vhd_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
 {
 	struct vhd *s = vd->priv;
-	uint8_t *p = buf, *pbuf = NULL;
-	uint64_t phost = 0;
-	size_t plen = 0;
-	int r;
 
-	if (s->type == VHD_TYPE_FIXED)
-		return io_read(vd->io, buf, len, off, "vhd: data", e);
-	while (len) {
-		uint64_t n;
-		size_t k;
-
-		r = vhd_run(vd, off, &n, e);
-		if (r < 0)
-			return r;
-		k = (size_t)min_u64(n, len);
-		if (!r && s->parent && off < s->parent->size) {
-			size_t m = (size_t)min_u64(k, s->parent->size - off);
-
-			r = vdisk_read(s->parent, p, m, off, e);
-			if (r < 0)
-				return r;
-			memset(p + m, 0, k - m);
-		} else if (!r) {
-			memset(p, 0, k);
-		} else {
-			uint64_t blk = off >> s->block_shift;
-			uint64_t host = (uint64_t)s->bat[blk] * VHD_SECTOR +
-					s->bitmap_size +
-					(off & (s->block_size - 1));
-
-			/* Coalesce host-contiguous runs into one read. */
-			if (plen && phost + plen == host && pbuf + plen == p) {
-				plen += k;
-			} else {
-				if (plen && (r = io_read(vd->io, pbuf, plen, phost,
-							 "vhd: data", e)) < 0)
-					return r;
-				pbuf = p;
-				phost = host;
-				plen = k;
-			}
-		}
-		p += k;
-		off += k;
-		len -= k;
-	}
-	if (plen)
-		return io_read(vd->io, pbuf, plen, phost, "vhd: data", e);
+	if (s->type != VHD_TYPE_FIXED)
+		return map_pieces(vd, off, len, run, vhd_piece, e);
+	/* Fixed: the disk, then the footer; holes of the file are unallocated. */
+	run->src = MAP_IO;
+	run->io = vd->io;
+	run->host = off;
+	run->len = len;
+	run->what = "vhd: data";
+	run->holes = EXT_HOLE;
 	return 0;
 }
 
@@ -629,8 +580,7 @@ const struct img_format fmt_vhd = {
 	.desc = "VHD image (Virtual PC, Hyper-V; qemu's vpc)",
 	.probe = vhd_probe,
 	.open = vhd_open,
-	.read = vhd_read,
-	.extent = vhd_extent,
+	.map = vhd_map,
 	.close = vhd_close,
 	.info = vhd_info,
 };

@@ -1339,7 +1339,7 @@ out:
 	return r;
 }
 
-/* --- open / read / extent -------------------------------------------------- */
+/* --- open / map ------------------------------------------------------------ */
 
 static void vhdx_close(struct vdisk *vd)
 {
@@ -1541,105 +1541,78 @@ static int vhdx_source(struct vdisk *vd, uint64_t blk, uint64_t in,
 	}
 }
 
-static int vhdx_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		     struct err *e)
-{
-	struct vhdx *s = vd->priv;
-	uint8_t *b = buf;
-	int r;
-
-	while (len) {
-		uint64_t blk = off >> s->block_bits;
-		uint64_t in = off & (s->block_size - 1);
-		uint64_t ent = s->bat[blk], k = min_u64(len, s->block_size - in);
-		size_t n;
-		int src;
-
-		r = vhdx_source(vd, blk, in, &k, &src, e);
-		if (r < 0)
-			return r;
-		n = (size_t)k;
-		if (src > 0) {
-			uint64_t host = (ent & VHDX_BAT_OFF_MASK) + in;
-
-			/* Blocks that follow each other in the file: one read. */
-			while ((ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_FULLY_PRESENT &&
-			       n < len) {
-				uint64_t next = s->bat[++blk];
-
-				if ((next & VHDX_BAT_STATE_MASK) != VHDX_BLOCK_FULLY_PRESENT ||
-				    (next & VHDX_BAT_OFF_MASK) != host + n)
-					break;
-				n += (size_t)min_u64(len - n, s->block_size);
-			}
-			r = vhdx_pread(vd, b, n, host, "vhdx: data block", e);
-		} else if (src < 0) {
-			r = vdisk_read(s->parent, b, n, off, e);
-		} else {
-			memset(b, 0, n);
-			r = 0;
-		}
-		if (r < 0)
-			return r;
-		b += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* The type of the run at @off inside one block, at most @len bytes. */
+/*
+ * One piece, inside one block.  Data the replayed log patches, or that
+ * lies past the end of the file the log grew, goes through vhdx_pread()
+ * (vhdx_decode()); elsewhere a hole of the file in an allocated block
+ * reads as zero.
+ */
 static int vhdx_piece(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e)
+		      struct map_run *run, struct err *e)
 {
 	struct vhdx *s = vd->priv;
 	uint64_t blk = off >> s->block_bits;
 	uint64_t in = off & (s->block_size - 1);
-	uint64_t ent = s->bat[blk], host, run;
+	uint64_t ent = s->bat[blk], host;
 	int r, src;
 
-	ext->len = min_u64(len, s->block_size - in);
-	r = vhdx_source(vd, blk, in, &ext->len, &src, e);
+	run->len = min_u64(len, s->block_size - in);
+	r = vhdx_source(vd, blk, in, &run->len, &src, e);
 	if (r < 0)
 		return r;
-	if (src < 0)
-		return vdisk_extent(s->parent, off, ext->len, ext, e);
+	if (src < 0) {
+		map_backing(s->parent, off, run->len, run);
+		return 0;
+	}
 	if (!src) {
-		ext->type = (ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_ZERO ?
+		run->type = (ent & VHDX_BAT_STATE_MASK) == VHDX_BLOCK_ZERO ?
 			    EXT_ZERO : EXT_HOLE;
 		return 0;
 	}
-	ext->type = EXT_DATA;
 	host = (ent & VHDX_BAT_OFF_MASK) + in;
-	/* A hole in the file inside an allocated block reads as zero. */
-	if (vhdx_wr_hits(s, host, ext->len) || host + ext->len > vd->io->size)
+	if (vhdx_wr_hits(s, host, run->len) || host + run->len > vd->io->size) {
+		run->src = MAP_DECODE;
 		return 0;
-	r = io_probe_data(vd->io, host, ext->len, &run, e);
-	if (r < 0)
-		return r;
-	if (!r)
-		ext->type = EXT_ZERO;
-	if (run && run < ext->len)
-		ext->len = run;
+	}
+	run->src = MAP_IO;
+	run->io = vd->io;
+	run->host = host;
+	run->what = "vhdx: data block";
+	run->holes = EXT_ZERO;
 	return 0;
 }
 
-static int vhdx_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		       struct extent *ext, struct err *e)
+static int vhdx_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct map_run *run, struct err *e)
 {
-	struct extent next;
-	int r;
+	return map_pieces(vd, off, len, run, vhdx_piece, e);
+}
 
-	r = vhdx_piece(vd, off, len, ext, e);
-	if (r < 0)
-		return r;
-	while (ext->len < len) {
-		r = vhdx_piece(vd, off + ext->len, len - ext->len, &next, e);
+/* Data as the replayed log leaves it, one piece at a time. */
+static int vhdx_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		       struct err *e)
+{
+	struct vhdx *s = vd->priv;
+	uint8_t *b = buf;
+
+	while (len) {
+		uint64_t blk = off >> s->block_bits;
+		uint64_t in = off & (s->block_size - 1);
+		uint64_t n = min_u64(len, s->block_size - in);
+		int src, r = vhdx_source(vd, blk, in, &n, &src, e);
+
+		if (r >= 0 && src <= 0)
+			r = err_set(e, -EIO, "vhdx: offset %llu is not data of this file",
+				    (unsigned long long)off);
+		if (r >= 0)
+			r = vhdx_pread(vd, b, (size_t)n,
+				       (s->bat[blk] & VHDX_BAT_OFF_MASK) + in,
+				       "vhdx: data block", e);
 		if (r < 0)
 			return r;
-		if (next.type != ext->type)
-			break;
-		ext->len += next.len;
+		b += n;
+		off += n;
+		len -= (size_t)n;
 	}
 	return 0;
 }
@@ -1668,8 +1641,8 @@ const struct img_format fmt_vhdx = {
 	.desc = "Hyper-V VHDX (fixed, dynamic, differencing)",
 	.probe = vhdx_probe,
 	.open = vhdx_open,
-	.read = vhdx_read,
-	.extent = vhdx_extent,
+	.map = vhdx_map,
+	.decode = vhdx_decode,
 	.close = vhdx_close,
 	.info = vhdx_info,
 };

@@ -1095,20 +1095,23 @@ static enum vmdk_cls vmdk_classify(const struct vmdk_extent *x, uint32_t gte)
 	return VMDK_C_DATA;
 }
 
-static int vmdk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		       struct extent *ext, struct err *e)
+/*
+ * One piece: a grain, or a flat extent's run (zeros past the end of its
+ * file, as QEMU reads them).  Holes of a delta disk are the parent's;
+ * compressed grains are inflated by vmdk_decode().
+ */
+static int vmdk_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+		      struct map_run *run, struct err *e)
 {
 	struct vmdk *s = vd->priv;
 	struct vmdk_extent *x = vmdk_find(s, off);
 	unsigned xi = (unsigned)(x - s->ext);
-	uint64_t rel = off - x->start;
-	uint64_t lim = min_u64(len, x->len - rel);
-	uint64_t g, run;
-	enum vmdk_cls c0;
-	uint32_t gte;
+	uint64_t rel = off - x->start, lim = min_u64(len, x->len - rel), g;
 	struct io *io;
+	uint32_t gte;
 	int r;
 
+	run->len = lim;
 	if (x->kind == VMDK_FLAT) {
 		uint64_t fo = x->flat_off + rel;
 
@@ -1116,56 +1119,50 @@ static int vmdk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 		if (r < 0)
 			return r;
 		if (fo >= io->size) {
-			ext->type = EXT_HOLE;       /* QEMU reads zeros past EOF */
-			ext->len = lim;
+			run->type = EXT_HOLE;
 			return 0;
 		}
-		r = io_probe_data(io, fo, min_u64(lim, io->size - fo), &run, e);
-		if (r < 0)
-			return r;
-		ext->type = r ? EXT_DATA : EXT_HOLE;
-		ext->len = run;
+		run->src = MAP_IO;
+		run->io = io;
+		run->host = fo;
+		run->len = min_u64(lim, io->size - fo);
+		run->what = "vmdk: flat extent";
+		run->holes = EXT_HOLE;
 		return 0;
 	}
 	g = rel / x->grain;
+	run->len = min_u64(lim, x->grain - rel % x->grain);
 	r = vmdk_gte(vd, x, xi, g, &gte, e);
 	if (r < 0)
 		return r;
-	c0 = vmdk_classify(x, gte);
-	run = min_u64(lim, (g + 1) * x->grain - rel);
-	while (run < lim) {
-		r = vmdk_gte(vd, x, xi, ++g, &gte, e);
+	switch (vmdk_classify(x, gte)) {
+	case VMDK_C_HOLE:
+		map_backing(s->parent, off, run->len, run);
+		break;
+	case VMDK_C_ZERO:
+		run->type = EXT_ZERO;
+		break;
+	case VMDK_C_DATA:
+		if (x->compressed) {
+			run->src = MAP_DECODE;
+			break;
+		}
+		r = vmdk_extent_io(vd, x, &io, e);
 		if (r < 0)
 			return r;
-		if (vmdk_classify(x, gte) != c0)
-			break;
-		run = min_u64(lim, (g + 1) * x->grain - rel);
+		run->src = MAP_IO;
+		run->io = io;
+		run->host = (uint64_t)gte * VMDK_SECTOR + rel % x->grain;
+		run->what = "vmdk: grain";
+		break;
 	}
-	if (c0 == VMDK_C_HOLE && s->parent && off < s->parent->size)
-		return vdisk_extent(s->parent, off,
-				    min_u64(run, s->parent->size - off), ext, e);
-	ext->type = c0 == VMDK_C_DATA ? EXT_DATA :
-		    c0 == VMDK_C_ZERO ? EXT_ZERO : EXT_HOLE;
-	ext->len = run;
 	return 0;
 }
 
-/* A hole of the delta disk: the parent's bytes, zeros past its end. */
-static int vmdk_read_hole(struct vdisk *vd, uint8_t *buf, size_t n,
-			  uint64_t off, struct err *e)
+static int vmdk_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		    struct map_run *run, struct err *e)
 {
-	struct vmdk *s = vd->priv;
-	size_t p = 0;
-	int r;
-
-	if (s->parent && off < s->parent->size) {
-		p = (size_t)min_u64(n, s->parent->size - off);
-		r = vdisk_read(s->parent, buf, p, off, e);
-		if (r < 0)
-			return r;
-	}
-	memset(buf + p, 0, n - p);
-	return 0;
+	return map_pieces(vd, off, len, run, vmdk_piece, e);
 }
 
 /*
@@ -1364,8 +1361,8 @@ static bool vmdk_pl_ready(struct vmdk *s, uint64_t grain)
 }
 
 /*
- * Read [@off, @off + @n) of the compressed extent @x, inflating its grains
- * in the workers; holes and zero grains are filled here.
+ * Read [@off, @off + @n) of the compressed extent @x, all of it grains
+ * stored compressed, inflating them in the workers.
  */
 static int vmdk_read_zrun(struct vdisk *vd, struct vmdk_extent *x,
 			  unsigned xi, uint8_t *b, uint64_t off, size_t n,
@@ -1380,37 +1377,29 @@ static int vmdk_read_zrun(struct vdisk *vd, struct vmdk_extent *x,
 	s->req_len = n;
 	while (pos < end) {
 		uint64_t rel = pos - x->start, g = rel / x->grain;
-		size_t k = (size_t)min_u64(x->grain - rel % x->grain, end - pos);
 		struct pl_unit *u;
 		uint32_t gte;
 
 		r = vmdk_gte(vd, x, xi, g, &gte, e);
+		if (r >= 0 && vmdk_classify(x, gte) != VMDK_C_DATA)
+			r = err_set(e, -EIO, "vmdk: grain %llu is not stored",
+				    (unsigned long long)g);
 		if (r < 0)
 			break;
-		switch (vmdk_classify(x, gte)) {
-		case VMDK_C_HOLE:
-			r = vmdk_read_hole(vd, b + (pos - off), k, pos, e);
-			break;
-		case VMDK_C_ZERO:
-			memset(b + (pos - off), 0, k);
-			break;
-		case VMDK_C_DATA:
-			u = pipeline_get(s->pl, e);
-			if (!u) {
-				r = e && e->code ? e->code : -EIO;
-				break;
-			}
-			r = vmdk_grain_fetch(vd, x, gte, u->in, &u->in_len, e);
-			if (r < 0)
-				break;
-			u->off = x->start + g * x->grain;
-			u->flags = xi;
-			r = pipeline_submit(s->pl, u, e);
+		u = pipeline_get(s->pl, e);
+		if (!u) {
+			r = e && e->code ? e->code : -EIO;
 			break;
 		}
+		r = vmdk_grain_fetch(vd, x, gte, u->in, &u->in_len, e);
 		if (r < 0)
 			break;
-		pos += k;
+		u->off = x->start + g * x->grain;
+		u->flags = xi;
+		r = pipeline_submit(s->pl, u, e);
+		if (r < 0)
+			break;
+		pos += min_u64(x->grain - rel % x->grain, end - pos);
 	}
 	if (r >= 0)
 		r = pipeline_finish(s->pl, e);
@@ -1422,8 +1411,12 @@ static int vmdk_read_zrun(struct vdisk *vd, struct vmdk_extent *x,
 	return r;
 }
 
-static int vmdk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		     struct err *e)
+/*
+ * Compressed grains (a MAP_DECODE run): many at once are inflated in
+ * parallel, a few inline, the last one kept.
+ */
+static int vmdk_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		       struct err *e)
 {
 	struct vmdk *s = vd->priv;
 	uint8_t *b = buf;
@@ -1432,89 +1425,34 @@ static int vmdk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 	while (len) {
 		struct vmdk_extent *x = vmdk_find(s, off);
 		unsigned xi = (unsigned)(x - s->ext);
-		uint64_t rel = off - x->start, in, g;
+		uint64_t rel = off - x->start, in = rel % x->grain, g = rel / x->grain;
 		size_t n = (size_t)min_u64(len, x->len - rel);
-		struct io *io;
 		uint32_t gte;
 
-		if (x->kind == VMDK_FLAT) {
-			uint64_t fo = x->flat_off + rel;
-			size_t have;
-
-			r = vmdk_extent_io(vd, x, &io, e);
-			if (r < 0)
-				return r;
-			have = fo < io->size ? (size_t)min_u64(n, io->size - fo) : 0;
-			if (have && (r = io_read(io, b, have, fo, "vmdk: flat extent", e)) < 0)
-				return r;
-			memset(b + have, 0, n - have);
-			goto next;
-		}
-		if (x->compressed && n >= VMDK_PL_MIN_GRAINS * x->grain &&
-		    vmdk_pl_ready(s, x->grain)) {
+		if (!x->compressed || x->kind != VMDK_SPARSE)
+			return err_set(e, -EIO, "vmdk: offset %llu is not in a compressed extent",
+				       (unsigned long long)off);
+		if (n >= VMDK_PL_MIN_GRAINS * x->grain && vmdk_pl_ready(s, x->grain)) {
 			r = vmdk_read_zrun(vd, x, xi, b, off, n, e);
 			if (r < 0)
 				return r;
-			goto next;
-		}
-		g = rel / x->grain;
-		in = rel % x->grain;
-		n = (size_t)min_u64(n, x->grain - in);
-		r = vmdk_gte(vd, x, xi, g, &gte, e);
-		if (r < 0)
-			return r;
-		switch (vmdk_classify(x, gte)) {
-		case VMDK_C_HOLE:
-			r = vmdk_read_hole(vd, b, n, off, e);
+		} else {
+			n = (size_t)min_u64(n, x->grain - in);
+			r = vmdk_gte(vd, x, xi, g, &gte, e);
+			if (r >= 0 && vmdk_classify(x, gte) != VMDK_C_DATA)
+				r = err_set(e, -EIO, "vmdk: grain %llu is not stored",
+					    (unsigned long long)g);
+			if (r >= 0)
+				r = vmdk_grain_load(vd, x, xi, g, gte, e);
 			if (r < 0)
 				return r;
-			break;
-		case VMDK_C_ZERO:
-			memset(b, 0, n);
-			break;
-		case VMDK_C_DATA:
-			if (x->compressed) {
-				r = vmdk_grain_load(vd, x, xi, g, gte, e);
-				if (r < 0)
-					return r;
-				if (in + n > s->g_have)
-					return err_set(e, EI_ECORRUPT,
-						       "vmdk: grain %llu inflates to %zu bytes, the disk needs %llu",
-						       (unsigned long long)g, s->g_have,
-						       (unsigned long long)(in + n));
-				memcpy(b, s->gbuf + in, n);
-				break;
-			}
-			/* Coalesce grains stored one after the other. */
-			{
-				uint64_t host = (uint64_t)gte * VMDK_SECTOR;
-				uint32_t prev = gte;
-
-				while (n < len && rel + n < x->len) {
-					uint32_t nx;
-
-					r = vmdk_gte(vd, x, xi, g + 1, &nx, e);
-					if (r < 0)
-						return r;
-					if (vmdk_classify(x, nx) != VMDK_C_DATA ||
-					    (uint64_t)nx * VMDK_SECTOR !=
-					    (uint64_t)prev * VMDK_SECTOR + x->grain)
-						break;
-					g++;
-					prev = nx;
-					n += (size_t)min_u64(len - n,
-							     min_u64(x->grain, x->len - rel - n));
-				}
-				r = vmdk_extent_io(vd, x, &io, e);
-				if (r < 0)
-					return r;
-				r = io_read(io, b, n, host + in, "vmdk: grain", e);
-				if (r < 0)
-					return r;
-			}
-			break;
+			if (in + n > s->g_have)
+				return err_set(e, EI_ECORRUPT,
+					       "vmdk: grain %llu inflates to %zu bytes, the disk needs %llu",
+					       (unsigned long long)g, s->g_have,
+					       (unsigned long long)(in + n));
+			memcpy(b, s->gbuf + in, n);
 		}
-next:
 		b += n;
 		off += n;
 		len -= n;
@@ -1558,8 +1496,8 @@ const struct img_format fmt_vmdk = {
 	.desc = "VMware virtual disk (sparse, stream-optimized, flat, split)",
 	.probe = vmdk_probe,
 	.open = vmdk_open,
-	.read = vmdk_read,
-	.extent = vmdk_extent,
+	.map = vmdk_map,
+	.decode = vmdk_decode,
 	.close = vmdk_close,
 	.info = vmdk_info,
 };

@@ -741,8 +741,8 @@ static int qcow2_classify(struct qcow2 *q, uint64_t ent, uint64_t bmp,
  * The run starting at guest @off, at most @max bytes (inside the disk):
  * one kind, host-contiguous for data, a single cluster when compressed.
  */
-static int qcow2_map(struct vdisk *vd, uint64_t off, uint64_t max,
-		     struct qcow2_run *run, struct err *e)
+static int qcow2_find(struct vdisk *vd, uint64_t off, uint64_t max,
+		      struct qcow2_run *run, struct err *e)
 {
 	struct qcow2 *q = vd->priv;
 	uint64_t pos = off, end = off + max;
@@ -868,107 +868,66 @@ static int qcow2_comp_load(struct vdisk *vd, uint64_t l2e, struct err *e)
 	return 0;
 }
 
-/* Unallocated: the backing file's bytes where it has them, else zeros. */
-static int qcow2_read_backing(struct vdisk *vd, uint8_t *p, uint64_t n,
-			      uint64_t off, struct err *e)
+static int qcow2_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *m, struct err *e)
 {
 	struct qcow2 *q = vd->priv;
-	uint64_t have = 0;
+	struct qcow2_run run;
+	int r = qcow2_find(vd, off, len, &run, e);
 
-	if (q->backing && off < q->backing->size) {
-		int r;
-
-		have = min_u64(n, q->backing->size - off);
-		r = vdisk_read(q->backing, p, (size_t)have, off, e);
-		if (r < 0)
-			return r;
+	if (r < 0)
+		return r;
+	m->len = run.len;
+	switch (run.kind) {
+	case Q2_DATA:
+		if (!range_ok(run.host, run.len, vd->io->size))
+			return err_set(e, EI_ECORRUPT,
+				       "qcow2: L2 entry for guest offset %llu points at host offset 0x%llx+%llu, past the end of the file (%llu bytes)",
+				       (unsigned long long)off,
+				       (unsigned long long)run.host,
+				       (unsigned long long)run.len,
+				       (unsigned long long)vd->io->size);
+		m->src = MAP_IO;
+		m->io = vd->io;
+		m->host = run.host;
+		m->what = "qcow2: data cluster";
+		break;
+	case Q2_COMP:
+		m->src = MAP_DECODE;
+		break;
+	case Q2_ZERO:
+		m->type = EXT_ZERO;
+		break;
+	case Q2_UNALLOC:
+		/* The backing file's bytes where it has them, else zeros. */
+		map_backing(q->backing, off, run.len, m);
+		break;
 	}
-	memset(p + have, 0, (size_t)(n - have));
 	return 0;
 }
 
-static int qcow2_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		      struct err *e)
+/* Compressed clusters: each is inflated whole, the last one kept. */
+static int qcow2_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+			struct err *e)
 {
 	struct qcow2 *q = vd->priv;
 	uint8_t *p = buf;
 
 	while (len) {
 		struct qcow2_run run;
-		int r = qcow2_map(vd, off, len, &run, e);
+		int r = qcow2_find(vd, off, len, &run, e);
 
-		if (r < 0)
-			return r;
-		switch (run.kind) {
-		case Q2_DATA:
-			if (!range_ok(run.host, run.len, vd->io->size))
-				return err_set(e, EI_ECORRUPT,
-					       "qcow2: L2 entry for guest offset %llu points at host offset 0x%llx+%llu, past the end of the file (%llu bytes)",
-					       (unsigned long long)off,
-					       (unsigned long long)run.host,
-					       (unsigned long long)run.len,
-					       (unsigned long long)vd->io->size);
-			r = io_read(vd->io, p, (size_t)run.len, run.host,
-				    "qcow2: data cluster", e);
-			break;
-		case Q2_COMP:
+		if (r >= 0 && run.kind != Q2_COMP)
+			r = err_set(e, -EIO, "qcow2: guest offset %llu is not compressed",
+				    (unsigned long long)off);
+		if (r >= 0)
 			r = qcow2_comp_load(vd, run.host, e);
-			if (r >= 0)
-				memcpy(p, q->dbuf + (off & (q->cluster_size - 1)),
-				       (size_t)run.len);
-			break;
-		case Q2_ZERO:
-			memset(p, 0, (size_t)run.len);
-			break;
-		case Q2_UNALLOC:
-			r = qcow2_read_backing(vd, p, run.len, off, e);
-			break;
-		}
 		if (r < 0)
 			return r;
+		memcpy(p, q->dbuf + (off & (q->cluster_size - 1)), (size_t)run.len);
 		p += run.len;
 		off += run.len;
 		len -= (size_t)run.len;
-	}
-	return 0;
-}
-
-static int qcow2_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-			struct extent *ext, struct err *e)
-{
-	struct qcow2 *q = vd->priv;
-	uint64_t pos = off, end = off + len;
-
-	ext->len = 0;
-	while (pos < end) {
-		struct qcow2_run run;
-		enum extent_type t;
-		int r = qcow2_map(vd, pos, end - pos, &run, e);
-
-		if (r < 0)
-			return r;
-		if (run.kind == Q2_ZERO) {
-			t = EXT_ZERO;
-		} else if (run.kind != Q2_UNALLOC) {
-			t = EXT_DATA;
-		} else if (q->backing && pos < q->backing->size) {
-			struct extent be;
-
-			r = vdisk_extent(q->backing, pos,
-					 min_u64(run.len, q->backing->size - pos),
-					 &be, e);
-			if (r < 0)
-				return r;
-			t = be.type;
-			run.len = be.len;
-		} else {
-			t = EXT_HOLE;
-		}
-		if (ext->len && t != ext->type)
-			break;
-		ext->type = t;
-		ext->len += run.len;
-		pos += run.len;
 	}
 	return 0;
 }
@@ -1027,8 +986,8 @@ const struct img_format fmt_qcow2 = {
 	.desc = "QEMU copy-on-write disk image, versions 2 and 3",
 	.probe = qcow2_probe,
 	.open = qcow2_open,
-	.read = qcow2_read,
-	.extent = qcow2_extent,
+	.map = qcow2_map,
+	.decode = qcow2_decode,
 	.close = qcow2_close,
 	.info = qcow2_info,
 	.recipe = qcow2_recipe,

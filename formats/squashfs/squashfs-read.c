@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * squashfs reader: the disk is one regular file in the root directory,
- * disk.img if there is one, else the only regular file.  Every table is
+ * squashfs reader: the disk is one regular file in the root directory:
+ * disk.img, or the file an edgeimg recipe or the partitions=on layout
+ * names (see sqr_pick()); any other squashfs is a root filesystem and is
+ * refused, never read as the disk of its only file.  Every table is
  * checked the way the kernel's squashfs_fill_super() and the hardening of
  * squashfs-tools-ng do (../shared/HOSTILE-INPUTS.md, rows S1-S13); the
  * file's block list is held in memory (4 bytes a block, refused above
@@ -580,37 +582,109 @@ static int sqr_root(struct vdisk *vd, struct err *e)
 	return sqr_check_entries(vd, e);
 }
 
-/* Pick the disk: disk.img, else the only regular file. */
+static int sqr_is_name(const struct sqr_entry *d, const char *name, size_t len)
+{
+	return d->name_len == len && !memcmp(d->name, name, len);
+}
+
+/* "pN.img" (N decimal, no leading zero): a file of partitions=on. */
+static int sqr_is_part(const struct sqr_entry *d)
+{
+	const uint8_t *n = d->name;
+	size_t digits = d->name_len > 5 ? d->name_len - 5 : 0;
+
+	if (!digits || n[0] != 'p' || n[1] == '0' ||
+	    memcmp(n + 1 + digits, ".img", 4))
+		return 0;
+	for (size_t i = 1; i <= digits; i++)
+		if (n[i] < '0' || n[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* The entry called @name (@len bytes): its index, or -1. */
+static long sqr_find(const struct sqr *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->nent; i++)
+		if (sqr_is_name(&s->ent[i], name, len))
+			return (long)i;
+	return -1;
+}
+
+/*
+ * partitions=on without disk.img (the writer's name=): partitions.txt, one
+ * pN.img or more and exactly one other file, all regular.  Returns that
+ * file's index, or -1 when the root is not laid out so.
+ */
+static long sqr_parts_layout(const struct sqr *s)
+{
+	size_t nparts = 0;
+	long disk = -1;
+
+	if (sqr_find(s, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST)) < 0)
+		return -1;
+	for (size_t i = 0; i < s->nent; i++) {
+		const struct sqr_entry *d = &s->ent[i];
+
+		if (d->type != SQFS_REG)
+			return -1;
+		if (sqr_is_part(d))
+			nparts++;
+		else if (!sqr_is_name(d, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST))) {
+			if (disk >= 0)
+				return -1;
+			disk = (long)i;
+		}
+	}
+	return nparts ? disk : -1;
+}
+
+/*
+ * Pick the disk.  A squashfs is a disk image only when it says so: its
+ * root holds disk.img, or it carries an edgeimg recipe (whose name= is the
+ * disk), or its root is the layout of partitions=on.  Any other squashfs
+ * is a root filesystem, whose files are never taken for a disk.
+ */
 static int sqr_pick(struct vdisk *vd, struct err *e)
 {
 	struct sqr *s = vd->priv;
-	size_t nreg = 0, dl = strlen(SQFS_DEFAULT_NAME);
+	const char *name = SQFS_DEFAULT_NAME, *why = "";
+	size_t len = strlen(name);
+	long i = sqr_find(s, name, len);
 
-	for (size_t i = 0; i < s->nent; i++) {
-		struct sqr_entry *d = &s->ent[i];
+	if (i < 0 && s->recipe[0]) {
+		const char *p = strstr(s->recipe, ",name=");
 
-		if (d->name_len == dl && !memcmp(d->name, SQFS_DEFAULT_NAME, dl)) {
-			if (d->type != SQFS_REG)
-				return err_set(e, EI_EUNSUP,
-					       "squashfs: %s is a %s, not a regular file (links are never followed)",
-					       SQFS_DEFAULT_NAME, sqr_type_name(d->type));
-			s->file = i;
+		if (!p)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %s: the edgeimg recipe names no disk file (no name=)",
+				       vd->io->name);
+		name = p + 6;
+		len = strcspn(name, ",");
+		i = sqr_find(s, name, len);
+		why = " (the recipe's name=)";
+		if (i < 0)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: %s: the recipe names the disk '%.*s', which is not in the root directory",
+				       vd->io->name, (int)min_u64(len, 72), name);
+	}
+	if (i < 0) {
+		i = sqr_parts_layout(s);
+		if (i >= 0) {
+			s->file = (size_t)i;
 			return 0;
 		}
-		if (d->type == SQFS_REG) {
-			s->file = i;
-			nreg++;
-		}
-	}
-	if (nreg == 1)
-		return 0;
-	if (!nreg)
 		return err_set(e, EI_EFORMAT,
-			       "squashfs: the root directory holds no %s and no regular file",
+			       "squashfs: %s is a squashfs root filesystem (%zu entr%s in /, no %s): not a disk image; read its bytes with -f raw",
+			       vd->io->name, s->nent, s->nent == 1 ? "y" : "ies",
 			       SQFS_DEFAULT_NAME);
-	return err_set(e, EI_EUNSUP,
-		       "squashfs: the root directory holds no %s but %zu regular files; which is the disk is ambiguous",
-		       SQFS_DEFAULT_NAME, nreg);
+	}
+	if (s->ent[i].type != SQFS_REG)
+		return err_set(e, EI_EUNSUP,
+			       "squashfs: %.*s%s is a %s, not a regular file (links are never followed)",
+			       (int)len, name, why, sqr_type_name(s->ent[i].type));
+	s->file = (size_t)i;
+	return 0;
 }
 
 static uint32_t sqr_blen(const struct sqr *s, uint64_t i)
@@ -932,6 +1006,9 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 	r = sqr_root(vd, e);
 	if (r < 0)
 		goto fail;
+	r = sqr_read_recipe(vd, e);
+	if (r < 0)
+		goto fail;
 	r = sqr_pick(vd, e);
 	if (r < 0)
 		goto fail;
@@ -939,9 +1016,6 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 	if (r < 0)
 		goto fail;
 	if (s->frag != SQFS_INVALID_FRAG && (r = sqr_tail(vd, e)) < 0)
-		goto fail;
-	r = sqr_read_recipe(vd, e);
-	if (r < 0)
 		goto fail;
 	vd->size = s->fsize;
 	return 0;
@@ -1007,8 +1081,46 @@ static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
 	return 0;
 }
 
-int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		  struct err *e)
+/*
+ * One piece: a block (sparse ones are holes, uncompressed ones stored as
+ * is), or the tail, held in memory since open.
+ */
+static int sqr_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
+{
+	struct sqr *s = vd->priv;
+	uint64_t i = off >> s->log;
+	uint32_t in = (uint32_t)(off & (s->bs - 1));
+
+	(void)e;
+	if (i >= s->nblocks) {
+		run->src = MAP_DECODE;
+		run->len = len;
+		return 0;
+	}
+	run->len = min_u64(len, sqr_blen(s, i) - in);
+	if (!s->words[i]) {
+		run->type = EXT_HOLE;
+	} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
+		run->src = MAP_IO;
+		run->io = vd->io;
+		run->host = sqr_block_pos(s, i) + in;
+		run->what = "squashfs: data block";
+	} else {
+		run->src = MAP_DECODE;
+	}
+	return 0;
+}
+
+int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		 struct map_run *run, struct err *e)
+{
+	return map_pieces(vd, off, len, run, sqr_piece, e);
+}
+
+/* Compressed blocks and the tail. */
+int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e)
 {
 	struct sqr *s = vd->priv;
 	uint8_t *d = buf;
@@ -1020,19 +1132,15 @@ int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		size_t n;
 		int r;
 
-		if (off >= tail_at && s->frag != SQFS_INVALID_FRAG) {
+		if (off >= tail_at) {
 			memcpy(d, s->tail + (off - tail_at), len);
 			return 0;
 		}
-		n = min_u64(len, sqr_blen(s, i) - in);
-		if (!s->words[i]) {
-			memset(d, 0, n);
-		} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
-			r = io_read(vd->io, d, n, sqr_block_pos(s, i) + in,
-				    "squashfs: data block", e);
-			if (r < 0)
-				return r;
-		} else if (!in && n == sqr_blen(s, i)) {
+		n = (size_t)min_u64(len, sqr_blen(s, i) - in);
+		if (!s->words[i] || (s->words[i] & SQFS_BLOCK_UNCOMPRESSED))
+			return err_set(e, -EIO, "squashfs: block %llu is not compressed",
+				       (unsigned long long)i);
+		if (!in && n == sqr_blen(s, i)) {
 			r = sqr_block(vd, i, d, e);
 			if (r < 0)
 				return r;
@@ -1050,30 +1158,6 @@ int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		off += n;
 		len -= n;
 	}
-	return 0;
-}
-
-int squashfs_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		    struct extent *ext, struct err *e)
-{
-	struct sqr *s = vd->priv;
-	uint64_t i = off >> s->log, end = off + len, pos;
-	int hole;
-
-	(void)e;
-	if (i >= s->nblocks) {
-		ext->type = EXT_DATA;
-		ext->len = len;
-		return 0;
-	}
-	hole = !s->words[i];
-	pos = min_u64((i + 1) << s->log, s->fsize);
-	for (i++; pos < end && i < s->nblocks && (!s->words[i]) == hole; i++)
-		pos = min_u64((i + 1) << s->log, s->fsize);
-	if (!hole && pos < end && i == s->nblocks)
-		pos = end;      /* the tail in a fragment is data too */
-	ext->type = hole ? EXT_HOLE : EXT_DATA;
-	ext->len = min_u64(pos, end) - off;
 	return 0;
 }
 

@@ -105,8 +105,10 @@
 #define SQFS_RECIPE_TAG "edgeimg-recipe:"
 #define SQFS_RECIPE_MAX 512
 
-/* The file a reader picks when there are several. */
+/* The disk's file, unless the recipe's name= says otherwise. */
 #define SQFS_DEFAULT_NAME "disk.img"
+/* partitions=on: this manifest and pN.img beside the disk. */
+#define SQFS_PARTS_MANIFEST "partitions.txt"
 
 struct squashfs_comp {
 	const char *name;       /* -o compression= and mksquashfs -comp */
@@ -146,10 +148,10 @@ void squashfs_ctx_free(const struct squashfs_comp *c, void *ctx);
 
 /* squashfs-read.c */
 int squashfs_open(struct vdisk *vd, struct err *e);
-int squashfs_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		  struct err *e);
-int squashfs_extent(struct vdisk *vd, uint64_t off, uint64_t len,
-		    struct extent *ext, struct err *e);
+int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		 struct map_run *run, struct err *e);
+int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		    struct err *e);
 void squashfs_close(struct vdisk *vd);
 int squashfs_info(struct vdisk *vd, struct info *out, struct err *e);
 int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);

@@ -17,12 +17,47 @@
 #define PROBE_HEAD 4096
 #define PROBE_TAIL 1536
 
-/* Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict. */
+/*
+ * Probe scores: 0 is "not this format"; two scores >= PROBE_SURE conflict.
+ * PROBE_REFUSED is a file recognised but not read as a disk (a tar that is
+ * not an OVA, an Android sparse image): above the raw fallback, below every
+ * reader; its open() refuses the file by name.
+ */
 #define PROBE_FALLBACK 1
+#define PROBE_REFUSED 2
 #define PROBE_SURE 50
 #define PROBE_CERTAIN 100
 
 struct write_parsed;
+
+/* Where a run of a disk reads from (struct map_run). */
+enum map_src {
+	MAP_NONE,       /* nothing: reads as zeros (EXT_ZERO or EXT_HOLE) */
+	MAP_IO,         /* stored as is: @io at @host */
+	MAP_DECODE,     /* made by the format's decode() (EXT_DATA) */
+	MAP_VDISK,      /* another disk's bytes: @vd at @at (a backing file, a
+			   parent); its extents are this run's */
+};
+
+/* One run of a disk as a reader's map() gives it. */
+struct map_run {
+	uint64_t len;           /* bytes, 1..the length asked */
+	enum extent_type type;  /* MAP_NONE, MAP_IO, MAP_DECODE: what it is */
+	enum map_src src;
+	struct io *io;          /* MAP_IO: the file holding it (vd->io, an
+				   extent file, a spool) */
+	uint64_t host;          /* MAP_IO: the run's offset in @io */
+	const char *what;       /* MAP_IO: names the data in errors ("vdi:
+				   data"); NULL: "FMT: data" */
+	enum extent_type holes; /* MAP_IO: the type of holes of @io inside
+				   the run (EXT_HOLE, EXT_ZERO; they read as
+				   zeros), or EXT_DATA: not looked for */
+	struct vdisk *vd;       /* MAP_VDISK */
+	uint64_t at;            /* MAP_VDISK: the run's offset in @vd */
+	int last;               /* vdisk_extent() maps nothing after this run
+				   (mapping on would move a stream ahead of
+				   the reads of this run) */
+};
 
 struct write_opts {
 	const char *options;    /* -o key=val,... as given, or NULL */
@@ -77,6 +112,28 @@ struct img_format {
 
 	/* Read side: @vd->io and @vd->opts are set; fill size and priv. */
 	int (*open)(struct vdisk *vd, struct err *e);
+	/*
+	 * The block map, a reader's one account of its disk: the run of
+	 * the disk starting at @off, at least 1 byte and at most @len (> 0,
+	 * inside the disk), in *@run (zeroed by the caller).  vdisk_read()
+	 * and vdisk_extent() are built on it for every reader.  Runs stored
+	 * one after the other in the same file come back as one run
+	 * (map_pieces() joins a format's pieces).
+	 */
+	int (*map)(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e);
+	/*
+	 * With map, when it returns MAP_DECODE runs: make the @len bytes of
+	 * the disk at @off, which lie in one MAP_DECODE run (compressed
+	 * clusters, grains or blocks; a log-patched range; a stream).
+	 */
+	int (*decode)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		      struct err *e);
+	/*
+	 * Not for readers: a view computed from another disk's content
+	 * (src/delta's canonical disk) may give read, and extent, instead
+	 * of a map; extent defaults to all data.
+	 */
 	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		    struct err *e);
 	int (*extent)(struct vdisk *vd, uint64_t off, uint64_t len,
@@ -167,8 +224,44 @@ int format_write_check(const char *name, const char *options, int compress,
  */
 size_t format_options_help(char *buf, size_t len);
 
+/*
+ * map_pieces() - a map() from the pieces of a format's own units: @piece
+ * gives the run at an offset cut at a block, grain or bitmap run (at most
+ * the length asked); the pieces from @off on that join the first (same
+ * type and source; for MAP_IO the same file, each right after the last;
+ * for MAP_VDISK the same disk, likewise; MAP_DECODE pieces always join,
+ * decode() takes them apart) are one run, at most @len bytes.
+ */
+int map_pieces(struct vdisk *vd, uint64_t off, uint64_t len,
+	       struct map_run *run,
+	       int (*piece)(struct vdisk *vd, uint64_t off, uint64_t len,
+			    struct map_run *run, struct err *e),
+	       struct err *e);
+
+/*
+ * map_backing() - the run at @off of at most @len bytes that reads from
+ * @parent (a backing file or parent disk, or NULL): its bytes where it has
+ * them (MAP_VDISK), a hole past its end or without one.
+ */
+void map_backing(struct vdisk *parent, uint64_t off, uint64_t len,
+		 struct map_run *run);
+
+/*
+ * raw_write_sparse() - write the @len bytes of @buf at @off into @out,
+ * leaving its 4 KiB blocks of zeros (counted from @buf) as holes in a file;
+ * a block device gets every byte.
+ */
+int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
+		     uint64_t off, struct err *e);
+
 /* The registry, in probe order, raw last; NULL-terminated. */
 extern const struct img_format *const img_formats[];
+
+/*
+ * Files recognised and refused (PROBE_REFUSED); NULL-terminated.  Probing
+ * sees them, format_find() does not: "-f" names only the readers.
+ */
+extern const struct img_format *const img_refused[];
 
 /* format_find() - the format called @name (or its alias), or NULL. */
 const struct img_format *format_find(const char *name);

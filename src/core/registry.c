@@ -16,6 +16,8 @@ extern const struct img_format fmt_ova;
 extern const struct img_format fmt_craw;
 extern const struct img_format fmt_vhd;
 extern const struct img_format fmt_vdi;
+extern const struct img_format fmt_tar;
+extern const struct img_format fmt_simg;
 
 const struct img_format *const img_formats[] = {
 #if IS_ENABLED(CONFIG_FORMAT_VHD)
@@ -46,6 +48,14 @@ const struct img_format *const img_formats[] = {
 	NULL,
 };
 
+const struct img_format *const img_refused[] = {
+#if IS_ENABLED(CONFIG_FORMAT_OVA)
+	&fmt_tar,
+#endif
+	&fmt_simg,
+	NULL,
+};
+
 const struct img_format *format_find(const char *name)
 {
 	for (const struct img_format *const *f = img_formats; *f; f++)
@@ -59,23 +69,28 @@ int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 		 size_t tail_len, uint64_t file_size,
 		 const struct img_format **out, struct err *e)
 {
+	static const struct img_format *const *const lists[] = {
+		img_formats, img_refused,
+	};
 	const struct img_format *best = NULL, *second = NULL;
 	int best_score = 0, second_score = 0;
 
-	for (const struct img_format *const *f = img_formats; *f; f++) {
-		int s;
+	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+		for (const struct img_format *const *f = lists[l]; *f; f++) {
+			int s;
 
-		if (!(*f)->probe || !(*f)->open)
-			continue;
-		s = (*f)->probe(head, head_len, tail, tail_len, file_size);
-		if (s > best_score) {
-			second = best;
-			second_score = best_score;
-			best = *f;
-			best_score = s;
-		} else if (s > second_score) {
-			second = *f;
-			second_score = s;
+			if (!(*f)->probe || !(*f)->open)
+				continue;
+			s = (*f)->probe(head, head_len, tail, tail_len, file_size);
+			if (s > best_score) {
+				second = best;
+				second_score = best_score;
+				best = *f;
+				best_score = s;
+			} else if (s > second_score) {
+				second = *f;
+				second_score = s;
+			}
 		}
 	}
 	if (!best)

@@ -114,40 +114,219 @@ int vdisk_open(const char *path, const struct open_opts *opts,
 	return vdisk_open_io(io, dir, opts, out, e);
 }
 
+/* The format's run at @off, at most @len bytes, checked. */
+static int vdisk_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
+{
+	int r;
+
+	memset(run, 0, sizeof(*run));
+	r = vd->fmt->map(vd, off, len, run, e);
+	if (r < 0)
+		return r;
+	if (!run->len || run->len > len ||
+	    (run->src == MAP_NONE && run->type == EXT_DATA) ||
+	    (run->src == MAP_VDISK && !range_ok(run->at, run->len, run->vd->size)) ||
+	    (run->src == MAP_DECODE && !vd->fmt->decode))
+		return err_set(e, -EIO, "%s: run of %llu bytes at %llu out of range",
+			       vd->fmt->name, (unsigned long long)run->len,
+			       (unsigned long long)off);
+	return 0;
+}
+
 int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 	       struct err *e)
 {
+	uint8_t *p = buf;
+
 	if (!range_ok(off, len, vd->size))
 		return err_set(e, -EINVAL, "read at %llu+%zu past the disk end %llu",
 			       (unsigned long long)off, len,
 			       (unsigned long long)vd->size);
-	if (!len)
+	if (!vd->fmt->map)
+		return len ? vd->fmt->read(vd, buf, len, off, e) : 0;
+	while (len) {
+		struct map_run run;
+		char what[32];
+		size_t n;
+		int r = vdisk_map(vd, off, len, &run, e);
+
+		if (r < 0)
+			return r;
+		n = (size_t)run.len;
+		switch (run.src) {
+		case MAP_IO:
+			if (!run.what) {
+				snprintf(what, sizeof(what), "%s: data", vd->fmt->name);
+				run.what = what;
+			}
+			r = io_read(run.io, p, n, run.host, run.what, e);
+			break;
+		case MAP_DECODE:
+			r = vd->fmt->decode(vd, p, n, off, e);
+			break;
+		case MAP_VDISK:
+			r = vdisk_read(run.vd, p, n, run.at, e);
+			break;
+		default:
+			memset(p, 0, n);
+			break;
+		}
+		if (r < 0)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* The extent of one run of the map at @off, at most @len bytes. */
+static int vdisk_extent_run(struct vdisk *vd, uint64_t off, uint64_t len,
+			    struct extent *ext, int *last, struct err *e)
+{
+	struct map_run run;
+	uint64_t n;
+	int r = vdisk_map(vd, off, len, &run, e);
+
+	if (r < 0)
+		return r;
+	*last = run.last;
+	if (run.src == MAP_VDISK) {
+		r = vdisk_extent(run.vd, run.at, run.len, ext, e);
+		ext->host = EXT_HOST_NONE;      /* in another file */
+		/* The other disk looked as far as it would. */
+		if (r >= 0 && ext->len < run.len)
+			*last = 1;
+		return r;
+	}
+	ext->type = run.src == MAP_IO || run.src == MAP_DECODE ? EXT_DATA :
+		    run.type;
+	ext->len = run.len;
+	ext->host = run.src == MAP_IO && run.io == vd->io ? run.host :
+		    EXT_HOST_NONE;
+	if (run.src != MAP_IO || run.holes == EXT_DATA)
 		return 0;
-	return vd->fmt->read(vd, buf, len, off, e);
+	/* Holes of the file read as zeros: they are what the format says. */
+	if (run.host >= run.io->size)
+		r = 0, n = run.len;
+	else
+		r = io_probe_data(run.io, run.host,
+				  min_u64(run.len, run.io->size - run.host), &n, e);
+	if (r < 0)
+		return r;
+	ext->len = n;
+	if (!r) {
+		ext->type = run.holes;
+		ext->host = EXT_HOST_NONE;
+	}
+	return 0;
+}
+
+/* Whether extent @b, which follows @a, continues it. */
+static bool extent_joins(const struct extent *a, const struct extent *b)
+{
+	if (a->type != b->type)
+		return false;
+	if (a->type != EXT_DATA || (a->host == EXT_HOST_NONE && b->host == EXT_HOST_NONE))
+		return true;
+	return a->host != EXT_HOST_NONE && b->host == a->host + a->len;
 }
 
 int vdisk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 		 struct extent *ext, struct err *e)
 {
-	int r;
+	int r, last = 0;
 
 	if (!len || !range_ok(off, len, vd->size))
 		return err_set(e, -EINVAL, "extent at %llu+%llu past the disk end %llu",
 			       (unsigned long long)off, (unsigned long long)len,
 			       (unsigned long long)vd->size);
-	if (!vd->fmt->extent) {
+	ext->host = EXT_HOST_NONE;
+	if (!vd->fmt->map && !vd->fmt->extent) {
 		ext->type = EXT_DATA;
 		ext->len = len;
 		return 0;
 	}
-	r = vd->fmt->extent(vd, off, len, ext, e);
-	if (r < 0)
-		return r;
+	if (!vd->fmt->map) {
+		r = vd->fmt->extent(vd, off, len, ext, e);
+		if (r < 0)
+			return r;
+		ext->host = EXT_HOST_NONE;
+	} else {
+		r = vdisk_extent_run(vd, off, len, ext, &last, e);
+		while (r >= 0 && !last && ext->len < len) {
+			struct extent next;
+
+			r = vdisk_extent_run(vd, off + ext->len, len - ext->len,
+					     &next, &last, e);
+			if (r < 0 || !extent_joins(ext, &next))
+				break;
+			ext->len += next.len;
+		}
+		if (r < 0)
+			return r;
+	}
 	if (!ext->len || ext->len > len)
 		return err_set(e, -EIO, "%s: extent of %llu bytes at %llu out of range",
 			       vd->fmt->name, (unsigned long long)ext->len,
 			       (unsigned long long)off);
 	return 0;
+}
+
+/* Whether piece @b, which follows run @a, continues it. */
+static bool map_joins(const struct map_run *a, const struct map_run *b)
+{
+	if (a->src != b->src || a->type != b->type)
+		return false;
+	switch (a->src) {
+	case MAP_IO:
+		return a->io == b->io && a->holes == b->holes &&
+		       b->host == a->host + a->len;
+	case MAP_VDISK:
+		return a->vd == b->vd && b->at == a->at + a->len;
+	default:
+		return true;
+	}
+}
+
+int map_pieces(struct vdisk *vd, uint64_t off, uint64_t len,
+	       struct map_run *run,
+	       int (*piece)(struct vdisk *vd, uint64_t off, uint64_t len,
+			    struct map_run *run, struct err *e),
+	       struct err *e)
+{
+	int r = piece(vd, off, len, run, e);
+
+	if (r < 0)
+		return r;
+	while (run->len && run->len < len) {
+		struct map_run next = { 0 };
+		struct err e2 = { 0 };
+
+		/* A piece that fails is left for the call that maps it. */
+		if (piece(vd, off + run->len, len - run->len, &next, &e2) < 0 ||
+		    !next.len || !map_joins(run, &next))
+			break;
+		run->len += next.len;
+	}
+	return 0;
+}
+
+void map_backing(struct vdisk *parent, uint64_t off, uint64_t len,
+		 struct map_run *run)
+{
+	if (parent && off < parent->size) {
+		run->src = MAP_VDISK;
+		run->type = EXT_HOLE;
+		run->vd = parent;
+		run->at = off;
+		run->len = min_u64(len, parent->size - off);
+	} else {
+		run->src = MAP_NONE;
+		run->type = EXT_HOLE;
+		run->len = len;
+	}
 }
 
 void vdisk_close(struct vdisk *vd)

@@ -16,9 +16,17 @@ enum extent_type {
 	EXT_HOLE,       /* not allocated, reads as zero */
 };
 
+/* extent.host when the run is not stored as is in the image's own file. */
+#define EXT_HOST_NONE UINT64_MAX
+
 struct extent {
 	uint64_t len;
 	enum extent_type type;
+	uint64_t host;          /* EXT_DATA stored as is in the image's own
+				   file (vd->io), contiguously: the offset
+				   there of the extent's first byte; else
+				   EXT_HOST_NONE (compressed, another file,
+				   zeros) */
 };
 
 /* What a caller allows a reader to do; zeroed fields take the defaults. */
@@ -61,7 +69,10 @@ int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 
 /*
  * vdisk_extent() - the type of the run starting at @off and its length,
- * at least 1 and at most @len (which must be > 0 and inside the disk).
+ * at least 1 and at most @len (which must be > 0 and inside the disk),
+ * and where it lies in the image's own file when it is stored there as is.
+ * Runs of one type are one extent, except that data stored as is ends
+ * where its host offsets stop following each other.
  */
 int vdisk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 		 struct extent *ext, struct err *e);

@@ -173,7 +173,7 @@ ok_sqfs "empty disk" "$T/empty.sqfs" "$T/empty.raw"
 run_ei 0 -- convert -O squashfs -o name=vm.raw "$T/disk.raw" "$T/name.sqfs"
 check "name=vm.raw" sh -c "unsquashfs -l '$T/name.sqfs' | grep -qx 'squashfs-root/vm.raw'"
 run_ei 0 -- convert -O raw "$T/name.sqfs" "$T/o/n.raw"
-check "the only regular file is the disk" cmp -s "$T/o/n.raw" "$T/disk.raw"
+check "name=vm.raw: the recipe names the disk" cmp -s "$T/o/n.raw" "$T/disk.raw"
 rm -f "$T/o/n.raw"
 
 # zero blocks are sparse, incompressible blocks are stored plain
@@ -391,16 +391,75 @@ run_ei 0 -- convert -O raw "$T/frag.sqfs" "$T/o/f.raw"
 check "a disk in a fragment" cmp -s "$T/o/f.raw" "$T/src/disk.img"
 rm -f "$T/o/f.raw"
 run_ei 0 -- compare "$T/frag.sqfs" "$T/src/disk.img"
-# which file is the disk
+# which file is the disk: a squashfs is a disk only when it says so
+# (disk.img, an edgeimg recipe, the partitions=on layout); any other is a
+# root filesystem, refused by name, whose bytes -f raw still reads.
 mv "$T/src/disk.img" "$T/src/vm.raw"
-mksquashfs "$T/src" "$T/one.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1
-run_ei 0 -- info "$T/one.sqfs"
-has "the only regular file" 'disk-file: vm.raw' "$OUT"
+mksquashfs "$T/src" "$T/one.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs one.sqfs"
+run_ei 1 -- info "$T/one.sqfs"
+has "one file, no disk.img: a root filesystem" \
+	"squashfs: $T/one.sqfs is a squashfs root filesystem \(1 entry in /, no disk\.img\): not a disk image; read its bytes with -f raw" "$ERR"
 echo other >"$T/src/other.raw"
-mksquashfs "$T/src" "$T/two.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1
+mksquashfs "$T/src" "$T/two.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs two.sqfs"
 run_ei 1 -- info "$T/two.sqfs"
-has "two files, no disk.img" 'no disk.img but 2 regular files' "$ERR"
+has "two files, no disk.img: a root filesystem" "$T/two.sqfs is a squashfs root filesystem \(2 entries in /" "$ERR"
 rm -rf "$T/src"
+# Root filesystems as mksquashfs makes them: one file /init (the case that
+# was read as a 10-byte disk and patched), and a small tree.
+mkdir -p "$T/r1" "$T/r2/etc" "$T/r2/bin"
+printf '0123456789' >"$T/r1/init"
+printf '#!/bin/sh\n' >"$T/r2/init"
+echo root:x:0:0 >"$T/r2/etc/passwd"
+head -c 100000 /dev/urandom >"$T/r2/bin/busybox"
+ln -s busybox "$T/r2/bin/sh"
+mksquashfs "$T/r1" "$T/root1.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs root1"
+mksquashfs "$T/r2" "$T/root2.sqfs" -comp zstd -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs root2"
+cp "$T/root1.sqfs" "$T/root1b.sqfs"
+for r in root1:1 root2:3; do
+	img=$T/${r%:*}.sqfs n=${r#*:}
+	for verb in "info" "convert -O raw" "convert -O squashfs" "compare"; do
+		case $verb in
+		info) args=("$img") ;;
+		compare) args=("$img" "$T/root1b.sqfs") ;;
+		*) args=("$img" "$T/o/x.img") ;;
+		esac
+		run_ei $([ "$verb" = compare ] && echo 2 || echo 1) -- $verb "${args[@]}"
+		has "${r%:*} ($n entries), $verb: refused as a root filesystem" \
+			"squashfs: $img is a squashfs root filesystem \($n entr(y|ies) in /, no disk\.img\): not a disk image" "$ERR"
+	done
+	check "${r%:*}: no output left" test -z "$(listing)"
+	run_ei 0 -- convert -f raw -O raw "$img" "$T/o/bytes.raw"
+	check "${r%:*}: -f raw reads its bytes" cmp -s "$img" "$T/o/bytes.raw"
+	rm -f "$T/o/bytes.raw"
+done
+if has_feature CODEC_ZSTD; then
+	# delta and apply refuse it too: no patch of 10 bytes of a root filesystem
+	cp "$T/root1.sqfs" "$T/root1n.sqfs"
+	printf 'X' | dd of="$T/root1n.sqfs" bs=1 seek=200 conv=notrunc status=none
+	run_ei 1 -- delta "$T/root1.sqfs" "$T/root1n.sqfs" "$T/o/p.patch"
+	has "delta refuses a root filesystem as OLD" "OLD: squashfs: $T/root1.sqfs is a squashfs root filesystem" "$ERR"
+	check "delta: no patch left" test -z "$(listing)"
+fi
+# What still reads: the recipe's name= (above), and the partitions=on
+# layout without a recipe, as unsquashfs + mksquashfs repack it.
+run_ei 0 -- convert -O squashfs -o name=vm.raw,partitions=on "$T/mbr.raw" "$T/pn.sqfs"
+run_ei 0 -- info "$T/pn.sqfs"
+has "partitions=on, name=vm.raw: the recipe names the disk" 'disk-file: vm\.raw' "$OUT"
+rm -rf "$T/x"
+unsquashfs -q -n -d "$T/x" "$T/pn.sqfs" >/dev/null 2>&1 || bad "setup: unsquashfs pn.sqfs"
+mksquashfs "$T/x" "$T/pn2.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs pn2"
+run_ei 0 -- info "$T/pn2.sqfs"
+has "partitions=on layout, no recipe: vm.raw is the disk" 'disk-file: vm\.raw' "$OUT"
+check "partitions=on layout, no recipe: no recipe" test "$(grep -c recipe <<<"$OUT")" -eq 0
+run_ei 0 -- convert -O raw "$T/pn2.sqfs" "$T/o/pn.raw"
+check "partitions=on layout, no recipe: read back" cmp -s "$T/o/pn.raw" "$T/mbr.raw"
+rm -f "$T/o/pn.raw"
+# the layout with a stray file is a root filesystem again
+echo x >"$T/x/notes.txt"
+mksquashfs "$T/x" "$T/pn3.sqfs" -noappend -quiet -no-progress >/dev/null 2>&1 || bad "setup: mksquashfs pn3"
+run_ei 1 -- info "$T/pn3.sqfs"
+has "partitions layout plus a stray file: a root filesystem" "$T/pn3.sqfs is a squashfs root filesystem \(7 entries in /" "$ERR"
+rm -rf "$T/x" "$T/r1" "$T/r2"
 
 # --- hostile images (HOSTILE-INPUTS.md S1-S13, G1, G2) --------------------
 # A base image with uncompressed metadata: disk.img (two blocks and a

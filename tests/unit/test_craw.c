@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit test of the compressed-raw reader's random access: reads and
- * extents in any order (backwards starts the stream over) match the
- * bytes gzip, xz and zstd were given.
+ * extents in any order match the bytes gzip, xz and zstd were given, and
+ * the disk read backwards block by block matches what gzip -d, xz -d and
+ * zstd -d make of the stream, decompressing it a bounded number of times
+ * (counted as compressed bytes read), not once per backward read.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,8 +17,79 @@
 #include "t.h"
 
 #define N (5u << 20)
+#define NB (16u << 20)          /* the disk read backwards */
 
-static uint8_t disk[N], buf[1u << 20];
+static uint8_t disk[N], buf[1u << 20], big[NB], ref[NB];
+
+/* An io that counts the bytes read through it from another io. */
+struct count_io {
+	struct io io;
+	struct io *in;
+	uint64_t bytes;
+};
+
+static int count_pread(struct io *io, void *buf, size_t len, uint64_t off,
+		       struct err *e)
+{
+	struct count_io *c = (struct count_io *)io;
+
+	c->bytes += len;
+	return io_read(c->in, buf, len, off, "count", e);
+}
+
+static void count_close(struct io *io)
+{
+	io_close(((struct count_io *)io)->in);
+}
+
+static const struct io_ops count_ops = {
+	.pread = count_pread,
+	.close = count_close,
+};
+
+/*
+ * Read the disk in @path backwards in blocks of @bs bytes, each block
+ * against @ref (the tool's decompression of it): 0 if all match, with
+ * *@passes the compressed bytes read over the file size.
+ */
+static int read_backwards(const char *path, const uint8_t *ref, size_t bs,
+			  double *passes)
+{
+	static struct count_io c = { .io.ops = &count_ops };
+	struct err e = { 0 };
+	struct vdisk *vd;
+	uint64_t off = NB;
+	int bad = 0;
+
+	if (io_open_file(path, 0, &c.in, &e) < 0) {
+		CHECK(0, "open %s: %s", path, e.msg);
+		return -1;
+	}
+	c.bytes = 0;
+	c.io.size = c.in->size;
+	c.io.flags = c.in->flags;
+	snprintf(c.io.name, sizeof(c.io.name), "%s", path);
+	if (vdisk_open_io(&c.io, "/tmp", NULL, &vd, &e) < 0) {
+		CHECK(0, "open %s as a disk: %s", path, e.msg);
+		return -1;
+	}
+	while (off && !bad) {
+		size_t n = (size_t)(off % bs ? off % bs : bs);
+		struct extent x;
+
+		off -= n;
+		if (vdisk_read(vd, buf, n, off, &e) < 0 || memcmp(buf, ref + off, n))
+			bad = printf("backwards: block at %llu: %s\n",
+				     (unsigned long long)off, e.msg);
+		else if (vdisk_extent(vd, off, n, &x, &e) < 0 ||
+			 (x.type == EXT_ZERO && !buf_is_zero(buf, (size_t)x.len)))
+			bad = printf("backwards: extent at %llu: %s\n",
+				     (unsigned long long)off, e.msg);
+	}
+	*passes = (double)c.bytes / (double)c.in->size;
+	vdisk_close(vd);
+	return bad ? -1 : 0;
+}
 
 static void test_one(const char *tool, const char *ext)
 {
@@ -67,6 +140,58 @@ static void test_one(const char *tool, const char *ext)
 	vdisk_close(vd);
 }
 
+/*
+ * A 16 MiB disk backwards, 256 KiB at a time (64 reads, 15 of them before
+ * the reader's 1 MiB window): the bytes the tool decompresses, and at most
+ * 3 passes over the stream (counting the size at open, reading forward to
+ * the end, the one restart that fills the spool; plus the probe's and the
+ * xz index's reads), not one per backward read (about 9.5).  With no spool possible ($TMPDIR missing) the reads
+ * still match.
+ */
+static void test_backwards(const char *tool, const char *dtool, const char *ext)
+{
+	char raw[] = "/tmp/edgeimg-craw-XXXXXX", cmd[512], path[64], back[64];
+	const char *tmpdir = getenv("TMPDIR");
+	double passes = 0;
+	FILE *f;
+	int fd = mkstemp(raw), r;
+
+	if (fd < 0 || write(fd, big, NB) != (ssize_t)NB) {
+		CHECK(0, "cannot write %s", raw);
+		return;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "%s.%s", raw, ext);
+	snprintf(back, sizeof(back), "%s.back", raw);
+	snprintf(cmd, sizeof(cmd), "%s <%s >%s && %s <%s >%s", tool, raw, path,
+		 dtool, path, back);
+	r = system(cmd);
+	unlink(raw);
+	f = fopen(back, "rb");
+	CHECK(!r && f && fread(ref, 1, NB, f) == NB && fgetc(f) == EOF &&
+	      !memcmp(ref, big, NB),
+	      "setup: %s gave %s of another size", cmd, back);
+	if (f)
+		fclose(f);
+	unlink(back);
+	if (!r) {
+		CHECK(read_backwards(path, ref, 256u << 10, &passes) == 0,
+		      "%s: backwards reads match %s", ext, dtool);
+		CHECK(passes < 3.5, "%s: %.2f passes over the stream for 64 backward reads",
+		      ext, passes);
+		printf("test_craw: %s read backwards in 64 blocks: %.2f passes over the stream\n",
+		       ext, passes);
+		setenv("TMPDIR", "/nonexistent/edgeimg", 1);
+		CHECK(read_backwards(path, ref, 1u << 20, &passes) == 0,
+		      "%s: backwards reads without a spool match %s", ext, dtool);
+		if (tmpdir)
+			setenv("TMPDIR", tmpdir, 1);
+		else
+			unsetenv("TMPDIR");
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	uint32_t x = 1;
@@ -80,10 +205,20 @@ int main(void)
 		x = x * 1103515245 + 12345;
 		disk[i] = (i >> 20) == 1 ? 0 : (i >> 12) % 3 ? (uint8_t)(x >> 16) : (uint8_t)i;
 	}
+	for (size_t i = 0; i < NB; i++) {
+		x = x * 1103515245 + 12345;
+		big[i] = (i >> 20) % 5 == 1 ? 0 : i % 61 ? (uint8_t)((i >> 12) + i % 7) :
+			 (uint8_t)(x >> 16);
+	}
 	test_one("gzip -c", "gz");
-	if (IS_ENABLED(CONFIG_CODEC_XZ))
+	test_backwards("gzip -c", "gzip -dc", "gz");
+	if (IS_ENABLED(CONFIG_CODEC_XZ)) {
 		test_one("xz -c -T1", "xz");
-	if (IS_ENABLED(CONFIG_CODEC_ZSTD))
+		test_backwards("xz -c -0 -T1", "xz -dc", "xz");
+	}
+	if (IS_ENABLED(CONFIG_CODEC_ZSTD)) {
 		test_one("zstd -q -c", "zst");
+		test_backwards("zstd -q -c", "zstd -dcq", "zst");
+	}
 	return t_done("test_craw");
 }
