@@ -129,15 +129,6 @@ struct img_format {
 	 */
 	int (*decode)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		      struct err *e);
-	/*
-	 * Not for readers: a view computed from another disk's content
-	 * (src/delta's canonical disk) may give read, and extent, instead
-	 * of a map; extent defaults to all data.
-	 */
-	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off,
-		    struct err *e);
-	int (*extent)(struct vdisk *vd, uint64_t off, uint64_t len,
-		      struct extent *ext, struct err *e);
 	void (*close)(struct vdisk *vd);
 	/* Optional: format-specific details for "info". */
 	int (*info)(struct vdisk *vd, struct info *out, struct err *e);

@@ -1,24 +1,14 @@
 // SPDX-License-Identifier: MIT
 /* Opening an image as a virtual disk: probe, open, bounds-checked access. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/bytes.h"
 #include "core/format.h"
 #include "core/limits.h"
 #include "core/vdisk.h"
-
-static void vdisk_set_dir(struct vdisk *vd, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(vd->dir, sizeof(vd->dir), ".");
-	else if (slash == path)
-		snprintf(vd->dir, sizeof(vd->dir), "/");
-	else
-		snprintf(vd->dir, sizeof(vd->dir), "%.*s", (int)(slash - path), path);
-}
 
 static int vdisk_pick(struct io *io, const struct open_opts *o,
 		      const struct img_format **fmt, struct err *e)
@@ -74,7 +64,15 @@ int vdisk_open_io(struct io *io, const char *dir, const struct open_opts *opts,
 		vd->opts.max_table = EI_MAX_TABLE;
 	if (!vd->opts.max_size)
 		vd->opts.max_size = EI_MAX_VIRTUAL_SIZE;
+	vd->dirfd = -1;
+	if (strlen(dir ? dir : ".") >= sizeof(vd->dir)) {
+		r = err_set(e, -ENAMETOOLONG, "%s: the image's directory name is too long",
+			    io->name);
+		goto fail;
+	}
 	snprintf(vd->dir, sizeof(vd->dir), "%s", dir ? dir : ".");
+	/* references are opened in this directory, not by a path built again */
+	vd->dirfd = open(vd->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	r = vdisk_pick(io, &vd->opts, &fmt, e);
 	if (r < 0)
 		goto fail;
@@ -101,16 +99,22 @@ fail:
 int vdisk_open(const char *path, const struct open_opts *opts,
 	       struct vdisk **out, struct err *e)
 {
-	char dir[256];
-	struct vdisk tmp;
+	const char *slash = strrchr(path, '/');
+	char dir[sizeof(((struct vdisk *)0)->dir)];
 	struct io *io;
 	int r;
 
+	if (slash && (size_t)(slash - path) >= sizeof(dir))
+		return err_set(e, -ENAMETOOLONG, "%s: the directory name is too long", path);
 	r = io_open_file(path, 0, &io, e);
 	if (r < 0)
 		return r;
-	vdisk_set_dir(&tmp, path);
-	memcpy(dir, tmp.dir, sizeof(dir));
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	return vdisk_open_io(io, dir, opts, out, e);
 }
 
@@ -143,8 +147,6 @@ int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		return err_set(e, -EINVAL, "read at %llu+%zu past the disk end %llu",
 			       (unsigned long long)off, len,
 			       (unsigned long long)vd->size);
-	if (!vd->fmt->map)
-		return len ? vd->fmt->read(vd, buf, len, off, e) : 0;
 	while (len) {
 		struct map_run run;
 		char what[32];
@@ -243,30 +245,18 @@ int vdisk_extent(struct vdisk *vd, uint64_t off, uint64_t len,
 			       (unsigned long long)off, (unsigned long long)len,
 			       (unsigned long long)vd->size);
 	ext->host = EXT_HOST_NONE;
-	if (!vd->fmt->map && !vd->fmt->extent) {
-		ext->type = EXT_DATA;
-		ext->len = len;
-		return 0;
-	}
-	if (!vd->fmt->map) {
-		r = vd->fmt->extent(vd, off, len, ext, e);
-		if (r < 0)
-			return r;
-		ext->host = EXT_HOST_NONE;
-	} else {
-		r = vdisk_extent_run(vd, off, len, ext, &last, e);
-		while (r >= 0 && !last && ext->len < len) {
-			struct extent next;
+	r = vdisk_extent_run(vd, off, len, ext, &last, e);
+	while (r >= 0 && !last && ext->len < len) {
+		struct extent next;
 
-			r = vdisk_extent_run(vd, off + ext->len, len - ext->len,
-					     &next, &last, e);
-			if (r < 0 || !extent_joins(ext, &next))
-				break;
-			ext->len += next.len;
-		}
-		if (r < 0)
-			return r;
+		r = vdisk_extent_run(vd, off + ext->len, len - ext->len,
+				     &next, &last, e);
+		if (r < 0 || !extent_joins(ext, &next))
+			break;
+		ext->len += next.len;
 	}
+	if (r < 0)
+		return r;
 	if (!ext->len || ext->len > len)
 		return err_set(e, -EIO, "%s: extent of %llu bytes at %llu out of range",
 			       vd->fmt->name, (unsigned long long)ext->len,
@@ -336,6 +326,8 @@ void vdisk_close(struct vdisk *vd)
 	if (vd->fmt && vd->fmt->close)
 		vd->fmt->close(vd);
 	io_close(vd->io);
+	if (vd->dirfd >= 0)
+		close(vd->dirfd);
 	free(vd);
 }
 
@@ -344,9 +336,9 @@ int vdisk_open_ref(struct vdisk *vd, const char *name, size_t name_len,
 		   struct io **io_out, struct err *e)
 {
 	struct open_opts o = vd->opts;
-	char path[sizeof(vd->dir) + 260];
+	char nm[256];
 	struct io *io;
-	int r;
+	int fd, r;
 
 	if (!vd->opts.allow_refs)
 		return err_set(e, EI_EREF,
@@ -362,8 +354,15 @@ int vdisk_open_ref(struct vdisk *vd, const char *name, size_t name_len,
 	if (vd->opts.max_chain <= 1)
 		return err_set(e, EI_ELIMIT, "%s '%.*s': chain deeper than %u images",
 			       what, (int)name_len, name, EI_MAX_CHAIN);
-	snprintf(path, sizeof(path), "%s/%.*s", vd->dir, (int)name_len, name);
-	r = io_open_file(path, 0, &io, e);
+	if (vd->dirfd < 0)
+		return err_set(e, EI_EREF, "%s '%.*s': the image's directory %s cannot be opened",
+			       what, (int)name_len, name, vd->dir);
+	snprintf(nm, sizeof(nm), "%.*s", (int)name_len, name);
+	/* in the image's directory, never through a symbolic link */
+	fd = openat(vd->dirfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return err_errno(e, errno, "%s: %s/%s", what, vd->dir, nm);
+	r = io_open_fd(fd, nm, 0, &io, e);
 	if (r < 0) {
 		err_prefix(e, "%s", what);
 		return r;

@@ -46,7 +46,9 @@ struct vdisk {
 	uint64_t size;          /* virtual size in bytes */
 	void *priv;             /* the format's state */
 	struct open_opts opts;
-	char dir[256];          /* the image's directory, for references */
+	char dir[4096];         /* the image's directory, for messages */
+	int dirfd;              /* ... opened: references are looked up in it
+				   (O_NOFOLLOW), -1 when it cannot be opened */
 	int dirty;              /* the format's dirty flag, as qemu-img info
 				   reports it (qcow2's DIRTY bit); 0 elsewhere */
 };

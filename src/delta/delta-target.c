@@ -114,11 +114,27 @@ static void canon_close(struct vdisk *vd)
 	vd->priv = NULL;
 }
 
+/* The canonical view's map: its own extents, its data made by canon_read(). */
+static int canon_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		     struct map_run *run, struct err *e)
+{
+	struct extent ext;
+	int r = canon_extent(vd, off, len, &ext, e);
+
+	if (r < 0)
+		return r;
+	memset(run, 0, sizeof(*run));
+	run->len = ext.len;
+	run->type = ext.type;
+	run->src = ext.type == EXT_DATA ? MAP_DECODE : MAP_NONE;
+	return 0;
+}
+
 static const struct img_format delta_canon_fmt = {
 	.name = "canonical",
 	.desc = "a disk with extents derived from its content",
-	.read = canon_read,
-	.extent = canon_extent,
+	.map = canon_map,
+	.decode = canon_read,
 	.close = canon_close,
 };
 
@@ -154,6 +170,7 @@ int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
 	vd->priv = c;
 	vd->opts = inner->opts;
 	memcpy(vd->dir, inner->dir, sizeof(vd->dir));
+	vd->dirfd = -1;
 	*out = vd;
 	return 0;
 }

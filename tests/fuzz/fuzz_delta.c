@@ -41,7 +41,22 @@ static int old_read(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
-static const struct img_format old_fmt = { .name = "fuzz-old", .read = old_read };
+static int old_map(struct vdisk *vd, uint64_t off, uint64_t len,
+		   struct map_run *run, struct err *e)
+{
+	(void)vd;
+	(void)off;
+	(void)e;
+	memset(run, 0, sizeof(*run));
+	run->len = len;
+	run->type = EXT_DATA;
+	run->src = MAP_DECODE;
+	return 0;
+}
+
+static const struct img_format old_fmt = {
+	.name = "fuzz-old", .map = old_map, .decode = old_read,
+};
 
 /* The signature section: its form, then the signature, as apply --verify. */
 static void fuzz_sig(const uint8_t *data, size_t size, const struct delta_header *h)
