@@ -378,6 +378,24 @@ cut_at() {
 	rmf "$W"/*.edgeimg-*
 }
 
+# pin NAME HOW ERR MATCH ENV... -- ARGS: one fault, at a call MATCH and ENV
+# pick out, judged as in a sweep (ERR: EIO or short) and followed by HOW.
+pin() {
+	local name=$1 how=$2 e=$3 fm=$FM envs=()
+	FM=$4
+	shift 4
+	while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+	shift
+	listing
+	: >"$T/flog"
+	fe "${envs[@]}" FAULT_LOG="$T/flog" -- "$@"
+	FM=$fm
+	faulted
+	LABEL="$name ($FK $FF $FP)"
+	judge "$e" "$how" "$@" || bad "setup error: $name: the call was not reached"
+	S=()
+}
+
 # --- the fault layer itself, on a few calls of Python's whose outcome is known
 cat >"$T/model.py" <<'PY'
 import os, sys
@@ -478,6 +496,10 @@ for w in raw qcow2 squashfs; do
 	sweep "convert-$w" && fault_sweep "convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
 	sweep "cut-convert-$w" && cut_sweep "cut-convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
 done
+# the fsync of the directory after the rename fails: OUT was not committed
+OUTPATH=$W/c.raw REF=$T/ref.raw
+pin "convert: the fsync that makes the rename durable fails" again EIO "$W" \
+	FAULT_OPS=sync FAULT_AT=1 -- convert -O raw "$W/old.raw" "$OUTPATH"
 
 OUTPATH=$W/p REF=$T/ref.delta
 fe -- delta -j 1 "$W/old.raw" "$W/new.raw" "$OUTPATH"
@@ -492,6 +514,10 @@ cp "$REF" "$W/p"
 OUTPATH=$W/n.raw PREFIX=n.raw REF=$W/new.raw
 sweep apply-file && fault_sweep apply-file resume -- apply "$W/old.raw" "$W/p" "$OUTPATH"
 sweep cut-apply && cut_sweep cut-apply resume -- apply "$W/old.raw" "$W/p" "$OUTPATH"
+# the commit's directory fsync (the last one) fails: no OUT, then --resume
+FM=$W count sync -- apply "$W/old.raw" "$W/p" "$OUTPATH" &&
+	pin "apply: the fsync that makes the rename durable fails" resume EIO "$W" \
+		FAULT_OPS=sync FAULT_AT="$NPTS" -- apply "$W/old.raw" "$W/p" "$OUTPATH"
 
 fe -- delta -j 1 -O qcow2 "$W/old.raw" "$W/new.raw" "$W/pq"
 made "delta -O qcow2"
