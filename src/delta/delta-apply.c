@@ -132,7 +132,8 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 {
 	const struct ckpt *ck = &a->ck;
 	uint8_t b[CKPT_MAX];
-	size_t n = CKPT_FIXED + ck->hlen;
+	size_t n = CKPT_FIXED + ck->hlen, done = 0;
+	ssize_t w = 0;
 	char tmp[APPLY_PATH + 8];
 	const char *name, *tname;
 	int fd, dirfd, r;
@@ -161,8 +162,11 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 		close(dirfd);
 		return r;
 	}
-	if (write(fd, b, n) != (ssize_t)n) {
-		r = err_errno(e, errno ? errno : ENOSPC, "%s: cannot write the checkpoint", tmp);
+	/* a short write is finished, not reported with a stale errno */
+	while (done < n && ((w = write(fd, b + done, n - done)) > 0 || (w < 0 && errno == EINTR)))
+		done += w > 0 ? (size_t)w : 0;
+	if (done < n) {
+		r = err_errno(e, w < 0 ? errno : ENOSPC, "%s: cannot write the checkpoint", tmp);
 		unlinkat(dirfd, tname, 0);
 	} else {
 		r = file_commit(dirfd, fd, tname, name, 0600, a->ckpt_path, e);

@@ -518,6 +518,9 @@ sweep cut-apply && cut_sweep cut-apply resume -- apply "$W/old.raw" "$W/p" "$OUT
 FM=$W count sync -- apply "$W/old.raw" "$W/p" "$OUTPATH" &&
 	pin "apply: the fsync that makes the rename durable fails" resume EIO "$W" \
 		FAULT_OPS=sync FAULT_AT="$NPTS" -- apply "$W/old.raw" "$W/p" "$OUTPATH"
+# a short write of the checkpoint: completed, or reported for what it is
+pin "apply: a short write of the checkpoint" resume short "$W/*.edgeimg-apply.tmp" \
+	FAULT_OPS=write FAULT_ERR=short FAULT_AT=1 -- apply "$W/old.raw" "$W/p" "$OUTPATH"
 
 fe -- delta -j 1 -O qcow2 "$W/old.raw" "$W/new.raw" "$W/pq"
 made "delta -O qcow2"
