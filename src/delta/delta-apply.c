@@ -856,6 +856,9 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 	res->target_size = size;
 	if (out != a->dev_io)
 		io_close(out);
+	/* a resume builds the container again: no half-built one is kept */
+	if (r < 0 && !a->dev)
+		unlink(a->out_tmp);
 	return r;
 }
 

@@ -530,6 +530,9 @@ made "apply, qcow2 target" && check "apply, qcow2 target: qemu-img compare with 
 OUTPATH=$W/n.qcow2 PREFIX=n.qcow2 REF=$T/ref.apply-qcow2
 sweep apply-qcow2 && fault_sweep apply-qcow2 resume -- apply "$W/old.raw" "$W/pq" "$OUTPATH"
 sweep cut-apply-qcow2 && cut_sweep cut-apply-qcow2 resume -- apply "$W/old.raw" "$W/pq" "$OUTPATH"
+# a write of the container fails: the half-built container is not kept
+pin "apply: a write of the qcow2 container fails" resume EIO "$W/n.qcow2.edgeimg-out" \
+	FAULT_OPS=write FAULT_AT=1 -- apply "$W/old.raw" "$W/pq" "$OUTPATH"
 rm -f "$W/pq"
 
 # --- apply into a loop device standing in for an inactive A/B slot -------------
