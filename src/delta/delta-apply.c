@@ -282,12 +282,19 @@ static int apply_lock(struct delta_apply *a, struct err *e)
 	return err_set(e, -EBUSY, "%s: the lock keeps changing", a->lock_path);
 }
 
+/* Remove a file of the state: one that stays is named, not left unsaid. */
+static void apply_unlink(struct delta_apply *a, const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT)
+		apply_note(a, "cannot remove %s: %s", path, strerror(errno));
+}
+
 static void apply_forget(struct delta_apply *a)
 {
-	unlink(a->ckpt_path);
+	apply_unlink(a, a->ckpt_path);
 	if (!(a->dev && !a->h.recipe[0]))
-		unlink(a->part_path);
-	unlink(a->out_tmp);
+		apply_unlink(a, a->part_path);
+	apply_unlink(a, a->out_tmp);
 }
 
 /* --- begin: the command line's paths, the lock, the checkpoint ---------- */
@@ -858,7 +865,7 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 		io_close(out);
 	/* a resume builds the container again: no half-built one is kept */
 	if (r < 0 && !a->dev)
-		unlink(a->out_tmp);
+		apply_unlink(a, a->out_tmp);
 	return r;
 }
 
@@ -974,7 +981,7 @@ void delta_apply_free(struct delta_apply *a, int *kept)
 	vdisk_close(a->old);
 	free(a->buf);
 	if (a->lock_fd >= 0) {
-		unlink(a->lock_path);
+		apply_unlink(a, a->lock_path);
 		close(a->lock_fd);
 	}
 	explicit_bzero(a, sizeof(*a));

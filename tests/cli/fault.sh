@@ -209,11 +209,16 @@ msg_ok() {
 # tolerated: a failed call edgeimg may survive by design, with the same
 # result: advice (sync_file_range), a hole punch or BLKZEROOUT that falls
 # back to writing zeros, an O_TMPFILE that falls back to a named temporary,
-# the removal of a file no longer needed (the lock, once OUT is committed).
+# the removal of a file no longer needed (once OUT is committed: a file
+# that stays must be named in a note).
 tolerated() {
+	local f
 	case $FK in
-	sfr | alloc | ioctl | unlink) return 0 ;;
+	sfr | alloc | ioctl) return 0 ;;
 	open) [ "$FP" = "$W/." ] || [ "$FP" = "$W" ] ;;
+	unlink)
+		extra
+		for f in $EXTRA; do [[ $ERRS == *"$f"* ]] || return 1; done ;;
 	*) return 1 ;;
 	esac
 }
