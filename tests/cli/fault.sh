@@ -5,7 +5,8 @@
 # build only), the file-system calls edgeimg makes on the files of a command
 # fail (EIO, ENOSPC), come back short, or are the moment the power goes,
 # one point per run, for: convert to raw, qcow2 -c and squashfs; delta;
-# apply into a file (raw and qcow2 targets) and, as root, a loop device.
+# apply into a file (raw and qcow2 targets), apply --resume from a half-done
+# state, and, as root, apply into a loop device.
 # A failed call must give a non-zero exit, a message that names the error,
 # the operation and the file, no OUT and nothing left but apply's state;
 # the same command again (convert, delta) or apply --resume must then give
@@ -147,6 +148,7 @@ count() {
 	shift 2
 	rm -f "$T/cnt"
 	reset_out
+	$PRE
 	fe FAULT_COUNT="$T/cnt" FAULT_OPS="$ops" -- "$@"
 	NPTS=$(sed -n 's/^points //p' "$T/cnt" 2>/dev/null)
 	KINDS=$(grep -v '^points' "$T/cnt" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
@@ -179,13 +181,15 @@ faulted() {
 }
 
 # msg_ok: stderr names the error, the operation and the file: the faulted
-# one (OUT for an unnamed or hidden temporary, the final name of a .tmp,
-# the directory for a directory).
+# one (the final name of a .tmp, the directory for a directory), or OUT for
+# a temporary that becomes OUT (unnamed, hidden, OUT.edgeimg-out or -part).
 msg_ok() {
-	local base=${FP##*/} op etext=
+	local base=${FP##*/} op etext= out=${OUTDEV:-$OUTPATH}
 	base=${base%.tmp}
+	out=${out##*/}
 	case $FP in
-	*"/#"*" (deleted)" | */.*.edgeimg-*) base=${OUTDEV:-$OUTPATH} base=${base##*/} ;;
+	*"/#"*" (deleted)" | */.*.edgeimg-*) base=$out ;;
+	"$W/$out.edgeimg-out" | "$W/$out.edgeimg-part") [[ $ERRS == *"$base"* ]] || base=$out ;;
 	"$W" | "$W/.") base=$W ;;
 	esac
 	case $FE in
@@ -206,21 +210,33 @@ msg_ok() {
 	[[ $ERRS == *"$base"* && $ERRS =~ $op && $ERRS == *"$etext"* ]]
 }
 
-# tolerated: a failed call edgeimg may survive by design, with the same
-# result: advice (sync_file_range), a hole punch or BLKZEROOUT that falls
-# back to writing zeros, an O_TMPFILE that falls back to a named temporary,
+# tolerated ARGS: a failed call edgeimg may survive by design, with the
+# same result; its reason in TOL: advice (sync_file_range), a hole punch or
+# BLKZEROOUT that falls back to writing zeros, an O_TMPFILE that falls back
+# to a named temporary, a probe of an input that is then read in earnest
+# (is OLD a patch?), a checkpoint apply without --resume discards anyway,
 # the removal of a file no longer needed (once OUT is committed: a file
 # that stays must be named in a note).
 tolerated() {
 	local f
+	TOL=
 	case $FK in
-	sfr | alloc | ioctl) return 0 ;;
-	open) [ "$FP" = "$W/." ] || [ "$FP" = "$W" ] ;;
+	sfr) TOL=advice ;;
+	alloc | ioctl) TOL="zeros written" ;;
+	open | read)
+		if [ "$FK" = open ] && { [ "$FP" = "$W/." ] || [ "$FP" = "$W" ]; }; then
+			TOL="named temporary"
+		elif [[ " $L0 " == *" ${FP##*/} "* ]]; then
+			TOL="input probe"
+		elif [ "$FP" = "$W/$PREFIX.edgeimg-apply" ] && [[ " $* " != *" --resume "* ]]; then
+			TOL="checkpoint discarded"
+		fi ;;
 	unlink)
 		extra
-		for f in $EXTRA; do [[ $ERRS == *"$f"* ]] || return 1; done ;;
-	*) return 1 ;;
+		for f in $EXTRA; do [[ $ERRS == *"$f"* ]] || return 1; done
+		TOL="left and named" ;;
 	esac
+	[ -n "$TOL" ]
 }
 
 # follow HOW ARGS: after a fault, without one: ARGS again ("again"), or
@@ -264,9 +280,9 @@ judge() {
 	if [ "$RC" -eq 0 ]; then
 		if [ "$e" = short ]; then
 			add scomp
-		elif tolerated; then
+		elif tolerated "$@"; then
 			add tol
-			[[ " ${S[tolk]:-} " == *" $FK "* ]] || S[tolk]="${S[tolk]:+${S[tolk]} }$FK"
+			[[ ${S[tolk]:-} == *"$FK: $TOL"* ]] || S[tolk]="${S[tolk]:+${S[tolk]}, }$FK: $TOL"
 			done_ok || S[left]="${S[left]:+${S[left]}, }${EXTRA}after $FK"
 		else
 			bad "$LABEL: the fault was swallowed: exit 0"
@@ -302,7 +318,7 @@ judge() {
 
 # fault_sweep NAME HOW -- ARGS: a fault at each (picked) point of edgeimg
 # ARGS, judged, then HOW (again, resume); then a short write at each
-# (picked) write.
+# (picked) write.  $PRE, when set, runs before each run of ARGS.
 fault_sweep() {
 	local name=$1 how=$2 i e npts
 	shift 3
@@ -314,6 +330,7 @@ fault_sweep() {
 		for e in EIO ENOSPC; do
 			# the sample: EIO at odd points, ENOSPC at even ones
 			[ "${FAULT_FULL:-}" != 1 ] && [ $((i % 2)) -eq $([ $e = EIO ] && echo 0 || echo 1) ] && continue
+			$PRE
 			: >"$T/flog"
 			fe FAULT_AT="$i" FAULT_ERR="$e" FAULT_LOG="$T/flog" -- "$@"
 			faulted
@@ -324,6 +341,7 @@ fault_sweep() {
 	done
 	count write -- "$@" || return
 	for i in $(pick "$NPTS" $(((budget + 1) / 2))); do
+		$PRE
 		: >"$T/flog"
 		fe FAULT_AT="$i" FAULT_ERR=short FAULT_OPS=write FAULT_LOG="$T/flog" -- "$@"
 		faulted
@@ -478,7 +496,7 @@ has "model: a short write moves half" "^2048$" "$out"
 rm -rf "$T/m"
 
 # --- convert to each writer, and delta ---------------------------------------
-OUTDEV= PREFIX=
+OUTDEV= PREFIX= PRE=
 for w in raw qcow2 squashfs; do
 	case $w in
 	raw) args=(convert -O raw) ;;
@@ -519,6 +537,18 @@ cp "$REF" "$W/p"
 OUTPATH=$W/n.raw PREFIX=n.raw REF=$W/new.raw
 sweep apply-file && fault_sweep apply-file resume -- apply "$W/old.raw" "$W/p" "$OUTPATH"
 sweep cut-apply && cut_sweep cut-apply resume -- apply "$W/old.raw" "$W/p" "$OUTPATH"
+# apply --resume from the state of an apply that failed half-way
+state() { cp "$T/state/"* "$W/"; }
+if sweep apply-resume && FM="$W/$PREFIX.edgeimg-part" count write -- apply "$W/old.raw" "$W/p" "$OUTPATH"; then
+	FM="$W/$PREFIX.edgeimg-part" fe FAULT_OPS=write FAULT_AT=$((NPTS / 2)) -- apply "$W/old.raw" "$W/p" "$OUTPATH"
+	mkdir -p "$T/state"
+	mv "$W/$PREFIX".edgeimg-* "$T/state/"
+	check "apply-resume: the state of a failed apply (exit $RC)" test -f "$T/state/$PREFIX.edgeimg-apply"
+	PRE=state
+	fault_sweep apply-resume resume -- apply --resume --json "$W/old.raw" "$W/p" "$OUTPATH"
+	PRE=
+	rm -rf "$T/state"
+fi
 # the commit's directory fsync (the last one) fails: no OUT, then --resume
 FM=$W count sync -- apply "$W/old.raw" "$W/p" "$OUTPATH" &&
 	pin "apply: the fsync that makes the rename durable fails" resume EIO "$W" \
