@@ -719,6 +719,23 @@ __attribute__((destructor)) static void fini(void)
 #define LOCK() pthread_mutex_lock(&g.lock)
 #define UNLOCK() pthread_mutex_unlock(&g.lock)
 
+/*
+ * A watched call of kind @k begins: lock and count it.  -1 when it fails
+ * (unlocked, errno set); else locked, 2 when a write must be short.
+ */
+static int enter(enum kind k, const char *fn, const char *path)
+{
+	int s;
+
+	LOCK();
+	s = step(k, fn, path);
+	if (s == 1) {
+		UNLOCK();
+		return -1;
+	}
+	return s;
+}
+
 /* A descriptor call: watched?  The path goes to @path. */
 static int fd_watched(int fd, char *path, size_t len)
 {
@@ -751,12 +768,9 @@ static int do_open(int dirfd, const char *p, int flags, mode_t mode, const char 
 	init();
 	if (!g.match || abs_path(dirfd, p, path, sizeof(path)) < 0 || !matches(path))
 		return call_open(dirfd, p, flags, mode, fn);
-	LOCK();
-	s = step(K_OPEN, fn, path);
-	if (s == 1) {
-		UNLOCK();
+	s = enter(K_OPEN, fn, path);
+	if (s < 0)
 		return -1;
-	}
 	existed = fstatat(dirfd, p, &st, 0) == 0;
 	if (g.mode == M_CUT && (flags & O_TRUNC) && existed && S_ISREG(st.st_mode) &&
 	    (t = tracked_get(-1, path)))
@@ -777,49 +791,27 @@ static mode_t open_mode(int flags, va_list ap)
 	       (mode_t)va_arg(ap, int) : 0;
 }
 
-int open(const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
+/* The variadic opens, relative to the working directory or to a dirfd. */
+#define OPEN_PARAMS_cwd const char *p, int flags, ...
+#define OPEN_PARAMS_at int dirfd, const char *p, int flags, ...
+#define OPEN_DIRFD_cwd AT_FDCWD
+#define OPEN_DIRFD_at dirfd
+#define OPEN_VARIADIC(fn, at)                                           \
+	int fn(OPEN_PARAMS_##at)                                        \
+	{                                                               \
+		va_list ap;                                             \
+		mode_t m;                                               \
+									\
+		va_start(ap, flags);                                    \
+		m = open_mode(flags, ap);                               \
+		va_end(ap);                                             \
+		return do_open(OPEN_DIRFD_##at, p, flags, m, #fn);      \
+	}
 
-	va_start(ap, flags);
-	m = open_mode(flags, ap);
-	va_end(ap);
-	return do_open(AT_FDCWD, p, flags, m, "open");
-}
-
-int open64(const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
-
-	va_start(ap, flags);
-	m = open_mode(flags, ap);
-	va_end(ap);
-	return do_open(AT_FDCWD, p, flags, m, "open64");
-}
-
-int openat(int dirfd, const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
-
-	va_start(ap, flags);
-	m = open_mode(flags, ap);
-	va_end(ap);
-	return do_open(dirfd, p, flags, m, "openat");
-}
-
-int openat64(int dirfd, const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
-
-	va_start(ap, flags);
-	m = open_mode(flags, ap);
-	va_end(ap);
-	return do_open(dirfd, p, flags, m, "openat64");
-}
+OPEN_VARIADIC(open, cwd)
+OPEN_VARIADIC(open64, cwd)
+OPEN_VARIADIC(openat, at)
+OPEN_VARIADIC(openat64, at)
 
 int __open_2(const char *p, int flags)
 {
@@ -849,12 +841,9 @@ static int do_mkostemp(char *tmpl, int flags, int (*call)(char *, int), const ch
 	init();
 	if (!g.match || abs_path(AT_FDCWD, tmpl, path, sizeof(path)) < 0 || !matches(path))
 		return call(tmpl, flags);
-	LOCK();
-	s = step(K_OPEN, fn, path);
-	if (s == 1) {
-		UNLOCK();
+	s = enter(K_OPEN, fn, path);
+	if (s < 0)
 		return -1;
-	}
 	fd = call(tmpl, flags);
 	if (fd >= 0 && g.mode == M_CUT && abs_path(AT_FDCWD, tmpl, path, sizeof(path)) == 0)
 		dirop_new(D_CREATE, path, NULL);
@@ -876,15 +865,12 @@ int mkostemp64(char *tmpl, int flags)
 static ssize_t do_read(int fd, void *buf, size_t len, int64_t off, const char *fn)
 {
 	char path[PATH_MAX];
-	int s;
 
 	if (!fd_watched(fd, path, sizeof(path)))
 		goto call;
-	LOCK();
-	s = step(K_READ, fn, path);
-	UNLOCK();
-	if (s == 1)
+	if (enter(K_READ, fn, path) < 0)
 		return -1;
+	UNLOCK();
 call:
 	if (!strcmp(fn, "read"))
 		return get_read()(fd, buf, len);
@@ -908,6 +894,17 @@ ssize_t pread64(int fd, void *buf, size_t len, off64_t off)
 	return do_read(fd, buf, len, off, "pread64");
 }
 
+/* The real write of the name @fn (@off < 0 for write). */
+static ssize_t call_write(int fd, const void *buf, size_t len, int64_t off,
+			  const char *fn)
+{
+	if (!strcmp(fn, "write"))
+		return get_write()(fd, buf, len);
+	if (!strcmp(fn, "pwrite"))
+		return get_pwrite()(fd, buf, len, (off_t)off);
+	return get_pwrite64()(fd, buf, len, (off64_t)off);
+}
+
 static ssize_t do_write(int fd, const void *buf, size_t len, int64_t off,
 			const char *fn)
 {
@@ -918,31 +915,17 @@ static ssize_t do_write(int fd, const void *buf, size_t len, int64_t off,
 	int s;
 
 	if (!fd_watched(fd, path, sizeof(path)))
-		goto call;
-	LOCK();
-	s = step(K_WRITE, fn, path);
-	if (s == 1) {
-		UNLOCK();
+		return call_write(fd, buf, len, off, fn);
+	s = enter(K_WRITE, fn, path);
+	if (s < 0)
 		return -1;
-	}
 	if (s == 2 && len > 1)
 		len /= 2;
-	u = cut_write(fd, strcmp(fn, "write") ? off : -1, buf, len, &t);
-	if (!strcmp(fn, "write"))
-		r = get_write()(fd, buf, len);
-	else if (!strcmp(fn, "pwrite"))
-		r = get_pwrite()(fd, buf, len, (off_t)off);
-	else
-		r = get_pwrite64()(fd, buf, len, (off64_t)off);
+	u = cut_write(fd, off, buf, len, &t);
+	r = call_write(fd, buf, len, off, fn);
 	cut_wrote(t, u, r);
 	UNLOCK();
 	return r;
-call:
-	if (!strcmp(fn, "write"))
-		return get_write()(fd, buf, len);
-	if (!strcmp(fn, "pwrite"))
-		return get_pwrite()(fd, buf, len, (off_t)off);
-	return get_pwrite64()(fd, buf, len, (off64_t)off);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
@@ -969,11 +952,8 @@ static int do_sync(int fd, int (*call)(int), const char *fn)
 
 	if (!fd_watched(fd, path, sizeof(path)))
 		return call(fd);
-	LOCK();
-	if (step(K_SYNC, fn, path) == 1) {
-		UNLOCK();
+	if (enter(K_SYNC, fn, path) < 0)
 		return -1;
-	}
 	r = g.nosync ? 0 : call(fd);
 	if (r == 0 && g.mode == M_CUT && fstat(fd, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
@@ -1008,11 +988,8 @@ static int do_rename(int od, const char *op, int nd, const char *np, unsigned fl
 	if (!g.match || fl || abs_path(od, op, a, sizeof(a)) < 0 ||
 	    abs_path(nd, np, b, sizeof(b)) < 0 || !(matches(a) || matches(b)))
 		return get_renameat2()(od, op, nd, np, fl);
-	LOCK();
-	if (step(K_RENAME, fn, b) == 1) {
-		UNLOCK();
+	if (enter(K_RENAME, fn, b) < 0)
 		return -1;
-	}
 	if (g.mode == M_CUT) {
 		d = dirop_new(D_RENAME, a, b);
 		if (lstat(b, &st) == 0)
@@ -1052,11 +1029,8 @@ static int do_link(int od, const char *op, int nd, const char *np, int fl,
 	init();
 	if (!g.match || abs_path(nd, np, b, sizeof(b)) < 0 || !matches(b))
 		return get_linkat()(od, op, nd, np, fl);
-	LOCK();
-	if (step(K_LINK, fn, b) == 1) {
-		UNLOCK();
+	if (enter(K_LINK, fn, b) < 0)
 		return -1;
-	}
 	r = get_linkat()(od, op, nd, np, fl);
 	if (r == 0 && g.mode == M_CUT)
 		dirop_new(D_LINK, b, NULL);
@@ -1085,11 +1059,8 @@ static int do_unlink(int dirfd, const char *p, int fl, const char *fn)
 	if (!g.match || (fl & AT_REMOVEDIR) || abs_path(dirfd, p, a, sizeof(a)) < 0 ||
 	    !matches(a))
 		return get_unlinkat()(dirfd, p, fl);
-	LOCK();
-	if (step(K_UNLINK, fn, a) == 1) {
-		UNLOCK();
+	if (enter(K_UNLINK, fn, a) < 0)
 		return -1;
-	}
 	if (g.mode == M_CUT && lstat(a, &st) == 0) {
 		d = dirop_new(D_UNLINK, a, NULL);
 		dirop_backup(d, a);
@@ -1123,11 +1094,8 @@ static int do_truncate(int fd, int64_t len, const char *fn)
 
 	if (!fd_watched(fd, path, sizeof(path)))
 		goto call;
-	LOCK();
-	if (step(K_TRUNC, fn, path) == 1) {
-		UNLOCK();
+	if (enter(K_TRUNC, fn, path) < 0)
 		return -1;
-	}
 	if (g.mode == M_CUT && (t = tracked_get(fd, NULL))) {
 		size = file_size(t);
 		u = undo_save(t, (uint64_t)len < size ? (uint64_t)len : size,
@@ -1160,11 +1128,8 @@ static int do_fallocate(int fd, int mode, int64_t off, int64_t len, const char *
 
 	if (!fd_watched(fd, path, sizeof(path)))
 		goto call;
-	LOCK();
-	if (step(K_ALLOC, fn, path) == 1) {
-		UNLOCK();
+	if (enter(K_ALLOC, fn, path) < 0)
 		return -1;
-	}
 	if (g.mode == M_CUT && (t = tracked_get(fd, NULL)))
 		u = undo_save(t, (uint64_t)off, (uint64_t)len);
 	r = get_fallocate64()(fd, mode, (off64_t)off, (off64_t)len);
@@ -1188,14 +1153,11 @@ int fallocate64(int fd, int mode, off64_t off, off64_t len)
 int sync_file_range(int fd, off64_t off, off64_t len, unsigned fl)
 {
 	char path[PATH_MAX];
-	int s;
 
 	if (fd_watched(fd, path, sizeof(path))) {
-		LOCK();
-		s = step(K_SFR, "sync_file_range", path);
-		UNLOCK();
-		if (s == 1)
+		if (enter(K_SFR, "sync_file_range", path) < 0)
 			return -1;
+		UNLOCK();
 		if (g.nosync)
 			return 0;
 	}
@@ -1216,11 +1178,8 @@ int ioctl(int fd, unsigned long req, ...)
 	va_end(ap);
 	if (!fd_watched(fd, path, sizeof(path)))
 		return get_ioctl()(fd, req, arg);
-	LOCK();
-	if (step(K_IOCTL, "ioctl", path) == 1) {
-		UNLOCK();
+	if (enter(K_IOCTL, "ioctl", path) < 0)
 		return -1;
-	}
 	if (g.mode == M_CUT && req == BLKZEROOUT && (t = tracked_get(fd, NULL))) {
 		const uint64_t *range = arg;
 
@@ -1237,11 +1196,8 @@ int fchmod(int fd, mode_t mode)
 	char path[PATH_MAX];
 
 	if (fd_watched(fd, path, sizeof(path))) {
-		LOCK();
-		if (step(K_CHMOD, "fchmod", path) == 1) {
-			UNLOCK();
+		if (enter(K_CHMOD, "fchmod", path) < 0)
 			return -1;
-		}
 		UNLOCK();
 	}
 	return get_fchmod()(fd, mode);
