@@ -191,7 +191,11 @@ static int ckpt_load(const char *path, struct ckpt *ck, struct delta_header *h,
 	if (fd < 0)
 		return err_errno(e, errno, "%s", path);
 	n = read(fd, b, sizeof(b));
+	if (n < 0)              /* an I/O error, not a checkpoint to remove */
+		r = err_errno(e, errno, "%s: read", path);
 	close(fd);
+	if (n < 0)
+		return r;
 	memset(ck, 0, sizeof(*ck));
 	if (n < CKPT_FIXED + SHA256_LEN || memcmp(b, CKPT_MAGIC, 8) ||
 	    get_le32(b + 8) != CKPT_VERSION)

@@ -547,6 +547,10 @@ if sweep apply-resume && FM="$W/$PREFIX.edgeimg-part" count write -- apply "$W/o
 	PRE=state
 	fault_sweep apply-resume resume -- apply --resume --json "$W/old.raw" "$W/p" "$OUTPATH"
 	PRE=
+	# the checkpoint cannot be read: an I/O error, not a bad checkpoint to remove
+	state
+	pin "apply --resume: the read of the checkpoint fails" resume EIO "$W/$PREFIX.edgeimg-apply" \
+		FAULT_OPS=read FAULT_AT=1 -- apply --resume "$W/old.raw" "$W/p" "$OUTPATH"
 	rm -rf "$T/state"
 fi
 # the commit's directory fsync (the last one) fails: no OUT, then --resume
