@@ -17,7 +17,7 @@
 # result.  Results are judged by cmp, qemu-img compare/check, unsquashfs.
 #
 # The default is a deterministic sample of each command's fault points
-# (FAULT_POINTS of them, default 24, 8 under ASan, and half as many short
+# (FAULT_POINTS of them, default 20, 6 under ASan, and half as many short
 # writes); FAULT_FULL=1 visits every point, each with both EIO and ENOSPC
 # (but reads: EIO), and every write short.
 # FAULT_SWEEPS="apply-file cut-apply ..." runs only the sweeps named.
@@ -30,7 +30,7 @@ if [ -n "${RUNNER:-}" ] || [ ! -f "${FAULT_LIB:-}" ]; then
 	done_tests
 	exit
 fi
-budget=${FAULT_POINTS:-$([ -n "${SAN:-}" ] && echo 8 || echo 24)}
+budget=${FAULT_POINTS:-$([ -n "${SAN:-}" ] && echo 6 || echo 20)}
 [ "${FAULT_FULL:-}" = 1 ] && budget=0
 asan=
 [ -n "${SAN:-}" ] && asan="verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
