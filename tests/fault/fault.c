@@ -75,7 +75,9 @@
  * fdatasync of the file drops them.  Before a watched rename over an
  * existing name or an unlink, the old file is kept by a hard link
  * ".fault-bak-PID-N" beside it, removed when the directory is fsynced or
- * at exit.  A multi-threaded program is serialised around watched calls.
+ * at exit.  Watched calls are numbered under one lock (so a multi-threaded
+ * program gets each number once); those the power-cut model records run
+ * under it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
