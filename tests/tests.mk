@@ -50,6 +50,18 @@ check: export EDGEIMG_SAN = $(obj)/san/edgeimg
 endif
 -include $(san-objs:.o=.d)
 
+# --- faults (tests/fault/fault.c): an LD_PRELOAD interposer, so for the
+# host build only (a static binary cannot be interposed); tests/cli/fault.sh
+# finds it in $FAULT_LIB.
+ifeq ($(TC_ARCH),)
+$(obj)/tests/libfault.so: tests/fault/fault.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -std=gnu11 -O2 -g -Wall -Wextra -fPIC -shared -o $@ $< -ldl -pthread
+check: $(obj)/tests/libfault.so
+check: export FAULT_LIB = $(obj)/tests/libfault.so
+endif
+
 # --- fuzzing: one libFuzzer binary per reader with a seed script
 # (tests/fuzz/seed-FMT.sh), plus "probe".  make fuzz FUZZ_TIME=seconds.
 FUZZ_CC ?= clang

@@ -16,6 +16,13 @@ int cli_error(const char *verb, const struct ei_err *e)
 	return e->code == EI_EUSAGE ? EXIT_USAGE : EXIT_ERROR;
 }
 
+int cli_error_in(const char *verb, const char *which, const struct ei_err *e)
+{
+	fprintf(stderr, "edgeimg %s: %s: %s\n", verb, which,
+		e->msg[0] ? e->msg : ei_strerror(e->code));
+	return e->code == EI_EUSAGE ? EXIT_USAGE : EXIT_ERROR;
+}
+
 int cli_usage(const struct cmd *c, const char *why)
 {
 	if (why)

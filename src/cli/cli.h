@@ -34,6 +34,9 @@ extern const struct cmd cmd_delta, cmd_apply;
  */
 int cli_error(const char *verb, const struct ei_err *e);
 
+/* cli_error_in() - the same, saying which input it is about ("OLD"). */
+int cli_error_in(const char *verb, const char *which, const struct ei_err *e);
+
 /* cli_usage() - print @why (may be NULL) and @c's usage; EXIT_USAGE. */
 int cli_usage(const struct cmd *c, const char *why);
 

@@ -80,14 +80,12 @@ static int delta_run(int argc, char **argv)
 	if (o.target_format && ei_format_check(o.target_format, 1, &e) < 0)
 		return cli_error("delta", &e);
 	r = ei_image_open(argv[optind], &ca.a, &old, &e);
-	if (r < 0) {
-		ei_image_close(old);
-		return cli_error("delta", &e);
-	}
+	if (r < 0)
+		return cli_error_in("delta", "OLD", &e);
 	r = ei_image_open(argv[optind + 1], &ca.b, &new, &e);
 	if (r < 0) {
 		ei_image_close(old);
-		return cli_error("delta", &e);
+		return cli_error_in("delta", "NEW", &e);
 	}
 	progress_init(&pg, "delta", ca.progress);
 	o.progress.fn = progress_cb;

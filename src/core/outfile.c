@@ -101,7 +101,14 @@ int file_commit(int dirfd, int fd, const char *tmp, const char *name,
 			unlinkat(dirfd, lnk, 0);
 		return r;
 	}
-	return fsync_dir(dirfd, path, e);
+	r = fsync_dir(dirfd, path, e);
+	if (r < 0) {
+		/* the rename is not durable, so not a commit: take it back */
+		renameat(dirfd, name, dirfd, tmp);
+		if (tmp == lnk)
+			unlinkat(dirfd, lnk, 0);
+	}
+	return r;
 }
 
 static const char *mode_name(mode_t m)

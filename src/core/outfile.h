@@ -58,7 +58,10 @@ void outfile_abort(struct outfile *of);
  * file_commit() - the durable replace: fsync @fd, give it @mode less the
  * umask, rename the temporary @tmp (or link the unnamed O_TMPFILE @fd when
  * @tmp is NULL) to @name, both in the directory @dirfd, and fsync the
- * directory; every result is checked.  @path names OUT in messages.
+ * directory; every result is checked.  @path names OUT in messages.  When
+ * the directory's fsync fails, the rename is taken back (@name leaves, @tmp
+ * holds the file again; a replaced @name is not restored) and the error
+ * returned: an output is never left in place after a failed commit.
  */
 int file_commit(int dirfd, int fd, const char *tmp, const char *name,
 		mode_t mode, const char *path, struct err *e);

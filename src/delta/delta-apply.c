@@ -134,7 +134,8 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 {
 	const struct ckpt *ckpt = &a->ckpt;
 	uint8_t b[CKPT_MAX];
-	size_t n = CKPT_FIXED + ckpt->hlen;
+	size_t n = CKPT_FIXED + ckpt->hlen, done = 0;
+	ssize_t w = 0;
 	char tmp[APPLY_PATH + 8];
 	const char *name, *tname;
 	int fd, dirfd, r;
@@ -163,8 +164,11 @@ static int ckpt_write(struct delta_apply *a, struct err *e)
 		close(dirfd);
 		return r;
 	}
-	if (write(fd, b, n) != (ssize_t)n) {
-		r = err_errno(e, errno ? errno : ENOSPC, "%s: cannot write the checkpoint", tmp);
+	/* a short write is finished, not reported with a stale errno */
+	while (done < n && ((w = write(fd, b + done, n - done)) > 0 || (w < 0 && errno == EINTR)))
+		done += w > 0 ? (size_t)w : 0;
+	if (done < n) {
+		r = err_errno(e, w < 0 ? errno : ENOSPC, "%s: cannot write the checkpoint", tmp);
 		unlinkat(dirfd, tname, 0);
 	} else {
 		r = file_commit(dirfd, fd, tname, name, 0600, a->ckpt_path, e);
@@ -189,7 +193,11 @@ static int ckpt_load(const char *path, struct ckpt *ckpt, struct delta_header *h
 	if (fd < 0)
 		return err_errno(e, errno, "%s", path);
 	n = read(fd, b, sizeof(b));
+	if (n < 0)              /* an I/O error, not a checkpoint to remove */
+		r = err_errno(e, errno, "%s: read", path);
 	close(fd);
+	if (n < 0)
+		return r;
 	memset(ckpt, 0, sizeof(*ckpt));
 	if (n < CKPT_FIXED + SHA256_LEN || memcmp(b, CKPT_MAGIC, 8) ||
 	    get_le32(b + 8) != CKPT_VERSION)
@@ -280,12 +288,19 @@ static int apply_lock(struct delta_apply *a, struct err *e)
 	return err_set(e, -EBUSY, "%s: the lock keeps changing", a->lock_path);
 }
 
+/* Remove a file of the state: one that stays is named, not left unsaid. */
+static void apply_unlink(struct delta_apply *a, const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT)
+		apply_note(a, "cannot remove %s: %s", path, strerror(errno));
+}
+
 static void apply_forget(struct delta_apply *a)
 {
-	unlink(a->ckpt_path);
+	apply_unlink(a, a->ckpt_path);
 	if (!(a->dev && !a->h.recipe[0]))
-		unlink(a->part_path);
-	unlink(a->out_tmp);
+		apply_unlink(a, a->part_path);
+	apply_unlink(a, a->out_tmp);
 }
 
 /* --- begin: the command line's paths, the lock, the checkpoint ---------- */
@@ -867,6 +882,9 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 	res->target_size = size;
 	if (out != a->dev_io)
 		io_close(out);
+	/* a resume builds the container again: no half-built one is kept */
+	if (r < 0 && !a->dev)
+		apply_unlink(a, a->out_tmp);
 	return r;
 }
 
@@ -987,7 +1005,7 @@ void delta_apply_free(struct delta_apply *a, int *kept)
 	vdisk_close(a->old);
 	free(a->buf);
 	if (a->lock_fd >= 0) {
-		unlink(a->lock_path);
+		apply_unlink(a, a->lock_path);
 		close(a->lock_fd);
 	}
 	explicit_bzero(a, sizeof(*a));
