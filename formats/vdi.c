@@ -319,6 +319,7 @@ static int vdi_info(struct vdisk *vd, struct info *out, struct err *e)
 	struct vdi *s = vd->priv;
 
 	(void)e;
+	out->cluster_size = VDI_BLOCK_SIZE;
 	info_str(out, "image-type", "%s",
 		 s->type == VDI_TYPE_STATIC ? "static" : "dynamic");
 	info_u64(out, "block-size", VDI_BLOCK_SIZE);

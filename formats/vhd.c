@@ -567,8 +567,10 @@ static int vhd_info(struct vdisk *vd, struct info *out, struct err *e)
 	info_str(out, "size-from", "%s", s->use_chs ? "chs" : "current_size");
 	info_u64(out, "current-size", s->current_size);
 	info_str(out, "geometry", "%u/%u/%u", s->cyls, s->heads, s->secs);
-	if (s->type != VHD_TYPE_FIXED)
+	if (s->type != VHD_TYPE_FIXED) {
+		out->cluster_size = s->block_size;
 		info_u64(out, "block-size", s->block_size);
+	}
 	if (s->parent)
 		info_str(out, "parent", "%s", s->parent_name);
 	return 0;

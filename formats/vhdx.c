@@ -1622,6 +1622,7 @@ static int vhdx_info(struct vdisk *vd, struct info *out, struct err *e)
 	struct vhdx *s = vd->priv;
 
 	(void)e;
+	out->cluster_size = s->block_size;
 	info_u64(out, "block-size", s->block_size);
 	info_u64(out, "logical-sector-size", s->lss);
 	info_u64(out, "physical-sector-size", s->pss);

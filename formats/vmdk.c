@@ -1467,6 +1467,10 @@ static int vmdk_info(struct vdisk *vd, struct info *in, struct err *e)
 	int dl = slash ? (int)(slash - name + 1) : 0;
 
 	(void)e;
+	/* qemu-img: the grain of the first sparse extent */
+	for (unsigned i = 0; i < s->n_ext && !in->cluster_size; i++)
+		if (s->ext[i].kind == VMDK_SPARSE)
+			in->cluster_size = s->ext[i].grain;
 	info_u64(in, "cid", s->cid);
 	info_u64(in, "parent-cid", s->parent_cid);
 	info_str(in, "create-type", "%s", s->create_type);

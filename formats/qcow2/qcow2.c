@@ -938,6 +938,7 @@ static int qcow2_info(struct vdisk *vd, struct info *in, struct err *e)
 	const struct qcow2_header *h = &q->h;
 
 	(void)e;
+	in->cluster_size = q->cluster_size;
 	info_str(in, "compat", h->version == 3 ? "1.1" : "0.10");
 	info_str(in, "compression-type",
 		 h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib");

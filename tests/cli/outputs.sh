@@ -118,6 +118,13 @@ check "check --json" json_ok "$OUT"
 run_ei 0 -- info --json "$T/d.qcow2"
 check "info --json" json_ok "$OUT"
 has "qemu-img's top-level cluster-size" '^    "cluster-size": 65536' "$OUT"
+for f in qcow2 vmdk vhdx vdi vpc "vpc -o subformat=fixed" "vmdk -o subformat=streamOptimized" raw; do
+	fixture "qemu-img convert -O $f" qemu-img convert -f raw -O $f "$T/d.raw" "$T/cs.img" || continue
+	q=$(qemu-img info --output=json "$T/cs.img" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("cluster-size"))')
+	w=$(ei info --json "$T/cs.img" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("cluster-size"))')
+	check "info --json cluster-size of $f: $w, qemu-img's $q" test "$w" = "$q"
+	rm -f "$T/cs.img"
+done
 rm -f "$T"/o/*
 run_ei 0 -- convert -p -O raw "$T/d.qcow2" "$T/o/p.raw"
 has "-p without a terminal: lines, not a bar" '^edgeimg convert: 100\.00% \(8 MiB of 8 MiB\)' "$ERR"
