@@ -52,6 +52,8 @@ struct ova_disk {
 	char *href;
 	int member;             /* index into m[], -1 if not in the archive */
 	bool compressed, chunked;
+	bool has_size;          /* the <File> has an ovf:size ... */
+	uint64_t size;          /* ... of this many bytes */
 };
 
 struct ova {
@@ -63,6 +65,7 @@ struct ova {
 	int mf;                 /* index of the manifest, -1 if none */
 	int cert;               /* a .cert member is present (not verified) */
 	const char *alg;        /* digest of the manifest: "SHA256", ... */
+	int ovf_unlisted;       /* the manifest has no digest of the .ovf */
 	struct vdisk *inner;
 };
 
@@ -670,10 +673,31 @@ static int ova_walk(struct vdisk *vd, struct ova *o, struct err *e)
 
 /* --- the .ovf descriptor ------------------------------------------------- */
 
+/* ova_verify(): the manifest lists no digest of the member (not an ei code). */
+#define OVA_UNLISTED 1
+
+/* A decimal attribute value: true with *@v set, false when it is not one. */
+static bool ova_xml_u64(const char *s, size_t n, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (!n || n > 19)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		x = x * 10 + (uint64_t)(s[i] - '0');
+	}
+	*v = x;
+	return true;
+}
+
 struct ova_ref {
 	char id[128];
 	char href[OVA_MAX_NAME + 1];
 	bool compressed, chunked, is_file;
+	bool has_size;
+	uint64_t size;          /* ovf:size, when has_size */
 };
 
 /* Decode an attribute value's entity references into @out (NUL-ended). */
@@ -859,6 +883,9 @@ static int ova_ovf_scan(const char *t, size_t n, struct ova_ref *refs,
 							   !memcmp(t + as, "identity", 8));
 			else if (file && ova_xml_is(a, an, "chunkSize"))
 				refs[*nref].chunked = true;
+			else if (file && ova_xml_is(a, an, "size"))
+				refs[*nref].has_size = ova_xml_u64(t + as, j - 1 - as,
+								   &refs[*nref].size);
 			if (r < 0)
 				return r;
 		}
@@ -1020,6 +1047,8 @@ static int ova_pick_disk(struct vdisk *vd, struct ova *o, struct err *e)
 		d->member = ova_find(o, f->href);
 		d->compressed = f->compressed;
 		d->chunked = f->chunked;
+		d->has_size = f->has_size;
+		d->size = f->size;
 		o->ndisks++;
 	}
 	if (!o->ndisks) {
@@ -1181,7 +1210,7 @@ badhex:
 			       "ova: manifest line %zu: the digest is not %zu hex digits",
 			       line, 2 * dl);
 	}
-	return err_set(e, EI_EMISMATCH,
+	return err_set(e, OVA_UNLISTED,
 		       "ova: the manifest '%.200s' has no digest of '%.200s'",
 		       o->m[o->mf].name, m->name);
 }
@@ -1312,9 +1341,20 @@ static int ova_open(struct vdisk *vd, struct err *e)
 		r = ova_slurp(vd, &o->m[o->mf], OVA_MAX_MF, "manifest", &mf, e);
 		if (r < 0)
 			goto fail;
+		/*
+		 * DSP0243 asks the manifest for the files the descriptor
+		 * references: the .ovf itself may be missing (info says so);
+		 * the disk may not.
+		 */
 		r = ova_verify(vd, o, mf, (size_t)o->m[o->mf].size, o->ovf, e);
+		if (r == OVA_UNLISTED) {
+			o->ovf_unlisted = 1;
+			r = 0;
+		}
 		if (r >= 0)
 			r = ova_verify(vd, o, mf, (size_t)o->m[o->mf].size, o->disk, e);
+		if (r == OVA_UNLISTED)
+			e->code = r = EI_EMISMATCH;
 		free(mf);
 		if (r < 0)
 			goto fail;
@@ -1365,6 +1405,12 @@ static int ova_info(struct vdisk *vd, struct info *in, struct err *e)
 		info_str(in, "file", "%s", d->href);
 		if (d->member >= 0)
 			info_u64(in, "file-size", o->m[d->member].size);
+		/* the .ovf's ovf:size is advice: a disagreement is said, not fatal */
+		if (d->has_size && d->member >= 0 && d->size != o->m[d->member].size)
+			info_str(in, "size-mismatch",
+				 "the .ovf says ovf:size %llu, the archive member has %llu bytes",
+				 (unsigned long long)d->size,
+				 (unsigned long long)o->m[d->member].size);
 		/* Only for the listing: the others are not checked against the .mf. */
 		if (!dv && d->member >= 0 && (unsigned)d->member != o->ovf &&
 		    !d->compressed && !d->chunked &&
@@ -1387,7 +1433,8 @@ static int ova_info(struct vdisk *vd, struct info *in, struct err *e)
 	info_u64(in, "disk-offset", o->m[o->disk].off);
 	info_u64(in, "disk-size", o->m[o->disk].size);
 	if (o->mf >= 0)
-		info_str(in, "manifest", "%s verified", o->alg);
+		info_str(in, "manifest", "%s verified%s", o->alg, o->ovf_unlisted ?
+			 "; it has no digest of the .ovf (DSP0243 does not ask for one)" : "");
 	else
 		info_str(in, "manifest", "absent");
 	info_bool(in, "certificate", o->cert);
