@@ -77,8 +77,8 @@ int ei_convert(struct ei_image *in, const char *out,
 	wopts.progress_arg = o->progress.arg;
 	r = f->write(in->vd, of.io, &wopts, &e);
 	if (r < 0) {
+		/* reads name IN and writes OUT (io names): nothing to add */
 		outfile_abort(&of);
-		err_prefix(&e, "%s", out);
 		return api_err(pub, &e, r);
 	}
 	res->in_size = in->vd->size;

@@ -506,7 +506,7 @@ for c in $cuts; do
 		else ei convert -f vhdx -O raw "$T/cut.vhdx" "$T/o/cut.raw" >/dev/null 2>"$T/cut.err"; fi
 		rc=$?
 		tr_n=$((tr_n + 1))
-		if [ $rc -ne 1 ] || ! grep -q '^edgeimg [a-z]*: vhdx: ' "$T/cut.err"; then
+		if [ $rc -ne 1 ] || ! grep -qE '^edgeimg [a-z]*: ([^ ]*cut.vhdx: )?vhdx: ' "$T/cut.err"; then
 			tr_bad=$((tr_bad + 1))
 			echo "cut at $c: $verb exit $rc: $(head -c 300 "$T/cut.err")"
 		fi

@@ -436,7 +436,7 @@ sweep() {
 		ei convert -f vmdk -O raw "$T/cut.vmdk" "$T/o/out.raw" >/dev/null 2>"$T/cut.err"
 		rc=$?
 		n=$((n + 1))
-		if [ $rc -eq 1 ] && grep -q '^edgeimg convert: vmdk: ' "$T/cut.err" &&
+		if [ $rc -eq 1 ] && grep -qE '^edgeimg convert: ([^ ]*cut.vmdk: )?vmdk: ' "$T/cut.err" &&
 		   [ -z "$(listing)" ]; then
 			okc=$((okc + 1))
 		else
