@@ -68,12 +68,12 @@ int raw_write_sparse(struct io *out, const uint8_t *buf, size_t len,
 /* Raw takes no options: one given is a mistake, never ignored. */
 static const struct opt_desc raw_wopts[] = { { NULL } };
 
-static int raw_write_parse(struct opts *o, const struct write_opts *wo,
+static int raw_write_parse(struct opts *o, const struct write_opts *wopts,
 			   void *parsed, struct err *e)
 {
 	(void)o;
 	(void)parsed;
-	if (wo->compress)
+	if (wopts->compress)
 		return err_set(e, EI_EUSAGE,
 			       "raw: -c (compression) does not apply to raw output");
 	return 0;
@@ -82,7 +82,7 @@ static int raw_write_parse(struct opts *o, const struct write_opts *wo,
 extern const struct img_format fmt_raw;
 
 static int raw_write(struct vdisk *src, struct io *out,
-		     const struct write_opts *wo, struct err *e)
+		     const struct write_opts *wopts, struct err *e)
 {
 	struct write_parsed tmp;
 	const struct write_parsed *parsed;
@@ -90,7 +90,7 @@ static int raw_write(struct vdisk *src, struct io *out,
 	uint64_t off = 0;
 	int r;
 
-	r = format_write_opts(&fmt_raw, wo, &tmp, &parsed, e);
+	r = format_write_opts(&fmt_raw, wopts, &tmp, &parsed, e);
 	if (r < 0)
 		return r;
 	if ((out->flags & IO_BLOCKDEV) && out->size < src->size)
@@ -121,8 +121,8 @@ static int raw_write(struct vdisk *src, struct io *out,
 		if (r < 0)
 			break;
 		off += ext.len;
-		if (wo->progress)
-			wo->progress(wo->progress_arg, off, src->size);
+		if (wopts->progress)
+			wopts->progress(wopts->progress_arg, off, src->size);
 	}
 	free(buf);
 	if (r < 0)

@@ -60,7 +60,7 @@ extern const struct img_format fmt_qcow2;
 #define QCOW2W_RESULT_LEN 4
 #define QCOW2W_RESULTS_ALIGN 64
 
-struct q2w {
+struct qcow2_writer {
 	struct io *out;
 	const struct codec *codec;      /* NULL: clusters are stored plain */
 	int level;
@@ -83,7 +83,7 @@ struct q2w {
 	size_t wlen;
 	uint64_t woff;
 	/* Free bytes [off, end) before cur, each in one cluster; end 0: none. */
-	struct q2w_hole {
+	struct qcow2_writer_hole {
 		uint64_t off, end;
 	} hole[QCOW2W_HOLES];
 
@@ -108,7 +108,7 @@ struct q2w {
 
 /* --- the output stream ----------------------------------------------- */
 
-static int q2w_flush(struct q2w *q, struct err *e)
+static int qcow2_writer_flush(struct qcow2_writer *q, struct err *e)
 {
 	int r;
 
@@ -123,14 +123,14 @@ static int q2w_flush(struct q2w *q, struct err *e)
 }
 
 /* Append @len bytes of @p (zeros when @p is NULL) at q->cur. */
-static int q2w_put(struct q2w *q, const void *p, size_t len, struct err *e)
+static int qcow2_writer_put(struct qcow2_writer *q, const void *p, size_t len, struct err *e)
 {
 	const uint8_t *b = p;
 	int r;
 
 	if (b && len >= QCOW2W_WBUF) {
 		/* A 1 or 2 MiB cluster: no point copying it. */
-		if ((r = q2w_flush(q, e)) < 0 ||
+		if ((r = qcow2_writer_flush(q, e)) < 0 ||
 		    (r = io_write(q->out, b, len, q->woff, e)) < 0)
 			return r;
 		q->woff += len;
@@ -140,7 +140,7 @@ static int q2w_put(struct q2w *q, const void *p, size_t len, struct err *e)
 	while (len) {
 		size_t n;
 
-		if (q->wlen == QCOW2W_WBUF && (r = q2w_flush(q, e)) < 0)
+		if (q->wlen == QCOW2W_WBUF && (r = qcow2_writer_flush(q, e)) < 0)
 			return r;
 		n = (size_t)min_u64(len, QCOW2W_WBUF - q->wlen);
 		if (b) {
@@ -157,10 +157,10 @@ static int q2w_put(struct q2w *q, const void *p, size_t len, struct err *e)
 }
 
 /* Zeros up to the next cluster boundary, remembered as a hole. */
-static int q2w_pad(struct q2w *q, struct err *e)
+static int qcow2_writer_pad(struct qcow2_writer *q, struct err *e)
 {
 	uint64_t rem = q->cur & (q->cs - 1);
-	struct q2w_hole *h = &q->hole[0];
+	struct qcow2_writer_hole *h = &q->hole[0];
 
 	if (!rem)
 		return 0;
@@ -172,16 +172,16 @@ static int q2w_pad(struct q2w *q, struct err *e)
 		h->off = q->cur;
 		h->end = q->cur + q->cs - rem;
 	}
-	return q2w_put(q, NULL, (size_t)(q->cs - rem), e);
+	return qcow2_writer_put(q, NULL, (size_t)(q->cs - rem), e);
 }
 
 /* The smallest hole @len bytes fit in (the first of equals), or NULL. */
-static struct q2w_hole *q2w_hole_fit(struct q2w *q, uint64_t len)
+static struct qcow2_writer_hole *qcow2_writer_hole_fit(struct qcow2_writer *q, uint64_t len)
 {
-	struct q2w_hole *best = NULL;
+	struct qcow2_writer_hole *best = NULL;
 
 	for (unsigned i = 0; i < QCOW2W_HOLES; i++) {
-		struct q2w_hole *h = &q->hole[i];
+		struct qcow2_writer_hole *h = &q->hole[i];
 
 		if (!h->end || h->end - h->off < len ||
 		    q->rc[(h->off >> q->cluster_bits) - q->rc_base] == QCOW2W_REFCOUNT_MAX)
@@ -194,7 +194,7 @@ static struct q2w_hole *q2w_hole_fit(struct q2w *q, uint64_t len)
 }
 
 /* Overwrite [off, off + len), which lies before q->cur. */
-static int q2w_put_at(struct q2w *q, const uint8_t *p, size_t len, uint64_t off,
+static int qcow2_writer_put_at(struct qcow2_writer *q, const uint8_t *p, size_t len, uint64_t off,
 		      struct err *e)
 {
 	if (off < q->woff) {
@@ -212,10 +212,10 @@ static int q2w_put_at(struct q2w *q, const uint8_t *p, size_t len, uint64_t off,
 }
 
 /* Write @len bytes at @off, before the stream position, through wbuf. */
-static int q2w_patch(struct q2w *q, const void *p, size_t len, uint64_t off,
+static int qcow2_writer_patch(struct qcow2_writer *q, const void *p, size_t len, uint64_t off,
 		     struct err *e)
 {
-	int r = q2w_flush(q, e);
+	int r = qcow2_writer_flush(q, e);
 
 	return r < 0 ? r : io_write(q->out, p, len, off, e);
 }
@@ -223,7 +223,7 @@ static int q2w_patch(struct q2w *q, const void *p, size_t len, uint64_t off,
 /* --- refcounts --------------------------------------------------------- */
 
 /* Count one more reference to every cluster of [off, off + len). */
-static int q2w_ref(struct q2w *q, uint64_t off, uint64_t len, struct err *e)
+static int qcow2_writer_ref(struct qcow2_writer *q, uint64_t off, uint64_t len, struct err *e)
 {
 	uint64_t c = off >> q->cluster_bits;
 	uint64_t last = (off + len - 1) >> q->cluster_bits;
@@ -245,7 +245,7 @@ static int q2w_ref(struct q2w *q, uint64_t off, uint64_t len, struct err *e)
 	return 0;
 }
 
-static int q2w_rt_add(struct q2w *q, uint64_t off, struct err *e)
+static int qcow2_writer_rt_add(struct qcow2_writer *q, uint64_t off, struct err *e)
 {
 	if (q->rt_n == q->rt_cap) {
 		uint64_t n = q->rt_cap ? 2 * q->rt_cap : 64;
@@ -261,15 +261,15 @@ static int q2w_rt_add(struct q2w *q, uint64_t off, struct err *e)
 }
 
 /* Append refcount block @half (0 or 1) of the window. */
-static int q2w_put_refblock(struct q2w *q, unsigned half, struct err *e)
+static int qcow2_writer_put_refblock(struct qcow2_writer *q, unsigned half, struct err *e)
 {
 	const uint16_t *rc = q->rc + half * q->rb_entries;
 	int r;
 
 	for (uint64_t i = 0; i < q->rb_entries; i++)
 		put_be16(q->rbbuf + 2 * i, rc[i]);
-	r = q2w_rt_add(q, q->cur, e);
-	return r < 0 ? r : q2w_put(q, q->rbbuf, (size_t)q->cs, e);
+	r = qcow2_writer_rt_add(q, q->cur, e);
+	return r < 0 ? r : qcow2_writer_put(q, q->rbbuf, (size_t)q->cs, e);
 }
 
 /*
@@ -278,55 +278,55 @@ static int q2w_put_refblock(struct q2w *q, unsigned half, struct err *e)
  * and slide the window.  Every placement spans at most two clusters and a
  * block counts at least 2048, so the window always holds what is counted.
  */
-static int q2w_settle(struct q2w *q, struct err *e)
+static int qcow2_writer_settle(struct qcow2_writer *q, struct err *e)
 {
 	int r;
 
 	while ((q->cur >> q->cluster_bits) >= q->rc_base + q->rb_entries) {
 		uint64_t off;
 
-		if ((r = q2w_pad(q, e)) < 0)
+		if ((r = qcow2_writer_pad(q, e)) < 0)
 			return r;
 		/* Counts of the block's clusters are about to be final. */
 		for (unsigned i = 0; i < QCOW2W_HOLES; i++)
 			if ((q->hole[i].off >> q->cluster_bits) < q->rc_base + q->rb_entries)
 				q->hole[i].off = q->hole[i].end = 0;
 		off = q->cur;
-		if ((r = q2w_put_refblock(q, 0, e)) < 0)
+		if ((r = qcow2_writer_put_refblock(q, 0, e)) < 0)
 			return r;
 		memmove(q->rc, q->rc + q->rb_entries, q->rb_entries * sizeof(*q->rc));
 		memset(q->rc + q->rb_entries, 0, q->rb_entries * sizeof(*q->rc));
 		q->rc_base += q->rb_entries;
-		if ((r = q2w_ref(q, off, q->cs, e)) < 0)
+		if ((r = qcow2_writer_ref(q, off, q->cs, e)) < 0)
 			return r;
 	}
 	return 0;
 }
 
 /* Append a whole cluster-aligned structure (plain data, L2 table). */
-static int q2w_put_cluster(struct q2w *q, const void *p, uint64_t *off,
+static int qcow2_writer_put_cluster(struct qcow2_writer *q, const void *p, uint64_t *off,
 			   struct err *e)
 {
 	int r;
 
-	if ((r = q2w_pad(q, e)) < 0)
+	if ((r = qcow2_writer_pad(q, e)) < 0)
 		return r;
 	*off = q->cur;
-	if ((r = q2w_put(q, p, (size_t)q->cs, e)) < 0 ||
-	    (r = q2w_ref(q, *off, q->cs, e)) < 0)
+	if ((r = qcow2_writer_put(q, p, (size_t)q->cs, e)) < 0 ||
+	    (r = qcow2_writer_ref(q, *off, q->cs, e)) < 0)
 		return r;
-	return q2w_settle(q, e);
+	return qcow2_writer_settle(q, e);
 }
 
 /* --- L1 and L2 tables -------------------------------------------------- */
 
-static int q2w_l1_flush(struct q2w *q, struct err *e)
+static int qcow2_writer_l1_flush(struct qcow2_writer *q, struct err *e)
 {
 	int r;
 
 	if (!q->l1w_used)
 		return 0;
-	r = q2w_patch(q, q->l1w, (size_t)q->cs, q->cs * (1 + q->l1w_index), e);
+	r = qcow2_writer_patch(q, q->l1w, (size_t)q->cs, q->cs * (1 + q->l1w_index), e);
 	if (r < 0)
 		return r;
 	memset(q->l1w, 0, (size_t)q->cs);
@@ -334,14 +334,14 @@ static int q2w_l1_flush(struct q2w *q, struct err *e)
 	return 0;
 }
 
-static int q2w_l1_set(struct q2w *q, uint64_t index, uint64_t entry,
+static int qcow2_writer_l1_set(struct qcow2_writer *q, uint64_t index, uint64_t entry,
 		      struct err *e)
 {
 	uint64_t per = q->cs / 8;
 	int r;
 
 	if (index / per != q->l1w_index) {
-		if ((r = q2w_l1_flush(q, e)) < 0)
+		if ((r = qcow2_writer_l1_flush(q, e)) < 0)
 			return r;
 		q->l1w_index = index / per;
 	}
@@ -351,42 +351,42 @@ static int q2w_l1_set(struct q2w *q, uint64_t index, uint64_t entry,
 }
 
 /* Write the L2 table being filled, if it maps anything. */
-static int q2w_l2_finish(struct q2w *q, struct err *e)
+static int qcow2_writer_l2_finish(struct qcow2_writer *q, struct err *e)
 {
 	uint64_t off;
 	int r;
 
 	if (q->l2_index == UINT64_MAX || !q->l2_used)
 		return 0;
-	if ((r = q2w_put_cluster(q, q->l2, &off, e)) < 0)
+	if ((r = qcow2_writer_put_cluster(q, q->l2, &off, e)) < 0)
 		return r;
-	r = q2w_l1_set(q, q->l2_index, off | QCOW2_L2E_COPIED, e);
+	r = qcow2_writer_l1_set(q, q->l2_index, off | QCOW2_L2E_COPIED, e);
 	memset(q->l2, 0, (size_t)q->cs);
 	q->l2_used = 0;
 	return r;
 }
 
 /* Store disk cluster @vc: @res is QCOW2W_PLAIN or a compressed length. */
-static int q2w_cluster(struct q2w *q, uint64_t vc, uint32_t res,
+static int qcow2_writer_cluster(struct qcow2_writer *q, uint64_t vc, uint32_t res,
 		       const uint8_t *data, struct err *e)
 {
 	uint64_t l2i = vc / q->l2_entries, off, entry;
 	int r;
 
 	if (l2i != q->l2_index) {
-		if ((r = q2w_l2_finish(q, e)) < 0)
+		if ((r = qcow2_writer_l2_finish(q, e)) < 0)
 			return r;
 		q->l2_index = l2i;
 	}
 	if (res == QCOW2W_PLAIN) {
-		if ((r = q2w_put_cluster(q, data, &off, e)) < 0)
+		if ((r = qcow2_writer_put_cluster(q, data, &off, e)) < 0)
 			return r;
 		entry = off | QCOW2_L2E_COPIED;
 	} else {
 		unsigned shift = qcow2_csize_shift(q->cluster_bits);
 		uint64_t nsec;
 
-		struct q2w_hole *h = q2w_hole_fit(q, res);
+		struct qcow2_writer_hole *h = qcow2_writer_hole_fit(q, res);
 
 		if (h) {
 			/* It fits in a hole: no new space. */
@@ -394,23 +394,23 @@ static int q2w_cluster(struct q2w *q, uint64_t vc, uint32_t res,
 			h->off += res;
 			if (h->off == h->end)
 				h->off = h->end = 0;
-			if ((r = q2w_put_at(q, data, res, off, e)) < 0 ||
-			    (r = q2w_ref(q, off, res, e)) < 0)
+			if ((r = qcow2_writer_put_at(q, data, res, off, e)) < 0 ||
+			    (r = qcow2_writer_ref(q, off, res, e)) < 0)
 				return r;
 		} else {
 			/* A cluster shared by too many streams: start a fresh one. */
 			if ((q->cur & (q->cs - 1)) &&
 			    q->rc[(q->cur >> q->cluster_bits) - q->rc_base] ==
-			    QCOW2W_REFCOUNT_MAX && (r = q2w_pad(q, e)) < 0)
+			    QCOW2W_REFCOUNT_MAX && (r = qcow2_writer_pad(q, e)) < 0)
 				return r;
 			off = q->cur;
 			if (off >> shift)
 				return err_set(e, EI_ELIMIT,
 					       "qcow2: offset %llu does not fit a compressed cluster descriptor",
 					       (unsigned long long)off);
-			if ((r = q2w_put(q, data, res, e)) < 0 ||
-			    (r = q2w_ref(q, off, res, e)) < 0 ||
-			    (r = q2w_settle(q, e)) < 0)
+			if ((r = qcow2_writer_put(q, data, res, e)) < 0 ||
+			    (r = qcow2_writer_ref(q, off, res, e)) < 0 ||
+			    (r = qcow2_writer_settle(q, e)) < 0)
 				return r;
 		}
 		nsec = ((off + res - 1) >> 9) - (off >> 9);
@@ -424,9 +424,9 @@ static int q2w_cluster(struct q2w *q, uint64_t vc, uint32_t res,
 /* --- the pipeline ------------------------------------------------------ */
 
 /* Worker: decide each cluster's fate and compress it. */
-static int q2w_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+static int qcow2_writer_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
-	const struct q2w *q = arg;
+	const struct qcow2_writer *q = arg;
 	size_t n = u->in_len >> q->cluster_bits, cs = (size_t)q->cs;
 
 	for (size_t i = 0; i < n; i++) {
@@ -453,9 +453,9 @@ static int q2w_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 }
 
 /* Caller's thread, in disk order: store the unit's clusters. */
-static int q2w_emit(void *arg, struct pl_unit *u, struct err *e)
+static int qcow2_writer_emit(void *arg, struct pl_unit *u, struct err *e)
 {
-	struct q2w *q = arg;
+	struct qcow2_writer *q = arg;
 	size_t n = u->in_len >> q->cluster_bits, cs = (size_t)q->cs;
 
 	for (size_t i = 0; i < n; i++) {
@@ -467,16 +467,16 @@ static int q2w_emit(void *arg, struct pl_unit *u, struct err *e)
 			continue;
 		p = res == QCOW2W_PLAIN ? u->in + i * cs :
 		    u->out + q->results_len + i * cs;
-		r = q2w_cluster(q, (u->off >> q->cluster_bits) + i, res, p, e);
+		r = qcow2_writer_cluster(q, (u->off >> q->cluster_bits) + i, res, p, e);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-static void q2w_ctx_free(void *arg, void *ctx)
+static void qcow2_writer_ctx_free(void *arg, void *ctx)
 {
-	const struct q2w *q = arg;
+	const struct qcow2_writer *q = arg;
 
 	if (q->codec)
 		codec_ctx_free(q->codec, ctx);
@@ -484,14 +484,14 @@ static void q2w_ctx_free(void *arg, void *ctx)
 		free(ctx);
 }
 
-static const struct pl_ops q2w_ops = {
-	.work = q2w_work,
-	.emit = q2w_emit,
-	.ctx_free = q2w_ctx_free,
+static const struct pl_ops qcow2_writer_ops = {
+	.work = qcow2_writer_work,
+	.emit = qcow2_writer_emit,
+	.ctx_free = qcow2_writer_ctx_free,
 };
 
 /* Fill @u with the clusters [off, off + n * cs) of @src; @first is known. */
-static int q2w_fill(struct q2w *q, struct vdisk *src, struct pl_unit *u,
+static int qcow2_writer_fill(struct qcow2_writer *q, struct vdisk *src, struct pl_unit *u,
 		    uint64_t off, unsigned n, const struct extent *first,
 		    struct err *e)
 {
@@ -522,8 +522,8 @@ static int q2w_fill(struct q2w *q, struct vdisk *src, struct pl_unit *u,
 	return 0;
 }
 
-static int q2w_stream(struct q2w *q, struct vdisk *src, struct pipeline *p,
-		      const struct write_opts *wo, struct err *e)
+static int qcow2_writer_stream(struct qcow2_writer *q, struct vdisk *src, struct pipeline *p,
+		      const struct write_opts *wopts, struct err *e)
 {
 	uint64_t off = 0;
 	int r;
@@ -545,33 +545,33 @@ static int q2w_stream(struct q2w *q, struct vdisk *src, struct pipeline *p,
 		u = pipeline_get(p, e);
 		if (!u)
 			return e->code ? e->code : -EIO;
-		r = q2w_fill(q, src, u, off, n, &ext, e);
+		r = qcow2_writer_fill(q, src, u, off, n, &ext, e);
 		if (r < 0)
 			return r;
 		r = pipeline_submit(p, u, e);
 		if (r < 0)
 			return r;
 		off += u->in_len;
-		if (wo->progress)
-			wo->progress(wo->progress_arg, min_u64(off, q->src_size), q->src_size);
+		if (wopts->progress)
+			wopts->progress(wopts->progress_arg, min_u64(off, q->src_size), q->src_size);
 	}
 	r = pipeline_finish(p, e);
 	if (r < 0)
 		return r;
-	if (wo->progress)
-		wo->progress(wo->progress_arg, q->src_size, q->src_size);
+	if (wopts->progress)
+		wopts->progress(wopts->progress_arg, q->src_size, q->src_size);
 	return 0;
 }
 
 /* --- the end: refcount blocks, refcount table, header ------------------ */
 
-static int q2w_tail(struct q2w *q, uint64_t *rt_off, uint64_t *rt_clusters,
+static int qcow2_writer_tail(struct qcow2_writer *q, uint64_t *rt_off, uint64_t *rt_clusters,
 		    struct err *e)
 {
 	uint64_t k = q->rc_base / q->rb_entries, c0, m, rtc, end, off;
 	int r;
 
-	if ((r = q2w_pad(q, e)) < 0)
+	if ((r = qcow2_writer_pad(q, e)) < 0)
 		return r;
 	c0 = q->cur >> q->cluster_bits;
 	/* The smallest number of blocks that also counts the blocks and table. */
@@ -584,11 +584,11 @@ static int q2w_tail(struct q2w *q, uint64_t *rt_off, uint64_t *rt_clusters,
 	if (m > k + 1)
 		return err_set(e, -EFAULT, "qcow2: the refcount tail needs %llu blocks",
 			       (unsigned long long)(m - k + 1));
-	if ((r = q2w_ref(q, c0 << q->cluster_bits,
+	if ((r = qcow2_writer_ref(q, c0 << q->cluster_bits,
 			 (end - c0) << q->cluster_bits, e)) < 0)
 		return r;
 	for (uint64_t j = k; j <= m; j++)
-		if ((r = q2w_put_refblock(q, (unsigned)(j - k), e)) < 0)
+		if ((r = qcow2_writer_put_refblock(q, (unsigned)(j - k), e)) < 0)
 			return r;
 	*rt_off = q->cur;
 	*rt_clusters = rtc;
@@ -596,20 +596,20 @@ static int q2w_tail(struct q2w *q, uint64_t *rt_off, uint64_t *rt_clusters,
 		uint8_t b[8];
 
 		put_be64(b, q->rt[i]);
-		if ((r = q2w_put(q, b, 8, e)) < 0)
+		if ((r = qcow2_writer_put(q, b, 8, e)) < 0)
 			return r;
 	}
-	if ((r = q2w_pad(q, e)) < 0)
+	if ((r = qcow2_writer_pad(q, e)) < 0)
 		return r;
 	off = q->cur;
 	if (off != end << q->cluster_bits)
 		return err_set(e, -EFAULT, "qcow2: image ends at %llu, not %llu",
 			       (unsigned long long)off,
 			       (unsigned long long)(end << q->cluster_bits));
-	return q2w_flush(q, e);
+	return qcow2_writer_flush(q, e);
 }
 
-static int q2w_header(struct q2w *q, uint64_t rt_off, uint64_t rt_clusters,
+static int qcow2_writer_header(struct qcow2_writer *q, uint64_t rt_off, uint64_t rt_clusters,
 		      struct err *e)
 {
 	struct qcow2_header h = {
@@ -648,7 +648,7 @@ static int q2w_header(struct q2w *q, uint64_t rt_off, uint64_t rt_clusters,
 enum { Q2O_COMPAT, Q2O_CLUSTER_SIZE, Q2O_COMPRESSION_TYPE, Q2O_COMPRESS, Q2O_LEVEL };
 
 /* level: the range and default of each codec. */
-static void q2w_level_describe(const struct opt_desc *d, char *buf, size_t len)
+static void qcow2_writer_level_describe(const struct opt_desc *d, char *buf, size_t len)
 {
 	const struct codec *z = codec_find("deflate"), *s = codec_find("zstd");
 	size_t at = 0;
@@ -675,7 +675,7 @@ const struct opt_desc qcow2_write_options[] = {
 		"store clusters compressed where that is smaller (what -c does)" },
 	[Q2O_LEVEL] = { "level", NULL, NULL,
 		"compression level, with -c or compress=on",
-		.describe = q2w_level_describe },
+		.describe = qcow2_writer_level_describe },
 	CODEC_LIBRARY_OPTION("deflate"),
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	CODEC_LIBRARY_OPTION("zstd"),
@@ -683,12 +683,12 @@ const struct opt_desc qcow2_write_options[] = {
 	{ NULL },
 };
 
-static const char *q2w_ctype_name(unsigned type)
+static const char *qcow2_writer_ctype_name(unsigned type)
 {
 	return type == QCOW2_COMPRESSION_ZLIB ? "zlib" : "zstd";
 }
 
-int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
+int qcow2_opts_parse(struct opts *o, const struct write_opts *wopts, void *parsed,
 		     struct err *e)
 {
 	const struct opt_desc *d = qcow2_write_options;
@@ -716,27 +716,27 @@ int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
 	q.compression_type = r == 0 ? QCOW2_COMPRESSION_ZLIB : QCOW2_COMPRESSION_ZSTD;
 	if (q.version == 2 && q.compression_type != QCOW2_COMPRESSION_ZLIB)
 		return err_set(e, EI_EUSAGE, "qcow2: compression_type=%s needs compat=1.1",
-			       q2w_ctype_name(q.compression_type));
+			       qcow2_writer_ctype_name(q.compression_type));
 	compress = opts_get(o, "compress");
 	if ((r = opt_choice(&d[Q2O_COMPRESS], compress, "qcow2", e)) < 0)
 		return r;
-	if (wo->compress && compress && r == 1)
+	if (wopts->compress && compress && r == 1)
 		return err_set(e, EI_EUSAGE, "qcow2: -c contradicts compress=off");
-	on = wo->compress || r == 0;
+	on = wopts->compress || r == 0;
 	level = opts_get(o, "level");
 	if (on) {
 		q.codec = codec_find(q.compression_type == QCOW2_COMPRESSION_ZLIB ?
 				     "deflate" : "zstd");
 		if (!q.codec)
 			return err_set(e, EI_EUNSUP, "qcow2: no codec for %s",
-				       q2w_ctype_name(q.compression_type));
+				       qcow2_writer_ctype_name(q.compression_type));
 		q.level = q.codec->level_default;
 		if (level) {
 			if (parse_size(level, &lv) < 0 || lv < (uint64_t)q.codec->level_min ||
 			    lv > (uint64_t)q.codec->level_max)
 				return err_set(e, EI_EUSAGE, "qcow2: level=%s is not in %d..%d for %s",
 					       level, q.codec->level_min, q.codec->level_max,
-					       q2w_ctype_name(q.compression_type));
+					       qcow2_writer_ctype_name(q.compression_type));
 			q.level = (int)lv;
 		}
 	} else if (level) {
@@ -751,12 +751,12 @@ int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
 }
 
 /* The recipe: every option, defaults spelled out, in this order. */
-static void q2w_recipe(struct q2w *q)
+static void qcow2_writer_recipe(struct qcow2_writer *q)
 {
 	int n = snprintf(q->recipe, sizeof(q->recipe),
 			 "format=qcow2,writer=%s,compat=%s,cluster_size=%llu,compression_type=%s,compress=%s",
 			 EDGEIMG_VERSION, q->version == 3 ? "1.1" : "0.10",
-			 (unsigned long long)q->cs, q2w_ctype_name(q->compression_type),
+			 (unsigned long long)q->cs, qcow2_writer_ctype_name(q->compression_type),
 			 q->codec ? "on" : "off");
 
 	if (q->codec && n > 0 && (size_t)n < sizeof(q->recipe)) {
@@ -770,7 +770,7 @@ static void q2w_recipe(struct q2w *q)
 
 /* --- the writer -------------------------------------------------------- */
 
-static void q2w_free(struct q2w *q)
+static void qcow2_writer_free(struct qcow2_writer *q)
 {
 	free(q->wbuf);
 	free(q->l2);
@@ -780,10 +780,10 @@ static void q2w_free(struct q2w *q)
 	free(q->rt);
 }
 
-int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
+int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopts,
 		struct err *e)
 {
-	struct q2w q = { .out = out, .l2_index = UINT64_MAX };
+	struct qcow2_writer q = { .out = out, .l2_index = UINT64_MAX };
 	struct write_parsed tmp;
 	const struct write_parsed *parsed;
 	struct qcow2_wopts opt;
@@ -793,7 +793,7 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 	unsigned threads;
 	int r;
 
-	r = format_write_opts(&fmt_qcow2, wo, &tmp, &parsed, e);
+	r = format_write_opts(&fmt_qcow2, wopts, &tmp, &parsed, e);
 	if (r < 0)
 		return r;
 	memcpy(&opt, parsed->priv.bytes, sizeof(opt));
@@ -803,7 +803,7 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 	q.compression_type = opt.compression_type;
 	q.codec = opt.codec;
 	q.level = opt.level;
-	q2w_recipe(&q);
+	qcow2_writer_recipe(&q);
 	/* QEMU counts a disk in 512-byte sectors: a partial one is padded. */
 	if (src->size > UINT64_MAX - 511)
 		return err_set(e, EI_ELIMIT, "qcow2: disk of %llu bytes is too large",
@@ -841,15 +841,15 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 	 */
 	fixed = QCOW2W_WBUF + 5 * q.cs;
 	ctx = q.codec ? QCOW2W_CTX(q.cs) : 0;
-	if (wo->mem_cap < fixed + ctx + in_cap + out_cap)
+	if (wopts->mem_cap < fixed + ctx + in_cap + out_cap)
 		return err_set(e, EI_ELIMIT,
 			       "qcow2: the memory cap of %llu bytes is below the %llu the writer needs",
-			       (unsigned long long)wo->mem_cap,
+			       (unsigned long long)wopts->mem_cap,
 			       (unsigned long long)(fixed + ctx + in_cap + out_cap));
-	if (wo->mem_cap >= fixed + QCOW2W_BASELINE + ctx + in_cap + out_cap)
+	if (wopts->mem_cap >= fixed + QCOW2W_BASELINE + ctx + in_cap + out_cap)
 		fixed += QCOW2W_BASELINE;
-	threads = wo->threads ? wo->threads : 1;
-	while (threads > 1 && fixed + threads * (ctx + in_cap + out_cap) > wo->mem_cap)
+	threads = wopts->threads ? wopts->threads : 1;
+	while (threads > 1 && fixed + threads * (ctx + in_cap + out_cap) > wopts->mem_cap)
 		threads--;
 	q.wbuf = malloc(QCOW2W_WBUF);
 	q.l2 = calloc(1, (size_t)q.cs);
@@ -860,27 +860,27 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
 		r = err_set(e, -ENOMEM, "qcow2: out of memory");
 		goto out;
 	}
-	r = pipeline_new(&q2w_ops, &q, threads, in_cap, out_cap,
-			 wo->mem_cap - fixed - threads * ctx, &p, e);
+	r = pipeline_new(&qcow2_writer_ops, &q, threads, in_cap, out_cap,
+			 wopts->mem_cap - fixed - threads * ctx, &p, e);
 	if (r < 0)
 		goto out;
 
 	/* Header and L1 clusters: zeros in the stream, patched later. */
-	if ((r = q2w_put(&q, NULL, (size_t)((1 + q.l1_clusters) << q.cluster_bits), e)) < 0 ||
-	    (r = q2w_ref(&q, 0, (1 + q.l1_clusters) << q.cluster_bits, e)) < 0 ||
-	    (r = q2w_settle(&q, e)) < 0)
+	if ((r = qcow2_writer_put(&q, NULL, (size_t)((1 + q.l1_clusters) << q.cluster_bits), e)) < 0 ||
+	    (r = qcow2_writer_ref(&q, 0, (1 + q.l1_clusters) << q.cluster_bits, e)) < 0 ||
+	    (r = qcow2_writer_settle(&q, e)) < 0)
 		goto out;
 	q.l1w_index = 0;
-	r = q2w_stream(&q, src, p, wo, e);
+	r = qcow2_writer_stream(&q, src, p, wopts, e);
 	if (r < 0)
 		goto out;
-	if ((r = q2w_l2_finish(&q, e)) < 0 ||
-	    (r = q2w_l1_flush(&q, e)) < 0 ||
-	    (r = q2w_tail(&q, &rt_off, &rt_clusters, e)) < 0)
+	if ((r = qcow2_writer_l2_finish(&q, e)) < 0 ||
+	    (r = qcow2_writer_l1_flush(&q, e)) < 0 ||
+	    (r = qcow2_writer_tail(&q, &rt_off, &rt_clusters, e)) < 0)
 		goto out;
-	r = q2w_header(&q, rt_off, rt_clusters, e);
+	r = qcow2_writer_header(&q, rt_off, rt_clusters, e);
 out:
 	pipeline_free(p);
-	q2w_free(&q);
+	qcow2_writer_free(&q);
 	return r;
 }

@@ -34,7 +34,7 @@ extern const struct opt_desc qcow2_write_options[];
  * (deflate= or zstd=, see codec_library_opts()) of @o into the struct
  * qcow2_wopts at @parsed.
  */
-int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
+int qcow2_opts_parse(struct opts *o, const struct write_opts *wopts, void *parsed,
 		     struct err *e);
 
 /*
@@ -42,7 +42,7 @@ int qcow2_opts_parse(struct opts *o, const struct write_opts *wo, void *parsed,
  * compat=0.10), plain or compressed clusters, as qcow2_opts_parse() reads
  * the options.  The output is the same bytes for any thread count.
  */
-int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wo,
+int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopts,
 		struct err *e);
 
 /*

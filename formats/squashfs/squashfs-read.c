@@ -2,7 +2,7 @@
 /*
  * squashfs reader: the disk is one regular file in the root directory:
  * disk.img, or the file an edgeimg recipe or the partitions=on layout
- * names (see sqr_pick()); any other squashfs is a root filesystem and is
+ * names (see sqfs_reader_pick()); any other squashfs is a root filesystem and is
  * refused, never read as the disk of its only file.  Every table is
  * checked the way the kernel's squashfs_fill_super() and the hardening of
  * squashfs-tools-ng do (../shared/HOSTILE-INPUTS.md, rows S1-S13); the
@@ -19,14 +19,14 @@
 #define SQR_CUM_STEP 64         /* a running offset every this many blocks */
 #define SQR_MAX_LISTING (1u << 20)      /* the root directory's listing */
 
-struct sqr_mblock {
+struct sqfs_reader_mblock {
 	uint64_t pos;           /* the block's header; UINT64_MAX: empty */
 	uint64_t next;          /* the block after it */
 	uint32_t len;           /* uncompressed bytes */
 	uint8_t data[SQFS_META_SIZE];
 };
 
-struct sqr_entry {
+struct sqfs_reader_entry {
 	const uint8_t *name;    /* into the listing, not NUL-terminated */
 	unsigned name_len;
 	unsigned type;
@@ -35,7 +35,7 @@ struct sqr_entry {
 	uint64_t size;          /* regular files, for info */
 };
 
-struct sqr {
+struct sqfs_reader {
 	const struct squashfs_comp *comp;
 	void *ctx;
 	uint32_t bs, log, inodes, fragments, mkfs_time;
@@ -47,7 +47,7 @@ struct sqr {
 	int opt_level;          /* from compressor options, or -1 */
 
 	uint8_t *listing;       /* the root directory */
-	struct sqr_entry *ent;
+	struct sqfs_reader_entry *ent;
 	size_t nent, file;
 
 	uint64_t fsize, start, nblocks, sparse;
@@ -59,29 +59,29 @@ struct sqr {
 	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
 	uint8_t *dbuf;          /* bs: the last decompressed block */
 	uint64_t dblock;        /* its index, or UINT64_MAX */
-	struct sqr_mblock *mc;
+	struct sqfs_reader_mblock *mc;
 	char recipe[SQFS_RECIPE_MAX];
 };
 
-static const char *const sqr_type_names[] = {
+static const char *const sqfs_reader_type_names[] = {
 	"?", "directory", "regular file", "symlink", "block device",
 	"character device", "fifo", "socket",
 };
 
-static const char *sqr_type_name(unsigned t)
+static const char *sqfs_reader_type_name(unsigned t)
 {
 	if (t >= 8 && t <= 14)
 		t -= 7;
-	return t < 8 ? sqr_type_names[t] : "?";
+	return t < 8 ? sqfs_reader_type_names[t] : "?";
 }
 
 /* Load the metadata block at @pos, which must lie inside [lo, hi). */
-static int sqr_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
+static int sqfs_reader_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
 			 uint64_t hi, const char *what,
-			 struct sqr_mblock **out, struct err *e)
+			 struct sqfs_reader_mblock **out, struct err *e)
 {
-	struct sqr *s = vd->priv;
-	struct sqr_mblock *m = &s->mc[(pos ^ (pos >> 13)) % SQR_MCACHE];
+	struct sqfs_reader *s = vd->priv;
+	struct sqfs_reader_mblock *m = &s->mc[(pos ^ (pos >> 13)) % SQR_MCACHE];
 	uint8_t hdr[2];
 	unsigned size, raw;
 	size_t len = SQFS_META_SIZE;
@@ -140,16 +140,16 @@ static int sqr_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
  * Copy @len bytes of metadata starting at block *@blk, offset *@off (both
  * advanced), into @dst (NULL skips them), following blocks inside [lo, hi).
  */
-static int sqr_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
+static int sqfs_reader_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
 			 void *dst, size_t len, uint64_t lo, uint64_t hi,
 			 const char *what, struct err *e)
 {
 	uint8_t *d = dst;
 
 	while (len) {
-		struct sqr_mblock *m = NULL;
+		struct sqfs_reader_mblock *m = NULL;
 		size_t n;
-		int r = sqr_meta_load(vd, *blk, lo, hi, what, &m, e);
+		int r = sqfs_reader_meta_load(vd, *blk, lo, hi, what, &m, e);
 
 		if (r < 0)
 			return r;
@@ -179,7 +179,7 @@ static int sqr_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
  * end by *@next; on success *@next is the first block (where the table
  * before it must end).  The positions go to *@keep when it is non-NULL.
  */
-static int sqr_index(struct vdisk *vd, const char *what, uint64_t start,
+static int sqfs_reader_index(struct vdisk *vd, const char *what, uint64_t start,
 		     uint64_t entries, unsigned esize, uint64_t meta_end,
 		     uint64_t *next, uint64_t **keep, struct err *e)
 {
@@ -229,9 +229,9 @@ out:
 }
 
 /* The table chain, last to first, as the kernel's squashfs_fill_super(). */
-static int sqr_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
+static int sqfs_reader_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint64_t next = s->bytes_used;
 	uint64_t xattr = get_le64(sb + SB_XATTR_TABLE);
 	uint64_t id = get_le64(sb + SB_ID_TABLE);
@@ -264,7 +264,7 @@ static int sqr_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
 				       s->xattr_ids, (unsigned long long)len,
 				       (unsigned long long)(s->bytes_used - xattr - 16));
 		next = s->bytes_used;
-		r = sqr_index(vd, "xattr id table", xattr + 16, s->xattr_ids,
+		r = sqfs_reader_index(vd, "xattr id table", xattr + 16, s->xattr_ids,
 			      16, xattr, &next, NULL, e);
 		if (r < 0)
 			return r;
@@ -276,17 +276,17 @@ static int sqr_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
 	}
 	if (!s->no_ids)
 		return err_set(e, EI_ECORRUPT, "squashfs: no_ids is 0, at least 1 is needed");
-	r = sqr_index(vd, "id table", id, s->no_ids, 4, id, &next, NULL, e);
+	r = sqfs_reader_index(vd, "id table", id, s->no_ids, 4, id, &next, NULL, e);
 	if (r < 0)
 		return r;
 	if (lookup != SQFS_INVALID_BLK) {
-		r = sqr_index(vd, "export table", lookup, s->inodes, 8, lookup,
+		r = sqfs_reader_index(vd, "export table", lookup, s->inodes, 8, lookup,
 			      &next, NULL, e);
 		if (r < 0)
 			return r;
 	}
 	if (s->fragments) {
-		r = sqr_index(vd, "fragment table", s->frag_table, s->fragments,
+		r = sqfs_reader_index(vd, "fragment table", s->frag_table, s->fragments,
 			      16, s->frag_table, &next, &s->frag_ptr, e);
 		if (r < 0)
 			return r;
@@ -306,9 +306,9 @@ static int sqr_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
 }
 
 /* The compressor options block, when the flags say there is one. */
-static int sqr_comp_opts(struct vdisk *vd, struct err *e)
+static int sqfs_reader_comp_opts(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint64_t blk = SQFS_SUPER_SIZE;
 	uint32_t off = 0;
 	uint8_t o[8];
@@ -317,7 +317,7 @@ static int sqr_comp_opts(struct vdisk *vd, struct err *e)
 
 	if (!(s->flags & SQFS_FLAG_COMP_OPT))
 		return 0;
-	r = sqr_meta_read(vd, &blk, &off, o, need, SQFS_SUPER_SIZE,
+	r = sqfs_reader_meta_read(vd, &blk, &off, o, need, SQFS_SUPER_SIZE,
 			  s->inode_table, "compressor options", e);
 	if (r < 0)
 		return r;
@@ -343,11 +343,11 @@ static int sqr_comp_opts(struct vdisk *vd, struct err *e)
 }
 
 /* Read the inode at @ref: its header into @hdr, then @len more into @body. */
-static int sqr_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
+static int sqfs_reader_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
 		     uint8_t *body, size_t len, uint64_t *blk, uint32_t *off,
 		     struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	int r;
 
 	*blk = s->inode_table + (ref >> 16);
@@ -356,7 +356,7 @@ static int sqr_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: inode reference 0x%llx has an offset past 8191",
 			       (unsigned long long)ref);
-	r = sqr_meta_read(vd, blk, off, hdr, SQFS_INODE_HDR, s->inode_table,
+	r = sqfs_reader_meta_read(vd, blk, off, hdr, SQFS_INODE_HDR, s->inode_table,
 			  s->dir_table, "inode table", e);
 	if (r < 0)
 		return r;
@@ -369,26 +369,26 @@ static int sqr_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
 			       "squashfs: inode at 0x%llx has uid/gid index %u/%u, no_ids is %u",
 			       (unsigned long long)ref, get_le16(hdr + 4),
 			       get_le16(hdr + 6), s->no_ids);
-	return sqr_meta_read(vd, blk, off, body, len, s->inode_table,
+	return sqfs_reader_meta_read(vd, blk, off, body, len, s->inode_table,
 			     s->dir_table, "inode table", e);
 }
 
-static int sqr_name_cmp(const void *a, const void *b)
+static int sqfs_reader_name_cmp(const void *a, const void *b)
 {
-	const struct sqr_entry *x = *(const struct sqr_entry *const *)a;
-	const struct sqr_entry *y = *(const struct sqr_entry *const *)b;
+	const struct sqfs_reader_entry *x = *(const struct sqfs_reader_entry *const *)a;
+	const struct sqfs_reader_entry *y = *(const struct sqfs_reader_entry *const *)b;
 	int c = memcmp(x->name, y->name, min_u64(x->name_len, y->name_len));
 
 	return c ? c : (int)x->name_len - (int)y->name_len;
 }
 
 /* Parse the root directory's listing into s->ent. */
-static int sqr_listing(struct vdisk *vd, size_t len, uint32_t root_number,
+static int sqfs_reader_listing(struct vdisk *vd, size_t len, uint32_t root_number,
 		       struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	const uint8_t *p = s->listing, *end = s->listing + len;
-	struct sqr_entry **sorted;
+	struct sqfs_reader_entry **sorted;
 	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1;
 
 	s->ent = calloc(cap, sizeof(*s->ent));
@@ -409,7 +409,7 @@ static int sqr_listing(struct vdisk *vd, size_t len, uint32_t root_number,
 				       "squashfs: directory header count %u is not 1..256",
 				       get_le32(p - SQFS_DIR_HDR) + 1);
 		for (uint32_t i = 0; i < count; i++) {
-			struct sqr_entry *d;
+			struct sqfs_reader_entry *d;
 			unsigned off, type, nlen;
 			int64_t num;
 
@@ -464,9 +464,9 @@ static int sqr_listing(struct vdisk *vd, size_t len, uint32_t root_number,
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	for (size_t i = 0; i < s->nent; i++)
 		sorted[i] = &s->ent[i];
-	qsort(sorted, s->nent, sizeof(*sorted), sqr_name_cmp);
+	qsort(sorted, s->nent, sizeof(*sorted), sqfs_reader_name_cmp);
 	for (size_t i = 1; i < s->nent; i++) {
-		if (!sqr_name_cmp(&sorted[i - 1], &sorted[i])) {
+		if (!sqfs_reader_name_cmp(&sorted[i - 1], &sorted[i])) {
 			int r = err_set(e, EI_ECORRUPT,
 					"squashfs: directory entry '%.*s' appears twice",
 					(int)sorted[i]->name_len,
@@ -480,18 +480,18 @@ static int sqr_listing(struct vdisk *vd, size_t len, uint32_t root_number,
 }
 
 /* Check each entry's inode: its type matches, a symlink's target is sane. */
-static int sqr_check_entries(struct vdisk *vd, struct err *e)
+static int sqfs_reader_check_entries(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 
 	for (size_t i = 0; i < s->nent; i++) {
-		struct sqr_entry *d = &s->ent[i];
+		struct sqfs_reader_entry *d = &s->ent[i];
 		uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LREG_SIZE];
 		unsigned t;
 		uint64_t blk;
 		uint32_t off;
 		size_t need = d->type == SQFS_SYMLINK ? 8 : 0;
-		int r = sqr_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+		int r = sqfs_reader_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
 
 		if (r < 0)
 			return r;
@@ -500,12 +500,12 @@ static int sqr_check_entries(struct vdisk *vd, struct err *e)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: directory entry '%.*s' is a %s, its inode a %s (type %u)",
 				       (int)d->name_len, (const char *)d->name,
-				       sqr_type_name(d->type), sqr_type_name(t), t);
+				       sqfs_reader_type_name(d->type), sqfs_reader_type_name(t), t);
 		if (t == SQFS_REG)
 			need = SQFS_REG_SIZE;
 		else if (t == SQFS_LREG)
 			need = SQFS_LREG_SIZE;
-		r = sqr_meta_read(vd, &blk, &off, b, need, s->inode_table,
+		r = sqfs_reader_meta_read(vd, &blk, &off, b, need, s->inode_table,
 				  s->dir_table, "inode table", e);
 		if (r < 0)
 			return r;
@@ -522,9 +522,9 @@ static int sqr_check_entries(struct vdisk *vd, struct err *e)
 	return 0;
 }
 
-static int sqr_root(struct vdisk *vd, struct err *e)
+static int sqfs_reader_root(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LDIR_SIZE];
 	uint64_t blk, size, dblk;
 	uint32_t off, doff, start;
@@ -535,15 +535,15 @@ static int sqr_root(struct vdisk *vd, struct err *e)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: root_inode offset %llu is not below 8192",
 			       (unsigned long long)(s->root_ref & 0xffff));
-	r = sqr_inode(vd, s->root_ref, hdr, NULL, 0, &blk, &off, e);
+	r = sqfs_reader_inode(vd, s->root_ref, hdr, NULL, 0, &blk, &off, e);
 	if (r < 0)
 		return r;
 	type = get_le16(hdr);
 	if (type != SQFS_DIR && type != SQFS_LDIR)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: root inode is a %s (type %u), not a directory",
-			       sqr_type_name(type), type);
-	r = sqr_meta_read(vd, &blk, &off, b, type == SQFS_DIR ? SQFS_DIR_SIZE :
+			       sqfs_reader_type_name(type), type);
+	r = sqfs_reader_meta_read(vd, &blk, &off, b, type == SQFS_DIR ? SQFS_DIR_SIZE :
 			  SQFS_LDIR_SIZE, s->inode_table, s->dir_table,
 			  "inode table", e);
 	if (r < 0)
@@ -572,23 +572,23 @@ static int sqr_root(struct vdisk *vd, struct err *e)
 	if (!s->listing)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	dblk = s->dir_table + start;
-	r = sqr_meta_read(vd, &dblk, &doff, s->listing, size, s->dir_table,
+	r = sqfs_reader_meta_read(vd, &dblk, &doff, s->listing, size, s->dir_table,
 			  s->dir_end, "directory table", e);
 	if (r < 0)
 		return r;
-	r = sqr_listing(vd, size, get_le32(hdr + 12), e);
+	r = sqfs_reader_listing(vd, size, get_le32(hdr + 12), e);
 	if (r < 0)
 		return r;
-	return sqr_check_entries(vd, e);
+	return sqfs_reader_check_entries(vd, e);
 }
 
-static int sqr_is_name(const struct sqr_entry *d, const char *name, size_t len)
+static int sqfs_reader_is_name(const struct sqfs_reader_entry *d, const char *name, size_t len)
 {
 	return d->name_len == len && !memcmp(d->name, name, len);
 }
 
 /* "pN.img" (N decimal, no leading zero): a file of partitions=on. */
-static int sqr_is_part(const struct sqr_entry *d)
+static int sqfs_reader_is_part(const struct sqfs_reader_entry *d)
 {
 	const uint8_t *n = d->name;
 	size_t digits = d->name_len > 5 ? d->name_len - 5 : 0;
@@ -603,10 +603,10 @@ static int sqr_is_part(const struct sqr_entry *d)
 }
 
 /* The entry called @name (@len bytes): its index, or -1. */
-static long sqr_find(const struct sqr *s, const char *name, size_t len)
+static long sqfs_reader_find(const struct sqfs_reader *s, const char *name, size_t len)
 {
 	for (size_t i = 0; i < s->nent; i++)
-		if (sqr_is_name(&s->ent[i], name, len))
+		if (sqfs_reader_is_name(&s->ent[i], name, len))
 			return (long)i;
 	return -1;
 }
@@ -616,21 +616,21 @@ static long sqr_find(const struct sqr *s, const char *name, size_t len)
  * pN.img or more and exactly one other file, all regular.  Returns that
  * file's index, or -1 when the root is not laid out so.
  */
-static long sqr_parts_layout(const struct sqr *s)
+static long sqfs_reader_parts_layout(const struct sqfs_reader *s)
 {
 	size_t nparts = 0;
 	long disk = -1;
 
-	if (sqr_find(s, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST)) < 0)
+	if (sqfs_reader_find(s, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST)) < 0)
 		return -1;
 	for (size_t i = 0; i < s->nent; i++) {
-		const struct sqr_entry *d = &s->ent[i];
+		const struct sqfs_reader_entry *d = &s->ent[i];
 
 		if (d->type != SQFS_REG)
 			return -1;
-		if (sqr_is_part(d))
+		if (sqfs_reader_is_part(d))
 			nparts++;
-		else if (!sqr_is_name(d, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST))) {
+		else if (!sqfs_reader_is_name(d, SQFS_PARTS_MANIFEST, strlen(SQFS_PARTS_MANIFEST))) {
 			if (disk >= 0)
 				return -1;
 			disk = (long)i;
@@ -645,12 +645,12 @@ static long sqr_parts_layout(const struct sqr *s)
  * disk), or its root is the layout of partitions=on.  Any other squashfs
  * is a root filesystem, whose files are never taken for a disk.
  */
-static int sqr_pick(struct vdisk *vd, struct err *e)
+static int sqfs_reader_pick(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	const char *name = SQFS_DEFAULT_NAME, *why = "";
 	size_t len = strlen(name);
-	long i = sqr_find(s, name, len);
+	long i = sqfs_reader_find(s, name, len);
 
 	if (i < 0 && s->recipe[0]) {
 		const char *p = strstr(s->recipe, ",name=");
@@ -661,7 +661,7 @@ static int sqr_pick(struct vdisk *vd, struct err *e)
 				       vd->io->name);
 		name = p + 6;
 		len = strcspn(name, ",");
-		i = sqr_find(s, name, len);
+		i = sqfs_reader_find(s, name, len);
 		why = " (the recipe's name=)";
 		if (i < 0)
 			return err_set(e, EI_ECORRUPT,
@@ -669,7 +669,7 @@ static int sqr_pick(struct vdisk *vd, struct err *e)
 				       vd->io->name, (int)min_u64(len, 72), name);
 	}
 	if (i < 0) {
-		i = sqr_parts_layout(s);
+		i = sqfs_reader_parts_layout(s);
 		if (i >= 0) {
 			s->file = (size_t)i;
 			return 0;
@@ -682,21 +682,21 @@ static int sqr_pick(struct vdisk *vd, struct err *e)
 	if (s->ent[i].type != SQFS_REG)
 		return err_set(e, EI_EUNSUP,
 			       "squashfs: %.*s%s is a %s, not a regular file (links are never followed)",
-			       (int)len, name, why, sqr_type_name(s->ent[i].type));
+			       (int)len, name, why, sqfs_reader_type_name(s->ent[i].type));
 	s->file = (size_t)i;
 	return 0;
 }
 
-static uint32_t sqr_blen(const struct sqr *s, uint64_t i)
+static uint32_t sqfs_reader_blen(const struct sqfs_reader *s, uint64_t i)
 {
 	return (uint32_t)min_u64(s->bs, s->fsize - i * s->bs);
 }
 
 /* Read and check the block list of the file inode at @blk/@off. */
-static int sqr_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
+static int sqfs_reader_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 		      struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint64_t pos = 0, ncum = s->nblocks / SQR_CUM_STEP + 1;
 	uint8_t chunk[4096];
 
@@ -714,7 +714,7 @@ static int sqr_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 
 		if (!(i % (sizeof(chunk) / 4))) {
 			size_t n = min_u64(sizeof(chunk) / 4, s->nblocks - i) * 4;
-			int r = sqr_meta_read(vd, &blk, &off, chunk, n,
+			int r = sqfs_reader_meta_read(vd, &blk, &off, chunk, n,
 					      s->inode_table, s->dir_table,
 					      "block list", e);
 
@@ -731,17 +731,17 @@ static int sqr_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 				       (unsigned long long)i, w);
 		if (!size) {
 			s->words[i] = 0;
-			s->sparse += sqr_blen(s, i);
+			s->sparse += sqfs_reader_blen(s, i);
 			continue;
 		}
 		if (size > s->bs)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: block %llu size %u exceeds block_size %u",
 				       (unsigned long long)i, size, s->bs);
-		if ((w & SQFS_BLOCK_UNCOMPRESSED) && size != sqr_blen(s, i))
+		if ((w & SQFS_BLOCK_UNCOMPRESSED) && size != sqfs_reader_blen(s, i))
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: uncompressed block %llu is %u bytes, expected %u",
-				       (unsigned long long)i, size, sqr_blen(s, i));
+				       (unsigned long long)i, size, sqfs_reader_blen(s, i));
 		s->words[i] = w;
 		pos += size;
 	}
@@ -754,21 +754,21 @@ static int sqr_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 	return 0;
 }
 
-static int sqr_file(struct vdisk *vd, struct err *e)
+static int sqfs_reader_file(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
-	struct sqr_entry *d = &s->ent[s->file];
+	struct sqfs_reader *s = vd->priv;
+	struct sqfs_reader_entry *d = &s->ent[s->file];
 	uint8_t hdr[SQFS_INODE_HDR], b[SQFS_LREG_SIZE];
 	uint64_t blk;
 	uint32_t off, xattr = SQFS_INVALID_XATTR;
 	unsigned type;
 	int r;
 
-	r = sqr_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+	r = sqfs_reader_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
 	if (r < 0)
 		return r;
 	type = get_le16(hdr);
-	r = sqr_meta_read(vd, &blk, &off, b, type == SQFS_REG ? SQFS_REG_SIZE :
+	r = sqfs_reader_meta_read(vd, &blk, &off, b, type == SQFS_REG ? SQFS_REG_SIZE :
 			  SQFS_LREG_SIZE, s->inode_table, s->dir_table,
 			  "inode table", e);
 	if (r < 0)
@@ -815,13 +815,13 @@ static int sqr_file(struct vdisk *vd, struct err *e)
 	} else {
 		s->nblocks = (s->fsize + s->bs - 1) >> s->log;
 	}
-	return sqr_blocks(vd, blk, off, e);
+	return sqfs_reader_blocks(vd, blk, off, e);
 }
 
 /* Read the fragment holding the file's tail into s->tail. */
-static int sqr_tail(struct vdisk *vd, struct err *e)
+static int sqfs_reader_tail(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint64_t blk, fstart;
 	uint32_t off = (s->frag % (SQFS_META_SIZE / 16)) * 16, w, size;
 	uint8_t ent[16];
@@ -829,7 +829,7 @@ static int sqr_tail(struct vdisk *vd, struct err *e)
 	int r;
 
 	blk = s->frag_ptr[s->frag / (SQFS_META_SIZE / 16)];
-	r = sqr_meta_read(vd, &blk, &off, ent, 16, s->frag_ptr[0],
+	r = sqfs_reader_meta_read(vd, &blk, &off, ent, 16, s->frag_ptr[0],
 			  s->frag_table, "fragment table", e);
 	if (r < 0)
 		return r;
@@ -870,9 +870,9 @@ static int sqr_tail(struct vdisk *vd, struct err *e)
 }
 
 /* The recipe an edgeimg writer left after bytes_used, if any. */
-static int sqr_read_recipe(struct vdisk *vd, struct err *e)
+static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	size_t tl = strlen(SQFS_RECIPE_TAG), len, i;
 	char buf[SQFS_RECIPE_MAX + 32];
 	int r;
@@ -900,7 +900,7 @@ static int sqr_read_recipe(struct vdisk *vd, struct err *e)
 int squashfs_open(struct vdisk *vd, struct err *e)
 {
 	uint8_t sb[SQFS_SUPER_SIZE];
-	struct sqr *s;
+	struct sqfs_reader *s;
 	unsigned comp_id, major, minor;
 	int r;
 
@@ -997,25 +997,25 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 	}
 	for (unsigned i = 0; i < SQR_MCACHE; i++)
 		s->mc[i].pos = UINT64_MAX;
-	r = sqr_tables(vd, sb, e);
+	r = sqfs_reader_tables(vd, sb, e);
 	if (r < 0)
 		goto fail;
-	r = sqr_comp_opts(vd, e);
+	r = sqfs_reader_comp_opts(vd, e);
 	if (r < 0)
 		goto fail;
-	r = sqr_root(vd, e);
+	r = sqfs_reader_root(vd, e);
 	if (r < 0)
 		goto fail;
-	r = sqr_read_recipe(vd, e);
+	r = sqfs_reader_read_recipe(vd, e);
 	if (r < 0)
 		goto fail;
-	r = sqr_pick(vd, e);
+	r = sqfs_reader_pick(vd, e);
 	if (r < 0)
 		goto fail;
-	r = sqr_file(vd, e);
+	r = sqfs_reader_file(vd, e);
 	if (r < 0)
 		goto fail;
-	if (s->frag != SQFS_INVALID_FRAG && (r = sqr_tail(vd, e)) < 0)
+	if (s->frag != SQFS_INVALID_FRAG && (r = sqfs_reader_tail(vd, e)) < 0)
 		goto fail;
 	vd->size = s->fsize;
 	return 0;
@@ -1026,7 +1026,7 @@ fail:
 
 void squashfs_close(struct vdisk *vd)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 
 	if (!s)
 		return;
@@ -1046,7 +1046,7 @@ void squashfs_close(struct vdisk *vd)
 }
 
 /* The on-disk position of block @i. */
-static uint64_t sqr_block_pos(const struct sqr *s, uint64_t i)
+static uint64_t sqfs_reader_block_pos(const struct sqfs_reader *s, uint64_t i)
 {
 	uint64_t pos = s->start + s->cum[i / SQR_CUM_STEP];
 
@@ -1055,13 +1055,13 @@ static uint64_t sqr_block_pos(const struct sqr *s, uint64_t i)
 	return pos;
 }
 
-/* Decompress block @i into @dst (sqr_blen() bytes). */
-static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
+/* Decompress block @i into @dst (sqfs_reader_blen() bytes). */
+static int sqfs_reader_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint32_t w = s->words[i], size = w & SQFS_BLOCK_SIZE_MASK;
-	uint64_t pos = sqr_block_pos(s, i);
-	size_t len = sqr_blen(s, i);
+	uint64_t pos = sqfs_reader_block_pos(s, i);
+	size_t len = sqfs_reader_blen(s, i);
 	int r;
 
 	if (w & SQFS_BLOCK_UNCOMPRESSED)
@@ -1074,10 +1074,10 @@ static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
 		err_prefix(e, "squashfs: block %llu", (unsigned long long)i);
 		return r;
 	}
-	if (len != sqr_blen(s, i))
+	if (len != sqfs_reader_blen(s, i))
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: block %llu decompressed to %zu bytes, expected %u",
-			       (unsigned long long)i, len, sqr_blen(s, i));
+			       (unsigned long long)i, len, sqfs_reader_blen(s, i));
 	return 0;
 }
 
@@ -1085,10 +1085,10 @@ static int sqr_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct err *e)
  * One piece: a block (sparse ones are holes, uncompressed ones stored as
  * is), or the tail, held in memory since open.
  */
-static int sqr_piece(struct vdisk *vd, uint64_t off, uint64_t len,
+static int sqfs_reader_piece(struct vdisk *vd, uint64_t off, uint64_t len,
 		     struct map_run *run, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint64_t i = off >> s->log;
 	uint32_t in = (uint32_t)(off & (s->bs - 1));
 
@@ -1098,13 +1098,13 @@ static int sqr_piece(struct vdisk *vd, uint64_t off, uint64_t len,
 		run->len = len;
 		return 0;
 	}
-	run->len = min_u64(len, sqr_blen(s, i) - in);
+	run->len = min_u64(len, sqfs_reader_blen(s, i) - in);
 	if (!s->words[i]) {
 		run->type = EXT_HOLE;
 	} else if (s->words[i] & SQFS_BLOCK_UNCOMPRESSED) {
 		run->src = MAP_IO;
 		run->io = vd->io;
-		run->host = sqr_block_pos(s, i) + in;
+		run->host = sqfs_reader_block_pos(s, i) + in;
 		run->what = "squashfs: data block";
 	} else {
 		run->src = MAP_DECODE;
@@ -1115,14 +1115,14 @@ static int sqr_piece(struct vdisk *vd, uint64_t off, uint64_t len,
 int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
 		 struct map_run *run, struct err *e)
 {
-	return map_pieces(vd, off, len, run, sqr_piece, e);
+	return map_pieces(vd, off, len, run, sqfs_reader_piece, e);
 }
 
 /* Compressed blocks and the tail. */
 int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 		    struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	uint8_t *d = buf;
 	uint64_t tail_at = s->nblocks << s->log;
 
@@ -1136,18 +1136,18 @@ int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 			memcpy(d, s->tail + (off - tail_at), len);
 			return 0;
 		}
-		n = (size_t)min_u64(len, sqr_blen(s, i) - in);
+		n = (size_t)min_u64(len, sqfs_reader_blen(s, i) - in);
 		if (!s->words[i] || (s->words[i] & SQFS_BLOCK_UNCOMPRESSED))
 			return err_set(e, -EIO, "squashfs: block %llu is not compressed",
 				       (unsigned long long)i);
-		if (!in && n == sqr_blen(s, i)) {
-			r = sqr_block(vd, i, d, e);
+		if (!in && n == sqfs_reader_blen(s, i)) {
+			r = sqfs_reader_block(vd, i, d, e);
 			if (r < 0)
 				return r;
 		} else {
 			if (s->dblock != i) {
 				s->dblock = UINT64_MAX;
-				r = sqr_block(vd, i, s->dbuf, e);
+				r = sqfs_reader_block(vd, i, s->dbuf, e);
 				if (r < 0)
 					return r;
 				s->dblock = i;
@@ -1163,8 +1163,8 @@ int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 
 int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 {
-	struct sqr *s = vd->priv;
-	struct sqr_entry *d = &s->ent[s->file];
+	struct sqfs_reader *s = vd->priv;
+	struct sqfs_reader_entry *d = &s->ent[s->file];
 
 	(void)e;
 	info_str(out, "compression", "%s", s->comp->name);
@@ -1184,7 +1184,7 @@ int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 		d = &s->ent[i];
 		info_begin(out, NULL);
 		info_str(out, "name", "%.*s", (int)d->name_len, (const char *)d->name);
-		info_str(out, "type", "%s", sqr_type_name(d->type));
+		info_str(out, "type", "%s", sqfs_reader_type_name(d->type));
 		if (d->type == SQFS_REG)
 			info_u64(out, "size", d->size);
 		info_end(out);
@@ -1196,7 +1196,7 @@ int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 
 int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e)
 {
-	struct sqr *s = vd->priv;
+	struct sqfs_reader *s = vd->priv;
 	size_t n = strlen(s->recipe);
 
 	if (!n)

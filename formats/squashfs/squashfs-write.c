@@ -41,7 +41,7 @@
 #define SQW_DIR_MODE 0755
 #define SQW_MAX_FILES (SQFS_MAX_PARTS + 2)
 
-struct sqw_file {
+struct sqfs_writer_file {
 	char name[72];
 	uint64_t size;
 	uint64_t start;         /* first data block */
@@ -57,7 +57,7 @@ struct sqw_file {
 	uint64_t ref;           /* inode: block << 16 | offset */
 };
 
-struct sqw_meta {
+struct sqfs_writer_meta {
 	uint8_t buf[SQFS_META_SIZE];
 	size_t used;
 	uint64_t written;       /* bytes of this table written so far */
@@ -65,10 +65,10 @@ struct sqw_meta {
 	size_t nblocks, cap;
 };
 
-struct sqw {
+struct sqfs_writer {
 	struct vdisk *src;
 	struct io *out;
-	const struct write_opts *wo;
+	const struct write_opts *wopts;
 	struct squashfs_wopts opt;
 	uint64_t pos;           /* the next byte of the output */
 	uint64_t done, total;   /* progress */
@@ -82,13 +82,13 @@ struct sqw {
 	uint32_t *words;
 	uint64_t nwords, sparse, slen;
 	uint64_t pl_cap;        /* the pipeline's share of the memory cap */
-	struct sqw_file file[SQW_MAX_FILES];
+	struct sqfs_writer_file file[SQW_MAX_FILES];
 	unsigned nfiles;
 	int shared;
 	char *manifest;
 };
 
-static int sqw_write(struct sqw *w, const void *p, size_t len, struct err *e)
+static int sqfs_writer_write(struct sqfs_writer *w, const void *p, size_t len, struct err *e)
 {
 	int r = io_write(w->out, p, len, w->pos, e);
 
@@ -97,15 +97,15 @@ static int sqw_write(struct sqw *w, const void *p, size_t len, struct err *e)
 	return r;
 }
 
-static void sqw_progress(struct sqw *w, uint64_t n)
+static void sqfs_writer_progress(struct sqfs_writer *w, uint64_t n)
 {
 	w->done += n;
-	if (w->wo->progress)
-		w->wo->progress(w->wo->progress_arg, w->done, w->total);
+	if (w->wopts->progress)
+		w->wopts->progress(w->wopts->progress_arg, w->done, w->total);
 }
 
 /* Compress @len bytes of @in into w->buf; 1 when stored plain. */
-static int sqw_pack(struct sqw *w, const uint8_t *in, size_t len,
+static int sqfs_writer_pack(struct sqfs_writer *w, const uint8_t *in, size_t len,
 		    size_t *out_len, struct err *e)
 {
 	size_t n = len - 1;
@@ -125,7 +125,7 @@ static int sqw_pack(struct sqw *w, const uint8_t *in, size_t len,
 
 /* --- metadata: 8 KiB blocks, compressed when that is smaller ----------- */
 
-static int sqw_meta_block(struct sqw *w, struct sqw_meta *m, struct err *e)
+static int sqfs_writer_meta_block(struct sqfs_writer *w, struct sqfs_writer_meta *m, struct err *e)
 {
 	uint8_t hdr[2];
 	size_t n = 0;
@@ -138,7 +138,7 @@ static int sqw_meta_block(struct sqw *w, struct sqw_meta *m, struct err *e)
 			return err_set(e, EI_ELIMIT, "squashfs: table too large");
 		m->blocks[m->nblocks++] = w->pos;
 	}
-	plain = sqw_pack(w, m->buf, m->used, &n, e);
+	plain = sqfs_writer_pack(w, m->buf, m->used, &n, e);
 	if (plain < 0)
 		return plain;
 	if (plain) {
@@ -147,15 +147,15 @@ static int sqw_meta_block(struct sqw *w, struct sqw_meta *m, struct err *e)
 	} else {
 		put_le16(hdr, (uint16_t)n);
 	}
-	if ((r = sqw_write(w, hdr, 2, e)) < 0 ||
-	    (r = sqw_write(w, plain ? m->buf : w->buf, n, e)) < 0)
+	if ((r = sqfs_writer_write(w, hdr, 2, e)) < 0 ||
+	    (r = sqfs_writer_write(w, plain ? m->buf : w->buf, n, e)) < 0)
 		return r;
 	m->written += 2 + n;
 	m->used = 0;
 	return 0;
 }
 
-static int sqw_meta_add(struct sqw *w, struct sqw_meta *m, const void *p,
+static int sqfs_writer_meta_add(struct sqfs_writer *w, struct sqfs_writer_meta *m, const void *p,
 			size_t len, struct err *e)
 {
 	const uint8_t *b = p;
@@ -168,22 +168,22 @@ static int sqw_meta_add(struct sqw *w, struct sqw_meta *m, const void *p,
 		m->used += n;
 		b += n;
 		len -= n;
-		if (m->used == SQFS_META_SIZE && (r = sqw_meta_block(w, m, e)) < 0)
+		if (m->used == SQFS_META_SIZE && (r = sqfs_writer_meta_block(w, m, e)) < 0)
 			return r;
 	}
 	return 0;
 }
 
-static uint64_t sqw_meta_ref(const struct sqw_meta *m)
+static uint64_t sqfs_writer_meta_ref(const struct sqfs_writer_meta *m)
 {
 	return m->written << 16 | m->used;
 }
 
 /* A table in metadata blocks followed by its index; *@at gets the index. */
-static int sqw_table(struct sqw *w, const uint8_t *data, size_t len,
+static int sqfs_writer_table(struct sqfs_writer *w, const uint8_t *data, size_t len,
 		     uint64_t *at, struct err *e)
 {
-	struct sqw_meta *m = calloc(1, sizeof(*m));
+	struct sqfs_writer_meta *m = calloc(1, sizeof(*m));
 	uint8_t p[8];
 	int r;
 
@@ -193,13 +193,13 @@ static int sqw_table(struct sqw *w, const uint8_t *data, size_t len,
 	m->blocks = calloc(m->cap, sizeof(*m->blocks));
 	r = m->blocks ? 0 : err_set(e, -ENOMEM, "squashfs: out of memory");
 	if (r >= 0)
-		r = sqw_meta_add(w, m, data, len, e);
+		r = sqfs_writer_meta_add(w, m, data, len, e);
 	if (r >= 0)
-		r = sqw_meta_block(w, m, e);
+		r = sqfs_writer_meta_block(w, m, e);
 	*at = w->pos;
 	for (size_t i = 0; r >= 0 && i < m->nblocks; i++) {
 		put_le64(p, m->blocks[i]);
-		r = sqw_write(w, p, 8, e);
+		r = sqfs_writer_write(w, p, 8, e);
 	}
 	free(m->blocks);
 	free(m);
@@ -208,9 +208,9 @@ static int sqw_table(struct sqw *w, const uint8_t *data, size_t len,
 
 /* --- data blocks, through the pipeline ----------------------------------- */
 
-static int sqw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+static int sqfs_writer_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
-	struct sqw *w = arg;
+	struct sqfs_writer *w = arg;
 	size_t n = u->in_len - 1;
 	int r;
 
@@ -237,9 +237,9 @@ static int sqw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 	return 0;
 }
 
-static int sqw_emit(void *arg, struct pl_unit *u, struct err *e)
+static int sqfs_writer_emit(void *arg, struct pl_unit *u, struct err *e)
 {
-	struct sqw *w = arg;
+	struct sqfs_writer *w = arg;
 	int r;
 
 	if (u->flags & SQW_ZERO) {
@@ -252,42 +252,42 @@ static int sqw_emit(void *arg, struct pl_unit *u, struct err *e)
 			bytes += len;
 		}
 		w->sparse += bytes;
-		sqw_progress(w, bytes);
+		sqfs_writer_progress(w, bytes);
 		return 0;
 	}
 	if (u->flags & SQW_RAW) {
-		r = sqw_write(w, u->in, u->in_len, e);
+		r = sqfs_writer_write(w, u->in, u->in_len, e);
 		w->words[w->nwords++] = (uint32_t)u->in_len | SQFS_BLOCK_UNCOMPRESSED;
 	} else {
-		r = sqw_write(w, u->out, u->out_len, e);
+		r = sqfs_writer_write(w, u->out, u->out_len, e);
 		w->words[w->nwords++] = (uint32_t)u->out_len;
 	}
-	sqw_progress(w, u->in_len);
+	sqfs_writer_progress(w, u->in_len);
 	return r;
 }
 
-static void sqw_ctx_free(void *arg, void *ctx)
+static void sqfs_writer_ctx_free(void *arg, void *ctx)
 {
-	struct sqw *w = arg;
+	struct sqfs_writer *w = arg;
 
 	squashfs_ctx_free(w->opt.comp, ctx);
 }
 
-static const struct pl_ops sqw_pl_ops = {
-	.work = sqw_work,
-	.emit = sqw_emit,
-	.ctx_free = sqw_ctx_free,
+static const struct pl_ops sqfs_writer_pl_ops = {
+	.work = sqfs_writer_work,
+	.emit = sqfs_writer_emit,
+	.ctx_free = sqfs_writer_ctx_free,
 };
 
 /*
  * Where the disk reads as zero or as data, to skip zeros without reading
  * them and to read data without asking again.
  */
-struct sqw_map {
+struct sqfs_writer_map {
 	uint64_t zero_until, data_until;
 };
 
-static int sqw_map_at(struct sqw *w, struct sqw_map *m, uint64_t off,
+static int sqfs_writer_map_at(struct sqfs_writer *w, struct sqfs_writer_map *m, uint64_t off,
 		      uint64_t end, struct err *e)
 {
 	struct extent ext;
@@ -306,14 +306,14 @@ static int sqw_map_at(struct sqw *w, struct sqw_map *m, uint64_t off,
 }
 
 /* Fill @buf with the @len disk bytes at @off. */
-static int sqw_fill(struct sqw *w, struct sqw_map *m, uint8_t *buf,
+static int sqfs_writer_fill(struct sqfs_writer *w, struct sqfs_writer_map *m, uint8_t *buf,
 		    uint64_t off, size_t len, uint64_t end, struct err *e)
 {
 	uint64_t pos = off;
 
 	while (pos < off + len) {
 		uint64_t stop = off + len, n;
-		int r = sqw_map_at(w, m, pos, end, e);
+		int r = sqfs_writer_map_at(w, m, pos, end, e);
 
 		if (r < 0)
 			return r;
@@ -335,15 +335,15 @@ static int sqw_fill(struct sqw *w, struct sqw_map *m, uint8_t *buf,
  * Write the @len disk bytes at @off as the blocks of one file (the last
  * one short), filling @words; *@sparse gets the bytes of sparse blocks.
  */
-static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
+static int sqfs_writer_stream(struct sqfs_writer *w, uint64_t off, uint64_t len,
 		      uint32_t *words, uint64_t *sparse, struct err *e)
 {
 	uint64_t nb = (len + w->opt.bs - 1) >> w->opt.log, k = 0, end = off + len;
-	struct sqw_map map = { 0, 0 };
+	struct sqfs_writer_map map = { 0, 0 };
 	struct pipeline *p = NULL;
 	int r;
 
-	r = pipeline_new(&sqw_pl_ops, w, w->wo->threads, w->opt.bs, w->opt.bs,
+	r = pipeline_new(&sqfs_writer_pl_ops, w, w->wopts->threads, w->opt.bs, w->opt.bs,
 			 w->pl_cap, &p, e);
 	if (r < 0)
 		return r;
@@ -356,7 +356,7 @@ static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 		size_t blen = (size_t)min_u64(w->opt.bs, end - boff);
 		struct pl_unit *u;
 
-		r = sqw_map_at(w, &map, boff, end, e);
+		r = sqfs_writer_map_at(w, &map, boff, end, e);
 		if (r < 0)
 			break;
 		u = pipeline_get(p, e);
@@ -376,7 +376,7 @@ static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 			u->flags = SQW_ZERO;
 			u->out_len = count;
 		} else {
-			r = sqw_fill(w, &map, u->in, boff, blen, end, e);
+			r = sqfs_writer_fill(w, &map, u->in, boff, blen, end, e);
 			u->in_len = blen;
 			k++;
 		}
@@ -395,7 +395,7 @@ static int sqw_stream(struct sqw *w, uint64_t off, uint64_t len,
 
 /* --- fragments: the tails of files that do not fill a block ------------- */
 
-static int sqw_frag_flush(struct sqw *w, struct err *e)
+static int sqfs_writer_frag_flush(struct sqfs_writer *w, struct err *e)
 {
 	size_t n = 0;
 	int r;
@@ -416,28 +416,28 @@ static int sqw_frag_flush(struct sqw *w, struct err *e)
 		w->frag_cap = cap;
 	}
 	w->frag_start[w->nfrag] = w->pos;
-	r = sqw_pack(w, w->fbuf, w->fused, &n, e);
+	r = sqfs_writer_pack(w, w->fbuf, w->fused, &n, e);
 	if (r < 0)
 		return r;
 	if (r) {
 		w->frag_word[w->nfrag] = w->fused | SQFS_BLOCK_UNCOMPRESSED;
-		r = sqw_write(w, w->fbuf, w->fused, e);
+		r = sqfs_writer_write(w, w->fbuf, w->fused, e);
 	} else {
 		w->frag_word[w->nfrag] = (uint32_t)n;
-		r = sqw_write(w, w->buf, n, e);
+		r = sqfs_writer_write(w, w->buf, n, e);
 	}
 	w->nfrag++;
 	w->fused = 0;
 	return r;
 }
 
-static int sqw_frag_add(struct sqw *w, struct sqw_file *f, struct err *e)
+static int sqfs_writer_frag_add(struct sqfs_writer *w, struct sqfs_writer_file *f, struct err *e)
 {
 	int r;
 
 	if (!f->tail_len)
 		return 0;
-	if (w->fused + f->tail_len > w->opt.bs && (r = sqw_frag_flush(w, e)) < 0)
+	if (w->fused + f->tail_len > w->opt.bs && (r = sqfs_writer_frag_flush(w, e)) < 0)
 		return r;
 	f->frag = w->nfrag;
 	f->frag_off = w->fused;
@@ -453,10 +453,10 @@ static int sqw_frag_add(struct sqw *w, struct sqw_file *f, struct err *e)
 
 /* --- the files ----------------------------------------------------------- */
 
-static struct sqw_file *sqw_file_new(struct sqw *w, const char *name,
+static struct sqfs_writer_file *sqfs_writer_file_new(struct sqfs_writer *w, const char *name,
 				     uint64_t size)
 {
-	struct sqw_file *f = &w->file[w->nfiles++];
+	struct sqfs_writer_file *f = &w->file[w->nfiles++];
 
 	memset(f, 0, sizeof(*f));
 	snprintf(f->name, sizeof(f->name), "%s", name);
@@ -466,7 +466,7 @@ static struct sqw_file *sqw_file_new(struct sqw *w, const char *name,
 }
 
 /* A file whose content is in memory: blocks here, the tail in a fragment. */
-static int sqw_mem_file(struct sqw *w, struct sqw_file *f, struct err *e)
+static int sqfs_writer_mem_file(struct sqfs_writer *w, struct sqfs_writer_file *f, struct err *e)
 {
 	f->nblocks = f->size >> w->opt.log;
 	f->tail_len = (uint32_t)(f->size & (w->opt.bs - 1));
@@ -478,19 +478,19 @@ static int sqw_mem_file(struct sqw *w, struct sqw_file *f, struct err *e)
 	for (uint64_t i = 0; i < f->nblocks; i++) {
 		const uint8_t *b = (const uint8_t *)f->mem + (i << w->opt.log);
 		size_t n = 0;
-		int r = sqw_pack(w, b, w->opt.bs, &n, e);
+		int r = sqfs_writer_pack(w, b, w->opt.bs, &n, e);
 
 		if (r < 0)
 			return r;
 		f->own[i] = r ? w->opt.bs | SQFS_BLOCK_UNCOMPRESSED : (uint32_t)n;
-		r = sqw_write(w, r ? b : w->buf, r ? w->opt.bs : n, e);
+		r = sqfs_writer_write(w, r ? b : w->buf, r ? w->opt.bs : n, e);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-static int sqw_manifest(struct sqw *w, const struct squashfs_ptable *pt,
+static int sqfs_writer_manifest(struct sqfs_writer *w, const struct squashfs_ptable *pt,
 			struct err *e)
 {
 	size_t cap = 256 + (size_t)pt->n * 320, len;
@@ -514,24 +514,24 @@ static int sqw_manifest(struct sqw *w, const struct squashfs_ptable *pt,
 					p->uuid, p->name);
 	}
 	w->manifest = s;
-	sqw_file_new(w, SQW_MANIFEST, len)->mem = s;
+	sqfs_writer_file_new(w, SQW_MANIFEST, len)->mem = s;
 	return 0;
 }
 
 /* The files of partitions=on, after disk.img (file[0]) is written. */
-static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
+static int sqfs_writer_partitions(struct sqfs_writer *w, const struct squashfs_ptable *pt,
 			  struct err *e)
 {
-	const struct sqw_file *disk = &w->file[0];
+	const struct sqfs_writer_file *disk = &w->file[0];
 	int r;
 
 	for (unsigned i = 0; i < pt->n; i++) {
 		const struct squashfs_part *p = &pt->part[i];
 		char name[32];
-		struct sqw_file *f;
+		struct sqfs_writer_file *f;
 
 		snprintf(name, sizeof(name), "p%u.img", p->index);
-		f = sqw_file_new(w, name, p->size);
+		f = sqfs_writer_file_new(w, name, p->size);
 		if (p->start & (w->opt.bs - 1)) {
 			/* Not on a block boundary: a copy of its own. */
 			f->nblocks = (p->size + w->opt.bs - 1) >> w->opt.log;
@@ -540,7 +540,7 @@ static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
 				return err_set(e, -ENOMEM, "squashfs: out of memory");
 			f->words = f->own;
 			f->start = w->pos;
-			r = sqw_stream(w, p->start, p->size, f->own, &f->sparse, e);
+			r = sqfs_writer_stream(w, p->start, p->size, f->own, &f->sparse, e);
 			if (r < 0)
 				return r;
 			continue;
@@ -558,12 +558,12 @@ static int sqw_partitions(struct sqw *w, const struct squashfs_ptable *pt,
 		f->tail_src = p->start + (f->nblocks << w->opt.log);
 		w->shared |= f->nblocks > 0;
 	}
-	return sqw_manifest(w, pt, e);
+	return sqfs_writer_manifest(w, pt, e);
 }
 
 /* --- inode and directory tables ------------------------------------------ */
 
-static void sqw_inode_hdr(uint8_t *b, unsigned type, unsigned mode,
+static void sqfs_writer_inode_hdr(uint8_t *b, unsigned type, unsigned mode,
 			  uint32_t mtime, uint32_t number)
 {
 	put_le16(b, (uint16_t)type);
@@ -574,16 +574,16 @@ static void sqw_inode_hdr(uint8_t *b, unsigned type, unsigned mode,
 	put_le32(b + 12, number);
 }
 
-static int sqw_file_inode(struct sqw *w, struct sqw_meta *m,
-			  struct sqw_file *f, struct err *e)
+static int sqfs_writer_file_inode(struct sqfs_writer *w, struct sqfs_writer_meta *m,
+			  struct sqfs_writer_file *f, struct err *e)
 {
 	uint8_t b[SQFS_INODE_HDR + SQFS_LREG_SIZE], words[4096];
 	int ext = f->sparse || f->size >> 32 || f->start >> 32;
 	size_t n = 0;
 	int r;
 
-	f->ref = sqw_meta_ref(m);
-	sqw_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->opt.mtime,
+	f->ref = sqfs_writer_meta_ref(m);
+	sqfs_writer_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->opt.mtime,
 		      f->number);
 	if (ext) {
 		put_le64(b + 16, f->start);
@@ -601,31 +601,31 @@ static int sqw_file_inode(struct sqw *w, struct sqw_meta *m,
 		put_le32(b + 28, (uint32_t)f->size);
 		n = SQFS_INODE_HDR + SQFS_REG_SIZE;
 	}
-	r = sqw_meta_add(w, m, b, n, e);
+	r = sqfs_writer_meta_add(w, m, b, n, e);
 	for (uint64_t i = 0; r >= 0 && i < f->nblocks; i += sizeof(words) / 4) {
 		uint64_t c = min_u64(sizeof(words) / 4, f->nblocks - i);
 
 		for (uint64_t j = 0; j < c; j++)
 			put_le32(words + 4 * j, f->words[i + j]);
-		r = sqw_meta_add(w, m, words, c * 4, e);
+		r = sqfs_writer_meta_add(w, m, words, c * 4, e);
 	}
 	return r;
 }
 
-static int sqw_by_name(const void *a, const void *b)
+static int sqfs_writer_by_name(const void *a, const void *b)
 {
-	return strcmp(((const struct sqw_file *)a)->name,
-		      ((const struct sqw_file *)b)->name);
+	return strcmp(((const struct sqfs_writer_file *)a)->name,
+		      ((const struct sqfs_writer_file *)b)->name);
 }
 
 /* The root directory's listing, in name order; returns its length. */
-static size_t sqw_listing(struct sqw *w, uint8_t *d)
+static size_t sqfs_writer_listing(struct sqfs_writer *w, uint8_t *d)
 {
 	size_t len = 0, hdr = 0;
 	uint32_t count = 0, blk = 0, base = 0;
 
 	for (unsigned i = 0; i < w->nfiles; i++) {
-		const struct sqw_file *f = &w->file[i];
+		const struct sqfs_writer_file *f = &w->file[i];
 		size_t nl = strlen(f->name);
 
 		if (!count || f->ref >> 16 != blk || count == SQFS_DIR_MAX_COUNT) {
@@ -648,9 +648,9 @@ static size_t sqw_listing(struct sqw *w, uint8_t *d)
 	return len;
 }
 
-static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
+static int sqfs_writer_tables(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 {
-	struct sqw_meta *m = calloc(1, sizeof(*m));
+	struct sqfs_writer_meta *m = calloc(1, sizeof(*m));
 	uint8_t *listing = NULL, b[SQFS_INODE_HDR + SQFS_DIR_SIZE];
 	uint64_t root, at;
 	size_t len;
@@ -665,21 +665,21 @@ static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
 	put_le64(sb + SB_INODE_TABLE, w->pos);
 	for (unsigned i = 0; r >= 0 && i < w->nfiles; i++) {
 		w->file[i].number = i + 1;
-		r = sqw_file_inode(w, m, &w->file[i], e);
+		r = sqfs_writer_file_inode(w, m, &w->file[i], e);
 	}
 	if (r < 0)
 		goto out;
-	len = sqw_listing(w, listing);
-	root = sqw_meta_ref(m);
-	sqw_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->opt.mtime, w->nfiles + 1);
+	len = sqfs_writer_listing(w, listing);
+	root = sqfs_writer_meta_ref(m);
+	sqfs_writer_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->opt.mtime, w->nfiles + 1);
 	put_le32(b + 16, 0);                    /* listing at the table's start */
 	put_le32(b + 20, 2);                    /* nlink */
 	put_le16(b + 24, (uint16_t)(len + 3));
 	put_le16(b + 26, 0);
 	put_le32(b + 28, w->nfiles + 2);        /* parent of the root: inodes + 1 */
-	r = sqw_meta_add(w, m, b, sizeof(b), e);
+	r = sqfs_writer_meta_add(w, m, b, sizeof(b), e);
 	if (r >= 0)
-		r = sqw_meta_block(w, m, e);
+		r = sqfs_writer_meta_block(w, m, e);
 	if (r < 0)
 		goto out;
 	put_le64(sb + SB_ROOT_INODE, root);
@@ -687,9 +687,9 @@ static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
 	/* Directory table: the root's listing. */
 	put_le64(sb + SB_DIR_TABLE, w->pos);
 	memset(m, 0, sizeof(*m));
-	r = sqw_meta_add(w, m, listing, len, e);
+	r = sqfs_writer_meta_add(w, m, listing, len, e);
 	if (r >= 0)
-		r = sqw_meta_block(w, m, e);
+		r = sqfs_writer_meta_block(w, m, e);
 	if (r < 0)
 		goto out;
 	/* Fragment table: 16 bytes an entry. */
@@ -706,7 +706,7 @@ static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
 			put_le32(t + 16 * i + 8, w->frag_word[i]);
 			put_le32(t + 16 * i + 12, 0);
 		}
-		r = sqw_table(w, t, (size_t)w->nfrag * 16, &at, e);
+		r = sqfs_writer_table(w, t, (size_t)w->nfrag * 16, &at, e);
 		free(t);
 		if (r < 0)
 			goto out;
@@ -717,7 +717,7 @@ static int sqw_tables(struct sqw *w, uint8_t *sb, struct err *e)
 	put_le64(sb + SB_EXPORT_TABLE, SQFS_INVALID_BLK);
 	/* Id table: one id, 0 (root). */
 	memset(b, 0, 4);
-	r = sqw_table(w, b, 4, &at, e);
+	r = sqfs_writer_table(w, b, 4, &at, e);
 	put_le64(sb + SB_ID_TABLE, at);
 	put_le16(sb + SB_NO_IDS, 1);
 	put_le64(sb + SB_XATTR_TABLE, SQFS_INVALID_BLK);
@@ -729,7 +729,7 @@ out:
 
 /* --- options -------------------------------------------------------------- */
 
-static int sqw_name_ok(const char *s)
+static int sqfs_writer_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -770,7 +770,7 @@ enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO
 #define SQW_STR2(x) #x
 
 /* level: the range and default of each compressor built in. */
-static void sqw_level_describe(const struct opt_desc *d, char *buf, size_t len)
+static void sqfs_writer_level_describe(const struct opt_desc *d, char *buf, size_t len)
 {
 	size_t at = 0;
 
@@ -789,7 +789,7 @@ const struct opt_desc squashfs_write_options[] = {
 	[SQO_COMPRESSION] = { "compression", SQW_COMPS, SQW_DEFAULT_COMP,
 		"the compressor of blocks and metadata (zlib is gzip)" },
 	[SQO_LEVEL] = { "level", NULL, NULL, "compression level",
-		.describe = sqw_level_describe },
+		.describe = sqfs_writer_level_describe },
 	[SQO_BLOCK_SIZE] = { "block_size", "a power of two from 4096 to 1048576",
 		SQW_STR(EI_DEFAULT_BLOCK), "bytes per block (64k, 1M, ...): larger ones compress better",
 		1u << SQFS_MIN_LOG, 1u << SQFS_MAX_LOG, 1 },
@@ -813,7 +813,7 @@ const struct opt_desc squashfs_write_options[] = {
 	{ NULL },
 };
 
-int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
+int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 			void *parsed, struct err *e)
 {
 	const struct opt_desc *d = squashfs_write_options;
@@ -823,7 +823,7 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
 	int r;
 
 	_Static_assert(sizeof(w) <= WRITE_PARSED_MAX, "struct squashfs_wopts is too large");
-	(void)wo;               /* -c is welcome: squashfs always compresses */
+	(void)wopts;               /* -c is welcome: squashfs always compresses */
 	s = opts_get(o, "compression");
 	if (s && !strcmp(s, "zlib"))
 		s = "gzip";
@@ -849,7 +849,7 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
 		;
 	s = opts_get(o, "name");
 	snprintf(w.name, sizeof(w.name), "%s", s ? s : d[SQO_NAME].def);
-	if (!sqw_name_ok(w.name))
+	if (!sqfs_writer_name_ok(w.name))
 		return opt_bad(&d[SQO_NAME], s, "squashfs", e);
 	if ((r = opt_choice(&d[SQO_PARTITIONS], opts_get(o, "partitions"), "squashfs", e)) < 0)
 		return r;
@@ -882,7 +882,7 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
 }
 
 /* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
-static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
+static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 {
 	uint8_t b[10];
 	size_t n = 0;
@@ -912,11 +912,11 @@ static int sqw_comp_opts(struct sqw *w, uint8_t *sb, struct err *e)
 	}
 	put_le16(b, (uint16_t)(n | SQFS_META_UNCOMPRESSED));
 	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
-	return sqw_write(w, b, n + 2, e);
+	return sqfs_writer_write(w, b, n + 2, e);
 }
 
 /* The recipe after bytes_used, then zeros to the next 4 KiB. */
-static int sqw_trailer(struct sqw *w, struct err *e)
+static int sqfs_writer_trailer(struct sqfs_writer *w, struct err *e)
 {
 	char t[SQFS_RECIPE_MAX + 64], lib[64];
 	const char *key = codec_library(codec_find(w->opt.comp->codec), lib, sizeof(lib));
@@ -929,14 +929,14 @@ static int sqw_trailer(struct sqw *w, struct err *e)
 	uint64_t end;
 	int r;
 
-	r = sqw_write(w, t, (size_t)n, e);
+	r = sqfs_writer_write(w, t, (size_t)n, e);
 	end = (w->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
 	if (r >= 0 && end > w->pos)
-		r = sqw_write(w, zero, end - w->pos, e);
+		r = sqfs_writer_write(w, zero, end - w->pos, e);
 	return r;
 }
 
-static void sqw_free(struct sqw *w)
+static void sqfs_writer_free(struct sqfs_writer *w)
 {
 	for (unsigned i = 0; i < w->nfiles; i++)
 		free(w->file[i].own);
@@ -951,23 +951,23 @@ static void sqw_free(struct sqw *w)
 }
 
 int squashfs_write(struct vdisk *src, struct io *out,
-		   const struct write_opts *wo, struct err *e)
+		   const struct write_opts *wopts, struct err *e)
 {
 	struct squashfs_ptable *pt = NULL;
 	struct write_parsed tmp;
 	const struct write_parsed *parsed;
-	struct sqw *w = calloc(1, sizeof(*w));
+	struct sqfs_writer *w = calloc(1, sizeof(*w));
 	uint8_t sb[SQFS_SUPER_SIZE];
 	uint64_t list;
-	struct sqw_file *disk;
+	struct sqfs_writer_file *disk;
 	int r;
 
 	if (!w)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	w->src = src;
 	w->out = out;
-	w->wo = wo;
-	r = format_write_opts(&fmt_squashfs, wo, &tmp, &parsed, e);
+	w->wopts = wopts;
+	r = format_write_opts(&fmt_squashfs, wopts, &tmp, &parsed, e);
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
@@ -993,14 +993,14 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	 * The block lists stay in memory until the inode table: at most half
 	 * the cap; the pipeline gets the rest but for this thread's buffers.
 	 */
-	if (list > wo->mem_cap / 2 || (uint64_t)8 * w->opt.bs > wo->mem_cap / 2) {
+	if (list > wopts->mem_cap / 2 || (uint64_t)8 * w->opt.bs > wopts->mem_cap / 2) {
 		r = err_set(e, EI_ELIMIT,
 			    "squashfs: a disk of %llu bytes needs %llu bytes of block lists, more than half the memory cap of %llu; use a larger block_size",
 			    (unsigned long long)src->size, (unsigned long long)list,
-			    (unsigned long long)wo->mem_cap);
+			    (unsigned long long)wopts->mem_cap);
 		goto out;
 	}
-	w->pl_cap = wo->mem_cap - list - (uint64_t)4 * w->opt.bs;
+	w->pl_cap = wopts->mem_cap - list - (uint64_t)4 * w->opt.bs;
 	w->buf = malloc(w->opt.bs);
 	w->fbuf = malloc(w->opt.bs);
 	if (!w->buf || !w->fbuf) {
@@ -1016,11 +1016,11 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	put_le16(sb + SB_MINOR, 0);
 	put_le32(sb + SB_MKFS_TIME, w->opt.mtime);
 	w->pos = SQFS_SUPER_SIZE;
-	r = sqw_comp_opts(w, sb, e);
+	r = sqfs_writer_comp_opts(w, sb, e);
 	if (r < 0)
 		goto out;
 
-	disk = sqw_file_new(w, w->opt.name, src->size);
+	disk = sqfs_writer_file_new(w, w->opt.name, src->size);
 	disk->nblocks = (src->size + w->opt.bs - 1) >> w->opt.log;
 	disk->own = malloc(disk->nblocks ? disk->nblocks * 4 : 1);
 	if (!disk->own) {
@@ -1029,35 +1029,35 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	}
 	disk->words = disk->own;
 	disk->start = w->pos;
-	r = sqw_stream(w, 0, src->size, disk->own, &disk->sparse, e);
+	r = sqfs_writer_stream(w, 0, src->size, disk->own, &disk->sparse, e);
 	if (r < 0)
 		goto out;
 	if (w->opt.partitions) {
-		r = sqw_partitions(w, pt, e);
+		r = sqfs_writer_partitions(w, pt, e);
 		if (r < 0)
 			goto out;
 		for (unsigned i = 0; r >= 0 && i < w->nfiles; i++)
 			if (w->file[i].mem)
-				r = sqw_mem_file(w, &w->file[i], e);
+				r = sqfs_writer_mem_file(w, &w->file[i], e);
 		for (unsigned i = 0; r >= 0 && i < w->nfiles; i++)
-			r = sqw_frag_add(w, &w->file[i], e);
+			r = sqfs_writer_frag_add(w, &w->file[i], e);
 		if (r >= 0)
-			r = sqw_frag_flush(w, e);
+			r = sqfs_writer_frag_flush(w, e);
 		if (r < 0)
 			goto out;
 	}
 	if (w->shared)
 		put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_DUPLICATES);
-	qsort(w->file, w->nfiles, sizeof(w->file[0]), sqw_by_name);
-	r = sqw_tables(w, sb, e);
+	qsort(w->file, w->nfiles, sizeof(w->file[0]), sqfs_writer_by_name);
+	r = sqfs_writer_tables(w, sb, e);
 	if (r < 0)
 		goto out;
 	put_le64(sb + SB_BYTES_USED, w->pos);
-	r = sqw_trailer(w, e);
+	r = sqfs_writer_trailer(w, e);
 	if (r >= 0)
 		r = io_write(out, sb, sizeof(sb), 0, e);
 out:
 	free(pt);
-	sqw_free(w);
+	sqfs_writer_free(w);
 	return r;
 }

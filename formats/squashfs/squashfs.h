@@ -174,10 +174,10 @@ extern const struct opt_desc squashfs_write_options[];
  * block_size, name, partitions, mtime and the codec library's key of @o
  * into the struct squashfs_wopts at @parsed; -c is welcome.
  */
-int squashfs_opts_parse(struct opts *o, const struct write_opts *wo,
+int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 			void *parsed, struct err *e);
 int squashfs_write(struct vdisk *src, struct io *out,
-		   const struct write_opts *wo, struct err *e);
+		   const struct write_opts *wopts, struct err *e);
 
 /* squashfs-parts.c: the partition table of a disk, for partitions=on. */
 #define SQFS_MAX_PARTS 128

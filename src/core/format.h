@@ -149,16 +149,16 @@ struct img_format {
 	 * is empty (or a block device).  Output must be deterministic.
 	 */
 	int (*write)(struct vdisk *src, struct io *out,
-		     const struct write_opts *wo, struct err *e);
+		     const struct write_opts *wopts, struct err *e);
 
 	/*
 	 * With write, optional: interpret @o, the -o options split by
 	 * format_write_parse() (which took a recipe's format= and writer=),
-	 * and @wo->compress, taking each key it knows with opts_get(), into
+	 * and @wopts->compress, taking each key it knows with opts_get(), into
 	 * the writer's own struct at @parsed (at most WRITE_PARSED_MAX bytes,
 	 * copied in whole).  No I/O; the errors write() would give.
 	 */
-	int (*write_parse)(struct opts *o, const struct write_opts *wo,
+	int (*write_parse)(struct opts *o, const struct write_opts *wopts,
 			   void *parsed, struct err *e);
 	/*
 	 * With write: the -o options it takes, ended by a NULL key (one
@@ -177,23 +177,23 @@ struct img_format {
 
 /*
  * format_write_parse() - parse and check, once and without I/O, the -o
- * options and -c of @wo for @f's writer into @p: 0, or the error its
+ * options and -c of @wopts for @f's writer into @p: 0, or the error its
  * write() would give (EI_EUNSUP when @f cannot write).  The options may
  * be a recipe as the writer stored it and "info" prints it, verbatim: its
  * format= must be @f's name, its writer= a version (any: p->writer_differs
  * tells when it is not this edgeimg's, so that a caller can say the bytes
- * may differ).  Set wo->parsed = @p for the write() that follows; @p
- * refers to wo->options, which must stay unchanged.
+ * may differ).  Set wopts->parsed = @p for the write() that follows; @p
+ * refers to wopts->options, which must stay unchanged.
  */
-int format_write_parse(const struct img_format *f, const struct write_opts *wo,
+int format_write_parse(const struct img_format *f, const struct write_opts *wopts,
 		       struct write_parsed *p, struct err *e);
 
 /*
- * format_write_opts() - for @f's write(): *@out is wo->parsed when that
- * holds @f's parse of @wo's options, else @wo parsed into @tmp.  0, or the
+ * format_write_opts() - for @f's write(): *@out is wopts->parsed when that
+ * holds @f's parse of @wopts's options, else @wopts parsed into @tmp.  0, or the
  * error of format_write_parse().  The writer's own struct is at ->priv.
  */
-int format_write_opts(const struct img_format *f, const struct write_opts *wo,
+int format_write_opts(const struct img_format *f, const struct write_opts *wopts,
 		      struct write_parsed *tmp, const struct write_parsed **out,
 		      struct err *e);
 

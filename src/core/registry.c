@@ -190,7 +190,7 @@ static int format_cannot_write(const char *name, struct err *e)
 		       name, hint);
 }
 
-int format_write_parse(const struct img_format *f, const struct write_opts *wo,
+int format_write_parse(const struct img_format *f, const struct write_opts *wopts,
 		       struct write_parsed *p, struct err *e)
 {
 	const char *fmt, *ver;
@@ -200,7 +200,7 @@ int format_write_parse(const struct img_format *f, const struct write_opts *wo,
 	memset(p, 0, sizeof(*p));
 	if (!f->write)
 		return format_cannot_write(f->name, e);
-	r = opts_parse(wo->options, &o, e);
+	r = opts_parse(wopts->options, &o, e);
 	if (r < 0)
 		return r;
 	/* A recipe given back: "format=FMT,writer=VERSION,..." */
@@ -218,43 +218,43 @@ int format_write_parse(const struct img_format *f, const struct write_opts *wo,
 		snprintf(p->writer, sizeof(p->writer), "%s", ver);
 		p->writer_differs = strcmp(ver, EDGEIMG_VERSION) != 0;
 	}
-	if (f->write_parse && (r = f->write_parse(&o, wo, p->priv.bytes, e)) < 0)
+	if (f->write_parse && (r = f->write_parse(&o, wopts, p->priv.bytes, e)) < 0)
 		return r;
 	r = opts_unknown(&o, f->name, f->wopts, e);
 	if (r < 0)
 		return r;
 	/* Whole: format_write_opts() may take it for these options. */
 	p->fmt = f;
-	p->options = wo->options;
-	p->compress = wo->compress;
+	p->options = wopts->options;
+	p->compress = wopts->compress;
 	return 0;
 }
 
-int format_write_opts(const struct img_format *f, const struct write_opts *wo,
+int format_write_opts(const struct img_format *f, const struct write_opts *wopts,
 		      struct write_parsed *tmp, const struct write_parsed **out,
 		      struct err *e)
 {
-	const struct write_parsed *p = wo->parsed;
+	const struct write_parsed *p = wopts->parsed;
 
-	if (p && p->fmt == f && p->options == wo->options &&
-	    p->compress == wo->compress) {
+	if (p && p->fmt == f && p->options == wopts->options &&
+	    p->compress == wopts->compress) {
 		*out = p;
 		return 0;
 	}
 	*out = tmp;
-	return format_write_parse(f, wo, tmp, e);
+	return format_write_parse(f, wopts, tmp, e);
 }
 
 int format_write_check(const char *name, const char *options, int compress,
 		       struct err *e)
 {
 	const struct img_format *f = format_find(name);
-	struct write_opts wo = { .options = options, .compress = compress };
+	struct write_opts wopts = { .options = options, .compress = compress };
 	struct write_parsed p;
 
 	if (!f)
 		return format_cannot_write(name, e);
-	return format_write_parse(f, &wo, &p, e);
+	return format_write_parse(f, &wopts, &p, e);
 }
 
 size_t format_options_help(char *buf, size_t len)

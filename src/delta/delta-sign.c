@@ -199,12 +199,12 @@ int delta_key_parse(const char *text, size_t tlen, int priv, const char *name,
 		goto out;
 	}
 	if (priv) {
-		uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES];
+		uint8_t secret[crypto_sign_ed25519_SECRETKEYBYTES];
 
 		k->priv = 1;
 		memcpy(k->seed, der + plen, DELTA_KEY_LEN);
-		crypto_sign_ed25519_seed_keypair(k->pub, sk, k->seed);
-		explicit_bzero(sk, sizeof(sk));
+		crypto_sign_ed25519_seed_keypair(k->pub, secret, k->seed);
+		explicit_bzero(secret, sizeof(secret));
 	} else {
 		memcpy(k->pub, der + plen, DELTA_KEY_LEN);
 	}
@@ -249,7 +249,7 @@ int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
 	const struct delta_key *k = arg;
 	uint8_t *sig = sect + 8 + SHA256_LEN;
 	uint8_t pk[crypto_sign_ed25519_PUBLICKEYBYTES];
-	uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES];     /* seed, then public key */
+	uint8_t secret[crypto_sign_ed25519_SECRETKEYBYTES];     /* seed, then public key */
 	int r;
 
 	if (!k->priv)
@@ -261,10 +261,10 @@ int delta_sign_header(void *arg, const uint8_t *hdr, size_t len,
 	memcpy(sect, DELTA_SIG_MAGIC, 4);
 	put_le32(sect + 4, DELTA_SIG_ED25519);
 	memcpy(sect + 8, k->id, SHA256_LEN);
-	crypto_sign_ed25519_seed_keypair(pk, sk, k->seed);
+	crypto_sign_ed25519_seed_keypair(pk, secret, k->seed);
 	r = memcmp(pk, k->pub, sizeof(pk)) ? -1 :
-	    crypto_sign_ed25519_detached(sig, NULL, hdr, len, sk);
-	explicit_bzero(sk, sizeof(sk));
+	    crypto_sign_ed25519_detached(sig, NULL, hdr, len, secret);
+	explicit_bzero(secret, sizeof(secret));
 	/* a fault, never a key: the signature just made must verify */
 	if (r < 0 || crypto_sign_ed25519_verify_detached(sig, hdr, len, k->pub) < 0)
 		return err_set(e, EI_ESIG, "delta: the signature just made does not verify");
