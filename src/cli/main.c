@@ -29,11 +29,22 @@ static void main_usage(FILE *f)
 	fprintf(f, "\n'edgeimg help VERB' describes a verb.\n");
 }
 
+/*
+ * The verb called @name, or NULL after saying why there is none: no such
+ * verb, or one this build was configured without.
+ */
 static const struct cmd *cmd_find(const char *name)
 {
-	for (const struct cmd *const *c = cmds; *c; c++)
-		if (!strcmp((*c)->name, name) && cmd_built(*c))
+	for (const struct cmd *const *c = cmds; *c; c++) {
+		if (strcmp((*c)->name, name))
+			continue;
+		if (cmd_built(*c))
 			return *c;
+		fprintf(stderr, "edgeimg: '%s' is not in this build: it needs CONFIG_CODEC_ZSTD (see 'edgeimg --version')\n",
+			name);
+		return NULL;
+	}
+	fprintf(stderr, "edgeimg: no verb '%s'\n", name);
 	return NULL;
 }
 
@@ -55,10 +66,8 @@ int main(int argc, char **argv)
 	    !strcmp(argv[1], "help")) {
 		if (argc > 2) {
 			c = cmd_find(argv[2]);
-			if (!c) {
-				fprintf(stderr, "edgeimg: no verb '%s'\n", argv[2]);
+			if (!c)
 				return EXIT_USAGE;
-			}
 			cli_help(c);
 			return 0;
 		}
@@ -67,7 +76,6 @@ int main(int argc, char **argv)
 	}
 	c = cmd_find(argv[1]);
 	if (!c) {
-		fprintf(stderr, "edgeimg: no verb '%s'\n", argv[1]);
 		main_usage(stderr);
 		return EXIT_USAGE;
 	}

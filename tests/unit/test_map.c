@@ -189,24 +189,36 @@ static void test_registry(void)
 		      "%s: a reader gives one block map", (*f)->name);
 }
 
-/* qemu-img's output formats; as_is: data stored as is in the image file. */
+/* Whether this build has the reader named @name. */
+static int built(const char *name)
+{
+	for (const struct img_format *const *f = img_formats; *f; f++)
+		if (!strcmp((*f)->name, name))
+			return 1;
+	return 0;
+}
+
+/*
+ * qemu-img's output formats, with edgeimg's reader of each; as_is: data
+ * stored as is in the image file.
+ */
 static const struct {
-	const char *fmt, *opts;
+	const char *fmt, *reader, *opts;
 	int as_is, refs;
 } images[] = {
-	{ "raw", "", 1, 0 },
-	{ "qcow2", "", 1, 0 },
-	{ "qcow2", "-c", 0, 0 },
-	{ "qcow2", "-o cluster_size=16384,extended_l2=on", 1, 0 },
-	{ "vmdk", "", 1, 0 },
-	{ "vmdk", "-o subformat=streamOptimized", 0, 0 },
+	{ "raw", "raw", "", 1, 0 },
+	{ "qcow2", "qcow2", "", 1, 0 },
+	{ "qcow2", "qcow2", "-c", 0, 0 },
+	{ "qcow2", "qcow2", "-o cluster_size=16384,extended_l2=on", 1, 0 },
+	{ "vmdk", "vmdk", "", 1, 0 },
+	{ "vmdk", "vmdk", "-o subformat=streamOptimized", 0, 0 },
 	/* flat: the data is in another file, so no host offset */
-	{ "vmdk", "-o subformat=monolithicFlat", 0, 1 },
-	{ "vpc", "", 1, 0 },
-	{ "vpc", "-o subformat=fixed", 1, 0 },
-	{ "vhdx", "", 1, 0 },
-	{ "vdi", "", 1, 0 },
-	{ "vdi", "-o static=on", 1, 0 },
+	{ "vmdk", "vmdk", "-o subformat=monolithicFlat", 0, 1 },
+	{ "vpc", "vhd", "", 1, 0 },
+	{ "vpc", "vhd", "-o subformat=fixed", 1, 0 },
+	{ "vhdx", "vhdx", "", 1, 0 },
+	{ "vdi", "vdi", "", 1, 0 },
+	{ "vdi", "vdi", "-o static=on", 1, 0 },
 };
 
 int main(void)
@@ -241,9 +253,11 @@ int main(void)
 	close(fd);
 
 	for (size_t i = 0; i < sizeof(images) / sizeof(images[0]); i++)
-		test_image(raw, images[i].fmt, images[i].opts, images[i].as_is,
-			   images[i].refs);
-	test_backing();
+		if (built(images[i].reader))
+			test_image(raw, images[i].fmt, images[i].opts, images[i].as_is,
+				   images[i].refs);
+	if (built("qcow2"))
+		test_backing();
 	snprintf(raw, sizeof(raw), "rm -rf %s", dir);
 	CHECK(!system(raw), "clean up %s", dir);
 	return t_done("test_map");
