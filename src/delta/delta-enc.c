@@ -269,10 +269,16 @@ static int enc_next(struct enc *enc, struct vdisk *vd, struct chash *c,
 	return 0;
 }
 
-/* Pass 1: hash OLD, index its non-zero blocks. */
-static int enc_index_old(struct enc *enc, struct err *e)
+/*
+ * One pass over @vd: every extent, its data read into enc->buf, goes to
+ * @each; the disk's content hash goes to @sha unless threads of their own
+ * hash the disks.
+ */
+static int enc_pass(struct enc *enc, struct vdisk *vd, uint8_t *sha,
+		    int (*each)(struct enc *, uint64_t, const struct extent *,
+				struct err *),
+		    struct err *e)
 {
-	struct vdisk *vd = enc->old;
 	struct chash c;
 	uint64_t off = 0;
 	int r;
@@ -282,24 +288,40 @@ static int enc_index_old(struct enc *enc, struct err *e)
 		struct extent ext;
 
 		r = enc_next(enc, vd, &c, off, &ext, e);
+		if (r >= 0)
+			r = each(enc, off, &ext, e);
 		if (r < 0)
 			return r;
-		if (ext.type == EXT_DATA) {
-			/* whole blocks aligned to the disk only */
-			for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
-			     (b + 1) * DELTA_BLOCK <= off + ext.len; b++) {
-				const uint8_t *p = enc->buf + (b * DELTA_BLOCK - off);
-
-				if (!buf_is_zero(p, DELTA_BLOCK))
-					index_block(enc, p, b);
-			}
-		}
 		off += ext.len;
 		enc_progress(enc, ext.len);
 	}
 	if (!enc->hashers)
-		chash_final(&c, enc->st.old_sha);
+		chash_final(&c, sha);
 	return 0;
+}
+
+/* Pass 1, per extent of OLD: index its non-zero blocks. */
+static int enc_index_extent(struct enc *enc, uint64_t off,
+			    const struct extent *ext, struct err *e)
+{
+	(void)e;
+	if (ext->type != EXT_DATA)
+		return 0;
+	/* whole blocks aligned to the disk only */
+	for (uint64_t b = (off + DELTA_BLOCK - 1) / DELTA_BLOCK;
+	     (b + 1) * DELTA_BLOCK <= off + ext->len; b++) {
+		const uint8_t *p = enc->buf + (b * DELTA_BLOCK - off);
+
+		if (!buf_is_zero(p, DELTA_BLOCK))
+			index_block(enc, p, b);
+	}
+	return 0;
+}
+
+/* Pass 1: hash OLD, index its non-zero blocks. */
+static int enc_index_old(struct enc *enc, struct err *e)
+{
+	return enc_pass(enc, enc->old, enc->st.old_sha, enc_index_extent, e);
 }
 
 /* --- building chunks ---------------------------------------------------- */
@@ -743,44 +765,33 @@ static int enc_block(struct enc *enc, const uint8_t *p, size_t n, uint64_t off,
 	return run_add(enc, off, n, e);
 }
 
+/* Pass 2, per extent of NEW: its zeros or its blocks into chunks. */
+static int enc_new_extent(struct enc *enc, uint64_t off,
+			  const struct extent *ext, struct err *e)
+{
+	int r = 0;
+
+	if (ext->type != EXT_DATA) {
+		enc->last_old = 0;
+		return enc_zero(enc, ext->len, e);
+	}
+	for (uint64_t p = 0; p < ext->len && r >= 0;) {
+		/* blocks aligned to the disk */
+		uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
+				     ext->len - p);
+
+		r = enc_block(enc, enc->buf + p, (size_t)n, off + p, e);
+		p += n;
+	}
+	return r;
+}
+
 /* Pass 2: walk NEW, build and submit chunks. */
 static int enc_walk_new(struct enc *enc, struct err *e)
 {
-	struct vdisk *vd = enc->new;
-	struct chash c;
-	uint64_t off = 0;
-	int r;
+	int r = enc_pass(enc, enc->new, enc->st.new_sha, enc_new_extent, e);
 
-	chash_init(&c);
-	while (off < vd->size) {
-		struct extent ext;
-
-		r = enc_next(enc, vd, &c, off, &ext, e);
-		if (r < 0)
-			return r;
-		if (ext.type != EXT_DATA) {
-			enc->last_old = 0;
-			r = enc_zero(enc, ext.len, e);
-		} else {
-			uint64_t p = 0;
-
-			while (p < ext.len && r >= 0) {
-				/* blocks aligned to the disk */
-				uint64_t n = min_u64(DELTA_BLOCK - (off + p) % DELTA_BLOCK,
-						     ext.len - p);
-
-				r = enc_block(enc, enc->buf + p, (size_t)n, off + p, e);
-				p += n;
-			}
-		}
-		if (r < 0)
-			return r;
-		off += ext.len;
-		enc_progress(enc, ext.len);
-	}
-	if (!enc->hashers)
-		chash_final(&c, enc->st.new_sha);
-	return enc_close_chunk(enc, e);
+	return r < 0 ? r : enc_close_chunk(enc, e);
 }
 
 /* --- compression (worker threads) and output (in order) ----------------- */
