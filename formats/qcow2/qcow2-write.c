@@ -103,7 +103,7 @@ struct qcow2_writer {
 	uint64_t rb_entries;            /* refcounts per block: cs / 2 */
 	uint8_t *rbbuf;                 /* a block being encoded */
 	uint64_t *rt;                   /* offsets of the blocks written */
-	uint64_t rt_n, rt_cap;
+	size_t rt_n, rt_cap;
 };
 
 /* --- the output stream ----------------------------------------------- */
@@ -247,15 +247,8 @@ static int qcow2_writer_ref(struct qcow2_writer *q, uint64_t off, uint64_t len, 
 
 static int qcow2_writer_rt_add(struct qcow2_writer *q, uint64_t off, struct err *e)
 {
-	if (q->rt_n == q->rt_cap) {
-		uint64_t n = q->rt_cap ? 2 * q->rt_cap : 64;
-		uint64_t *p = realloc(q->rt, n * sizeof(*p));
-
-		if (!p)
-			return err_set(e, -ENOMEM, "qcow2: out of memory");
-		q->rt = p;
-		q->rt_cap = n;
-	}
+	if (u64_room(&q->rt, &q->rt_cap, q->rt_n + 1, 64))
+		return err_set(e, -ENOMEM, "qcow2: out of memory");
 	q->rt[q->rt_n++] = off;
 	return 0;
 }

@@ -3,8 +3,10 @@
 #ifndef EDGEIMG_BYTES_H
 #define EDGEIMG_BYTES_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 static inline uint16_t get_le16(const void *p)
 {
@@ -113,6 +115,27 @@ static inline bool is_pow2(uint64_t v)
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
+}
+
+/*
+ * u64_room() - make the array of uint64_t at *@v, room for *@cap, hold at
+ * least @need, doubling from @first.  0, or -ENOMEM with *@v unchanged.
+ */
+static inline int u64_room(uint64_t **v, size_t *cap, size_t need, size_t first)
+{
+	size_t n = *cap ? *cap : first;
+	uint64_t *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	p = realloc(*v, n * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
 }
 
 /* utf8_put() - code point @c as UTF-8 at @out (room for 4); its length. */

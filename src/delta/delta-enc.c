@@ -113,7 +113,7 @@ struct enc {
 	uint8_t *c_data;
 	size_t c_data_len;
 	uint64_t *c_runs;       /* NEW offset, length pairs of DATA runs */
-	size_t c_nruns, c_runs_cap;
+	size_t c_nruns, c_runs_cap;     /* pairs; room for uint64_t's */
 	int p_type;             /* the pending op, -1: none */
 	uint64_t p_len, p_old;
 	uint64_t copy_end;      /* end of the previous COPY in this chunk */
@@ -386,15 +386,8 @@ static int run_add(struct enc *enc, uint64_t off, uint64_t len, struct err *e)
 		enc->c_runs[2 * enc->c_nruns - 1] += len;
 		return 0;
 	}
-	if (enc->c_nruns == enc->c_runs_cap) {
-		size_t n = enc->c_runs_cap ? 2 * enc->c_runs_cap : 256;
-		uint64_t *p = realloc(enc->c_runs, 2 * n * sizeof(*p));
-
-		if (!p)
-			return err_set(e, -ENOMEM, "delta: out of memory");
-		enc->c_runs = p;
-		enc->c_runs_cap = n;
-	}
+	if (u64_room(&enc->c_runs, &enc->c_runs_cap, 2 * enc->c_nruns + 2, 512))
+		return err_set(e, -ENOMEM, "delta: out of memory");
 	enc->c_runs[2 * enc->c_nruns] = off;
 	enc->c_runs[2 * enc->c_nruns + 1] = len;
 	enc->c_nruns++;
@@ -403,15 +396,8 @@ static int run_add(struct enc *enc, uint64_t off, uint64_t len, struct err *e)
 
 static int cand_add(struct enc *enc, uint64_t blk, uint64_t score, struct err *e)
 {
-	if (enc->ncand == enc->cand_cap) {
-		size_t n = enc->cand_cap ? 2 * enc->cand_cap : 1024;
-		uint64_t *p = realloc(enc->cand, n * sizeof(*p));
-
-		if (!p)
-			return err_set(e, -ENOMEM, "delta: out of memory");
-		enc->cand = p;
-		enc->cand_cap = n;
-	}
+	if (u64_room(&enc->cand, &enc->cand_cap, enc->ncand + 1, 1024))
+		return err_set(e, -ENOMEM, "delta: out of memory");
 	enc->cand[enc->ncand++] = score << 40 | blk;
 	return 0;
 }
@@ -878,15 +864,8 @@ static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
 	r = io_write(enc->out, u->out, u->out_len, enc->wpos, e);
 	if (r < 0)
 		return r;
-	if (enc->st.chunks == enc->nchunk_off) {
-		size_t n = enc->nchunk_off ? 2 * enc->nchunk_off : 64;
-		uint64_t *p = realloc(enc->chunk_off, n * sizeof(*p));
-
-		if (!p)
-			return err_set(e, -ENOMEM, "delta: out of memory");
-		enc->chunk_off = p;
-		enc->nchunk_off = n;
-	}
+	if (u64_room(&enc->chunk_off, &enc->nchunk_off, enc->st.chunks + 1, 64))
+		return err_set(e, -ENOMEM, "delta: out of memory");
 	enc->chunk_off[enc->st.chunks] = enc->wpos;
 	enc->wpos += u->out_len;
 	enc->st.chunks++;
