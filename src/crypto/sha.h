@@ -40,8 +40,9 @@ void sha256_init(struct sha256 *c);
 void sha256_update(struct sha256 *c, const void *data, size_t len);
 /*
  * sha256_zeros() - feed @n zero bytes to @c without a buffer of them
- * (disks are mostly zero); on the portable path faster than
- * sha256_update(), which hashes a zero block like any other.
+ * (disks are mostly zero): whole zero blocks go straight into the
+ * state with a message schedule computed once, where sha256_update()
+ * hashes a zero block like any other.
  */
 void sha256_zeros(struct sha256 *c, uint64_t n);
 void sha256_final(struct sha256 *c, uint8_t out[SHA256_LEN]);
