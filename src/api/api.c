@@ -461,32 +461,6 @@ out:
 
 /* --- check --------------------------------------------------------------- */
 
-/* The format named @name, or the one the probes pick for @io. */
-static int format_pick(struct io *io, const char *name,
-		       const struct img_format **fmt, struct err *e)
-{
-	uint8_t head[PROBE_HEAD], tail[PROBE_TAIL];
-	size_t hl, tl = 0;
-	int r;
-
-	if (name) {
-		*fmt = format_find(name);
-		return 0;
-	}
-	hl = (size_t)min_u64(sizeof(head), io->size);
-	if ((r = io_read(io, head, hl, 0, "probe", e)) < 0)
-		return r;
-	if (io->size > hl) {
-		tl = (size_t)min_u64(sizeof(tail), io->size - hl);
-		if ((r = io_read(io, tail, tl, io->size - tl, "probe", e)) < 0)
-			return r;
-	}
-	r = format_probe(head, hl, tail, tl, io->size, fmt, e);
-	if (r < 0)
-		err_prefix(e, "%s", io->name);
-	return r;
-}
-
 int ei_check(const char *path, const char *format,
 	     void (*report)(void *arg, const char *line), void *arg,
 	     struct ei_check_result *res, struct ei_err *pub)

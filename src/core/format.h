@@ -283,4 +283,13 @@ int format_probe(const uint8_t *head, size_t head_len, const uint8_t *tail,
 		 size_t tail_len, uint64_t file_size,
 		 const struct img_format **out, struct err *e);
 
+struct io;
+/*
+ * format_pick() - the format called @name (EI_EUSAGE when there is none),
+ * or with @name NULL the one the probes pick for @io's first and last
+ * bytes; a stream cannot be probed (EI_EUNSUP).
+ */
+int format_pick(struct io *io, const char *name,
+		const struct img_format **out, struct err *e);
+
 #endif

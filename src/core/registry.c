@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/bytes.h"
 #include "core/format.h"
+#include "core/io.h"
 #include "generated/features.h"
 #include "core/kconfig.h"
 
@@ -279,4 +281,36 @@ size_t format_options_help(char *buf, size_t len)
 		       "writer, its writer= is the edgeimg version that made it (another\n"
 		       "version is accepted; its bytes may differ).\n");
 	return at;
+}
+
+int format_pick(struct io *io, const char *name,
+		const struct img_format **out, struct err *e)
+{
+	uint8_t head[PROBE_HEAD], tail[PROBE_TAIL];
+	size_t hl, tl = 0;
+	int r;
+
+	if (name) {
+		*out = format_find(name);
+		if (!*out)
+			return err_set(e, EI_EUSAGE, "unknown format '%s'", name);
+		return 0;
+	}
+	if (io->flags & IO_STREAM)
+		return err_set(e, EI_EUNSUP,
+			       "%s: not a seekable file; give a file name", io->name);
+	hl = (size_t)min_u64(sizeof(head), io->size);
+	r = io_read(io, head, hl, 0, "probe", e);
+	if (r < 0)
+		return r;
+	if (io->size > hl) {
+		tl = (size_t)min_u64(sizeof(tail), io->size - hl);
+		r = io_read(io, tail, tl, io->size - tl, "probe", e);
+		if (r < 0)
+			return r;
+	}
+	r = format_probe(head, hl, tail, tl, io->size, out, e);
+	if (r < 0)
+		err_prefix(e, "%s", io->name);
+	return r;
 }

@@ -10,37 +10,14 @@
 #include "core/limits.h"
 #include "core/vdisk.h"
 
+/* The reader for @io: the one -f names, or the one the probes pick. */
 static int vdisk_pick(struct io *io, const struct open_opts *o,
 		      const struct img_format **fmt, struct err *e)
 {
-	uint8_t head[PROBE_HEAD], tail[PROBE_TAIL];
-	size_t hl, tl = 0;
-	int r;
+	int r = format_pick(io, o->format, fmt, e);
 
-	if (o->format) {
-		*fmt = format_find(o->format);
-		if (!*fmt)
-			return err_set(e, EI_EUSAGE, "unknown format '%s'", o->format);
-		if (!(*fmt)->open)
-			return err_set(e, EI_EUNSUP, "%s: cannot be read", o->format);
-		return 0;
-	}
-	if (io->flags & IO_STREAM)
-		return err_set(e, EI_EUNSUP,
-			       "%s: not a seekable file; give a file name", io->name);
-	hl = (size_t)min_u64(sizeof(head), io->size);
-	r = io_read(io, head, hl, 0, "probe", e);
-	if (r < 0)
-		return r;
-	if (io->size > hl) {
-		tl = (size_t)min_u64(sizeof(tail), io->size - hl);
-		r = io_read(io, tail, tl, io->size - tl, "probe", e);
-		if (r < 0)
-			return r;
-	}
-	r = format_probe(head, hl, tail, tl, io->size, fmt, e);
-	if (r < 0)
-		err_prefix(e, "%s", io->name);
+	if (r >= 0 && o->format && !(*fmt)->open)
+		return err_set(e, EI_EUNSUP, "%s: cannot be read", o->format);
 	return r;
 }
 

@@ -259,4 +259,9 @@ else
 fi
 has "2 TiB file: names the limit" 'qcow2: checking [0-9]+ clusters needs [0-9]+ bytes of counters, above the limit' "$(cat "$T/.err")"
 
+# a character device or a FIFO cannot be probed: refused at once, not read to 2^64
+timeout 20 $EDGEIMG check /dev/zero >"$T/.out" 2>"$T/.err"
+check "check /dev/zero: refused (exit 1), not read on and on" test $? -eq 1
+has "check /dev/zero: says why" '/dev/zero: not a seekable file; give a file name' "$(cat "$T/.err")"
+
 done_tests
