@@ -1210,9 +1210,7 @@ badhex:
 			       "ova: manifest line %zu: the digest is not %zu hex digits",
 			       line, 2 * dl);
 	}
-	return err_set(e, OVA_UNLISTED,
-		       "ova: the manifest '%.200s' has no digest of '%.200s'",
-		       o->m[o->mf].name, m->name);
+	return OVA_UNLISTED;
 }
 
 /* --- the vdisk ----------------------------------------------------------- */
@@ -1354,7 +1352,9 @@ static int ova_open(struct vdisk *vd, struct err *e)
 		if (r >= 0)
 			r = ova_verify(vd, o, mf, (size_t)o->m[o->mf].size, o->disk, e);
 		if (r == OVA_UNLISTED)
-			e->code = r = EI_EMISMATCH;
+			r = err_set(e, EI_EMISMATCH,
+				    "ova: the manifest '%.200s' has no digest of '%.200s'",
+				    o->m[o->mf].name, o->m[o->disk].name);
 		free(mf);
 		if (r < 0)
 			goto fail;
