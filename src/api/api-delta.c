@@ -16,7 +16,6 @@
 #include "delta/delta.h"
 #include "generated/features.h"
 
-unsigned api_threads(unsigned n);
 
 /*
  * An unnamed temporary file in the directory of @near ("-": $TMPDIR or

@@ -35,4 +35,7 @@ int api_format_check(const char *name, int for_write, struct err *e);
 /* api_format_streams() - the writer of @f can write a stream. */
 int api_format_streams(const struct img_format *f);
 
+/* api_threads() - worker threads for @n: 0 is one per core (1 without threads). */
+unsigned api_threads(unsigned n);
+
 #endif

@@ -780,16 +780,11 @@ int delta_apply_feed(struct delta_apply *a, const void *data, size_t len,
 		len -= n;
 		if (a->blen < need)
 			break;
-		/* the header's size may grow once its fixed part is in */
-		if (a->fs == FEED_HEADER) {
-			size_t need2;
-
-			if ((r = apply_need(a, &need2, e)) < 0)
-				break;
-			if (need2 > a->blen)
-				continue;
-		}
-		if (a->fs == FEED_CHUNKS) {
+		/*
+		 * a header's size may grow once its fixed part is in, a
+		 * chunk's once its header is
+		 */
+		if (a->fs == FEED_HEADER || a->fs == FEED_CHUNKS) {
 			size_t need2;
 
 			if ((r = apply_need(a, &need2, e)) < 0)

@@ -15,8 +15,6 @@
 #include "core/format.h"
 #include "core/limits.h"
 
-#define DELTA_IO (1u << 20)
-
 /* --- header ------------------------------------------------------------- */
 
 static int delta_recipe_ok(const char *s, size_t len)
@@ -233,7 +231,7 @@ int delta_dec_new(const struct delta_header *h, struct vdisk *old,
 		d->pos.patch_off = h->chunks_off;
 		memcpy(d->pos.next_sha, h->chunk0_sha, SHA256_LEN);
 	}
-	d->buf = malloc(DELTA_IO);
+	d->buf = malloc(EI_IO_CHUNK);
 	d->dctx = ZSTD_createDCtx();
 	if (!d->buf || !d->dctx) {
 		delta_dec_free(d);
@@ -541,7 +539,7 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 					       (unsigned long long)d->h.old_size);
 			copy_end = old + len;
 			for (uint64_t done = 0; exec && done < len;) {
-				size_t n = (size_t)min_u64(DELTA_IO, len - done);
+				size_t n = (size_t)min_u64(EI_IO_CHUNK, len - done);
 
 				r = vdisk_read(d->old, d->buf, n, old + done, e);
 				if (r < 0 || (r = s->write(s->arg, d->buf, n, out + done, e)) < 0)

@@ -861,6 +861,11 @@ static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
 	struct enc *enc = arg;
 	int r;
 
+	/* the decoder refuses more; stop before the patch is useless */
+	if (enc->st.chunks >= DELTA_MAX_CHUNKS)
+		return err_set(e, EI_ELIMIT,
+			       "delta: more than %u chunks; use a larger --chunk",
+			       DELTA_MAX_CHUNKS);
 	r = io_write(enc->out, u->out, u->out_len, enc->wpos, e);
 	if (r < 0)
 		return r;

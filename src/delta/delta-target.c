@@ -13,8 +13,6 @@
 #include "core/limits.h"
 #include "delta/delta.h"
 
-#define DELTA_IO (1u << 20)
-
 /* The canonical view: extents from content, cached 1 MiB at a time. */
 struct canon {
 	struct vdisk *in;
@@ -26,7 +24,7 @@ struct canon {
 static int canon_fill(struct canon *c, uint64_t off, struct err *e)
 {
 	struct vdisk *in = c->in;
-	size_t len = (size_t)min_u64(DELTA_IO, in->size - off), done = 0;
+	size_t len = (size_t)min_u64(EI_IO_CHUNK, in->size - off), done = 0;
 
 	c->blen = 0;
 	while (done < len) {
@@ -151,7 +149,7 @@ int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
 	struct canon *c = calloc(1, sizeof(*c));
 	struct io *io = calloc(1, sizeof(*io));
 
-	if (!vd || !c || !io || !(c->buf = malloc(DELTA_IO))) {
+	if (!vd || !c || !io || !(c->buf = malloc(EI_IO_CHUNK))) {
 		free(vd);
 		if (c)
 			free(c->buf);
