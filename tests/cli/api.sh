@@ -44,8 +44,8 @@ tail -c +$((off + 1)) "$T/p" | ex --resume "$T/v1.raw" - "$T/o/n.raw" >"$T/.out"
 check "resumed through the library from byte $off" cmp -s "$T/v2.raw" "$T/o/n.raw"
 has "from a chunk past the first" 'chunks [1-9][0-9]*\.\.' "$(cat "$T/.out")"
 rm -f "$T/o/n.raw"
-openssl genpkey -algorithm ed25519 -out "$T/k.pem" 2>/dev/null
-openssl pkey -in "$T/k.pem" -pubout -out "$T/k.pub"
+fixture "an Ed25519 key" openssl genpkey -algorithm ed25519 -out "$T/k.pem" &&
+	fixture "its public key" openssl pkey -in "$T/k.pem" -pubout -out "$T/k.pub"
 run_ei 0 -- delta --sign "$T/k.pem" "$T/v1.raw" "$T/v2.raw" "$T/ps"
 ex --verify "$T/k.pub" "$T/v1.raw" "$T/ps" "$T/o/n.raw" >/dev/null 2>"$T/.err"
 check "a signed patch verified by the library" cmp -s "$T/v2.raw" "$T/o/n.raw"

@@ -562,12 +562,13 @@ if has_oracle mksquashfs; then
 	cp -a "$T/r1" "$T/r2"
 	echo v2 >"$T/r2/etc/version"
 	head -c 100000 /dev/urandom >"$T/r2/bin/new"
-	mksquashfs "$T/r1" "$T/r1.sqfs" -quiet -noappend -comp gzip >/dev/null
-	mksquashfs "$T/r2" "$T/r2.sqfs" -quiet -noappend -comp gzip >/dev/null
-	run_ei 0 -- delta -f raw -F raw "$T/r1.sqfs" "$T/r2.sqfs" "$T/pr"
-	run_ei 0 -- apply -f raw "$T/r1.sqfs" "$T/pr" "$T/o/r2.sqfs"
-	check "two mksquashfs root filesystems, -f raw -F raw: byte for byte" cmp -s "$T/r2.sqfs" "$T/o/r2.sqfs"
-	rm -f "$T/o/r2.sqfs"
+	if fixture "mksquashfs r1" mksquashfs "$T/r1" "$T/r1.sqfs" -quiet -noappend -comp gzip &&
+	   fixture "mksquashfs r2" mksquashfs "$T/r2" "$T/r2.sqfs" -quiet -noappend -comp gzip; then
+		run_ei 0 -- delta -f raw -F raw "$T/r1.sqfs" "$T/r2.sqfs" "$T/pr"
+		run_ei 0 -- apply -f raw "$T/r1.sqfs" "$T/pr" "$T/o/r2.sqfs"
+		check "two mksquashfs root filesystems, -f raw -F raw: byte for byte" cmp -s "$T/r2.sqfs" "$T/o/r2.sqfs"
+		rm -f "$T/o/r2.sqfs"
+	fi
 fi
 
 # --- usage ------------------------------------------------------------------

@@ -16,7 +16,9 @@ print(t[a:t.index("```", a)], end="")
 PY
 )
 check "README has a usage block" test -n "$block"
-for v in $(ei help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+verbs=$(ei help | sed -n 's/^  \([a-z]*\) .*/\1/p')
+check "edgeimg help lists verbs" test -n "$verbs"
+for v in $verbs; do
 	run_ei 0 -- help "$v"
 	# the usage lines: "usage: edgeimg ..." and its continuations
 	lines=$(sed -n '/^usage: /,/^$/p' <<<"$OUT" | sed -e '/^$/d' -e 's/^usage: //' -e 's/^ *\(edgeimg \)/\1/')

@@ -119,6 +119,7 @@ if fixture "mount a tmpfs for the state" mount -t tmpfs -o size=16m tmpfs "$T/tm
 	mnt=$T/tmpfs
 	head -c $(($(stat -c %s "$T/p12") / 2)) "$T/p12" |
 		ei apply --state "$T/tmpfs/s" "$T/v1.raw" - "$T/o/n.raw" 2>/dev/null
+	check "the cut apply left its checkpoint on the tmpfs" test -e "$T/tmpfs/s.edgeimg-apply"
 	run_ei 0 -- apply --resume --state "$T/tmpfs/s" "$T/v1.raw" "$T/p12" "$T/o/n.raw"
 	check "--state on a tmpfs, OUT on another file system: completes" cmp -s "$T/v2.raw" "$T/o/n.raw"
 	check "nothing left in the state directory" test -z "$(ls -A "$T/tmpfs")"
