@@ -68,14 +68,39 @@ static void tmp_name(char *buf, size_t len, const char *base)
 	snprintf(buf, len, ".%s.edgeimg-%06lx", base, x & 0xffffff);
 }
 
+/*
+ * The process's umask, read from /proc/self/status (Linux 4.7) without
+ * changing it: umask() can only be read by setting it, which would let
+ * another thread of a program linking the library create files with
+ * umask 0.  Without /proc, that is the fallback.
+ */
+static mode_t process_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned m;
+	mode_t mask;
+
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "Umask: %o", &m) == 1) {
+				fclose(f);
+				return (mode_t)(m & 0777);
+			}
+		fclose(f);
+	}
+	mask = umask(0);
+	umask(mask);
+	return mask;
+}
+
 int file_commit(int dirfd, int fd, const char *tmp, const char *name,
 		mode_t mode, const char *path, struct err *e)
 {
 	char lnk[300], proc[64];
-	mode_t mask = umask(0);
+	mode_t mask = process_umask();
 	int r, tries;
 
-	umask(mask);
 	if (fsync(fd) < 0)
 		return err_errno(e, errno, "%s: fsync", path);
 	if (fchmod(fd, mode & ~mask) < 0)

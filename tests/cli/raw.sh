@@ -149,4 +149,12 @@ has "unknown verb" "no verb 'frobnicate'" "$ERR"
 run_ei 2 -- info
 has "usage on missing args" '^usage: edgeimg info' "$ERR"
 
+# the output's mode follows the umask, as a file created by open() would
+for m in 027 002; do
+	rm -f "$T/o/mode.raw"
+	(umask $m && ei convert -O raw "$T/disk.raw" "$T/o/mode.raw") || bad "convert under umask $m"
+	check "umask $m: the output's mode is $(printf '%o' $((0666 & ~0$m)))" \
+		test "$(stat -c %a "$T/o/mode.raw")" = "$(printf '%o' $((0666 & ~0$m)))"
+done
+
 done_tests
