@@ -110,6 +110,9 @@ static int raw_write(struct vdisk *src, struct io *out,
 			break;
 		if (ext.type == EXT_DATA) {
 			r = vdisk_read(src, buf, (size_t)ext.len, off, e);
+			if (r >= 0 && wopts->data)
+				r = wopts->data(wopts->data_arg, buf,
+						(size_t)ext.len, off, e);
 			if (r < 0)
 				break;
 			r = raw_write_sparse(out, buf, (size_t)ext.len, off, e);
@@ -139,4 +142,5 @@ const struct img_format fmt_raw = {
 	.write = raw_write,
 	.write_parse = raw_write_parse,
 	.wopts = raw_wopts,
+	.feeds_data = 1,
 };

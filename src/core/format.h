@@ -67,6 +67,17 @@ struct write_opts {
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	/*
+	 * Optional, for writers with img_format.feeds_data: called on the
+	 * writer's calling thread with the disk's data as the writer reads
+	 * it, in increasing order of offset, each byte at most once; what it
+	 * is never given reads as zeros (holes, zero extents).  "convert
+	 * --bmap" hashes the mapped ranges so, without a second pass.  A
+	 * negative return stops the write with that error.
+	 */
+	int (*data)(void *arg, const uint8_t *buf, size_t len, uint64_t off,
+		    struct err *e);
+	void *data_arg;
+	/*
 	 * Optional: @options and @compress as format_write_parse() parsed
 	 * them for this writer, which write() then uses instead of parsing
 	 * them again.  NULL: write() parses them itself.
@@ -166,6 +177,12 @@ struct img_format {
 	 * errors and of format_options_help().
 	 */
 	const struct opt_desc *wopts;
+	/*
+	 * With write: the output holds the disk's bytes as a flasher writes
+	 * them (raw, compressed raw), and write() passes them to
+	 * write_opts.data: "convert --bmap" is offered.
+	 */
+	int feeds_data;
 
 	/*
 	 * Optional: verify the metadata of the image in @io as "qemu-img
