@@ -179,6 +179,12 @@ struct ei_convert_opts {
 	int compress;           /* -c */
 	unsigned threads;       /* workers; 0: one per core */
 	int force;              /* an existing regular OUT may be replaced */
+	/*
+	 * Or NULL: also write a block map of OUT's disk to this file, in
+	 * bmaptool's format 2.0 (raw and compressed raw outputs only), made
+	 * in the same pass; it appears after OUT, like OUT.
+	 */
+	const char *bmap;
 	struct ei_progress progress;
 };
 
@@ -188,6 +194,7 @@ struct ei_convert_result {
 	uint64_t out_alloc;     /* bytes OUT occupies (a file: its blocks) */
 	enum ei_out_kind out_kind;
 	int writer_differs;     /* -o named another edgeimg version (writer=) */
+	uint64_t bmap_mapped;   /* with bmap: the 4 KiB blocks it maps */
 };
 
 /*

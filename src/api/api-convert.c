@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* The public API: convert an image to another format (src/edgeimg.h). */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/bmap.h"
 #include "core/format.h"
 #include "core/kconfig.h"
 #include "core/limits.h"
@@ -23,6 +25,22 @@ unsigned api_threads(unsigned n)
 	return n;
 }
 
+/* --bmap: a map of the disk's bytes, beside an output that holds them as they are */
+static int convert_bmap_check(const struct ei_convert_opts *o, struct err *e)
+{
+	const struct img_format *f = format_find(o->format);
+
+	if (!o->bmap)
+		return 0;
+	if (!f || !f->feeds_data)
+		return err_set(e, EI_EUSAGE,
+			       "a block map (--bmap) describes a raw or compressed raw output, not %s",
+			       o->format);
+	if (!*o->bmap || !strcmp(o->bmap, "-"))
+		return err_set(e, EI_EUSAGE, "--bmap names a file, not '%s'", o->bmap);
+	return 0;
+}
+
 int ei_convert_check(const struct ei_convert_opts *o, struct ei_err *pub)
 {
 	struct err e = { 0 };
@@ -34,6 +52,8 @@ int ei_convert_check(const struct ei_convert_opts *o, struct ei_err *pub)
 	r = api_format_check(o->format, 1, &e);
 	if (r >= 0)
 		r = format_write_check(o->format, o->options, o->compress, &e);
+	if (r >= 0)
+		r = convert_bmap_check(o, &e);
 	return api_err(pub, &e, r);
 }
 
@@ -42,7 +62,10 @@ int ei_convert(struct ei_image *in, const char *out,
 	       struct ei_err *pub)
 {
 	const char *const inputs[] = { in->path, NULL };
+	const char *const bmap_inputs[] = { in->path, out, NULL };
 	const struct img_format *f;
+	struct outfile bof = { .io = NULL };
+	struct bmap *bmap = NULL;
 	struct write_opts wopts = { 0 };
 	struct write_parsed parsed;
 	struct outfile of;
@@ -66,18 +89,45 @@ int ei_convert(struct ei_image *in, const char *out,
 	if (r < 0)
 		return api_err(pub, &e, r);
 	wopts.parsed = &parsed;
+	r = convert_bmap_check(o, &e);
+	if (r >= 0 && o->bmap && !strcmp(o->bmap, out))
+		r = err_set(&e, EI_EUSAGE, "--bmap %s is OUT", o->bmap);
+	if (r < 0)
+		return api_err(pub, &e, r);
 	if (api_format_streams(f))
 		flags |= OUTFILE_STREAM;
 	r = outfile_open(&of, out, flags, inputs, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
+	if (o->bmap) {
+		r = outfile_open(&bof, o->bmap, flags & OUTFILE_FORCE, bmap_inputs, &e);
+		if (r >= 0 && bof.kind != OUT_FILE)
+			r = err_set(&e, EI_EUSAGE, "--bmap %s is not a regular file", o->bmap);
+		if (r >= 0)
+			r = bmap_new(bof.io, in->vd->size, &bmap, &e);
+		if (r < 0) {
+			if (bof.io)
+				outfile_abort(&bof);
+			outfile_abort(&of);
+			return api_err(pub, &e, r);
+		}
+		wopts.data = bmap_data;
+		wopts.data_arg = bmap;
+	}
 	wopts.threads = api_threads(o->threads);
 	wopts.mem_cap = EI_MEM_CAP;
 	wopts.progress = o->progress.fn;
 	wopts.progress_arg = o->progress.arg;
 	r = f->write(in->vd, of.io, &wopts, &e);
+	if (r >= 0 && bmap) {
+		r = bmap_finish(bmap, &e);
+		res->bmap_mapped = bmap_mapped(bmap);
+	}
+	bmap_free(bmap);
 	if (r < 0) {
 		/* reads name IN and writes OUT (io names): nothing to add */
+		if (o->bmap)
+			outfile_abort(&bof);
 		outfile_abort(&of);
 		return api_err(pub, &e, r);
 	}
@@ -86,8 +136,23 @@ int ei_convert(struct ei_image *in, const char *out,
 	res->writer_differs = parsed.writer_differs;
 	res->out_kind = of.kind == OUT_FILE ? EI_OUT_FILE :
 			of.kind == OUT_BLOCKDEV ? EI_OUT_BLOCKDEV : EI_OUT_STDOUT;
-	r = outfile_commit(&of, &e);
-	if (r < 0)
+	/*
+	 * A map replaced (--force) goes first: an old map beside the new OUT
+	 * would have bmaptool skip blocks the new disk has data in.  OUT
+	 * without a map, when the map then fails, is only incomplete.
+	 */
+	if (o->bmap && unlink(o->bmap) < 0 && errno != ENOENT)
+		r = err_set(&e, -errno, "%s: cannot remove the old block map", o->bmap);
+	if (r >= 0)
+		r = outfile_commit(&of, &e);
+	else
+		outfile_abort(&of);
+	if (r < 0) {
+		if (o->bmap)
+			outfile_abort(&bof);
+		return api_err(pub, &e, r);
+	}
+	if (o->bmap && (r = outfile_commit(&bof, &e)) < 0)
 		return api_err(pub, &e, r);
 	if (res->out_kind == EI_OUT_FILE && stat(out, &st) == 0) {
 		res->out_size = (uint64_t)st.st_size;

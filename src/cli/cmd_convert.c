@@ -13,6 +13,7 @@ static int convert_run(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "force", no_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "bmap", required_argument, NULL, 'B' },
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -37,6 +38,9 @@ static int convert_run(int argc, char **argv)
 			break;
 		case 'c':
 			co.compress = 1;
+			break;
+		case 'B':
+			co.bmap = optarg;
 			break;
 		default:
 			r = cli_opt(&cmd_convert, c, optarg, &ca);
@@ -83,6 +87,10 @@ static int convert_run(int argc, char **argv)
 				ei_size_str(res.out_size, h2, sizeof(h2)),
 				res.out_kind == EI_OUT_BLOCKDEV ? "block device" : "standard output",
 				cli_now() - t0);
+		if (co.bmap)
+			fprintf(stderr, "%s: %llu of %llu blocks of 4 KiB mapped\n", co.bmap,
+				(unsigned long long)res.bmap_mapped,
+				(unsigned long long)((res.in_size + 4095) / 4096));
 	}
 	if (ca.json) {
 		printf("{\n    \"filename\": ");
@@ -91,6 +99,12 @@ static int convert_run(int argc, char **argv)
 		ei_json_string(stdout, out);
 		printf(",\n    \"output-format\": ");
 		ei_json_string(stdout, co.format);
+		if (co.bmap) {
+			printf(",\n    \"bmap\": ");
+			ei_json_string(stdout, co.bmap);
+			printf(",\n    \"bmap-mapped-blocks\": %llu",
+			       (unsigned long long)res.bmap_mapped);
+		}
 		printf(",\n    \"output-kind\": \"%s\",\n    \"virtual-size\": %llu,\n"
 		       "    \"output-size\": %llu,\n    \"output-allocated\": %llu,\n"
 		       "    \"seconds\": %.3f\n}\n",
@@ -104,7 +118,7 @@ static int convert_run(int argc, char **argv)
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--allow-refs] [--ova-disk N|NAME] IN OUT|-",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--bmap FILE] [--allow-refs] [--ova-disk N|NAME] IN OUT|-",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format (a block device\n"
 	"             is read as raw unless -f says otherwise)\n"
@@ -119,6 +133,10 @@ const struct cmd cmd_convert = {
 	"  -v         print a summary line: sizes, ratio, time\n"
 	"  --json     print a summary as one JSON object on standard output\n"
 	"  --force    replace OUT if it is an existing regular file\n"
+	"  --bmap FILE  also write a block map of OUT's disk for 'bmaptool copy'\n"
+	"             (format 2.0: the 4 KiB blocks holding data and the SHA-256\n"
+	"             of each range), in the same pass; raw and compressed raw\n"
+	"             outputs.  It is put in place after OUT.\n"
 	"  --allow-refs  follow IN's references to other files (see help info)\n"
 	"  --ova-disk N|NAME  IN is an OVA: read its Nth disk (from 1, in .ovf\n"
 	"             order) or the one whose file is NAME (see help info)\n"

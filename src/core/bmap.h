@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A block map in bmaptool's format 2.0 ("bmaptool copy IMAGE BMAP DEV"),
+ * made from the data a writer passes to write_opts.data, in one pass: the
+ * 4 KiB blocks of the disk that hold anything but zeros are mapped, each
+ * run of them a range with its SHA-256; blocks never given, and blocks of
+ * zeros, are not (a raw file has holes there, as "bmaptool create" sees).
+ */
+#ifndef EDGEIMG_BMAP_H
+#define EDGEIMG_BMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/io.h"
+
+#define BMAP_BLOCK 4096
+
+struct bmap;
+
+/* bmap_new() - a map of a disk of @size bytes, written to @out (empty). */
+int bmap_new(struct io *out, uint64_t size, struct bmap **bp, struct err *e);
+
+/*
+ * bmap_data() - write_opts.data: the @len bytes of the disk at @off, in
+ * increasing order of offset; what lies between them reads as zeros.
+ */
+int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
+	      struct err *e);
+
+/*
+ * bmap_finish() - the rest of the disk is zeros: write the last ranges,
+ * the mapped count and the file's own checksum (over the file as written,
+ * read back, with zeros in its place).
+ */
+int bmap_finish(struct bmap *b, struct err *e);
+
+/* bmap_mapped() - the blocks mapped so far. */
+uint64_t bmap_mapped(const struct bmap *b);
+
+void bmap_free(struct bmap *b);
+
+#endif

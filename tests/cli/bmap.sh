@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# convert --bmap: the block map beside a raw (and compressed raw) output,
+# judged by bmap-tools: "bmaptool copy" verifies every range's SHA-256 and
+# the map's own checksum, "bmaptool create" of the written raw file must
+# map the same ranges.  Into a file and into a loop device.
+. "$(dirname "$0")/../lib.sh"
+need bmaptool qemu-img sfdisk mkfs.ext4 cmp python3
+
+# ranges FILE: the mapped ranges of a bmap, one "FIRST-LAST" per line
+ranges() {
+	python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+for r in root.find("BlockMap"):
+    t = r.text.strip()
+    print(t if "-" in t else t + "-" + t)
+PY
+}
+
+# counts FILE: the sizes and counts a bmap states
+counts() {
+	python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+for k in ("ImageSize", "BlockSize", "BlocksCount", "MappedBlocksCount", "ChecksumType"):
+    print(k, root.find(k).text.strip())
+PY
+}
+
+mkdisk "$T/disk.raw" 32
+# data that ends in a partial block: the disk's size is not a multiple of 4 KiB
+cp "$T/disk.raw" "$T/odd.raw"
+printf 'the end' >>"$T/odd.raw"
+# a qcow2 of it where this build reads qcow2 (its clusters map the data)
+img=disk.raw
+if has_feature FORMAT_QCOW2 &&
+   fixture "qcow2 of the disk" qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/disk.qcow2"; then
+	img=disk.qcow2
+fi
+
+# --- raw OUT: bmaptool copy and create agree with the map -------------------
+for src in $img odd.raw; do
+	rm -f "$T/o.raw" "$T/o.bmap" "$T/copy.raw" "$T/ref.bmap"
+	ref=$T/${src%.*}.raw
+	run_ei 0 -- convert -v -O raw --bmap "$T/o.bmap" "$T/$src" "$T/o.raw"
+	has "$src: -v counts the mapped blocks" 'o\.bmap: [0-9]+ of [0-9]+ blocks of 4 KiB mapped' "$ERR"
+	check "$src: raw OUT is the disk" cmp -s "$ref" "$T/o.raw"
+	check "$src: bmaptool copy verifies and writes the disk" \
+		bmaptool -q copy --bmap "$T/o.bmap" "$T/o.raw" "$T/copy.raw"
+	check "$src: bmaptool's copy is the disk" cmp -s "$ref" "$T/copy.raw"
+	if fixture "bmaptool create of the raw OUT" bmaptool create -o "$T/ref.bmap" "$T/o.raw"; then
+		check "$src: bmaptool create maps the same ranges" \
+			diff <(ranges "$T/ref.bmap") <(ranges "$T/o.bmap")
+		check "$src: same image size and block counts" \
+			diff <(counts "$T/ref.bmap") <(counts "$T/o.bmap")
+	fi
+done
+run_ei 0 -- convert --json -O raw --bmap "$T/j.bmap" "$T/disk.raw" "$T/j.raw"
+check "--json names the map and its mapped blocks" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["bmap"].endswith("j.bmap") and j["bmap-mapped-blocks"] > 0, j' "$OUT"
+# the same disk twice: the same map, byte for byte
+run_ei 0 -- convert -j 1 -O raw --bmap "$T/j1.bmap" "$T/disk.raw" "$T/j1.raw"
+check "the map is deterministic" cmp -s "$T/j.bmap" "$T/j1.bmap"
+
+# --- the map lies: bmaptool notices --------------------------------------------
+cp "$T/j.bmap" "$T/lie.bmap"
+first=$(ranges "$T/j.bmap" | head -1 | cut -d- -f1)
+python3 - "$T/j.raw" "$first" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) * 4096 + 100)
+    f.write(b"X")
+PY
+run=$(bmaptool -q copy --bmap "$T/lie.bmap" "$T/j.raw" "$T/lie.out" 2>&1)
+check "bmaptool refuses an image the map does not describe" test $? -ne 0
+sed -i 's/<BlocksCount> /<BlocksCount> 1/' "$T/lie.bmap"
+bmaptool -q copy --bmap "$T/lie.bmap" "$T/disk.raw" "$T/lie.out" >/dev/null 2>&1
+check "bmaptool refuses a map whose own checksum is wrong" test $? -ne 0
+
+# --- a loop device standing in for the card ----------------------------------
+if [ "$(id -u)" = 0 ] && truncate -s 32M "$T/card.img" &&
+   dev=$(losetup -f --show "$T/card.img" 2>/dev/null); then
+	run_ei 0 -- convert -O raw --bmap "$T/d.bmap" "$T/$img" "$T/d.raw"
+	dd if=/dev/zero of="$dev" bs=1M count=32 status=none
+	check "bmaptool copy onto a loop device" \
+		bmaptool -q copy --bmap "$T/d.bmap" "$T/d.raw" "$dev"
+	check "the device holds the disk" cmp -s "$T/disk.raw" "$dev"
+	losetup -d "$dev"
+elif [ -n "${CI:-}" ]; then
+	bad "no loop device under CI (needs root and /dev/loop*)"
+else
+	echo "SKIP $NAME: no loop device: bmaptool copy onto a device was not run"
+fi
+
+# --- refusals before anything exists ----------------------------------------
+rm -f "$T"/n.*
+if has_feature FORMAT_QCOW2; then
+	run_ei 2 -- convert -O qcow2 --bmap "$T/n.bmap" "$T/disk.raw" "$T/n.qcow2"
+	has "--bmap beside qcow2 refused" 'raw or compressed raw output, not qcow2' "$ERR"
+fi
+run_ei 2 -- convert -O raw --bmap "$T/n.raw" "$T/disk.raw" "$T/n.raw"
+has "--bmap that is OUT refused" 'is OUT' "$ERR"
+run_ei 2 -- convert -O raw --bmap - "$T/disk.raw" "$T/n.raw"
+has "--bmap - refused" "names a file" "$ERR"
+check "no output after the refusals" test -z "$(ls "$T"/n.* 2>/dev/null)"
+echo keep >"$T/old.bmap"
+run_ei 1 -- convert -O raw --bmap "$T/old.bmap" "$T/disk.raw" "$T/n.raw"
+check "an existing map is not replaced without --force" test "$(cat "$T/old.bmap")" = keep
+check "nor is OUT written" test ! -e "$T/n.raw"
+run_ei 0 -- convert --force -O raw --bmap "$T/old.bmap" "$T/disk.raw" "$T/n.raw"
+check "--force replaces it" bmaptool -q copy --bmap "$T/old.bmap" "$T/n.raw" "$T/n.copy"
+# IN fails half way: neither file appears
+if [ $img = disk.qcow2 ]; then
+	head -c $(($(stat -c %s "$T/disk.qcow2") / 2)) "$T/disk.qcow2" >"$T/cut.qcow2"
+	run_ei 1 -- convert -O raw --bmap "$T/cut.bmap" "$T/cut.qcow2" "$T/cut.raw"
+	check "a failed convert leaves neither OUT nor the map" \
+		test ! -e "$T/cut.raw" -a ! -e "$T/cut.bmap"
+fi
+done_tests
