@@ -115,7 +115,15 @@ static int raw_write(struct vdisk *src, struct io *out,
 						(size_t)ext.len, off, e);
 			if (r < 0)
 				break;
-			r = raw_write_sparse(out, buf, (size_t)ext.len, off, e);
+			/*
+			 * With a block map the data is written whole: its
+			 * zero blocks are mapped, and "bmaptool create" of
+			 * OUT must map them too.
+			 */
+			if (wopts->data)
+				r = io_write(out, buf, (size_t)ext.len, off, e);
+			else
+				r = raw_write_sparse(out, buf, (size_t)ext.len, off, e);
 		} else if (out->flags & IO_BLOCKDEV) {
 			/* A device keeps old bytes where a file would have a hole. */
 			memset(buf, 0, (size_t)ext.len);

@@ -8,8 +8,10 @@
  * come first in the file but are known last: like BmapCreate, a field of
  * spaces wide enough is written and filled in at the end.
  *
- * Memory is one block and one output buffer, whatever the disk and however
- * many ranges it has.
+ * Memory is one block, one output buffer and, with threads, four 1 MiB
+ * buffers queued to the thread that hashes them (so that the SHA-256 of
+ * the data runs beside the writer's own work, not after it), whatever the
+ * disk and however many ranges it has.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,9 +22,16 @@
 
 #include "core/bmap.h"
 #include "core/bytes.h"
+#include "core/kconfig.h"
 #include "crypto/sha.h"
 
+#if IS_ENABLED(CONFIG_THREADS)
+#include <pthread.h>
+#endif
+
 #define BMAP_OUTBUF 65536
+#define BMAP_SLOTS 4
+#define BMAP_SLOT (1u << 20)
 
 struct bmap {
 	struct io *out;
@@ -30,6 +39,7 @@ struct bmap {
 	uint64_t blocks;        /* its blocks, the last one maybe partial */
 	uint64_t cur;           /* disk bytes accounted for */
 	uint8_t blk[BMAP_BLOCK];        /* the block holding cur, its head */
+	int blk_data;           /* data reached that block */
 	int in_range;           /* a range is open: [first, last] */
 	uint64_t first, last;
 	struct sha256 sha;      /* of the open range's bytes so far */
@@ -40,6 +50,21 @@ struct bmap {
 	uint64_t sum_at;        /* where BmapFileChecksum's zeros are */
 	char *obuf;
 	size_t olen;
+	uint64_t fed;           /* the end of the data given so far */
+#if IS_ENABLED(CONFIG_THREADS)
+	/* the data queued to the hashing thread: slots [head, head + count) */
+	pthread_t tid;
+	int started;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	uint8_t *slot[BMAP_SLOTS];
+	size_t slot_len[BMAP_SLOTS];
+	uint64_t slot_off[BMAP_SLOTS];
+	unsigned head, count;
+	int stop;               /* no more data comes */
+	int failed;             /* the thread's error is in werr */
+	struct err werr;
+#endif
 };
 
 static int bmap_flush(struct bmap *b, struct err *e)
@@ -106,13 +131,13 @@ static int bmap_close_range(struct bmap *b, struct err *e)
 			hex, b->first, b->last);
 }
 
-/* Block @i, whole (its @len bytes at @p): mapped unless it is zeros. */
+/* Block @i, whole (its @len bytes at @p): mapped when data reached it. */
 static int bmap_block(struct bmap *b, uint64_t i, const uint8_t *p, size_t len,
-		      struct err *e)
+		      int data, struct err *e)
 {
 	int r;
 
-	if (buf_is_zero(p, len))
+	if (!data)
 		return bmap_close_range(b, e);
 	if (b->in_range && i != b->last + 1 && (r = bmap_close_range(b, e)) < 0)
 		return r;
@@ -143,15 +168,19 @@ static int bmap_fill(struct bmap *b, const uint8_t *p, size_t len, struct err *e
 {
 	size_t at = (size_t)(b->cur % BMAP_BLOCK);
 	size_t blen = bmap_block_len(b, b->cur);
+	int r;
 
 	if (p)
 		memcpy(b->blk + at, p, len);
 	else
 		memset(b->blk + at, 0, len);
+	b->blk_data |= p != NULL;
 	b->cur += len;
 	if (at + len < blen)
 		return 0;
-	return bmap_block(b, (b->cur - 1) / BMAP_BLOCK, b->blk, blen, e);
+	r = bmap_block(b, (b->cur - 1) / BMAP_BLOCK, b->blk, blen, b->blk_data, e);
+	b->blk_data = 0;
+	return r;
 }
 
 /* Zeros up to @to: a partial block is completed, whole blocks skipped. */
@@ -179,16 +208,12 @@ static int bmap_zeros(struct bmap *b, uint64_t to, struct err *e)
 	return 0;
 }
 
-int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
-	      struct err *e)
+/* Map the @len bytes at @off (after the last ones taken). */
+static int bmap_take(struct bmap *b, const uint8_t *buf, size_t len, uint64_t off,
+		     struct err *e)
 {
-	struct bmap *b = arg;
 	int r;
 
-	if (off < b->cur || !range_ok(off, len, b->size))
-		return err_set(e, EI_EUSAGE,
-			       "bmap: data at %" PRIu64 " (%zu bytes) out of order: %" PRIu64
-			       " bytes of %" PRIu64 " done", off, len, b->cur, b->size);
 	if ((r = bmap_zeros(b, off, e)) < 0)
 		return r;
 	while (len) {
@@ -196,7 +221,7 @@ int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
 
 		if (b->cur % BMAP_BLOCK == 0 && len >= BMAP_BLOCK) {
 			/* whole blocks straight from @buf */
-			r = bmap_block(b, b->cur / BMAP_BLOCK, buf, BMAP_BLOCK, e);
+			r = bmap_block(b, b->cur / BMAP_BLOCK, buf, BMAP_BLOCK, 1, e);
 			n = BMAP_BLOCK;
 			b->cur += n;
 		} else {
@@ -210,6 +235,128 @@ int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
 		len -= n;
 	}
 	return 0;
+}
+
+#if IS_ENABLED(CONFIG_THREADS)
+static void *bmap_worker(void *arg)
+{
+	struct bmap *b = arg;
+	struct err e = { 0 };
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		unsigned i = b->head;
+		int r = 0;
+
+		while (!b->count && !b->stop)
+			pthread_cond_wait(&b->cv, &b->lock);
+		if (!b->count)
+			break;
+		pthread_mutex_unlock(&b->lock);
+		if (!b->failed)
+			r = bmap_take(b, b->slot[i], b->slot_len[i], b->slot_off[i], &e);
+		pthread_mutex_lock(&b->lock);
+		if (r < 0 && !b->failed) {
+			b->werr = e;
+			b->failed = 1;
+		}
+		b->head = (b->head + 1) % BMAP_SLOTS;
+		b->count--;
+		pthread_cond_broadcast(&b->cv);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* Queue @len (<= BMAP_SLOT) bytes at @off for the thread; its error, if any. */
+static int bmap_queue(struct bmap *b, const uint8_t *buf, size_t len, uint64_t off,
+		      struct err *e)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&b->lock);
+	while (b->count == BMAP_SLOTS && !b->failed)
+		pthread_cond_wait(&b->cv, &b->lock);
+	if (b->failed) {
+		pthread_mutex_unlock(&b->lock);
+		return err_set(e, b->werr.code, "%s", b->werr.msg);
+	}
+	i = (b->head + b->count) % BMAP_SLOTS;
+	pthread_mutex_unlock(&b->lock);
+	/* slot i is the producer's until it is counted */
+	memcpy(b->slot[i], buf, len);
+	b->slot_len[i] = len;
+	b->slot_off[i] = off;
+	pthread_mutex_lock(&b->lock);
+	b->count++;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Wait for the thread to take what is queued and end; its error, if any. */
+static int bmap_stop(struct bmap *b, struct err *e)
+{
+	if (!b->started)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	b->stop = 1;
+	pthread_cond_broadcast(&b->cv);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->tid, NULL);
+	b->started = 0;
+	if (b->failed)
+		return err_set(e, b->werr.code, "%s", b->werr.msg);
+	return 0;
+}
+
+/* Start the hashing thread; without one, bmap_data() maps inline. */
+static void bmap_start(struct bmap *b)
+{
+	unsigned i;
+
+	for (i = 0; i < BMAP_SLOTS; i++)
+		if (!(b->slot[i] = malloc(BMAP_SLOT)))
+			return;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	b->started = !pthread_create(&b->tid, NULL, bmap_worker, b);
+}
+#else
+static int bmap_stop(struct bmap *b, struct err *e)
+{
+	(void)b;
+	(void)e;
+	return 0;
+}
+#endif
+
+int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
+	      struct err *e)
+{
+	struct bmap *b = arg;
+
+	if (off < b->fed || !range_ok(off, len, b->size))
+		return err_set(e, EI_EUSAGE,
+			       "bmap: data at %" PRIu64 " (%zu bytes) out of order: %" PRIu64
+			       " bytes of %" PRIu64 " given", off, len, b->fed, b->size);
+	b->fed = off + len;
+#if IS_ENABLED(CONFIG_THREADS)
+	if (b->started) {
+		while (len) {
+			size_t n = len < BMAP_SLOT ? len : BMAP_SLOT;
+			int r = bmap_queue(b, buf, n, off, e);
+
+			if (r < 0)
+				return r;
+			buf += n;
+			off += n;
+			len -= n;
+		}
+		return 0;
+	}
+#endif
+	return bmap_take(b, buf, len, off, e);
 }
 
 int bmap_new(struct io *out, uint64_t size, struct bmap **bp, struct err *e)
@@ -230,7 +377,7 @@ int bmap_new(struct io *out, uint64_t size, struct bmap **bp, struct err *e)
 		     "<?xml version=\"1.0\" ?>\n"
 		     "<!-- The block map of an image file, made by edgeimg: the blocks that\n"
 		     "     hold data, with the SHA-256 of each range, for \"bmaptool copy\".\n"
-		     "     The other blocks read as zeros and need not be written. -->\n\n"
+		     "     The other blocks are holes or zero ranges of the image. -->\n\n"
 		     "<bmap version=\"2.0\">\n"
 		     "    <!-- Image size in bytes -->\n"
 		     "    <ImageSize> %" PRIu64 " </ImageSize>\n\n"
@@ -261,6 +408,9 @@ int bmap_new(struct io *out, uint64_t size, struct bmap **bp, struct err *e)
 		bmap_free(b);
 		return r;
 	}
+#if IS_ENABLED(CONFIG_THREADS)
+	bmap_start(b);
+#endif
 	*bp = b;
 	return 0;
 }
@@ -273,7 +423,8 @@ int bmap_finish(struct bmap *b, struct err *e)
 	uint64_t off;
 	int r;
 
-	if ((r = bmap_zeros(b, b->size, e)) < 0 ||
+	if ((r = bmap_stop(b, e)) < 0 ||
+	    (r = bmap_zeros(b, b->size, e)) < 0 ||
 	    (r = bmap_close_range(b, e)) < 0 ||
 	    (r = bmap_put(b, e, "    </BlockMap>\n</bmap>\n")) < 0 ||
 	    (r = bmap_flush(b, e)) < 0)
@@ -305,6 +456,11 @@ void bmap_free(struct bmap *b)
 {
 	if (!b)
 		return;
+	bmap_stop(b, NULL);
+#if IS_ENABLED(CONFIG_THREADS)
+	for (unsigned i = 0; i < BMAP_SLOTS; i++)
+		free(b->slot[i]);
+#endif
 	free(b->obuf);
 	free(b);
 }

@@ -2,9 +2,10 @@
 /*
  * A block map in bmaptool's format 2.0 ("bmaptool copy IMAGE BMAP DEV"),
  * made from the data a writer passes to write_opts.data, in one pass: the
- * 4 KiB blocks of the disk that hold anything but zeros are mapped, each
- * run of them a range with its SHA-256; blocks never given, and blocks of
- * zeros, are not (a raw file has holes there, as "bmaptool create" sees).
+ * 4 KiB blocks of the disk that data reaches (the source's data extents,
+ * whatever they hold, as "bmaptool create" maps a file's allocated
+ * blocks) are mapped, each run of them a range with its SHA-256; the
+ * others are holes or zero ranges of the disk, which a flasher skips.
  */
 #ifndef EDGEIMG_BMAP_H
 #define EDGEIMG_BMAP_H
