@@ -4,13 +4,13 @@
 # peers on the corpus of ../shared/bench/make-corpus.sh, in one run, on one
 # machine.  Prints wall time, CPU time, peak RSS and output size of both
 # tools and the ratios edgeimg/peer.  Sections: read qcow2 squashfs delta
-# (default: all that this binary supports).  Scratch space: $BENCH_TMP.
+# flash (default: all that this binary supports).  Scratch space: $BENCH_TMP.
 # The read, qcow2 and squashfs rows are the best of $BENCH_REPEAT (3) runs
 # of each tool, alternating; the delta rows are single runs.
 set -u
 ei=$1 corpus=$2
 shift 2
-sections=${*:-read qcow2 squashfs delta}
+sections=${*:-read qcow2 squashfs flash delta}
 tmp=${BENCH_TMP:-$(dirname "$ei")/bench-tmp}
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
@@ -161,6 +161,9 @@ squashfs)
 	done
 	rm -rf "$tmp/dir" "$tmp/e.sqfs" "$tmp/q.sqfs"
 	;;
+flash)
+	. "$(dirname "$0")/bench-flash.sh"
+	;;
 delta)
 	grep -q '^  delta ' <<<"$("$ei" help 2>&1)" || { echo; echo "delta not built: section skipped"; continue; }
 	. "$(dirname "$0")/bench-delta.sh"
@@ -170,6 +173,6 @@ done
 
 if [ ${#verdicts[@]} -gt 0 ]; then
 	echo
-	echo "Targets (issues 3 to 6), measured in this run:"
+	echo "Targets (issues 3 to 6 and 15), measured in this run:"
 	printf '%s\n' "${verdicts[@]}"
 fi
