@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# arch-same.sh A B: the two edgeimg binaries A and B (a command each: a
+# runner may come first, "qemu-aarch64-static build/aarch64/edgeimg") write
+# the same bytes: every writer with its compressions, the block map, and a
+# delta patch, from the same inputs.  For the static x86_64 and aarch64
+# builds: deterministic output on both architectures is what the delta
+# design rests on (a device rebuilds what CI built).
+set -u
+a=$1 b=$2
+top=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+"$top/tests/mkdisk.sh" "$T/v1.raw" 24 || { echo "arch-same: setup error: mkdisk failed"; exit 1; }
+cp "$T/v1.raw" "$T/v2.raw"
+head -c 2000000 /dev/urandom | dd of="$T/v2.raw" bs=1M seek=13 conv=notrunc status=none
+
+# writes BIN FMT: BIN writes FMT (an unknown -O is a usage error, 2)
+writes() {
+	$1 convert -O "$2" /nonexistent "$T/.w" >/dev/null 2>&1
+	[ $? -ne 2 ]
+}
+
+# same NAME ARGS...: "ARGS" with OUT as the last argument, run by both
+same() {
+	local n=$1 i=0 bin
+	shift
+	for bin in "$a" "$b"; do
+		i=$((i + 1))
+		rm -f "$T/$i.$n" "$T/$i.$n.bmap"
+		if ! $bin "$@" "$T/$i.$n" 2>"$T/err"; then
+			echo "FAIL arch-same: $n: '$bin $*' failed: $(cat "$T/err")"
+			fail=$((fail + 1))
+			return
+		fi
+	done
+	if cmp -s "$T/1.$n" "$T/2.$n"; then
+		pass=$((pass + 1))
+	else
+		echo "FAIL arch-same: $n: the two binaries wrote different bytes"
+		fail=$((fail + 1))
+	fi
+}
+
+for bin in "$a" "$b"; do
+	for f in raw qcow2 squashfs craw simg; do
+		writes "$bin" $f || echo "arch-same: '$bin' does not write $f: its rows are not run"
+	done
+done
+both() { writes "$a" "$1" && writes "$b" "$1"; }
+
+same raw convert -O raw "$T/v1.raw"
+if both qcow2; then
+	same qcow2 convert -O qcow2 "$T/v1.raw"
+	for c in zlib zstd; do
+		same qcow2-$c convert -j 3 -c -O qcow2 -o compression_type=$c "$T/v1.raw"
+	done
+fi
+if both squashfs; then
+	for c in gzip xz lz4 zstd; do
+		same squashfs-$c convert -j 3 -O squashfs -o compression=$c "$T/v1.raw"
+	done
+fi
+if both craw; then
+	for c in zstd xz gzip; do
+		same craw-$c convert -j 3 -O craw -o compression=$c "$T/v1.raw"
+	done
+fi
+both simg && same simg convert -O simg "$T/v1.raw"
+# the block map: its file beside the image
+for i in 1 2; do
+	bin=$a
+	[ $i = 2 ] && bin=$b
+	rm -f "$T/m$i.bmap"
+	$bin convert -O raw --bmap "$T/m$i.bmap" "$T/v1.raw" "$T/m$i.raw" 2>"$T/err" ||
+		echo "FAIL arch-same: bmap: $(cat "$T/err")"
+done
+if cmp -s "$T/m1.bmap" "$T/m2.bmap"; then pass=$((pass + 1)); else
+	echo "FAIL arch-same: bmap: the two maps differ"
+	fail=$((fail + 1))
+fi
+# a patch, and with -j
+if $a help delta >/dev/null 2>&1; then
+	same patch delta "$T/v1.raw" "$T/v2.raw"
+	same patch-j3 delta -j 3 "$T/v1.raw" "$T/v2.raw"
+fi
+echo "arch-same: $pass passed, $fail failed"
+[ $fail -eq 0 ]
