@@ -336,7 +336,18 @@ static int describe_table(struct vdisk *vd, int json, FILE *f, struct err *e)
 	if (!t)
 		return err_set(e, -ENOMEM, "out of memory");
 	r = part_read(vd, t, e);
-	if (r >= 0 && t->kind != PART_NONE) {
+	if (r < 0 && t->read_error) {
+		/* the disk's data, not its table, is bad: info is about the image */
+		if (json) {
+			fprintf(f, ",\n    \"partition-table-error\": ");
+			json_string(f, e->msg);
+		} else {
+			fputs("partition table: not read: ", f);
+			text_string(f, e->msg);
+			fputc('\n', f);
+		}
+		r = 0;
+	} else if (r >= 0 && t->kind != PART_NONE) {
 		if (json) {
 			fprintf(f, ",\n    \"partition-table\": ");
 			part_json(t, f, 1);
@@ -400,11 +411,11 @@ static int describe(struct ei_image *im, int json, FILE *f, struct err *e)
 			fprintf(f, ",\n    \"recipe-options\": ");
 			recipe_json(f, recipe);
 		}
-		fprintf(f, ",\n    \"dirty-flag\": %s", base->dirty ? "true" : "false");
 		if (part)
 			describe_part(part, json, f);
 		r = describe_table(vd, json, f, e);
-		fprintf(f, "\n}\n");
+		/* last, as qemu-img prints it */
+		fprintf(f, ",\n    \"dirty-flag\": %s\n}\n", base->dirty ? "true" : "false");
 	} else {
 		fputs("image: ", f);
 		text_string(f, im->path);

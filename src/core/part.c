@@ -168,6 +168,17 @@ int part_probe_fs(struct vdisk *vd, uint64_t off, uint64_t len,
 
 /* --- GPT ----------------------------------------------------------------- */
 
+/* vdisk_read(), counting a failure in *@rerr: the disk, not the table, is bad. */
+static int part_io(struct vdisk *vd, void *buf, size_t len, uint64_t off,
+		   int *rerr, struct err *e)
+{
+	int r = vdisk_read(vd, buf, len, off, e);
+
+	if (r < 0)
+		*rerr = 1;
+	return r;
+}
+
 struct gpt_hdr {
 	uint64_t my_lba, alt_lba, first, last, array_lba;
 	uint32_t entries, entry_size, array_crc;
@@ -209,14 +220,14 @@ static int gpt_name(const uint8_t *p, char *out, size_t len)
  * array inside the disk, the array's size within the caps.
  */
 static int gpt_header(struct vdisk *vd, unsigned ss, uint64_t lba,
-		      const char *which, struct gpt_hdr *h, struct err *e)
+		      const char *which, struct gpt_hdr *h, int *rerr, struct err *e)
 {
 	uint64_t sectors = vd->size / ss, array_len, array_secs;
 	uint8_t b[4096];
 	uint32_t hsize, crc;
 	int r;
 
-	r = vdisk_read(vd, b, ss, lba * ss, e);
+	r = part_io(vd, b, ss, lba * ss, rerr, e);
 	if (r < 0)
 		return r;
 	if (memcmp(b, "EFI PART", 8))
@@ -284,7 +295,7 @@ static int gpt_header(struct vdisk *vd, unsigned ss, uint64_t lba,
 
 /* The entry array of @h, read and its CRC32 checked: *@out is malloc'd. */
 static int gpt_array(struct vdisk *vd, unsigned ss, const struct gpt_hdr *h,
-		     const char *which, uint8_t **out, struct err *e)
+		     const char *which, uint8_t **out, int *rerr, struct err *e)
 {
 	size_t len = (size_t)h->entries * h->entry_size;
 	uint8_t *a = malloc(len);
@@ -293,7 +304,7 @@ static int gpt_array(struct vdisk *vd, unsigned ss, const struct gpt_hdr *h,
 
 	if (!a)
 		return err_set(e, -ENOMEM, "out of memory");
-	r = vdisk_read(vd, a, len, h->array_lba * ss, e);
+	r = part_io(vd, a, len, h->array_lba * ss, rerr, e);
 	if (r < 0) {
 		free(a);
 		return r;
@@ -317,17 +328,18 @@ static int gpt_read(struct vdisk *vd, unsigned ss, struct part_table *t,
 	struct gpt_hdr h;
 	struct err e1 = { 0 };
 	uint8_t *a = NULL;
-	int r;
+	int r, rerr = 0;
 
-	r = gpt_header(vd, ss, 1, "primary", &h, &e1);
+	r = gpt_header(vd, ss, 1, "primary", &h, &rerr, &e1);
 	if (r >= 0)
-		r = gpt_array(vd, ss, &h, "primary", &a, &e1);
+		r = gpt_array(vd, ss, &h, "primary", &a, &rerr, &e1);
 	if (r < 0 && r != -ENOMEM && sectors > 2) {
 		struct err e2 = { 0 };
-		int r2 = gpt_header(vd, ss, sectors - 1, "backup", &h, &e2);
+		int rerr2 = 0;
+		int r2 = gpt_header(vd, ss, sectors - 1, "backup", &h, &rerr2, &e2);
 
 		if (r2 >= 0)
-			r2 = gpt_array(vd, ss, &h, "backup", &a, &e2);
+			r2 = gpt_array(vd, ss, &h, "backup", &a, &rerr2, &e2);
 		if (r2 >= 0) {
 			t->backup_used = 1;
 			snprintf(t->note, sizeof(t->note),
@@ -339,6 +351,7 @@ static int gpt_read(struct vdisk *vd, unsigned ss, struct part_table *t,
 	if (r < 0) {
 		if (e)
 			*e = e1;
+		t->read_error = rerr;
 		return r;
 	}
 	t->kind = PART_GPT;
@@ -459,7 +472,7 @@ static int mbr_logical(struct vdisk *vd, struct part_table *t, unsigned prim,
 				       "mbr: more than %u logical partitions in extended partition %u",
 				       PART_MAX_LOGICAL, prim);
 		seen[nseen++] = cur;
-		r = vdisk_read(vd, s, 512, cur * 512, e);
+		r = part_io(vd, s, 512, cur * 512, &t->read_error, e);
 		if (r < 0)
 			return r;
 		if (get_le16(s + 510) != 0xaa55)
@@ -597,7 +610,7 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 	memset(t, 0, offsetof(struct part_table, p));
 	if (vd->size < 1024)
 		return 0;
-	r = vdisk_read(vd, s, 512, 0, e);
+	r = part_io(vd, s, 512, 0, &t->read_error, e);
 	if (r < 0)
 		return r;
 	/* GPT first, at 512-byte sectors then 4096 */
@@ -608,17 +621,20 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 		if (get_le16(s + 510) == 0xaa55)
 			hybrid_note(s, t);
 		r = part_overlaps(t, "gpt", t->sector, e);
-	} else if (r == EI_EFORMAT) {
+	} else if (r == EI_EFORMAT && !t->read_error) {
 		memset(t, 0, offsetof(struct part_table, p));
 		r = 0;
 		/* a filesystem over the whole disk (FAT has 0xaa55 too) */
 		if (get_le16(s + 510) == 0xaa55 &&
 		    (r = part_probe_fs(vd, 0, vd->size, &fs, e)) >= 0 && !fs.type)
 			r = mbr_read(vd, s, t, e);
+		else if (r < 0)
+			t->read_error = 1;
 	}
 	for (unsigned i = 0; r >= 0 && i < t->n; i++)
-		if (!t->p[i].extended)
-			r = part_probe_fs(vd, t->p[i].start, t->p[i].size, &t->p[i].fs, e);
+		if (!t->p[i].extended &&
+		    (r = part_probe_fs(vd, t->p[i].start, t->p[i].size, &t->p[i].fs, e)) < 0)
+			t->read_error = 1;
 	if (r < 0)
 		t->kind = PART_NONE;
 	return r;
@@ -626,9 +642,21 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 
 /* --- choosing a partition ------------------------------------------------- */
 
-/* The partitions of @t, for an error: "1 'esp' vfat; 2 'root' ext4". */
+/* @s for a message: control characters as '?' (the CLI prints it as is). */
+static const char *msg_safe(const char *s, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	for (; *s && k + 1 < len; s++, k++)
+		buf[k] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	buf[k] = 0;
+	return buf;
+}
+
+/* The partitions of @t, for an error: "1 name 'esp' vfat label 'EFI'; ...". */
 static void part_names(const struct part_table *t, char *buf, size_t len)
 {
+	char tmp[sizeof(t->p[0].name)];
 	size_t at = 0;
 
 	buf[0] = 0;
@@ -639,11 +667,14 @@ static void part_names(const struct part_table *t, char *buf, size_t len)
 			continue;
 		at = text_addf(buf, len, at, "%s%u", at ? "; " : "", p->num);
 		if (p->name[0])
-			at = text_addf(buf, len, at, " name '%s'", p->name);
+			at = text_addf(buf, len, at, " name '%s'%s",
+				       msg_safe(p->name, tmp, sizeof(tmp)),
+				       p->name_ok ? "" : " (invalid)");
 		if (p->fs.type)
 			at = text_addf(buf, len, at, " %s", p->fs.type);
 		if (p->fs.label[0])
-			at = text_addf(buf, len, at, " label '%s'", p->fs.label);
+			at = text_addf(buf, len, at, " label '%s'",
+				       msg_safe(p->fs.label, tmp, sizeof(tmp)));
 	}
 	if (!at)
 		snprintf(buf, len, "none");
@@ -683,7 +714,8 @@ int part_find(const struct part_table *t, const char *spec,
 		*out = hit;
 		return 0;
 	}
-	return err_set(e, EI_EUSAGE, "--partition %s: %s; partitions: %s", spec,
+	return err_set(e, EI_EUSAGE, "--partition %s: %s; partitions: %s",
+		       msg_safe(spec, (char[64]){ 0 }, 64),
 		       nhit ? "more than one partition has that name or label" :
 		       digits ? "no partition has that number" :
 		       "no partition has that name or filesystem label", list);

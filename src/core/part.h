@@ -51,6 +51,8 @@ struct part_table {
 	char disk_guid[40];     /* GPT */
 	uint32_t mbr_id;        /* MBR disk identifier */
 	int backup_used;        /* GPT: the primary header was bad */
+	int read_error;         /* part_read() failed reading the disk (a
+				   corrupt container), not on the table */
 	char note[320];         /* what info should say (backup used, hybrid
 				   MBR disagreeing with the GPT), or "" */
 	unsigned n;

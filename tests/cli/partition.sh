@@ -227,9 +227,10 @@ fi
 #   hybrid START                      MBR entry 2: type 0x0c at START, 2048 sectors
 gpt() {
 	python3 - "$@" <<'PY'
-import struct, sys, zlib
+import mmap, struct, sys, zlib
 path, cmd = sys.argv[1], sys.argv[2:]
-b = bytearray(open(path, "rb").read())
+f = open(path, "r+b")
+b = mmap.mmap(f.fileno(), 0)
 ss = 512
 last = len(b) // ss - 1
 def hdr(lba): return lba * ss
@@ -268,12 +269,12 @@ elif op == "acrc":
         lba = struct.unpack_from("<Q", b, o + 72)[0]
         b[lba * ss + 60] ^= 0x55
 elif op == "nobackup":
-    b[heads[1]:heads[1] + 8] = b"\0" * 8
+    b[heads[1]:heads[1] + 8] = bytes(8)
 elif op == "nogpt":
-    for o in heads: b[o:o + 8] = b"\0" * 8
+    for o in heads: b[o:o + 8] = bytes(8)
 elif op == "hybrid":
     struct.pack_into("<B3sB3sII", b, 446 + 16, 0, b"\0\0\0", 0x0c, b"\0\0\0", int(cmd[1]), 2048)
-open(path, "wb").write(b)
+b.flush()
 PY
 }
 
@@ -341,6 +342,7 @@ run_ei 0 -- info "$T/h.raw"
 has "PT6 a control character in a name is printed escaped" 'partition 2: .*name "ro\\x01ot"' "$OUT"
 run_ei 2 -- convert --partition "$(printf 'ro\001ot')" -O raw "$T/h.raw" "$T/o/x.raw"
 check "PT6 an invalid name is never matched; no output" test -z "$(listing)"
+has "PT6 the error lists the name, control characters as ?, marked invalid" "2 name 'ro\\?ot' \\(invalid\\)" "$ERR"
 gpt "$T/h.raw" name 1 "720000d86f00"
 run_ei 0 -- info --json "$T/h.raw"
 has "PT6 an unpaired surrogate is shown as \\uD800" '"name": "r\\\\uD800o"' "$OUT"
@@ -352,9 +354,10 @@ check "PT6 a name of 36 characters without a terminator matches" cmp "$T/h36.out
 # PT4: EBR chains: a loop, 10,000 logical partitions, an EBR outside
 ebr() {
 	python3 - "$@" <<'PY'
-import struct, sys
+import mmap, struct, sys
 path, op = sys.argv[1], sys.argv[2]
-b = bytearray(open(path, "rb").read())
+f = open(path, "r+b")
+b = mmap.mmap(f.fileno(), 0)
 def ent(sec, i, typ, lba, n):
     struct.pack_into("<B3sB3sII", b, sec * 512 + 446 + 16 * i, 0, b"\0\0\0", typ, b"\0\0\0", lba, n)
 ext = 34816
@@ -370,7 +373,7 @@ elif op == "many":        # 10,000 EBRs, each with a 1-sector logical partition
         ent(s, 1, 0x05, 2 * (k + 1), 2)
         b[s * 512 + 510:s * 512 + 512] = b"\x55\xaa"
     ent(0, 3, 0, 0, 0)
-open(path, "wb").write(b)
+b.flush()
 PY
 }
 for c in loop outside many; do
