@@ -293,11 +293,7 @@ static void describe_fs(const struct part_fs *fs, int json, FILE *f)
 		return;
 	}
 	fprintf(f, "filesystem: %s", fs->type);
-	if (fs->label[0]) {
-		fputs(", label \"", f);
-		text_string(f, fs->label);
-		fputc('"', f);
-	}
+	part_quoted(f, "label", fs->label);
 	if (fs->uuid[0])
 		fprintf(f, ", uuid %s", fs->uuid);
 	fputc('\n', f);
@@ -318,11 +314,7 @@ static void describe_part(const struct part *p, int json, FILE *f)
 	}
 	fprintf(f, "partition: %u, start %llu, size %llu, type %s", p->num,
 		(unsigned long long)p->start, (unsigned long long)p->size, p->type);
-	if (p->name[0]) {
-		fputs(", name \"", f);
-		text_string(f, p->name);
-		fputc('"', f);
-	}
+	part_quoted(f, "name", p->name);
 	fputc('\n', f);
 }
 

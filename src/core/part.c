@@ -824,6 +824,15 @@ static const char *part_kind_name(enum part_kind k)
 	return k == PART_GPT ? "gpt" : k == PART_MBR ? "dos" : "none";
 }
 
+void part_quoted(FILE *f, const char *key, const char *s)
+{
+	if (!s[0])
+		return;
+	fprintf(f, ", %s \"", key);
+	text_string(f, s);
+	fputc('"', f);
+}
+
 void part_text(const struct part_table *t, FILE *f)
 {
 	char h[32];
@@ -847,20 +856,12 @@ void part_text(const struct part_table *t, FILE *f)
 			fprintf(f, " (%s)", p->type_name);
 		if (p->logical)
 			fputs(", logical", f);
-		if (p->name[0]) {
-			fputs(", name \"", f);
-			text_string(f, p->name);
-			fputc('"', f);
-		}
+		part_quoted(f, "name", p->name);
 		if (p->uuid[0])
 			fprintf(f, ", uuid %s", p->uuid);
 		if (!p->extended) {
 			fprintf(f, ", filesystem %s", p->fs.type ? p->fs.type : "unknown");
-			if (p->fs.label[0]) {
-				fputs(", label \"", f);
-				text_string(f, p->fs.label);
-				fputc('"', f);
-			}
+			part_quoted(f, "label", p->fs.label);
 			if (p->fs.uuid[0])
 				fprintf(f, ", fs uuid %s", p->fs.uuid);
 		}

@@ -96,7 +96,10 @@ const struct part *part_of(const struct vdisk *vd);
 /* part_parent() - the disk a part_open() disk is a partition of, or NULL. */
 struct vdisk *part_parent(const struct vdisk *vd);
 
-/* part_list() - a table as "info" prints it: text lines, or a JSON value. */
+/* part_quoted() - ', KEY "S"' with S escaped for a terminal; nothing for "". */
+void part_quoted(FILE *f, const char *key, const char *s);
+
+/* part_text(), part_json() - a table as "info" prints it: text lines, or a JSON value. */
 void part_text(const struct part_table *t, FILE *f);
 void part_json(const struct part_table *t, FILE *f, int indent);
 
