@@ -320,9 +320,14 @@ static int gpt_array(struct vdisk *vd, unsigned ss, const struct gpt_hdr *h,
 	return 0;
 }
 
-/* The GPT of @vd with @ss-byte sectors, when there is a valid header. */
-static int gpt_read(struct vdisk *vd, unsigned ss, struct part_table *t,
-		    struct err *e)
+/*
+ * The GPT of @vd with @ss-byte sectors, when there is a valid header.  The
+ * backup header (at the disk's end, costly to reach in a compressed
+ * stream) is looked for when the primary is corrupt, or missing from a disk
+ * whose MBR is @protective.
+ */
+static int gpt_read(struct vdisk *vd, unsigned ss, int protective,
+		    struct part_table *t, struct err *e)
 {
 	uint64_t sectors = vd->size / ss;
 	struct gpt_hdr h;
@@ -333,7 +338,7 @@ static int gpt_read(struct vdisk *vd, unsigned ss, struct part_table *t,
 	r = gpt_header(vd, ss, 1, "primary", &h, &rerr, &e1);
 	if (r >= 0)
 		r = gpt_array(vd, ss, &h, "primary", &a, &rerr, &e1);
-	if (r < 0 && r != -ENOMEM && sectors > 2) {
+	if (r < 0 && r != -ENOMEM && sectors > 2 && (r != EI_EFORMAT || protective)) {
 		struct err e2 = { 0 };
 		int rerr2 = 0;
 		int r2 = gpt_header(vd, ss, sectors - 1, "backup", &h, &rerr2, &e2);
@@ -605,7 +610,7 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 {
 	uint8_t s[512];
 	struct part_fs fs;
-	int r;
+	int r, protective = 0;
 
 	memset(t, 0, offsetof(struct part_table, p));
 	if (vd->size < 1024)
@@ -613,10 +618,12 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 	r = part_io(vd, s, 512, 0, &t->read_error, e);
 	if (r < 0)
 		return r;
+	for (int i = 0; i < 4 && get_le16(s + 510) == 0xaa55; i++)
+		protective |= s[446 + 16 * i + 4] == 0xee;
 	/* GPT first, at 512-byte sectors then 4096 */
-	r = gpt_read(vd, 512, t, e);
+	r = gpt_read(vd, 512, protective, t, e);
 	if (r == EI_EFORMAT && vd->size >= 3 * 4096)
-		r = gpt_read(vd, 4096, t, e);
+		r = gpt_read(vd, 4096, protective, t, e);
 	if (r >= 0) {
 		if (get_le16(s + 510) == 0xaa55)
 			hybrid_note(s, t);

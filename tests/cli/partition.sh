@@ -227,7 +227,7 @@ fi
 #   name IDX HEX                      an entry's name bytes (UTF-16LE)
 #   crc primary|backup                break a header's CRC (not redone)
 #   acrc                              break both entry arrays' CRCs
-#   nobackup                          wipe the backup header
+#   noprimary                         wipe the primary header
 #   nogpt                             wipe both headers
 #   hybrid START                      MBR entry 2: type 0x0c at START, 2048 sectors
 gpt() {
@@ -273,8 +273,8 @@ elif op == "acrc":
     for o in heads:
         lba = struct.unpack_from("<Q", b, o + 72)[0]
         b[lba * ss + 60] ^= 0x55
-elif op == "nobackup":
-    b[heads[1]:heads[1] + 8] = bytes(8)
+elif op == "noprimary":
+    b[heads[0]:heads[0] + 8] = bytes(8)
 elif op == "nogpt":
     for o in heads: b[o:o + 8] = bytes(8)
 elif op == "hybrid":
@@ -311,6 +311,12 @@ run_ei 0 -- info "$T/h.raw"
 has "PT1: info says why" 'partition table note: the backup GPT header \(LBA 196607\) is used: gpt: primary header CRC32 0x[0-9a-f]{8} does not match its bytes' "$OUT"
 run_ei 0 -- convert --partition root -O raw "$T/h.raw" "$T/h2.out"
 check "PT1: --partition through the backup header" cmp "$T/h2.out" "$T/p2.dd"
+cp "$d" "$T/h.raw"
+gpt "$T/h.raw" noprimary
+run_ei 0 -- info --json "$T/h.raw"
+printf '%s\n' "$OUT" >"$T/h.json"
+check "PT1: no primary header, a protective MBR: the backup's table" cmp_table "$T/h.json" "$T/sf.json" "$d" "$T/blk"
+has "PT1: info --json says why the backup is used" '"note": "the backup GPT header \(LBA 196607\) is used: gpt: no primary header signature at LBA 1"' "$OUT"
 bad_gpt "PT1 both header CRCs bad" 'gpt: primary header CRC32 0x[0-9a-f]{8} does not match its bytes' "crc primary" "crc backup"
 bad_gpt "PT1 entry array CRCs bad" 'gpt: primary entry array CRC32 0x[0-9a-f]{8} does not match its bytes' acrc
 
