@@ -82,7 +82,7 @@ endif
 # The library (libedgeimg.a): core, codecs, crypto, delta, formats.
 core-y := src/core/err.c src/core/io.c src/core/io_slice.c src/core/opts.c \
 	src/core/info.c src/core/vdisk.c src/core/registry.c src/core/outfile.c \
-	src/core/bmap.c
+	src/core/bmap.c src/core/part.c
 core-y += src/codec/codec.c src/codec/pipeline.c
 core-y += src/crypto/sha.c src/crypto/chash.c
 formats-y := formats/raw.c formats/refused.c

@@ -123,6 +123,11 @@ struct ei_open_opts {
 	const char *ova_disk;   /* an OVA's disk: "N" (from 1) or its file name */
 	uint64_t size;          /* read only the first SIZE bytes of the disk (an
 				   image in a bigger slot); 0: all of it */
+	const char *partition;  /* the disk is this partition of the image (GPT
+				   or MBR): a number from 1, a GPT partition
+				   name or a filesystem label; NULL: the whole
+				   disk.  None or several matching: EI_EUSAGE
+				   listing the partitions */
 };
 
 struct ei_image;

@@ -85,6 +85,11 @@ $(obj)/fuzz/fuzz-delta: tests/fuzz/fuzz_delta.c $(fuzz-objs) | $(obj)/edgeimg
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The partition-table parser's fuzzer (src/core/part.c); seeds: seed-part.sh.
+$(obj)/fuzz/fuzz-part: tests/fuzz/fuzz_part.c $(fuzz-objs)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 .PHONY: fuzz
 # FUZZ_FORMATS="vhdx ova" runs only those fuzzers.
 FUZZ_FORMATS ?= $(fuzz-formats)

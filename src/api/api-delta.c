@@ -404,6 +404,7 @@ static void apply_opts(const struct ei_apply_opts *o, const struct delta_key *ke
 		d->old_open.format = "raw";
 	d->old_open.allow_refs = o->old_open.allow_refs;
 	d->old_open.ova_disk = o->old_open.ova_disk;
+	d->old_open.partition = o->old_open.partition;
 	d->patch_name = o->patch_name ? o->patch_name : "the patch";
 	d->patch_path = patch_path;
 	d->out_path = o->out;

@@ -14,6 +14,7 @@
 #include "core/format.h"
 #include "core/limits.h"
 #include "core/opts.h"
+#include "core/part.h"
 #include "crypto/sha.h"
 #include "generated/features.h"
 
@@ -155,6 +156,7 @@ int api_open(const char *path, const struct ei_open_opts *o, struct vdisk **out,
 		opts.format = o->format;
 		opts.allow_refs = o->allow_refs;
 		opts.ova_disk = o->ova_disk;
+		opts.partition = o->partition;
 	}
 	if (opts.format && (r = api_format_check(opts.format, 0, e)) < 0)
 		return r;
@@ -277,9 +279,86 @@ static void recipe_json(FILE *f, const char *recipe)
 	fputs("\n    }", f);
 }
 
+/* A filesystem found over a whole disk, as "info" shows it. */
+static void describe_fs(const struct part_fs *fs, int json, FILE *f)
+{
+	if (json) {
+		fprintf(f, ",\n    \"filesystem\": {\n        \"type\": ");
+		json_string(f, fs->type);
+		fprintf(f, ",\n        \"label\": ");
+		json_string(f, fs->label);
+		fprintf(f, ",\n        \"uuid\": ");
+		json_string(f, fs->uuid);
+		fprintf(f, "\n    }");
+		return;
+	}
+	fprintf(f, "filesystem: %s", fs->type);
+	part_quoted(f, "label", fs->label);
+	if (fs->uuid[0])
+		fprintf(f, ", uuid %s", fs->uuid);
+	fputc('\n', f);
+}
+
+/* The partition a --partition disk is, as "info" shows it. */
+static void describe_part(const struct part *p, int json, FILE *f)
+{
+	if (json) {
+		fprintf(f, ",\n    \"partition\": {\n        \"number\": %u,\n"
+			"        \"start\": %llu,\n        \"size\": %llu,\n        \"type\": ",
+			p->num, (unsigned long long)p->start, (unsigned long long)p->size);
+		json_string(f, p->type);
+		fprintf(f, ",\n        \"name\": ");
+		json_string(f, p->name);
+		fprintf(f, "\n    }");
+		return;
+	}
+	fprintf(f, "partition: %u, start %llu, size %llu, type %s", p->num,
+		(unsigned long long)p->start, (unsigned long long)p->size, p->type);
+	part_quoted(f, "name", p->name);
+	fputc('\n', f);
+}
+
+/* What "info" says after the format's own: the partition table or filesystem. */
+static int describe_table(struct vdisk *vd, int json, FILE *f, struct err *e)
+{
+	struct part_table *t = malloc(sizeof(*t));
+	struct part_fs fs;
+	int r;
+
+	if (!t)
+		return err_set(e, -ENOMEM, "out of memory");
+	r = part_read(vd, t, e);
+	if (r < 0 && t->read_error) {
+		/* the disk's data, not its table, is bad: info is about the image */
+		if (json) {
+			fprintf(f, ",\n    \"partition-table-error\": ");
+			json_string(f, e->msg);
+		} else {
+			fputs("partition table: not read: ", f);
+			text_string(f, e->msg);
+			fputc('\n', f);
+		}
+		r = 0;
+	} else if (r >= 0 && t->kind != PART_NONE) {
+		if (json) {
+			fprintf(f, ",\n    \"partition-table\": ");
+			part_json(t, f, 1);
+		} else {
+			part_text(t, f);
+		}
+	} else if (r >= 0 && (r = part_probe_fs(vd, 0, vd->size, &fs, e)) >= 0 && fs.type) {
+		describe_fs(&fs, json, f);
+	}
+	free(t);
+	return r;
+}
+
 static int describe(struct ei_image *im, int json, FILE *f, struct err *e)
 {
 	struct vdisk *vd = im->vd;
+	/* a partition (--partition) is described with its image's format */
+	struct vdisk *base = part_parent(vd) ? part_parent(vd) : vd;
+	const struct part *part = part_of(vd);
 	struct info *fi = NULL;
 	uint64_t actual = 0;
 	struct stat st;
@@ -287,33 +366,33 @@ static int describe(struct ei_image *im, int json, FILE *f, struct err *e)
 	int r;
 
 	if (stat(im->path, &st) == 0)
-		actual = S_ISBLK(st.st_mode) ? vd->io->size : (uint64_t)st.st_blocks * 512;
-	if (vd->fmt->info) {
+		actual = S_ISBLK(st.st_mode) ? base->io->size : (uint64_t)st.st_blocks * 512;
+	if (base->fmt->info) {
 		fi = calloc(1, sizeof(*fi));
 		if (!fi)
 			return err_set(e, -ENOMEM, "out of memory");
-		r = vd->fmt->info(vd, fi, e);
+		r = base->fmt->info(base, fi, e);
 		if (r < 0) {
 			free(fi);
 			return r;
 		}
 	}
 	/* The recipe an edgeimg writer stored, if any: a bad one is not shown. */
-	if (vd->fmt->recipe && vd->fmt->recipe(vd, recipe, sizeof(recipe), e) <= 0)
+	if (!part && base->fmt->recipe && base->fmt->recipe(base, recipe, sizeof(recipe), e) <= 0)
 		recipe[0] = 0;
 	if (json) {
 		fprintf(f, "{\n    \"virtual-size\": %llu,\n    \"filename\": ",
 			(unsigned long long)vd->size);
 		json_string(f, im->path);
 		fprintf(f, ",\n    \"format\": ");
-		json_string(f, vd->fmt->name);
+		json_string(f, base->fmt->name);
 		fprintf(f, ",\n    \"actual-size\": %llu", (unsigned long long)actual);
 		if (fi && fi->cluster_size)
 			fprintf(f, ",\n    \"cluster-size\": %llu",
 				(unsigned long long)fi->cluster_size);
 		if (fi && fi->n) {
 			fprintf(f, ",\n    \"format-specific\": {\n        \"type\": ");
-			json_string(f, vd->fmt->name);
+			json_string(f, base->fmt->name);
 			fprintf(f, ",\n        \"data\": {");
 			info_json(fi, f, 3, true);
 			fprintf(f, "\n        }\n    }");
@@ -324,11 +403,15 @@ static int describe(struct ei_image *im, int json, FILE *f, struct err *e)
 			fprintf(f, ",\n    \"recipe-options\": ");
 			recipe_json(f, recipe);
 		}
-		fprintf(f, ",\n    \"dirty-flag\": %s\n}\n", vd->dirty ? "true" : "false");
+		if (part)
+			describe_part(part, json, f);
+		r = describe_table(vd, json, f, e);
+		/* last, as qemu-img prints it */
+		fprintf(f, ",\n    \"dirty-flag\": %s\n}\n", base->dirty ? "true" : "false");
 	} else {
 		fputs("image: ", f);
 		text_string(f, im->path);
-		fprintf(f, "\nfile format: %s\n", vd->fmt->name);
+		fprintf(f, "\nfile format: %s\n", base->fmt->name);
 		fprintf(f, "virtual size: %s (%llu bytes)\ndisk size: %s\n",
 			size_human(vd->size, (char[32]){ 0 }, 32),
 			(unsigned long long)vd->size, size_human(actual, (char[32]){ 0 }, 32));
@@ -340,9 +423,12 @@ static int describe(struct ei_image *im, int json, FILE *f, struct err *e)
 			fprintf(f, "Format specific information:\n");
 			info_text(fi, f, 1);
 		}
+		if (part)
+			describe_part(part, json, f);
+		r = describe_table(vd, json, f, e);
 	}
 	free(fi);
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int ei_image_describe(struct ei_image *im, int json, char **text,

@@ -126,6 +126,11 @@ int cli_opt(const struct cmd *cmd, int c, const char *arg, struct cli_args *ca)
 	case 'D':
 		ca->a.ova_disk = ca->b.ova_disk = arg;
 		break;
+	case 'P':
+		if (!arg[0])
+			return cli_usage(cmd, "--partition takes a number from 1, a GPT partition name or a filesystem label");
+		ca->a.partition = ca->b.partition = arg;
+		break;
 	case 'j':
 		if (parse_u64(arg, &n) < 0 || n > 256)
 			return cli_usage(cmd, "-j takes 0..256");

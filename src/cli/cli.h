@@ -71,12 +71,13 @@ void progress_done(struct progress *p);
  */
 #define CLI_IMAGE_OPTIONS                                        \
 	{ "allow-refs", no_argument, NULL, 'R' },                \
-	{ "ova-disk", required_argument, NULL, 'D' }
+	{ "ova-disk", required_argument, NULL, 'D' },             \
+	{ "partition", required_argument, NULL, 'P' }
 
 /*
  * What the verbs share on their command lines: -f for the (first) input,
- * -F for the second, --allow-refs and --ova-disk for both, -j N, -p, -v,
- * --force, --json.
+ * -F for the second, --allow-refs, --ova-disk and --partition for both,
+ * -j N, -p, -v, --force, --json.
  */
 struct cli_args {
 	struct ei_open_opts a, b;

@@ -66,6 +66,8 @@ const struct cmd cmd_compare = {
 	"           seconds\n"
 	"  --allow-refs  follow references to other files (see help info)\n"
 	"  --ova-disk N|NAME  the disk of an OVA A or B to read (see help info)\n"
+	"  --partition P  compare partition P of A with partition P of B (a\n"
+	"           number from 1, a GPT name or a filesystem label; see help info)\n"
 	"\nExit status: 0 when the disks have the same content, 1 when not (the\n"
 	"first differing byte offset is printed), 2 on error.  Without -s, the\n"
 	"part of the larger disk past the smaller one must read as zero.\n",

@@ -75,9 +75,23 @@ const struct cmd cmd_info = {
 	"  --ova-disk N|NAME  an OVA's disk to read: the Nth <Disk> of its .ovf\n"
 	"                 (from 1) or the one whose file is NAME; the first\n"
 	"                 without it.  info of an OVA lists every disk\n"
+	"  --partition P  describe partition P of IMAGE as the disk: P is a\n"
+	"                 number from 1 (as info lists them), a GPT partition\n"
+	"                 name or a filesystem label; none or several matching\n"
+	"                 is an error that lists the partitions.  The same\n"
+	"                 option of convert, compare, delta and apply\n"
 	"\nA delta patch shows its header (sizes, content hashes, target, chunks,\n"
 	"signature and key id); an Ed25519 key in PEM (openssl's) its key id, the\n"
 	"one a patch signed with it names.  A block device is read as raw\n"
-	"unless -f says otherwise.\n",
+	"unless -f says otherwise.\n"
+	"\nAfter the image, info lists its partition table (GPT, with the backup\n"
+	"header when the primary is bad, or MBR with extended and logical\n"
+	"partitions numbered from 5): number, start and size in bytes, type (GUID\n"
+	"or MBR id, and its name), GPT name and unique GUID, and the filesystem\n"
+	"found at the partition's start (ext2, ext3, ext4, vfat, squashfs,\n"
+	"erofs, swap or unknown) with its label and UUID; --json under\n"
+	"\"partition-table\".  A disk without a table shows the filesystem over\n"
+	"it, if any.  A corrupt table (bad CRCs and no valid backup, partitions\n"
+	"overlapping or past the disk, loops in an EBR chain) is an error.\n",
 	.run = info_run,
 };

@@ -8,6 +8,7 @@
 #include "core/bytes.h"
 #include "core/format.h"
 #include "core/limits.h"
+#include "core/part.h"
 #include "core/vdisk.h"
 
 /* The reader for @io: the one -f names, or the one the probes pick. */
@@ -78,9 +79,14 @@ int vdisk_open(const char *path, const struct open_opts *opts,
 {
 	const char *slash = strrchr(path, '/');
 	char dir[sizeof(((struct vdisk *)0)->dir)];
+	struct open_opts o = { 0 };
+	struct vdisk *vd;
 	struct io *io;
 	int r;
 
+	if (opts)
+		o = *opts;
+	o.partition = NULL;     /* the image's references are whole disks */
 	if (slash && (size_t)(slash - path) >= sizeof(dir))
 		return err_set(e, -ENAMETOOLONG, "%s: the directory name is too long", path);
 	r = io_open_file(path, 0, &io, e);
@@ -92,7 +98,12 @@ int vdisk_open(const char *path, const struct open_opts *opts,
 		snprintf(dir, sizeof(dir), "/");
 	else
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	return vdisk_open_io(io, dir, opts, out, e);
+	r = vdisk_open_io(io, dir, &o, &vd, e);
+	if (r >= 0 && opts && opts->partition)
+		r = part_open(vd, opts->partition, &vd, e);
+	if (r >= 0)
+		*out = vd;
+	return r;
 }
 
 /* The format's run at @off, at most @len bytes, checked. */

@@ -38,6 +38,8 @@ struct open_opts {
 	uint64_t max_size;      /* largest virtual size accepted */
 	const char *ova_disk;   /* an OVA's disk to read: "N" (1-based, in .ovf
 				   order) or its file name; NULL: the first */
+	const char *partition;  /* vdisk_open(): the disk is this partition of
+				   the image (part_find()), or NULL */
 };
 
 struct vdisk {
@@ -55,8 +57,9 @@ struct vdisk {
 
 /*
  * vdisk_open() - open @path (a file, a block device, or "-" for stdin),
- * forcing @opts->format or probing every registered reader.  On success
- * *@out is the caller's to vdisk_close().
+ * forcing @opts->format or probing every registered reader; with
+ * @opts->partition the disk is that partition of the image (part_open()).
+ * On success *@out is the caller's to vdisk_close().
  */
 int vdisk_open(const char *path, const struct open_opts *opts,
 	       struct vdisk **out, struct err *e);
