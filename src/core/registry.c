@@ -28,6 +28,9 @@ const struct img_format *const img_formats[] = {
 #if IS_ENABLED(CONFIG_FORMAT_VDI)
 	&fmt_vdi,
 #endif
+#if IS_ENABLED(CONFIG_FORMAT_SIMG)
+	&fmt_simg,
+#endif
 #if IS_ENABLED(CONFIG_FORMAT_OVA)
 	&fmt_ova,
 #endif
@@ -54,7 +57,9 @@ const struct img_format *const img_refused[] = {
 #if IS_ENABLED(CONFIG_FORMAT_OVA)
 	&fmt_tar,
 #endif
+#if !IS_ENABLED(CONFIG_FORMAT_SIMG)
 	&fmt_simg,
+#endif
 	NULL,
 };
 
