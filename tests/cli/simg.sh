@@ -13,14 +13,16 @@ need img2simg simg2img python3 cmp sfdisk mkfs.ext4 qemu-img truncate
 listing() { ls -A "$T/o" 2>/dev/null; }
 mkdir -p "$T/o"
 
-# p FILE OFF FMT VALUE: patch a little-endian field (python struct format).
-p() {
-	python3 - "$@" <<'PY'
+# mk SRC OFF FMT VALUE...: $H, a copy of SRC with little-endian fields
+# patched (python struct formats).
+mk() {
+	python3 - "$H" "$@" <<'PY'
 import struct, sys
-path, off, fmt, val = sys.argv[1], int(sys.argv[2], 0), sys.argv[3], int(sys.argv[4], 0)
-b = bytearray(open(path, 'rb').read())
-struct.pack_into(fmt, b, off, val)
-open(path, 'wb').write(b)
+out, src, a = sys.argv[1], sys.argv[2], sys.argv[3:]
+b = bytearray(open(src, 'rb').read())
+for i in range(0, len(a), 3):
+    struct.pack_into(a[i + 1], b, int(a[i], 0), int(a[i + 2], 0))
+open(out, 'wb').write(b)
 PY
 }
 
@@ -273,42 +275,42 @@ nch=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.arg
 tb=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), 16)[0])' "$S")
 c0=$(chunk "$S" 0)
 c1=$(chunk "$S" 1)
-cp "$S" "$H"; p "$H" 4 '<H' 2
+mk "$S" 4 '<H' 2
 bad_img "$H" 'simg: major_version 2 is not 1' "major_version"
-cp "$S" "$H"; p "$H" 8 '<H' 20
+mk "$S" 8 '<H' 20
 bad_img "$H" 'simg: file_hdr_sz 20 is smaller than 28' "file_hdr_sz"
-cp "$S" "$H"; p "$H" 10 '<H' 8
+mk "$S" 10 '<H' 8
 bad_img "$H" 'simg: chunk_hdr_sz 8 is smaller than 12' "chunk_hdr_sz"
 for v in 4095 0 $((128 << 20)); do
-	cp "$S" "$H"; p "$H" 12 '<I' $v
+	mk "$S" 12 '<I' $v
 	bad_img "$H" "simg: blk_sz $v is not a multiple of 4 from 4 to 67108864" "blk_sz $v"
 done
-cp "$S" "$H"; p "$H" 12 '<I' $((64 << 20)); p "$H" 16 '<I' 0xffffffff
+mk "$S" 12 '<I' $((64 << 20)) 16 '<I' 0xffffffff
 bad_img "$H" 'simg: total_blks 4294967295 of 67108864 bytes make .* past the limit' "total_blks past the size limit"
-cp "$S" "$H"; p "$H" 20 '<I' 0xffffffff
+mk "$S" 20 '<I' 0xffffffff
 bad_img "$H" "simg: total_chunks 4294967295: the file \\($(stat -c %s "$S") bytes\\) holds at most" "total_chunks past the file"
 if [ -z "${SAN:-}" ]; then
 	/usr/bin/time -f %M -o "$T/rss" $EDGEIMG info "$H" >/dev/null 2>&1
 	rss=$(tail -n 1 "$T/rss")
 	check "total_chunks 2^32-1: peak RSS $rss KiB < 64 MiB" test "$rss" -lt 65536
 fi
-cp "$S" "$H"; p "$H" $c0 '<H' 0xcac5
+mk "$S" $c0 '<H' 0xcac5
 bad_img "$H" 'simg: chunk 0 at 28: chunk_type 0xcac5 is not RAW, FILL, DONT_CARE or CRC32' "chunk_type"
 raw0=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), int(sys.argv[2]) + 8)[0])' "$S" $c0)
-cp "$S" "$H"; p "$H" $((c0 + 8)) '<I' $((raw0 - 4))
+mk "$S" $((c0 + 8)) '<I' $((raw0 - 4))
 bad_img "$H" "simg: chunk 0 \\(RAW\\): total_sz $((raw0 - 4)) holds $((raw0 - 16)) bytes after its header, not $((raw0 - 12))" "RAW total_sz"
-cp "$S" "$H"; p "$H" $((c0 + 8)) '<I' 4
+mk "$S" $((c0 + 8)) '<I' 4
 bad_img "$H" 'simg: chunk 0 \(RAW\): total_sz 4 is smaller than chunk_hdr_sz 12' "total_sz below the header"
-cp "$S" "$H"; p "$H" $((c1 + 8)) '<I' 20
+mk "$S" $((c1 + 8)) '<I' 20
 bad_img "$H" 'simg: chunk 1 \(FILL\): total_sz 20 holds 8 bytes after its header, not 4' "FILL total_sz"
-cp "$S" "$H"; p "$H" $((c1 + 4)) '<I' 0xffffffff
+mk "$S" $((c1 + 4)) '<I' 0xffffffff
 bad_img "$H" "simg: chunk 1 \\(FILL\\): chunk_sz 4294967295 at block [0-9]+ goes past total_blks $tb" "chunk_sz past total_blks"
 # block counts that overflow 32 bits: chunk 1 claims all but one block of 2^32-1
-cp "$S" "$H"; p "$H" 16 '<I' 0xffffffff; p "$H" $((c1 + 4)) '<I' 0xfffffff0
+mk "$S" 16 '<I' 0xffffffff $((c1 + 4)) '<I' 0xfffffff0
 bad_img "$H" "simg: chunk [2-9] \\([A-Z_]+\\): chunk_sz [0-9]+ at block 4294967[0-9]+ goes past total_blks 4294967295" "block counts overflowing"
-cp "$S" "$H"; p "$H" 16 '<I' $((tb + 1))
+mk "$S" 16 '<I' $((tb + 1))
 bad_img "$H" "simg: the $nch chunks cover $tb blocks, total_blks is $((tb + 1))" "total_blks above the chunks"
-cp "$S" "$H"; p "$H" 20 '<I' $((nch - 1))
+mk "$S" 20 '<I' $((nch - 1))
 bad_img "$H" "simg: the $((nch - 1)) chunks cover [0-9]+ blocks, total_blks is $tb" "total_chunks below the chunks"
 head -c $(($(stat -c %s "$S") - 100)) "$S" >"$H"
 bad_img "$H" "simg: chunk $((nch - 1)) \\(RAW\\) at [0-9]+\\+[0-9]+ is past the end of the file" "last chunk cut"
@@ -316,15 +318,15 @@ bad_img "$H" "simg: chunk $((nch - 1)) \\(RAW\\) at [0-9]+\\+[0-9]+ is past the 
 C=$T/c.simg
 cn=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv[1],"rb").read(), 20)[0])' "$C")
 cc=$(chunk "$C" $((cn - 1)))
-cp "$C" "$H"; p "$H" $((cc + 12)) '<I' 0x12345678
+mk "$C" $((cc + 12)) '<I' 0x12345678
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): 0x12345678 is not 0x[0-9a-f]{8}, the CRC32 of the [0-9]+ blocks before it" "CRC32 chunk wrong"
-cp "$C" "$H"; p "$H" $(($(chunk "$C" 0) + 12 + 100)) '<B' 0x5a
+mk "$C" $(($(chunk "$C" 0) + 12 + 100)) '<B' 0x5a
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): 0x[0-9a-f]{8} is not" "a RAW byte changed under a CRC32 chunk"
-cp "$C" "$H"; p "$H" $((cc + 4)) '<I' 1
+mk "$C" $((cc + 4)) '<I' 1
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): chunk_sz 1 is not 0" "CRC32 chunk_sz"
-cp "$C" "$H"; p "$H" $((cc + 8)) '<I' 20
+mk "$C" $((cc + 8)) '<I' 20
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): total_sz 20 holds 8 bytes after its header, not 4" "CRC32 total_sz"
-cp "$S" "$H"; p "$H" 24 '<I' 0x12345678
+mk "$S" 24 '<I' 0x12345678
 bad_img "$H" 'simg: image_checksum 0x12345678 is not 0x[0-9a-f]{8}, the CRC32 of the image' "image_checksum wrong"
 # G1: empty, the magic alone, zeros; G2: another format named simg
 : >"$H"
