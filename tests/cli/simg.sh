@@ -133,10 +133,12 @@ judge_write "$T/disk.raw" "GPT disk with ext4"
 judge_write "$T/ext4.img" "ext4 image"
 # from another format: qcow2's extents, not the raw file's holes
 fixture "qemu-img to qcow2" qemu-img convert -f raw -O qcow2 "$T/mixed.raw" "$T/mixed.qcow2"
-run_ei 0 -- convert -O simg "$T/mixed.qcow2" "$T/o/q.simg"
-simg2img "$T/o/q.simg" "$T/q.raw" >/dev/null 2>&1
-check "qcow2 -> simg: simg2img gives the disk" cmp -s "$T/q.raw" "$T/mixed.pad"
-rm -f "$T/o/q.simg" "$T/q.raw"
+if has_feature FORMAT_QCOW2; then
+	run_ei 0 -- convert -O simg "$T/mixed.qcow2" "$T/o/q.simg"
+	simg2img "$T/o/q.simg" "$T/q.raw" >/dev/null 2>&1
+	check "qcow2 -> simg: simg2img gives the disk" cmp -s "$T/q.raw" "$T/mixed.pad"
+	rm -f "$T/o/q.simg" "$T/q.raw"
+fi
 # the 6 GiB disk: 4 bytes of data, holes never read (fast, tiny)
 start=$(date +%s%N)
 run_ei 0 -- convert -O simg "$T/big.raw" "$T/o/big.simg"
@@ -247,10 +249,12 @@ open(sys.argv[2], 'wb').write(out)
 PY
 judge_read "$T/big-hdr.simg" "$T/want4096.raw" "file_hdr_sz 32, chunk_hdr_sz 16"
 # a FILL chunk of zeros reads as zeros (allocated), DONT_CARE as a hole
-run_ei 0 -- convert -O qcow2 "$T/i4096.simg" "$T/o/f.qcow2"
-check "img2simg's zero FILL chunks: qemu-img agrees on the content" \
-	qemu-img compare -q -f qcow2 -F raw "$T/o/f.qcow2" "$T/want4096.raw"
-rm -f "$T/o/f.qcow2"
+if has_feature OUTPUT_QCOW2; then
+	run_ei 0 -- convert -O qcow2 "$T/i4096.simg" "$T/o/f.qcow2"
+	check "img2simg's zero FILL chunks: qemu-img agrees on the content" \
+		qemu-img compare -q -f qcow2 -F raw "$T/o/f.qcow2" "$T/want4096.raw"
+	rm -f "$T/o/f.qcow2"
+fi
 
 # --- delta takes a sparse image as OLD and NEW ----------------------------------
 if has_feature CODEC_ZSTD; then
