@@ -28,9 +28,6 @@ const struct img_format *const img_formats[] = {
 #if IS_ENABLED(CONFIG_FORMAT_VDI)
 	&fmt_vdi,
 #endif
-#if IS_ENABLED(CONFIG_FORMAT_SIMG)
-	&fmt_simg,
-#endif
 #if IS_ENABLED(CONFIG_FORMAT_OVA)
 	&fmt_ova,
 #endif
@@ -48,6 +45,9 @@ const struct img_format *const img_formats[] = {
 #endif
 #if IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
 	&fmt_squashfs,
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_SIMG)
+	&fmt_simg,
 #endif
 	&fmt_raw,
 	NULL,
