@@ -343,5 +343,13 @@ run_ei 1 -- info -f simg "$H"
 has "zeros as simg" 'simg: magic 0x00000000 is not 0xed26ff3a' "$ERR"
 run_ei 1 -- info -f simg "$T/mixed.qcow2"
 has "qcow2 as simg" 'simg: magic 0x[0-9a-f]{8} is not 0xed26ff3a' "$ERR"
+# G3: a sparse image whose RAW data holds VDI's signature at 0x40 is both
+if has_feature FORMAT_VDI; then
+	mk "$S" 64 '<I' 0xbeda107f
+	run_ei 1 -- info "$H"
+	has "simg and vdi at once: refused, naming both" 'looks like both (vdi and simg|simg and vdi); name one with -f' "$ERR"
+	run_ei 0 -- info -f simg "$H"
+	has "simg and vdi at once: -f simg reads it" '^file format: simg$' "$OUT"
+fi
 check "hostile: no output left" test -z "$(listing)"
 done_tests
