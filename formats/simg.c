@@ -672,8 +672,9 @@ static int simg_write(struct vdisk *src, struct io *out,
 	struct simg_wopts opt;
 	struct simg_crc op;
 	uint8_t h[SIMG_HEADER_LEN], *buf;
-	uint64_t psize = (src->size + SIMG_WBLOCK - 1) / SIMG_WBLOCK * SIMG_WBLOCK;
-	uint64_t blocks = psize / SIMG_WBLOCK;
+	/* the last block padded with zeros, as img2simg pads it */
+	uint64_t blocks = src->size / SIMG_WBLOCK + (src->size % SIMG_WBLOCK != 0);
+	uint64_t psize = blocks * SIMG_WBLOCK;
 	uint32_t crc = 0;
 	int r = 0;
 
@@ -681,7 +682,7 @@ static int simg_write(struct vdisk *src, struct io *out,
 	if (r < 0)
 		return r;
 	memcpy(&opt, parsed->priv.bytes, sizeof(opt));
-	if (src->size > UINT64_MAX - SIMG_WBLOCK || blocks > UINT32_MAX)
+	if (blocks > UINT32_MAX)
 		return err_set(e, EI_ELIMIT,
 			       "simg: a disk of %llu bytes needs more than %u blocks of %u bytes",
 			       (unsigned long long)src->size, UINT32_MAX, SIMG_WBLOCK);
@@ -709,6 +710,8 @@ static int simg_write(struct vdisk *src, struct io *out,
 	free(buf);
 	if (r >= 0)
 		r = simg_writer_close(&w, e);
+	if (r >= 0 && opt.crc && w.chunks == UINT32_MAX)
+		r = err_set(e, EI_ELIMIT, "simg: more than %u chunks", UINT32_MAX);
 	if (r >= 0 && opt.crc) {
 		uint8_t c[SIMG_CHUNK_LEN + 4];
 
