@@ -85,7 +85,9 @@ core-y := src/core/err.c src/core/io.c src/core/io_slice.c src/core/opts.c \
 	src/core/bmap.c src/core/part.c
 core-y += src/codec/codec.c src/codec/pipeline.c
 core-y += src/crypto/sha.c src/crypto/chash.c
-formats-y := formats/raw.c formats/refused.c
+formats-y := formats/raw.c
+formats-$(CONFIG_FORMAT_SIMG) += formats/simg.c
+formats-$(if $(CONFIG_FORMAT_SIMG),,y) += formats/refused.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-read.c
 formats-$(CONFIG_FORMAT_SQUASHFS) += formats/squashfs/squashfs-write.c

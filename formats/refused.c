@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Files edgeimg recognises but does not read as disks yet, refused by name
- * so that the raw fallback never takes their bytes for a disk: Android
- * sparse images (AOSP system/core/libsparse/sparse_format.h: magic
+ * Files edgeimg recognises but does not read as disks in this build,
+ * refused by name so that the raw fallback never takes their bytes for a
+ * disk: Android sparse images when CONFIG_FORMAT_SIMG is off (simg.c reads
+ * them otherwise; AOSP system/core/libsparse/sparse_format.h: magic
  * 0xed26ff3a, little-endian, at 0).  Tar archives that are not OVAs are
  * refused by ova.c, which parses tar headers.  -f raw still reads any of
  * them as bytes.
@@ -26,7 +27,7 @@ static int simg_probe(const uint8_t *head, size_t head_len,
 static int simg_refuse(struct vdisk *vd, struct err *e)
 {
 	return err_set(e, EI_EUNSUP,
-		       "%s is an Android sparse image: not supported as input yet; expand it with simg2img, or read its bytes with -f raw",
+		       "%s is an Android sparse image: not supported by this build (CONFIG_FORMAT_SIMG); expand it with simg2img, or read its bytes with -f raw",
 		       vd->io->name);
 }
 

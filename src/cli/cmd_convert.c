@@ -126,7 +126,7 @@ const struct cmd cmd_convert = {
 	"  -o OPTS    options of the output format, key=value,... (below); the\n"
 	"             recipe 'edgeimg info' shows is taken as it is\n"
 	"  -c         compress the output (qcow2: compress=on; squashfs always\n"
-	"             compresses; refused for raw)\n"
+	"             compresses; refused for raw and simg)\n"
 	"  -j N       worker threads (0: one per core, the default)\n"
 	"  -p         show progress: in place on a terminal, else a line every\n"
 	"             few seconds\n"

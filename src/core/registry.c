@@ -46,6 +46,9 @@ const struct img_format *const img_formats[] = {
 #if IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
 	&fmt_squashfs,
 #endif
+#if IS_ENABLED(CONFIG_FORMAT_SIMG)
+	&fmt_simg,
+#endif
 	&fmt_raw,
 	NULL,
 };
@@ -54,7 +57,9 @@ const struct img_format *const img_refused[] = {
 #if IS_ENABLED(CONFIG_FORMAT_OVA)
 	&fmt_tar,
 #endif
+#if !IS_ENABLED(CONFIG_FORMAT_SIMG)
 	&fmt_simg,
+#endif
 	NULL,
 };
 

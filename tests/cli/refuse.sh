@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Files that are recognised but not read as disks are refused by name,
 # never read as raw bytes: tar archives that are not OVAs (made by tar:
-# ustar, pax and GNU, long names in extended headers) and Android sparse
-# images (made by img2simg).  Every refusal exits non-zero, names the file
-# and what it is, and leaves no output; -f raw still reads their bytes.
+# ustar, pax and GNU, long names in extended headers) and, in a build
+# without FORMAT_SIMG, Android sparse images (made by img2simg; a build
+# with it reads them as simg, never as raw).  Every refusal exits non-zero,
+# names the file and what it is, and leaves no output; -f raw still reads
+# their bytes.
 . "$(dirname "$0")/../lib.sh"
 need tar img2simg simg2img sfdisk mkfs.ext4 cmp gzip
 
@@ -63,8 +65,18 @@ fi
 img2simg "$T/disk.raw" "$T/disk.simg" >/dev/null 2>&1 || bad "setup: img2simg"
 simg2img "$T/disk.simg" "$T/back.raw" >/dev/null 2>&1 || bad "setup: simg2img"
 check "img2simg made a sparse image of the disk (simg2img agrees)" cmp -s "$T/back.raw" "$T/disk.raw"
-refused "Android sparse" "$T/disk.simg" \
-	"$T/disk\\.simg is an Android sparse image: not supported as input yet"
+if has_feature FORMAT_SIMG; then
+	run_ei 0 -- info "$T/disk.simg"
+	has "Android sparse: read as simg, not raw" '^file format: simg$' "$OUT"
+	run_ei 0 -- compare "$T/disk.simg" "$T/disk.raw"
+	has "Android sparse: its disk is the one simg2img expands" '^Images are identical\.$' "$OUT"
+	run_ei 0 -- convert -f raw -O raw "$T/disk.simg" "$T/o/bytes.raw"
+	check "Android sparse: -f raw reads its bytes" cmp -s "$T/disk.simg" "$T/o/bytes.raw"
+	rm -f "$T/o/bytes.raw"
+else
+	refused "Android sparse" "$T/disk.simg" \
+		"$T/disk\\.simg is an Android sparse image: not supported by this build \\(CONFIG_FORMAT_SIMG\\)"
+fi
 # inside a compressed stream: craw names what it holds
 if has_feature FORMAT_CRAW; then
 	gzip -c "$T/disk.simg" >"$T/disk.simg.gz"
@@ -74,8 +86,10 @@ fi
 
 # --- delta refuses them as OLD or NEW ----------------------------------------
 if has_feature CODEC_ZSTD; then
-	run_ei 1 -- delta "$T/disk.simg" "$T/disk.raw" "$T/o/p.patch"
-	has "delta: OLD an Android sparse image" "^edgeimg delta: OLD: $T/disk\\.simg is an Android sparse image" "$ERR"
+	if ! has_feature FORMAT_SIMG; then
+		run_ei 1 -- delta "$T/disk.simg" "$T/disk.raw" "$T/o/p.patch"
+		has "delta: OLD an Android sparse image" "^edgeimg delta: OLD: $T/disk\\.simg is an Android sparse image" "$ERR"
+	fi
 	if has_feature FORMAT_OVA; then
 		run_ei 1 -- delta "$T/disk.raw" "$T/disk.tar" "$T/o/p.patch"
 		has "delta: NEW a tar" "NEW: $T/disk\\.tar is a tar archive, not an OVA" "$ERR"

@@ -182,6 +182,29 @@ static void test_backing(void)
 	vdisk_close(vd);
 }
 
+/* img2simg's sparse image: RAW chunks as is, FILL chunks decoded. */
+static void test_simg(const char *raw)
+{
+	char path[128], cmd[512];
+	struct vdisk *vd;
+	long hosts;
+
+	snprintf(path, sizeof(path), "%s/img.simg", dir);
+	snprintf(cmd, sizeof(cmd), "img2simg %s %s >/dev/null 2>&1", raw, path);
+	if (system(cmd)) {
+		CHECK(0, "setup: %s failed", cmd);
+		return;
+	}
+	vd = open_image(path, 0, "simg");
+	if (!vd)
+		return;
+	CHECK(vd->size == N, "simg: size %llu", (unsigned long long)vd->size);
+	hosts = walk(vd, disk, N, path, "simg");
+	CHECK(hosts > 0, "simg: %ld extents with a host offset in the image file", hosts);
+	random_reads(vd, disk, "simg");
+	vdisk_close(vd);
+}
+
 static void test_registry(void)
 {
 	for (const struct img_format *const *f = img_formats; *f; f++)
@@ -234,7 +257,7 @@ int main(void)
 	}
 	/*
 	 * 8 MiB: data, written zeros, a hole, data with zero 64 KiB pieces,
-	 * a hole, data.
+	 * a hole, data with a run of 0x5a.
 	 */
 	for (size_t i = 0; i < N; i++) {
 		x = x * 1103515245 + 12345;
@@ -244,6 +267,8 @@ int main(void)
 	for (size_t i = 3 * MIB; i < 5 * MIB; i += 3 * 65536)
 		memset(disk + i, 0, 65536);
 	memset(disk + 5 * MIB, 0, MIB);
+	/* a run of one byte value, off the 4 KiB grid (simg: FILL chunks) */
+	memset(disk + 6 * MIB + 65536 + 100, 0x5a, 3 * 65536);
 	snprintf(raw, sizeof(raw), "%s/disk.raw", dir);
 	fd = open(raw, O_CREAT | O_WRONLY | O_TRUNC, 0644);
 	CHECK(fd >= 0 && pwrite(fd, disk, 2 * MIB, 0) == 2 * MIB &&
@@ -258,6 +283,8 @@ int main(void)
 				   images[i].refs);
 	if (built("qcow2"))
 		test_backing();
+	if (built("simg"))
+		test_simg(raw);
 	snprintf(raw, sizeof(raw), "rm -rf %s", dir);
 	CHECK(!system(raw), "clean up %s", dir);
 	return t_done("test_map");
