@@ -37,6 +37,7 @@
 #include "core/format.h"
 #include "core/kconfig.h"
 #include "core/limits.h"
+#include "craw.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 #include <zstd.h>
@@ -814,4 +815,8 @@ const struct img_format fmt_craw = {
 	.decode = craw_copy,
 	.close = craw_close,
 	.info = craw_info,
+	.write = craw_write,
+	.write_parse = craw_write_parse,
+	.wopts = craw_write_options,
+	.feeds_data = 1,
 };
