@@ -112,7 +112,7 @@ const struct opt_desc craw_write_options[] = {
 	[CRO_LEVEL] = { "level", NULL, NULL, "compression level",
 		.describe = craww_level_describe },
 	[CRO_BLOCK_SIZE] = { "block_size", "a power of two from 64 KiB to 64 MiB",
-		"zstd 8M, xz 8M, gzip 1M",
+		"zstd 8M, xz 2M, gzip 1M",
 		"disk bytes per independent frame or block: larger ones compress better, random reads decode one",
 		CRAWW_BLOCK_MIN, CRAWW_BLOCK_MAX, 1 },
 	CODEC_LIBRARY_OPTION("deflate"),
@@ -128,7 +128,12 @@ const struct opt_desc craw_write_options[] = {
 static const int craww_level_min[] = { 1, 0, 1 };
 static const int craww_level_max[] = { 9, 9, 19 };
 static const int craww_level_def[] = { 6, 6, 3 };
-static const uint32_t craww_block_def[] = { 1u << 20, 8u << 20, 8u << 20 };
+/*
+ * block_size: zstd 8 MiB and xz 2 MiB are the largest at which two threads
+ * of level 19 or 6 fit in the 64 MiB default cap (xz's dictionary is
+ * block_size at most: 24 MiB of encoder at 2 MiB); gzip's window is 32 KiB.
+ */
+static const uint32_t craww_block_def[] = { 1u << 20, 2u << 20, 8u << 20 };
 
 /* The library key and version a recipe names for @kind. */
 static const char *craww_library(enum craww_kind kind, char *buf, size_t len)
@@ -216,10 +221,25 @@ static void craww_recipe(struct craw_writer *w)
 /* --- one unit, in a worker --------------------------------------------- */
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
-/* Parameters sized for a unit: a level's own for a source of that size. */
+/*
+ * Parameters sized for a unit: a level's own for a source of that size,
+ * its match finder's tables at most 2^CRAWW_ZSTD_TABLE_LOG entries.  Level
+ * 19 for 8 MiB takes 2^24 and 2^22 (81 MiB a thread); capped, 9 MiB,
+ * which lets two threads work within the 64 MiB default cap, for a result
+ * about 3% larger.  The parameters depend on the level and block_size
+ * only, never on the threads or the cap: the bytes are the recipe's.
+ */
+#define CRAWW_ZSTD_TABLE_LOG 20
+
 static ZSTD_compressionParameters craww_zstd_params(int level, size_t unit)
 {
-	return ZSTD_getCParams(level, unit, 0);
+	ZSTD_compressionParameters cp = ZSTD_getCParams(level, unit, 0);
+
+	if (cp.chainLog > CRAWW_ZSTD_TABLE_LOG)
+		cp.chainLog = CRAWW_ZSTD_TABLE_LOG;
+	if (cp.hashLog > CRAWW_ZSTD_TABLE_LOG)
+		cp.hashLog = CRAWW_ZSTD_TABLE_LOG;
+	return cp;
 }
 
 static int craww_zstd(const struct craw_writer *w, void **ctx, const uint8_t *in,
@@ -655,6 +675,13 @@ static int craww_zero_unit(struct craw_writer *w, struct err *e)
 	r = craww_unit(w, &ctx, in, w->o.block_size, 0, w->zero, &w->zero_len, e);
 	craww_ctx_free(w, ctx);
 	free(in);
+	if (r >= 0) {
+		/* A few hundred bytes: the rest of the bound is given back. */
+		uint8_t *z = realloc(w->zero, CRAWW_AUX + w->zero_len);
+
+		if (z)
+			w->zero = z;
+	}
 	return r;
 }
 
@@ -691,11 +718,11 @@ int craw_write(struct vdisk *src, struct io *out, const struct write_opts *wopts
 	 * codec state; the program when the cap leaves room for it.  Fewer
 	 * threads when one unit each would not fit.
 	 */
-	fixed = w.out_cap + units * CRAW_INDEX_ENTRY;
+	fixed = units * CRAW_INDEX_ENTRY + (64u << 10);
 	need = fixed + ctx + w.o.block_size + w.out_cap;
 	if (wopts->mem_cap < need)
 		return err_set(e, EI_ELIMIT,
-			       "craw: the memory cap of %llu bytes is below the %llu the writer needs for %s level %d with block_size=%lu",
+			       "craw: the memory cap of %llu bytes is below the %llu the writer needs for %s level %d with block_size=%lu; a smaller block_size needs less",
 			       (unsigned long long)wopts->mem_cap, (unsigned long long)need,
 			       craww_names[w.o.kind], w.o.level, (unsigned long)w.o.block_size);
 	if (wopts->mem_cap >= need + CRAWW_BASELINE)
