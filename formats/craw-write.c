@@ -17,6 +17,7 @@
  * A unit of zeros (holes and zero extents, never read, or data that reads
  * as zeros) is compressed once, up front, and its bytes reused.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,14 @@ static void craww_level_describe(const struct opt_desc *d, char *buf, size_t len
 		text_addf(buf, len, at, ", zstd 1..19 (default 3)");
 }
 
+/* gzip is made with zlib whatever the deflate codec is (libdeflate cannot sync-flush). */
+static void craww_zlib_describe(const struct opt_desc *d, char *buf, size_t len)
+{
+	(void)d;
+	snprintf(buf, len, "zlib-%s, this build's; a recipe naming another is refused",
+		 zlibVersion());
+}
+
 const struct opt_desc craw_write_options[] = {
 	[CRO_COMPRESSION] = { "compression", "zstd|xz|gzip",
 		IS_ENABLED(CONFIG_CODEC_ZSTD) ? "zstd" : "gzip",
@@ -115,7 +124,8 @@ const struct opt_desc craw_write_options[] = {
 		"zstd 8M, xz 2M, gzip 1M",
 		"disk bytes per independent frame or block: larger ones compress better, random reads decode one",
 		CRAWW_BLOCK_MIN, CRAWW_BLOCK_MAX, 1 },
-	CODEC_LIBRARY_OPTION("deflate"),
+	{ .key = "deflate", .help = "the zlib library and version a gzip recipe names",
+	  .describe = craww_zlib_describe },
 #if IS_ENABLED(CONFIG_CODEC_XZ)
 	CODEC_LIBRARY_OPTION("xz"),
 #endif

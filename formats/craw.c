@@ -856,16 +856,21 @@ static int craw_zstd_frame(struct craw *c, const struct craw_piece *p, struct er
 {
 	size_t fl = ZSTD_findFrameCompressedSize(c->cbuf, (size_t)p->clen), got;
 
-	if (ZSTD_isError(fl) || fl != p->clen)
+	if (ZSTD_isError(fl))
+		return err_set(e, EI_ECODEC,
+			       "craw: zstd seek table entry %llu: the frame at offset %llu is corrupt: %s",
+			       (unsigned long long)p->num, (unsigned long long)p->coff,
+			       ZSTD_getErrorName(fl));
+	if (fl != p->clen)
 		return err_set(e, EI_ECORRUPT,
-			       "craw: zstd seek table entry %llu: compressed size %llu is not its frame's (%s%llu) at offset %llu",
-			       (unsigned long long)p->num, (unsigned long long)p->clen,
-			       ZSTD_isError(fl) ? ZSTD_getErrorName(fl) : "",
-			       ZSTD_isError(fl) ? 0ULL : (unsigned long long)fl,
+			       "craw: zstd seek table entry %llu: compressed size %llu is not its frame's %zu at offset %llu",
+			       (unsigned long long)p->num, (unsigned long long)p->clen, fl,
 			       (unsigned long long)p->coff);
 	/* One byte of room more: a frame holding more than said is caught. */
 	got = ZSTD_decompressDCtx(c->zd, c->fbuf, (size_t)p->dlen + 1, c->cbuf, (size_t)p->clen);
-	if (ZSTD_isError(got))
+	if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+		got = (size_t)p->dlen + 1;
+	else if (ZSTD_isError(got))
 		return err_set(e, EI_ECODEC,
 			       "craw: zstd seek table entry %llu: the frame at offset %llu is corrupt: %s",
 			       (unsigned long long)p->num, (unsigned long long)p->coff,
@@ -996,6 +1001,42 @@ static int craw_open_indexed(struct vdisk *vd, struct craw *c, struct err *e)
 				  size, e);
 }
 
+/*
+ * gzip: an edgeimg writer's recipe is the first member's comment (FCOMMENT,
+ * after FEXTRA and FNAME when present); another comment is not a recipe.
+ */
+static int craw_gzip_recipe(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	uint8_t h[1024];
+	size_t n = (size_t)min_u64(sizeof(h), vd->io->size), at = 10, end;
+	int r = io_read(vd->io, h, n, 0, "craw: gzip header", e);
+
+	if (r < 0)
+		return r;
+	if (n < at || !(h[3] & 0x10))
+		return 0;
+	if (h[3] & 0x04) {              /* FEXTRA: 2 bytes of length, then it */
+		if (n < at + 2)
+			return 0;
+		at += 2 + (size_t)(h[at] | h[at + 1] << 8);
+	}
+	if (h[3] & 0x08) {              /* FNAME, NUL-terminated */
+		while (at < n && h[at])
+			at++;
+		at++;
+	}
+	if (at >= n)
+		return 0;
+	for (end = at; end < n && h[end]; end++)
+		;
+	if (end == n || end - at >= sizeof(c->recipe) || end - at < 12 ||
+	    memcmp(h + at, "format=craw,", 12))
+		return 0;
+	memcpy(c->recipe, h + at, end - at);
+	c->recipe[end - at] = 0;
+	return 0;
+}
+
 static int craw_open(struct vdisk *vd, struct err *e)
 {
 	uint8_t magic[6], head[PROBE_HEAD], tail[PROBE_TAIL];
@@ -1030,6 +1071,8 @@ static int craw_open(struct vdisk *vd, struct err *e)
 	}
 	r = craw_start(c, e);
 	if (r < 0)
+		goto fail;
+	if (c->kind == CRAW_GZIP && (r = craw_gzip_recipe(vd, c, e)) < 0)
 		goto fail;
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	if (c->kind == CRAW_ZSTD) {
