@@ -945,7 +945,7 @@ static int craw_piece_load(struct vdisk *vd, struct craw *c, uint64_t off, struc
 		return r;
 	if (p.clen > vd->io->size || p.coff > vd->io->size - p.clen)
 		return err_set(e, EI_ECORRUPT, "craw: %s %llu lies past the end of the file",
-			       c->xidx ? "xz block" : "zstd frame", (unsigned long long)p.num);
+			       c->frames ? "zstd frame" : "xz block", (unsigned long long)p.num);
 	if ((r = craw_buf_grow(&c->cbuf, &c->cbuf_cap, p.clen, e)) < 0 ||
 	    (r = craw_buf_grow(&c->fbuf, &c->fbuf_cap, p.dlen + 1, e)) < 0)
 		return r;
@@ -1042,7 +1042,7 @@ static int craw_open(struct vdisk *vd, struct err *e)
 	uint8_t magic[6], head[PROBE_HEAD], tail[PROBE_TAIL];
 	size_t hl = 0, tl = 0, n;
 	struct craw *c;
-	int kind, r;
+	int kind, r, indexed = 0;
 
 	if (vd->io->flags & IO_STREAM)
 		return err_set(e, EI_EUNSUP,
@@ -1079,13 +1079,7 @@ static int craw_open(struct vdisk *vd, struct err *e)
 		r = craw_zstd_seek_table(vd, c, e);
 		if (r < 0)
 			goto fail;
-		if (r) {
-			r = craw_open_indexed(vd, c, e);
-			if (r < 0)
-				goto fail;
-			vd->priv = c;
-			return 0;
-		}
+		indexed = r;
 	}
 #endif
 #if IS_ENABLED(CONFIG_CODEC_XZ)
@@ -1095,15 +1089,9 @@ static int craw_open(struct vdisk *vd, struct err *e)
 		r = craw_xz_size(vd, c, &size, e);
 		if (r < 0)
 			goto fail;
-		if (r && c->xidx) {
-			c->size_from_index = 1;
-			r = craw_open_indexed(vd, c, e);
-			if (r < 0)
-				goto fail;
-			vd->priv = c;
-			return 0;
-		}
-		if (r) {
+		c->size_from_index = r;
+		indexed = c->xidx != NULL;
+		if (r && !indexed) {
 			c->size = size;
 			c->size_known = 1;
 			/* Check the head only (no tail: that is at the end). */
@@ -1123,6 +1111,14 @@ static int craw_open(struct vdisk *vd, struct err *e)
 	}
 #endif
 
+	if (indexed) {
+		r = craw_open_indexed(vd, c, e);
+		if (r < 0)
+			goto fail;
+		vd->priv = c;
+		return 0;
+	}
+	c->size_from_index = 0;
 	/* Count the size, keeping the head and tail for the content check. */
 	for (;;) {
 		r = craw_next_window(vd, c, e);
