@@ -9,7 +9,16 @@
  * (zstd windowLogMax, the xz memlimit), tell truncation from corruption,
  * refuse trailing garbage, and decode straight into the reader's window.
  *
- * The stream can only be read forward.  The virtual size is counted by
+ * A zstd file that ends with a seek table (the zstd seekable format,
+ * facebook/zstd contrib/seekable_format, as craw-write.c makes it) and an
+ * xz file of several blocks are read at random: the seek table (checked
+ * entry by entry, SP2) or the xz index gives the size and where each
+ * frame or block lies, and a read decodes only those it needs, the last
+ * one kept.  The index costs CRAW_INDEX_ENTRY bytes a frame, at most
+ * CRAW_INDEX_MAX frames; frames or blocks over CRAW_FRAME_MAX decoded are
+ * read as a stream.
+ *
+ * Other streams can only be read forward.  The virtual size is counted by
  * decompressing the whole stream once at open (stopping at the size
  * limit), except for xz, whose mandatory index holds it.  Reads are then
  * served from a window of CRAW_WIN bytes that moves forward.  Runs of
