@@ -9,7 +9,16 @@
  * (zstd windowLogMax, the xz memlimit), tell truncation from corruption,
  * refuse trailing garbage, and decode straight into the reader's window.
  *
- * The stream can only be read forward.  The virtual size is counted by
+ * A zstd file that ends with a seek table (the zstd seekable format,
+ * facebook/zstd contrib/seekable_format, as craw-write.c makes it) and an
+ * xz file of several blocks are read at random: the seek table (checked
+ * entry by entry, SP2) or the xz index gives the size and where each
+ * frame or block lies, and a read decodes only those it needs, the last
+ * one kept.  The index costs CRAW_INDEX_ENTRY bytes a frame, at most
+ * CRAW_INDEX_MAX frames; frames or blocks over CRAW_FRAME_MAX decoded are
+ * read as a stream.
+ *
+ * Other streams can only be read forward.  The virtual size is counted by
  * decompressing the whole stream once at open (stopping at the size
  * limit), except for xz, whose mandatory index holds it.  Reads are then
  * served from a window of CRAW_WIN bytes that moves forward.  Runs of
@@ -37,6 +46,7 @@
 #include "core/format.h"
 #include "core/kconfig.h"
 #include "core/limits.h"
+#include "craw.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 #include <zstd.h>
@@ -83,6 +93,25 @@ struct craw {
 	uint64_t spooled;       /* the spool holds [0, spooled) */
 	int spool_failed;       /* no spool: every backward read starts over */
 	int size_from_index;    /* xz: the size is the index's, not counted */
+	/*
+	 * Random access: a zstd seek table or an xz index of several blocks
+	 * (indexed); each read decodes only the frames or blocks it needs,
+	 * the last one kept in fbuf.
+	 */
+	int indexed;
+	uint64_t nframes;
+	struct craw_frame {
+		uint64_t coff, doff;    /* where it starts, compressed and decoded */
+	} *frames;                      /* zstd: nframes + 1 (the ends) */
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	lzma_index *xidx;
+#endif
+	uint8_t *fbuf, *cbuf;   /* a decoded frame, its compressed bytes */
+	size_t fbuf_cap, cbuf_cap;
+	uint64_t fnum;          /* the frame in fbuf, UINT64_MAX: none */
+	uint64_t fdoff;         /* and where it lies in the disk */
+	size_t flen;
+	char recipe[CRAW_RECIPE_MAX];   /* an edgeimg writer's, or "" */
 	int size_known;         /* size is set: the stream must end there */
 	uint64_t size;
 };
@@ -501,6 +530,13 @@ static void craw_free(struct craw *c)
 	ZSTD_freeDCtx(c->zd);
 #endif
 	io_close(c->spool);
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->xidx)
+		lzma_index_end(c->xidx, NULL);
+#endif
+	free(c->frames);
+	free(c->fbuf);
+	free(c->cbuf);
 	free(c->in);
 	free(c->win);
 	free(c);
@@ -524,6 +560,25 @@ static int craw_check_tar(struct craw *c, const uint8_t *head, size_t hl,
 }
 
 #if IS_ENABLED(CONFIG_CODEC_XZ)
+/*
+ * An xz index serves random reads when it has several blocks, none
+ * larger than CRAW_FRAME_MAX decoded, and no more than CRAW_INDEX_MAX.
+ */
+static bool craw_xz_indexable(const lzma_index *idx)
+{
+	lzma_index_iter it;
+	lzma_vli n = lzma_index_block_count(idx);
+
+	if (n < 2 || n > CRAW_INDEX_MAX)
+		return false;
+	lzma_index_iter_init(&it, idx);
+	while (!lzma_index_iter_next(&it, LZMA_INDEX_ITER_BLOCK))
+		if (it.block.uncompressed_size > CRAW_FRAME_MAX ||
+		    it.block.total_size > CRAW_FRAME_MAX)
+			return false;
+	return true;
+}
+
 /*
  * xz: the size is in the index that ends every stream (mandatory in the
  * format); liblzma's file-info decoder reads the indexes of all streams
@@ -567,6 +622,11 @@ static int craw_xz_size(struct vdisk *vd, struct craw *c, uint64_t *size,
 		if (xr == LZMA_STREAM_END) {
 			*size = lzma_index_uncompressed_size(idx);
 			r = 1;
+			if (craw_xz_indexable(idx)) {
+				c->xidx = idx;
+				c->nframes = lzma_index_block_count(idx);
+				idx = NULL;
+			}
 			break;
 		}
 		if (xr != LZMA_OK)
@@ -604,12 +664,394 @@ static int craw_check_content(struct craw *c, const uint8_t *head, size_t hl,
 	return 0;
 }
 
+/* --- random access: zstd seek tables, xz indexes ---------------------- */
+
+/* One frame (zstd) or block (xz) to decode. */
+struct craw_piece {
+	uint64_t num;           /* its number, from 0 */
+	uint64_t doff, dlen;    /* its decoded bytes in the disk */
+	uint64_t coff, clen;    /* its compressed bytes in the file */
+};
+
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+/*
+ * The seek table of the zstd seekable format, when the file ends with one
+ * (its footer's magic): every entry checked against the skippable frame
+ * that holds it and against the file (SP2), the frames' offsets into
+ * c->frames.  Then, between the last frame and the table, edgeimg's
+ * recipe frame may lie.  Returns 1 when indexed, 0 when the file has no
+ * seek table or frames too large to decode whole (read as a stream), or
+ * an error naming the entry.  A lying decompressed size is found when
+ * its frame is decoded (craw_piece_load()).
+ */
+static int craw_zstd_seek_table(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	uint64_t fsize = vd->io->size, n, esz, tsize, tstart, coff = 0, doff = 0;
+	uint8_t foot[CRAW_SEEK_FOOTER_LEN], sh[8];
+	int r;
+
+	if (fsize < 8 + CRAW_SEEK_FOOTER_LEN)
+		return 0;
+	r = io_read(vd->io, foot, sizeof(foot), fsize - sizeof(foot), "craw: zstd seek table footer", e);
+	if (r < 0)
+		return r;
+	if (get_le32(foot + 5) != CRAW_SEEK_FOOTER_MAGIC)
+		return 0;
+	n = get_le32(foot);
+	if (foot[4] & CRAW_SEEK_RESERVED_BITS)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: zstd seek table descriptor 0x%02x has reserved bits set",
+			       foot[4]);
+	esz = foot[4] & CRAW_SEEK_CHECKSUM_FLAG ? 12 : 8;
+	tsize = 8 + n * esz + CRAW_SEEK_FOOTER_LEN;
+	if (tsize > fsize)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: zstd seek table: %llu entries need %llu bytes, the file holds %llu",
+			       (unsigned long long)n, (unsigned long long)tsize,
+			       (unsigned long long)fsize);
+	tstart = fsize - tsize;
+	r = io_read(vd->io, sh, sizeof(sh), tstart, "craw: zstd seek table", e);
+	if (r < 0)
+		return r;
+	if (get_le32(sh) != CRAW_SEEK_TABLE_MAGIC || get_le32(sh + 4) != tsize - 8)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: zstd seek table: the entry count %llu does not fit its skippable frame (magic 0x%08x, %u bytes at offset %llu; expected 0x%08x, %llu bytes)",
+			       (unsigned long long)n, get_le32(sh), get_le32(sh + 4),
+			       (unsigned long long)tstart, CRAW_SEEK_TABLE_MAGIC,
+			       (unsigned long long)(tsize - 8));
+	if (!n)
+		return err_set(e, EI_ECORRUPT, "craw: zstd seek table has no entries");
+	if (n > CRAW_INDEX_MAX)
+		return err_set(e, EI_ELIMIT,
+			       "craw: zstd seek table of %llu entries, more than the %llu indexed",
+			       (unsigned long long)n, (unsigned long long)CRAW_INDEX_MAX);
+	c->frames = malloc((size_t)(n + 1) * sizeof(*c->frames));
+	if (!c->frames)
+		return err_set(e, -ENOMEM, "craw: out of memory");
+	for (uint64_t i = 0, have = 0, at = 0; i < n; i++, at += esz) {
+		const uint8_t *ent;
+		uint64_t cl, dl;
+
+		if (at + esz > have) {
+			/* The entries, CRAW_IN bytes at a time. */
+			uint64_t left = n * esz - i * esz;
+
+			have = min_u64(CRAW_IN / esz * esz, left);
+			r = io_read(vd->io, c->in, (size_t)have, tstart + 8 + i * esz,
+				    "craw: zstd seek table", e);
+			if (r < 0)
+				return r;
+			at = 0;
+		}
+		ent = c->in + at;
+		cl = get_le32(ent);
+		dl = get_le32(ent + 4);
+		if (dl > CRAW_FRAME_MAX) {
+			/* Too large to decode whole: read as a stream. */
+			free(c->frames);
+			c->frames = NULL;
+			return 0;
+		}
+		if (!cl || cl > tstart - coff)
+			return err_set(e, EI_ECORRUPT,
+				       "craw: zstd seek table entry %llu: compressed size %llu at offset %llu goes past the %llu bytes of frames before the table",
+				       (unsigned long long)i, (unsigned long long)cl,
+				       (unsigned long long)coff, (unsigned long long)tstart);
+		if (!dl && n > 1)
+			return err_set(e, EI_ECORRUPT,
+				       "craw: zstd seek table entry %llu: decompressed size 0",
+				       (unsigned long long)i);
+		if (dl > vd->opts.max_size - doff)
+			return err_set(e, EI_ELIMIT,
+				       "craw: zstd seek table entry %llu: the disk is larger than the limit of %llu bytes",
+				       (unsigned long long)i, (unsigned long long)vd->opts.max_size);
+		c->frames[i].coff = coff;
+		c->frames[i].doff = doff;
+		coff += cl;
+		doff += dl;
+	}
+	c->frames[n].coff = coff;
+	c->frames[n].doff = doff;
+	if (coff != tstart) {
+		/* Only edgeimg's recipe frame may lie in between. */
+		uint64_t gap = tstart - coff, rl;
+
+		r = gap >= 8 ? io_read(vd->io, sh, 8, coff, "craw: zstd recipe frame", e) : 0;
+		if (r < 0)
+			return r;
+		rl = gap >= 8 ? get_le32(sh + 4) : 0;
+		if (gap < 8 || get_le32(sh) != CRAW_RECIPE_MAGIC || rl != gap - 8 ||
+		    rl >= CRAW_RECIPE_MAX)
+			return err_set(e, EI_ECORRUPT,
+				       "craw: zstd seek table: the compressed sizes of its %llu entries sum to %llu, not the %llu bytes of frames before the table",
+				       (unsigned long long)n, (unsigned long long)coff,
+				       (unsigned long long)tstart);
+		r = io_read(vd->io, c->recipe, (size_t)rl, coff + 8, "craw: zstd recipe frame", e);
+		if (r < 0)
+			return r;
+		c->recipe[rl] = 0;
+		if (strlen(c->recipe) != rl || strncmp(c->recipe, "format=craw,", 12)) {
+			c->recipe[0] = 0;
+			return err_set(e, EI_ECORRUPT,
+				       "craw: the recipe frame at offset %llu does not hold a craw recipe",
+				       (unsigned long long)coff);
+		}
+	}
+	c->nframes = n;
+	return 1;
+}
+#endif
+
+/* The frame or block holding @off, which lies inside the disk. */
+static int craw_piece_find(struct craw *c, uint64_t off, struct craw_piece *p,
+			   struct err *e)
+{
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->xidx) {
+		lzma_index_iter it;
+
+		lzma_index_iter_init(&it, c->xidx);
+		if (lzma_index_iter_locate(&it, off))
+			return err_set(e, -EFAULT, "craw: xz index has no block at %llu",
+				       (unsigned long long)off);
+		p->num = it.block.number_in_file - 1;
+		p->doff = it.block.uncompressed_file_offset;
+		p->dlen = it.block.uncompressed_size;
+		p->coff = it.block.compressed_file_offset;
+		p->clen = it.block.total_size;
+		return 0;
+	}
+#endif
+	{
+		uint64_t lo = 0, hi = c->nframes;
+
+		/* The last frame starting at or before @off. */
+		while (hi - lo > 1) {
+			uint64_t mid = lo + (hi - lo) / 2;
+
+			if (c->frames[mid].doff <= off)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		p->num = lo;
+		p->doff = c->frames[lo].doff;
+		p->dlen = c->frames[lo + 1].doff - p->doff;
+		p->coff = c->frames[lo].coff;
+		p->clen = c->frames[lo + 1].coff - p->coff;
+		if (off - p->doff >= p->dlen)
+			return err_set(e, -EFAULT, "craw: no frame at %llu",
+				       (unsigned long long)off);
+	}
+	return 0;
+}
+
+static int craw_buf_grow(uint8_t **buf, size_t *cap, uint64_t need, struct err *e)
+{
+	uint8_t *b;
+
+	if (need <= *cap)
+		return 0;
+	b = realloc(*buf, (size_t)need);
+	if (!b)
+		return err_set(e, -ENOMEM, "craw: out of memory");
+	*buf = b;
+	*cap = (size_t)need;
+	return 0;
+}
+
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+static int craw_zstd_frame(struct craw *c, const struct craw_piece *p, struct err *e)
+{
+	size_t fl = ZSTD_findFrameCompressedSize(c->cbuf, (size_t)p->clen), got;
+
+	if (ZSTD_isError(fl))
+		return err_set(e, EI_ECODEC,
+			       "craw: zstd seek table entry %llu: the frame at offset %llu is corrupt: %s",
+			       (unsigned long long)p->num, (unsigned long long)p->coff,
+			       ZSTD_getErrorName(fl));
+	if (fl != p->clen)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: zstd seek table entry %llu: compressed size %llu is not its frame's %zu at offset %llu",
+			       (unsigned long long)p->num, (unsigned long long)p->clen, fl,
+			       (unsigned long long)p->coff);
+	/* One byte of room more: a frame holding more than said is caught. */
+	got = ZSTD_decompressDCtx(c->zd, c->fbuf, (size_t)p->dlen + 1, c->cbuf, (size_t)p->clen);
+	if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+		got = (size_t)p->dlen + 1;
+	else if (ZSTD_isError(got))
+		return err_set(e, EI_ECODEC,
+			       "craw: zstd seek table entry %llu: the frame at offset %llu is corrupt: %s",
+			       (unsigned long long)p->num, (unsigned long long)p->coff,
+			       ZSTD_getErrorName(got));
+	if (got != p->dlen)
+		return err_set(e, EI_ECORRUPT,
+			       "craw: zstd seek table entry %llu says %llu decompressed bytes, its frame at offset %llu holds %s%zu",
+			       (unsigned long long)p->num, (unsigned long long)p->dlen,
+			       (unsigned long long)p->coff, got > p->dlen ? "more than " : "",
+			       got > p->dlen ? (size_t)p->dlen : got);
+	return 0;
+}
+#endif
+
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+static int craw_xz_block(struct craw *c, const struct craw_piece *p, struct err *e)
+{
+	lzma_filter filters[LZMA_FILTERS_MAX + 1];
+	lzma_block b = { 0 };
+	lzma_index_iter it;
+	size_t in_pos = 0, out_pos = 0;
+	lzma_ret xr;
+	uint64_t mem;
+
+	lzma_index_iter_init(&it, c->xidx);
+	lzma_index_iter_locate(&it, p->doff);
+	b.version = 1;
+	b.check = it.stream.flags->check;
+	b.filters = filters;
+	b.header_size = lzma_block_header_size_decode(c->cbuf[0]);
+	if (b.header_size > p->clen ||
+	    lzma_block_header_decode(&b, NULL, c->cbuf) != LZMA_OK)
+		return err_set(e, EI_ECORRUPT, "craw: xz block %llu at offset %llu: bad block header",
+			       (unsigned long long)p->num, (unsigned long long)p->coff);
+	mem = lzma_raw_decoder_memusage(filters);
+	if (mem > CRAW_XZ_MEMLIMIT)
+		xr = LZMA_MEMLIMIT_ERROR;
+	else if (lzma_block_compressed_size(&b, it.block.unpadded_size) != LZMA_OK)
+		xr = LZMA_DATA_ERROR;
+	else {
+		b.uncompressed_size = p->dlen;
+		in_pos = b.header_size;
+		xr = lzma_block_buffer_decode(&b, NULL, c->cbuf, &in_pos, (size_t)p->clen,
+					      c->fbuf, &out_pos, (size_t)p->dlen);
+	}
+	for (size_t i = 0; filters[i].id != LZMA_VLI_UNKNOWN; i++)
+		free(filters[i].options);
+	if (xr == LZMA_MEMLIMIT_ERROR)
+		return err_set(e, EI_ELIMIT,
+			       "craw: xz block %llu needs more than the %llu MiB of decoder memory allowed",
+			       (unsigned long long)p->num, (unsigned long long)(CRAW_XZ_MEMLIMIT >> 20));
+	if (xr != LZMA_OK || out_pos != p->dlen)
+		return err_set(e, EI_ECODEC,
+			       "craw: xz block %llu at offset %llu is corrupt or does not match the index (error %d, %zu of %llu bytes)",
+			       (unsigned long long)p->num, (unsigned long long)p->coff,
+			       (int)xr, out_pos, (unsigned long long)p->dlen);
+	return 0;
+}
+#endif
+
+/* Decode the frame or block holding @off into c->fbuf, unless it is there. */
+static int craw_piece_load(struct vdisk *vd, struct craw *c, uint64_t off, struct err *e)
+{
+	struct craw_piece p;
+	int r;
+
+	if (c->fnum != UINT64_MAX && off >= c->fdoff && off - c->fdoff < c->flen)
+		return 0;
+	c->fnum = UINT64_MAX;
+	r = craw_piece_find(c, off, &p, e);
+	if (r < 0)
+		return r;
+	if (p.clen > vd->io->size || p.coff > vd->io->size - p.clen)
+		return err_set(e, EI_ECORRUPT, "craw: %s %llu lies past the end of the file",
+			       c->frames ? "zstd frame" : "xz block", (unsigned long long)p.num);
+	if ((r = craw_buf_grow(&c->cbuf, &c->cbuf_cap, p.clen, e)) < 0 ||
+	    (r = craw_buf_grow(&c->fbuf, &c->fbuf_cap, p.dlen + 1, e)) < 0)
+		return r;
+	r = io_read(vd->io, c->cbuf, (size_t)p.clen, p.coff, "craw: compressed data", e);
+	if (r < 0)
+		return r;
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->xidx)
+		r = craw_xz_block(c, &p, e);
+	else
+#endif
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+		r = craw_zstd_frame(c, &p, e);
+#else
+		r = -EFAULT;
+#endif
+	if (r < 0)
+		return r;
+	c->fnum = p.num;
+	c->fdoff = p.doff;
+	c->flen = (size_t)p.dlen;
+	return 0;
+}
+
+/* Open the random-access path: the size is the index's; the head is checked. */
+static int craw_open_indexed(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	uint64_t size;
+	int r;
+
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (c->xidx)
+		size = lzma_index_uncompressed_size(c->xidx);
+	else
+#endif
+		size = c->frames[c->nframes].doff;
+	if (size > vd->opts.max_size)
+		return err_set(e, EI_ELIMIT,
+			       "craw: the %s index says %llu bytes, more than the limit of %llu",
+			       craw_names[c->kind], (unsigned long long)size,
+			       (unsigned long long)vd->opts.max_size);
+	c->indexed = 1;
+	c->fnum = UINT64_MAX;
+	c->size = size;
+	c->size_known = 1;
+	vd->size = size;
+	if (!size)
+		return 0;
+	r = craw_piece_load(vd, c, 0, e);
+	if (r < 0)
+		return r;
+	return craw_check_content(c, c->fbuf, (size_t)min_u64(PROBE_HEAD, c->flen), NULL, 0,
+				  size, e);
+}
+
+/*
+ * gzip: an edgeimg writer's recipe is the first member's comment (FCOMMENT,
+ * after FEXTRA and FNAME when present); another comment is not a recipe.
+ */
+static int craw_gzip_recipe(struct vdisk *vd, struct craw *c, struct err *e)
+{
+	uint8_t h[1024];
+	size_t n = (size_t)min_u64(sizeof(h), vd->io->size), at = 10, end;
+	int r = io_read(vd->io, h, n, 0, "craw: gzip header", e);
+
+	if (r < 0)
+		return r;
+	if (n < at || !(h[3] & 0x10))
+		return 0;
+	if (h[3] & 0x04) {              /* FEXTRA: 2 bytes of length, then it */
+		if (n < at + 2)
+			return 0;
+		at += 2 + (size_t)(h[at] | h[at + 1] << 8);
+	}
+	if (h[3] & 0x08) {              /* FNAME, NUL-terminated */
+		while (at < n && h[at])
+			at++;
+		at++;
+	}
+	if (at >= n)
+		return 0;
+	for (end = at; end < n && h[end]; end++)
+		;
+	if (end == n || end - at >= sizeof(c->recipe) || end - at < 12 ||
+	    memcmp(h + at, "format=craw,", 12))
+		return 0;
+	memcpy(c->recipe, h + at, end - at);
+	c->recipe[end - at] = 0;
+	return 0;
+}
+
 static int craw_open(struct vdisk *vd, struct err *e)
 {
 	uint8_t magic[6], head[PROBE_HEAD], tail[PROBE_TAIL];
 	size_t hl = 0, tl = 0, n;
 	struct craw *c;
-	int kind, r;
+	int kind, r, indexed = 0;
 
 	if (vd->io->flags & IO_STREAM)
 		return err_set(e, EI_EUNSUP,
@@ -639,6 +1081,16 @@ static int craw_open(struct vdisk *vd, struct err *e)
 	r = craw_start(c, e);
 	if (r < 0)
 		goto fail;
+	if (c->kind == CRAW_GZIP && (r = craw_gzip_recipe(vd, c, e)) < 0)
+		goto fail;
+#if IS_ENABLED(CONFIG_CODEC_ZSTD)
+	if (c->kind == CRAW_ZSTD) {
+		r = craw_zstd_seek_table(vd, c, e);
+		if (r < 0)
+			goto fail;
+		indexed = r;
+	}
+#endif
 #if IS_ENABLED(CONFIG_CODEC_XZ)
 	if (c->kind == CRAW_XZ) {
 		uint64_t size = 0;
@@ -646,7 +1098,9 @@ static int craw_open(struct vdisk *vd, struct err *e)
 		r = craw_xz_size(vd, c, &size, e);
 		if (r < 0)
 			goto fail;
-		if (r) {
+		c->size_from_index = r;
+		indexed = c->xidx != NULL;
+		if (r && !indexed) {
 			c->size = size;
 			c->size_known = 1;
 			/* Check the head only (no tail: that is at the end). */
@@ -666,6 +1120,14 @@ static int craw_open(struct vdisk *vd, struct err *e)
 	}
 #endif
 
+	if (indexed) {
+		r = craw_open_indexed(vd, c, e);
+		if (r < 0)
+			goto fail;
+		vd->priv = c;
+		return 0;
+	}
+	c->size_from_index = 0;
 	/* Count the size, keeping the head and tail for the content check. */
 	for (;;) {
 		r = craw_next_window(vd, c, e);
@@ -737,10 +1199,20 @@ static int craw_map(struct vdisk *vd, uint64_t off, uint64_t len,
 		    struct map_run *run, struct err *e)
 {
 	struct craw *c = vd->priv;
+	const uint8_t *win;
 	size_t at, end, i, step;
 	bool zero;
 	int r;
 
+	if (c->indexed) {
+		r = craw_piece_load(vd, c, off, e);
+		if (r < 0)
+			return r;
+		win = c->fbuf;
+		at = (size_t)(off - c->fdoff);
+		end = (size_t)min_u64(c->flen, at + len);
+		goto scan;
+	}
 	if (craw_in_spool(c, off)) {
 		run->src = MAP_IO;
 		run->io = c->spool;
@@ -753,14 +1225,16 @@ static int craw_map(struct vdisk *vd, uint64_t off, uint64_t len,
 	r = craw_seek(vd, c, off, e);
 	if (r < 0)
 		return r;
+	win = c->win;
 	at = (size_t)(off - c->win_off);
 	end = (size_t)min_u64(c->win_len, at + len);
-	/* Blocks aligned to CRAW_ZBLOCK in the disk; the window is aligned. */
+scan:
+	/* Blocks aligned to CRAW_ZBLOCK in the disk. */
 	step = (size_t)min_u64(CRAW_ZBLOCK - (off % CRAW_ZBLOCK), end - at);
-	zero = buf_is_zero(c->win + at, step);
+	zero = buf_is_zero(win + at, step);
 	for (i = at + step; i < end; i += step) {
 		step = (size_t)min_u64(CRAW_ZBLOCK, end - i);
-		if (buf_is_zero(c->win + i, step) != zero)
+		if (buf_is_zero(win + i, step) != zero)
 			break;
 	}
 	run->type = zero ? EXT_ZERO : EXT_DATA;
@@ -779,8 +1253,22 @@ static int craw_copy(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 
 	while (len) {
 		size_t n, at;
-		int r = craw_seek(vd, c, off, e);
+		int r;
 
+		if (c->indexed) {
+			/* Only the frames or blocks the range lies in. */
+			r = craw_piece_load(vd, c, off, e);
+			if (r < 0)
+				return r;
+			at = (size_t)(off - c->fdoff);
+			n = (size_t)min_u64(len, c->flen - at);
+			memcpy(p, c->fbuf + at, n);
+			p += n;
+			off += n;
+			len -= n;
+			continue;
+		}
+		r = craw_seek(vd, c, off, e);
 		if (r < 0)
 			return r;
 		at = (size_t)(off - c->win_off);
@@ -800,9 +1288,24 @@ static int craw_info(struct vdisk *vd, struct info *in, struct err *e)
 	(void)e;
 	info_str(in, "compression", "%s", craw_names[c->kind]);
 	info_u64(in, "compressed-size", vd->io->size);
-	info_str(in, "virtual-size-source", c->size_from_index ?
-		 "xz index" : "counted by decompressing");
+	info_str(in, "virtual-size-source", c->size_from_index ? "xz index" :
+		 c->frames ? "zstd seek table" : "counted by decompressing");
+	if (c->indexed)
+		info_u64(in, c->frames ? "frames" : "blocks", c->nframes);
 	return 0;
+}
+
+static int craw_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e)
+{
+	struct craw *c = vd->priv;
+	size_t n = strlen(c->recipe);
+
+	if (!n)
+		return 0;
+	if (n >= len)
+		return err_set(e, EI_ELIMIT, "craw: recipe of %zu bytes is too long", n);
+	memcpy(buf, c->recipe, n + 1);
+	return (int)n;
 }
 
 const struct img_format fmt_craw = {
@@ -814,4 +1317,9 @@ const struct img_format fmt_craw = {
 	.decode = craw_copy,
 	.close = craw_close,
 	.info = craw_info,
+	.recipe = craw_recipe,
+	.write = craw_write,
+	.write_parse = craw_write_parse,
+	.wopts = craw_write_options,
+	.feeds_data = 1,
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # seed-craw.sh DIR: small gzip, xz and zstd streams of a raw disk, single
-# and concatenated, for fuzz-craw.
+# and concatenated, and edgeimg's own (seekable, multi-block), for fuzz-craw.
 set -eu
 out=$1
 w=$(mktemp -d)
@@ -18,4 +18,13 @@ if command -v zstd >/dev/null; then
 	zstd -q -c "$w/disk.img" >"$out/disk.zst"
 	head -c 50000 "$w/disk.img" | zstd -q -c --no-check >"$out/pipe.zst"
 	cat "$out/disk.zst" "$out/pipe.zst" >"$out/two.zst"
+fi
+# edgeimg's own: a seekable .zst (seek table, recipe frame) and a multi-block
+# .xz (an index of several blocks), both read at random through the index.
+# made by the edgeimg next to DIR (or $EDGEIMG), when there is one.
+ei=${EDGEIMG:-$(cd "$(dirname "$out")/.." && pwd)/edgeimg}
+if [ -x "${ei%% *}" ]; then
+	$ei convert -O craw -o compression=zstd,level=1,block_size=64k "$w/disk.img" "$out/seekable.zst" 2>/dev/null || true
+	$ei convert -O craw -o compression=xz,level=0,block_size=64k "$w/disk.img" "$out/blocks.xz" 2>/dev/null || true
+	$ei convert -O craw -o compression=gzip,level=1,block_size=64k "$w/disk.img" "$out/pieces.gz" 2>/dev/null || true
 fi

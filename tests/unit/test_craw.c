@@ -4,8 +4,11 @@
  * extents in any order match the bytes gzip, xz and zstd were given, and
  * the disk read backwards block by block matches what gzip -d, xz -d and
  * zstd -d make of the stream, decompressing it a bounded number of times
- * (counted as compressed bytes read), not once per backward read.
+ * (counted as compressed bytes read), not once per backward read.  The
+ * writer's seekable .zst and multi-block .xz are read backwards decoding
+ * each frame or block about once, and a range after a corrupt frame reads.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +195,107 @@ static void test_backwards(const char *tool, const char *dtool, const char *ext)
 	unlink(path);
 }
 
+/*
+ * @opts: edgeimg's writer makes @disk into a seekable .zst or a multi-block
+ * .xz of 1 MiB frames; read backwards in 256 KiB blocks it decodes about one
+ * pass; with frame 2 corrupt, the disk still opens, reads of frames 0..1
+ * and 3..4 match, a read in frame 2 fails naming it.
+ */
+static void test_indexed(const char *opts, const char *what)
+{
+	char raw[] = "/tmp/edgeimg-craw-XXXXXX", path[64];
+	const struct img_format *f = format_find("craw");
+	struct write_opts wo = { .options = opts, .threads = 2, .mem_cap = 64u << 20 };
+	struct vdisk *src = NULL, *vd = NULL;
+	struct io *out = NULL;
+	struct err e = { 0 };
+	double passes = 0;
+	uint8_t b[64];
+	int fd = mkstemp(raw), r;
+
+	if (fd < 0 || write(fd, disk, N) != (ssize_t)N) {
+		CHECK(0, "cannot write %s", raw);
+		return;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "%s.%s", raw, what);
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	if (fd >= 0)
+		close(fd);
+	r = vdisk_open(raw, NULL, &src, &e);
+	if (!r)
+		r = io_open_file(path, IO_OPEN_RW, &out, &e);
+	if (!r)
+		r = f->write(src, out, &wo, &e);
+	CHECK(r == 0, "%s: write: %s", what, e.msg);
+	io_close(out);
+	vdisk_close(src);
+	unlink(raw);
+	if (r) {
+		unlink(path);
+		return;
+	}
+	{
+		/* read_backwards() reads NB bytes: only N here, so read by hand. */
+		struct count_io c = { .io.ops = &count_ops };
+
+		CHECK(io_open_file(path, 0, &c.in, &e) == 0, "%s: open: %s", what, e.msg);
+		c.io.size = c.in->size;
+		c.io.flags = c.in->flags;
+		snprintf(c.io.name, sizeof(c.io.name), "%s", path);
+		CHECK(vdisk_open_io(&c.io, "/tmp", NULL, &vd, &e) == 0, "%s: open: %s", what, e.msg);
+		for (uint64_t off = N; vd && off;) {
+			size_t n = (size_t)(off % (256u << 10) ? off % (256u << 10) : 256u << 10);
+
+			off -= n;
+			if (vdisk_read(vd, buf, n, off, &e) < 0 || memcmp(buf, disk + off, n)) {
+				CHECK(0, "%s: backwards read at %llu: %s", what,
+				      (unsigned long long)off, e.msg);
+				break;
+			}
+		}
+		passes = (double)c.bytes / (double)c.in->size;
+		CHECK(passes < 1.5, "%s: %.2f passes over the file read backwards", what, passes);
+		printf("test_craw: %s read backwards in 256 KiB blocks: %.2f passes\n", what, passes);
+		vdisk_close(vd);
+		vd = NULL;
+	}
+	/* zstd: corrupt the middle of frame 2 (disk bytes 2..3 MiB), found in the seek table. */
+	if (!strcmp(what, "zst")) {
+		FILE *fp = fopen(path, "r+b");
+		long end = fp && !fseek(fp, 0, SEEK_END) ? ftell(fp) : -1;
+		uint8_t t[9 + 8 * 5];
+		uint64_t off;
+
+		CHECK(end > (long)sizeof(t) && !fseek(fp, end - 9 - 8 * 5, SEEK_SET) &&
+		      fread(t, 1, sizeof(t), fp) == sizeof(t) && get_le32(t + 8 * 5) == 5,
+		      "%s: a seek table of 5 entries at the end", what);
+		off = (uint64_t)get_le32(t) + get_le32(t + 8) + get_le32(t + 16) / 2;
+		memset(b, 0xa5, sizeof(b));
+		CHECK(!fseek(fp, (long)off, SEEK_SET) && fwrite(b, 1, sizeof(b), fp) == sizeof(b),
+		      "%s: corrupt frame 2", what);
+		if (fp)
+			fclose(fp);
+		CHECK(vdisk_open(path, NULL, &vd, &e) == 0, "%s: a corrupt frame 2: open: %s",
+		      what, e.msg);
+		if (vd) {
+			static const uint64_t ok[] = { 4u << 20, 0, (3u << 20) + 5, N - 10 };
+
+			for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
+				CHECK(vdisk_read(vd, buf, 10, ok[k], &e) == 0 &&
+				      !memcmp(buf, disk + ok[k], 10),
+				      "%s: read at %llu, off the corrupt frame: %s", what,
+				      (unsigned long long)ok[k], e.msg);
+			e.msg[0] = 0;
+			CHECK(vdisk_read(vd, buf, 10, (2u << 20) + 100, &e) < 0 &&
+			      strstr(e.msg, "entry 2"),
+			      "%s: read in the corrupt frame fails naming entry 2: %s", what, e.msg);
+			vdisk_close(vd);
+		}
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	uint32_t x = 1;
@@ -219,6 +323,9 @@ int main(void)
 	if (IS_ENABLED(CONFIG_CODEC_ZSTD)) {
 		test_one("zstd -q -c", "zst");
 		test_backwards("zstd -q -c", "zstd -dcq", "zst");
+		test_indexed("compression=zstd,level=1,block_size=1M", "zst");
 	}
+	if (IS_ENABLED(CONFIG_CODEC_XZ))
+		test_indexed("compression=xz,level=1,block_size=1M", "xz");
 	return t_done("test_craw");
 }
