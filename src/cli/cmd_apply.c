@@ -138,7 +138,7 @@ const struct cmd cmd_apply = {
 	.summary = "apply a delta patch: OLD + PATCH -> NEW, read back and verified",
 	.needs = 1,
 	.usage = "apply [-f FMT] [--resume] [--state PREFIX] [--verify PUB.pem] [--min-version N] [-j N] [-p] [-v] [--json]\n"
-		 "              [--force] [--allow-refs] [--ova-disk N|NAME] OLD PATCH|- OUT\n"
+		 "              [--force] [--allow-refs] [--ova-disk N|NAME] [--partition P] OLD PATCH|- OUT\n"
 		 "       edgeimg apply --resume-offset [--state PREFIX] OUT",
 	.help =
 	"  -f FMT         read OLD as FMT (a block device is read as raw unless\n"

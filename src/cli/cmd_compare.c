@@ -58,7 +58,7 @@ static int compare_run(int argc, char **argv)
 const struct cmd cmd_compare = {
 	.name = "compare",
 	.summary = "compare the disks two images hold",
-	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] [--allow-refs] [--ova-disk N|NAME] A B",
+	.usage = "compare [-f FMT] [-F FMT] [-s] [-p] [--allow-refs] [--ova-disk N|NAME] [--partition P] A B",
 	.help =
 	"  -f FMT   read A as FMT     -F FMT   read B as FMT\n"
 	"  -s       strict: images of different sizes differ\n"

@@ -118,7 +118,7 @@ static int convert_run(int argc, char **argv)
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--bmap FILE] [--allow-refs] [--ova-disk N|NAME] IN OUT|-",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--bmap FILE] [--allow-refs] [--ova-disk N|NAME] [--partition P] IN OUT|-",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format (a block device\n"
 	"             is read as raw unless -f says otherwise)\n"

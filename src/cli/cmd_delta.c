@@ -133,7 +133,7 @@ const struct cmd cmd_delta = {
 	.summary = "make a patch that turns OLD's disk into NEW's",
 	.needs = 1,
 	.usage = "delta [-f FMT] [-F FMT] [-O FMT [-o OPTS]] [-j N] [-p] [-v] [--json] [--level N] [--chunk SIZE]\n"
-		 "              [--old-size SIZE] [--new-size SIZE] [--force] [--allow-refs] [--ova-disk N|NAME]\n"
+		 "              [--old-size SIZE] [--new-size SIZE] [--force] [--allow-refs] [--ova-disk N|NAME] [--partition P]\n"
 		 "              [--sign KEY.pem] [--patch-version N] OLD NEW PATCH|-",
 	.help =
 	"  -f FMT       read OLD as FMT    -F FMT   read NEW as FMT (a squashfs\n"

@@ -61,7 +61,7 @@ static int info_run(int argc, char **argv)
 const struct cmd cmd_info = {
 	.name = "info",
 	.summary = "show what an image, a patch or a key is",
-	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] IMAGE|PATCH|KEY",
+	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] [--partition P] IMAGE|PATCH|KEY",
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"

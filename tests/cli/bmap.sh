@@ -90,6 +90,56 @@ sed -i 's/<BlocksCount> /<BlocksCount> 1/' "$T/lie.bmap"
 bmaptool -q copy --bmap "$T/lie.bmap" "$T/disk.raw" "$T/lie.out" >/dev/null 2>&1
 check "bmaptool refuses a map whose own checksum is wrong" test $? -ne 0
 
+# --- compressed raw OUT: the flasher's .img.zst/.img.xz/.img.gz + .bmap ----
+# bmaptool decompresses the image itself and checks every mapped range
+# against the map; the map describes the disk, whatever the compression.
+ccodecs=()
+if has_feature FORMAT_CRAW; then
+	ccodecs=(gzip:gz)
+	has_feature CODEC_ZSTD && ccodecs+=(zstd:zst)
+	has_feature CODEC_XZ && ccodecs+=(xz:xz)
+fi
+run_ei 0 -- convert -O raw --bmap "$T/plain.bmap" "$T/$img" "$T/plain.raw"
+for cx in "${ccodecs[@]}"; do
+	c=${cx%%:*} x=${cx#*:}
+	rm -f "$T/c.img.$x" "$T/c.bmap" "$T/c.copy"
+	run_ei 0 -- convert -O craw -o compression=$c --bmap "$T/c.bmap" "$T/$img" "$T/c.img.$x"
+	check "craw $c: the map is the raw output's map" cmp -s "$T/plain.bmap" "$T/c.bmap"
+	check "craw $c: bmaptool copy of .img.$x + .bmap verifies" \
+		bmaptool -q copy --bmap "$T/c.bmap" "$T/c.img.$x" "$T/c.copy"
+	check "craw $c: bmaptool's copy is the disk" cmp -s "$T/disk.raw" "$T/c.copy"
+done
+
+# one partition as the image: rootfs.ext4.zst + .bmap for one slot, and
+# the same partition as an Android sparse image; judged against dd of the
+# partition's bytes and by e2fsck
+p1=$(sfdisk -J "$T/disk.raw" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["partitiontable"]["partitions"][0]
+print(p["start"], p["size"])')
+dd if="$T/disk.raw" of="$T/p1.ref" bs=512 skip=${p1% *} count=${p1#* } status=none
+if has_feature FORMAT_CRAW && has_feature CODEC_ZSTD; then
+	pz=p1.ext4.zst
+	run_ei 0 -- convert --partition 1 -O craw -o compression=zstd --bmap "$T/p1.bmap" "$T/$img" "$T/$pz"
+	check "partition 1: zstd -d gives the partition's bytes" \
+		sh -c "zstd -dcq '$T/$pz' | cmp -s - '$T/p1.ref'"
+	check "partition 1: bmaptool copy of .ext4.zst + .bmap verifies" \
+		bmaptool -q copy --bmap "$T/p1.bmap" "$T/$pz" "$T/p1.copy"
+	check "partition 1: bmaptool's copy is the partition" cmp -s "$T/p1.ref" "$T/p1.copy"
+	check "partition 1: e2fsck finds the copy's ext4 clean" e2fsck -fn "$T/p1.copy"
+	check "partition 1: the map covers the partition only ($(counts "$T/p1.bmap" | grep ImageSize))" \
+		grep -qx "ImageSize $(stat -c %s "$T/p1.ref")" <(counts "$T/p1.bmap")
+else
+	pz=p1.raw
+	run_ei 0 -- convert --partition 1 -O raw --bmap "$T/p1.bmap" "$T/$img" "$T/$pz"
+	check "partition 1: raw OUT is the partition's bytes" cmp -s "$T/p1.ref" "$T/$pz"
+fi
+if has_feature FORMAT_SIMG && has_oracle simg2img; then
+	run_ei 0 -- convert --partition 1 -O simg "$T/$img" "$T/p1.simg"
+	check "partition 1: simg2img gives the partition's bytes" \
+		sh -c "simg2img '$T/p1.simg' '$T/p1.unsparse' && cmp -s '$T/p1.ref' '$T/p1.unsparse'"
+fi
+
 # --- a loop device standing in for the card ----------------------------------
 if [ "$(id -u)" = 0 ] && truncate -s 32M "$T/card.img" &&
    dev=$(losetup -f --show "$T/card.img" 2>/dev/null); then
@@ -99,6 +149,29 @@ if [ "$(id -u)" = 0 ] && truncate -s 32M "$T/card.img" &&
 		bmaptool -q copy --bmap "$T/d.bmap" "$T/d.raw" "$dev"
 	check "the device holds the disk" cmp -s "$T/disk.raw" "$dev"
 	losetup -d "$dev"
+	# the slot: one partition's compressed image and its map onto a device
+	# of the partition's size holding other bytes
+	head -c $(stat -c %s "$T/p1.ref") /dev/urandom >"$T/slot.img"
+	if dev=$(losetup -f --show "$T/slot.img" 2>/dev/null); then
+		check "bmaptool copy of $pz + .bmap onto a loop device" \
+			bmaptool -q copy --bmap "$T/p1.bmap" "$T/$pz" "$dev"
+		check "the device holds the partition where the map says (e2fsck: clean)" \
+			e2fsck -fn "$dev"
+		blocks=$(ranges "$T/p1.bmap" | python3 -c '
+import sys
+for l in sys.stdin:
+    a, b = map(int, l.split("-"))
+    print(a, b - a + 1)')
+		same=1
+		while read -r a n; do
+			cmp -s <(dd if="$dev" bs=4096 skip=$a count=$n status=none) \
+				<(dd if="$T/p1.ref" bs=4096 skip=$a count=$n status=none) || same=0
+		done <<<"$blocks"
+		check "every mapped range on the device is the partition's" test $same = 1
+		losetup -d "$dev"
+	else
+		bad "a second loop device could not be set up"
+	fi
 elif [ -n "${CI:-}" ]; then
 	bad "no loop device under CI (needs root and /dev/loop*)"
 else
