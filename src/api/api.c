@@ -328,13 +328,18 @@ static int describe_table(struct vdisk *vd, int json, FILE *f, struct err *e)
 	if (!t)
 		return err_set(e, -ENOMEM, "out of memory");
 	r = part_read(vd, t, e);
-	if (r < 0 && t->read_error) {
-		/* the disk's data, not its table, is bad: info is about the image */
+	if (r < 0 && r != -ENOMEM) {
+		/*
+		 * The disk's data cannot be read (a corrupt container), or its
+		 * table is corrupt (a truncated image, a hostile table): info
+		 * is about the image and says so; --partition is refused.
+		 */
 		if (json) {
 			fprintf(f, ",\n    \"partition-table-error\": ");
 			json_string(f, e->msg);
 		} else {
-			fputs("partition table: not read: ", f);
+			fputs(t->read_error ? "partition table: not read: " :
+			      "partition table: corrupt: ", f);
 			text_string(f, e->msg);
 			fputc('\n', f);
 		}

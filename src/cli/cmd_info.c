@@ -92,6 +92,8 @@ const struct cmd cmd_info = {
 	"erofs, swap or unknown) with its label and UUID; --json under\n"
 	"\"partition-table\".  A disk without a table shows the filesystem over\n"
 	"it, if any.  A corrupt table (bad CRCs and no valid backup, partitions\n"
-	"overlapping or past the disk, loops in an EBR chain) is an error.\n",
+	"overlapping or past the disk, loops in an EBR chain) is named in its\n"
+	"place (\"partition table: corrupt: ...\", \"partition-table-error\" in\n"
+	"JSON); --partition on such a disk is an error.\n",
 	.run = info_run,
 };

@@ -285,7 +285,9 @@ PY
 
 # bad_gpt DESC PATTERN EDIT...: on a copy of the GPT disk edited by each
 # EDIT ("crc primary", a gpt command and its arguments in one word), info
-# and convert --partition 1 fail naming PATTERN and leave no output.
+# names PATTERN in the table's place (the image is still described), info
+# --json under "partition-table-error", and convert --partition 1 fails
+# naming it and leaves no output.
 bad_gpt() {
 	local desc=$1 pat=$2
 	shift 2
@@ -293,8 +295,13 @@ bad_gpt() {
 	for ed in "$@"; do
 		gpt "$T/h.raw" $ed
 	done
-	run_ei 1 -- info "$T/h.raw"
-	has "$desc: info" "$pat" "$ERR"
+	run_ei 0 -- info "$T/h.raw"
+	has "$desc: info" "^partition table: corrupt: $pat" "$OUT"
+	run_ei 0 -- info --json "$T/h.raw"
+	check "$desc: info --json names it" python3 -c '
+import json, re, sys
+j = json.loads(sys.argv[1])
+assert re.search(sys.argv[2], j["partition-table-error"]), j' "$OUT" "$pat"
 	run_ei 1 -- convert --partition 1 -O raw "$T/h.raw" "$T/o/x.raw"
 	has "$desc: convert" "$pat" "$ERR"
 	check "$desc: no output" test -z "$(listing)"
@@ -337,8 +344,10 @@ bad_gpt "PT3 over the GPT" 'gpt: partition 1 \(LBAs 1..18431\) overlaps the GPT 
 # PT5: protective MBR without a GPT; a hybrid MBR that disagrees
 cp "$d" "$T/h.raw"
 gpt "$T/h.raw" nogpt
-run_ei 1 -- info "$T/h.raw"
-has "PT5 protective MBR, no GPT" 'mbr: partition 1 is a protective GPT entry \(0xee\) but there is no valid GPT' "$ERR"
+run_ei 0 -- info "$T/h.raw"
+has "PT5 protective MBR, no GPT" '^partition table: corrupt: mbr: partition 1 is a protective GPT entry \(0xee\) but there is no valid GPT' "$OUT"
+run_ei 1 -- convert --partition 1 -O raw "$T/h.raw" "$T/o/x.raw"
+has "PT5 protective MBR, no GPT: --partition refused" 'mbr: partition 1 is a protective GPT entry' "$ERR"
 cp "$d" "$T/h.raw"
 gpt "$T/h.raw" hybrid 4096
 run_ei 0 -- info --json "$T/h.raw"
@@ -390,13 +399,15 @@ PY
 for c in loop outside many; do
 	cp "$m" "$T/h.raw"
 	ebr "$T/h.raw" $c
-	run_ei 1 -- info "$T/h.raw"
 	case $c in
-	loop) has "PT4 an EBR loop" 'mbr: the EBR chain of extended partition 3 loops back to LBA 34816' "$ERR" ;;
-	outside) has "PT4 an EBR outside the extended partition" 'mbr: EBR at LBA 234816 is outside extended partition 3 \(LBAs 34816..' "$ERR" ;;
-	many) has "PT4 10,000 logical partitions: a bounded walk" 'mbr: more than 252 logical partitions in extended partition 3' "$ERR" ;;
+	loop) pat='mbr: the EBR chain of extended partition 3 loops back to LBA 34816' ;;
+	outside) pat='mbr: EBR at LBA 234816 is outside extended partition 3 \(LBAs 34816..' ;;
+	many) pat='mbr: more than 252 logical partitions in extended partition 3' ;;
 	esac
+	run_ei 0 -- info "$T/h.raw"
+	has "PT4 $c: info names it" "^partition table: corrupt: $pat" "$OUT"
 	run_ei 1 -- convert --partition 1 -O raw "$T/h.raw" "$T/o/x.raw"
+	has "PT4 $c: --partition refused" "$pat" "$ERR"
 	check "PT4 $c: no output" test -z "$(listing)"
 done
 
