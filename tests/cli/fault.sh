@@ -4,7 +4,8 @@
 # Faults are inputs too.  Under tests/fault/fault.c (LD_PRELOAD, so the host
 # build only), the file-system calls edgeimg makes on the files of a command
 # fail (EIO, ENOSPC), come back short, or are the moment the power goes,
-# one point per run, for: convert to raw, qcow2 -c and squashfs; delta;
+# one point per run, for: convert to raw, qcow2 -c, squashfs, compressed raw
+# (zstd) and Android sparse; delta;
 # apply into a file (raw and qcow2 targets), apply --resume from a half-done
 # state, and, as root, apply into a loop device.
 # A failed call must give a non-zero exit, a message that names the error,
@@ -22,7 +23,7 @@
 # (but reads: EIO), and every write short.
 # FAULT_SWEEPS="apply-file cut-apply ..." runs only the sweeps named.
 . "$(dirname "$0")/../lib.sh"
-need cmp qemu-img unsquashfs python3
+need cmp qemu-img unsquashfs python3 zstd simg2img
 
 if [ -n "${RUNNER:-}" ] || ! ldd $EDGEIMG >/dev/null 2>&1; then
 	echo "SKIP $NAME: a static binary cannot be interposed (make check sweeps the host build)"
@@ -508,9 +509,14 @@ rm -rf "$T/m"
 
 # --- convert to each writer, and delta ---------------------------------------
 OUTDEV= PREFIX= PRE=
-for w in raw qcow2 squashfs; do
+writers=(raw qcow2 squashfs)
+has_feature FORMAT_CRAW && has_feature CODEC_ZSTD && writers+=(craw)
+has_feature FORMAT_SIMG && writers+=(simg)
+for w in "${writers[@]}"; do
 	case $w in
 	raw) args=(convert -O raw) ;;
+	craw) args=(convert -j 2 -O craw -o compression=zstd,level=1) ;;
+	simg) args=(convert -O simg -o crc=on) ;;
 	qcow2) args=(convert -j 2 -O qcow2 -c) ;;
 	squashfs) args=(convert -j 1 -O squashfs -o compression=gzip,level=1) ;;
 	esac
@@ -526,6 +532,12 @@ for w in raw qcow2 squashfs; do
 	squashfs)
 		check "convert squashfs: unsquashfs -cat disk.img is IN" \
 			sh -c "unsquashfs -cat '$REF' disk.img | cmp -s - '$W/old.raw'" ;;
+	craw)
+		check "convert craw zstd: zstd -d gives IN" \
+			sh -c "zstd -dcq '$REF' | cmp -s - '$W/old.raw'" ;;
+	simg)
+		check "convert simg: simg2img gives IN" \
+			sh -c "simg2img '$REF' '$T/simg.raw' && cmp -s '$T/simg.raw' '$W/old.raw'" ;;
 	esac
 	sweep "convert-$w" && fault_sweep "convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
 	sweep "cut-convert-$w" && cut_sweep "cut-convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
