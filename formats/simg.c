@@ -586,12 +586,14 @@ static int simg_writer_add(struct simg_writer *w, uint16_t type, uint32_t fill,
 	return 0;
 }
 
-/* A block's chunk type: DONT_CARE for zeros, FILL for one repeated 32-bit value. */
+/*
+ * A data block's chunk type: FILL for one repeated 32-bit value, zeros
+ * included (as img2simg writes them: zeros IN holds as data are written
+ * by a flasher, never left as the device's old bytes), else RAW.
+ */
 static uint16_t simg_block_type(const uint8_t *b, uint32_t *fill)
 {
 	*fill = 0;
-	if (buf_is_zero(b, SIMG_WBLOCK))
-		return SIMG_DONT_CARE;
 	if (!memcmp(b, b + 4, SIMG_WBLOCK - 4)) {
 		*fill = get_le32(b);
 		return SIMG_FILL;
@@ -644,6 +646,7 @@ static int simg_writer_window(struct simg_writer *w, struct vdisk *src,
 	}
 	if (!*any)
 		return simg_writer_add(w, SIMG_DONT_CARE, 0, NULL, nb, e);
+	/* blocks no data extent reaches (holes, zero clusters): DONT_CARE */
 	for (i = 0; i < nb; i++) {
 		fill[i] = 0;
 		type[i] = mark[i] ? simg_block_type(buf + i * SIMG_WBLOCK, &fill[i]) :
