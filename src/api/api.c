@@ -122,8 +122,9 @@ int ei_format(unsigned i, struct ei_format_info *fi)
 
 int api_format_streams(const struct img_format *f)
 {
-	/* written front to back, holes as zeros: a pipe will do */
-	return f->write && !strcmp(f->name, "raw");
+	/* written front to back (raw: holes as zeros; craw: its seek table
+	 * or index last): a pipe will do */
+	return f->write && (!strcmp(f->name, "raw") || !strcmp(f->name, "craw"));
 }
 
 int api_format_check(const char *name, int for_write, struct err *e)

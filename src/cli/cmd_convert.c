@@ -144,7 +144,7 @@ const struct cmd cmd_convert = {
 	"             partition name or a filesystem label (see help info); its\n"
 	"             holes and zero ranges stay holes\n"
 	"\nOUT is a regular file, a block device or - (standard output, for a\n"
-	"format written front to back: raw).  A regular file appears only when\n"
+	"format written front to back: raw, craw).  A regular file appears only when\n"
 	"complete: it is written under a temporary name, synced and renamed.  A\n"
 	"block device is written in place, never while mounted.  A symbolic link\n"
 	"(but to a block device), a FIFO, a socket, a character device or a\n"

@@ -55,6 +55,11 @@ for c in $codecs; do
 	run_ei 0 -- convert -O craw -o compression=$c "$T/disk.raw" "$T/$c.def"
 	$(dtool $c) <"$T/$c.def" >"$T/d.raw"
 	check "$c: defaults: $(dtool $c) gives the disk back" cmp -s "$T/disk.raw" "$T/d.raw"
+	# OUT -: the same bytes into a pipe (written front to back)
+	$EDGEIMG convert -j 2 -O craw -o compression=$c,level=3,block_size=1M \
+		"$T/disk.raw" - 2>"$T/perr" | cat >"$T/$c.pipe"
+	check "$c: OUT - into a pipe: the file's bytes ($(head -c 200 "$T/perr"))" \
+		cmp -s "$T/$c.j1" "$T/$c.pipe"
 done
 
 if has_oracle pigz; then
