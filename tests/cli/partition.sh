@@ -214,6 +214,8 @@ if L=$(losetup -b 4096 -f --show "$T/s4.raw" 2>/dev/null); then
 	run_ei 0 -- info --json "$T/s4.raw"
 	printf '%s\n' "$OUT" >"$T/s4i.json"
 	check "GPT with 4096-byte sectors agrees with sfdisk" cmp_table "$T/s4i.json" "$T/s4.json" "$T/s4.raw" "$T/blk"
+elif [ -n "${CI:-}" ]; then
+	bad "no loop device for 4096-byte sectors under CI (needs root and /dev/loop*)"
 else
 	echo "SKIP $NAME: no loop device for 4096-byte sectors"
 	t_skip=$((t_skip + 1))
