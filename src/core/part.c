@@ -202,12 +202,16 @@ static int gpt_name(const uint8_t *p, char *out, size_t len)
 			i++;
 		} else if (c >= 0xd800 && c <= 0xdfff) {
 			/* an unpaired surrogate: shown, never matched */
+			if (len - k < 7)
+				break;
 			k += (size_t)snprintf(out + k, len - k, "\\u%04X", c);
 			ok = 0;
 			continue;
 		}
 		if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
 			ok = 0;
+		if (len - k < 5)
+			break;
 		k += utf8_put(out + k, c);
 	}
 	out[k] = 0;
@@ -591,8 +595,8 @@ static void hybrid_note(const uint8_t *s, struct part_table *t)
 		}
 		other = 1;
 		for (unsigned k = 0; k < t->n; k++)
-			if (t->p[k].start == (uint64_t)m[i].lba * 512 &&
-			    t->p[k].size == (uint64_t)m[i].count * 512)
+			if (t->p[k].start == (uint64_t)m[i].lba * t->sector &&
+			    t->p[k].size == (uint64_t)m[i].count * t->sector)
 				match = 1;
 		if (!match)
 			at = text_addf(t->note, sizeof(t->note), at,

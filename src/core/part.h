@@ -36,8 +36,9 @@ struct part {
 	char type[40];          /* GPT type GUID, or MBR id "0x83" */
 	const char *type_name;  /* "Linux filesystem", or NULL */
 	char uuid[40];          /* GPT unique partition GUID, or "" */
-	char name[160];         /* GPT name in UTF-8 (code points that are
-				   not valid as "\uXXXX"), or "" */
+	char name[36 * 6 + 1];  /* GPT name in UTF-8 (code points that are
+				   not valid as "\uXXXX": 6 bytes for each of
+				   the 36 UTF-16 units at most), or "" */
 	int name_ok;            /* the name is valid UTF-16 without control
 				   characters: --partition may match it */
 	int logical;            /* MBR: a logical partition */

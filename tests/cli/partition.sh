@@ -372,6 +372,11 @@ python3 -c 'import json,sys; json.loads(sys.stdin.read())' <<<"$OUT" && ok || ba
 gpt "$T/h.raw" name 1 "$(python3 -c 'print(("x" * 36).encode("utf-16-le").hex())')"
 run_ei 0 -- convert --partition "$(printf 'x%.0s' {1..36})" -O raw "$T/h.raw" "$T/h36.out"
 check "PT6 a name of 36 characters without a terminator matches" cmp "$T/h36.out" "$T/p2.dd"
+# 36 unpaired surrogates: 6 bytes each as \uDC00, the longest a name shows
+gpt "$T/h.raw" name 1 "$(python3 -c 'print("00dc" * 36)')"
+run_ei 0 -- info "$T/h.raw"
+has "PT6 36 unpaired surrogates are shown, the rest of the entry intact" \
+	"partition 2: .*name \"(\\\\uDC00){36}\".*filesystem ext4, label \"rootfs\"" "$OUT"
 
 # PT4: EBR chains: a loop, 10,000 logical partitions, an EBR outside
 ebr() {
