@@ -503,7 +503,6 @@ struct simg_writer {
 	uint16_t type;
 	uint32_t fill;
 	uint64_t run;
-	uint64_t hdr_at;        /* RAW: where its header goes */
 };
 
 static void simg_chunk_header(uint8_t *h, uint16_t type, uint32_t blocks,
@@ -521,14 +520,18 @@ static int simg_writer_close(struct simg_writer *w, struct err *e)
 	uint8_t h[SIMG_CHUNK_LEN + 4];
 	int r;
 
+	/*
+	 * (No chunk count check here: every chunk holds a block, and the
+	 * blocks are at most UINT32_MAX; only the CRC32 chunk can pass it.)
+	 */
 	if (!w->run)
 		return 0;
-	if (w->chunks == UINT32_MAX)
-		return err_set(e, EI_ELIMIT, "simg: more than %u chunks", UINT32_MAX);
 	if (w->type == SIMG_RAW) {
+		/* its header goes before its bytes, which end at pos */
 		simg_chunk_header(h, SIMG_RAW, (uint32_t)w->run,
 				  (uint32_t)(SIMG_CHUNK_LEN + w->run * SIMG_WBLOCK));
-		r = io_write(w->out, h, SIMG_CHUNK_LEN, w->hdr_at, e);
+		r = io_write(w->out, h, SIMG_CHUNK_LEN,
+			     w->pos - w->run * SIMG_WBLOCK - SIMG_CHUNK_LEN, e);
 	} else if (w->type == SIMG_FILL) {
 		simg_chunk_header(h, SIMG_FILL, (uint32_t)w->run, SIMG_CHUNK_LEN + 4);
 		put_le32(h + SIMG_CHUNK_LEN, w->fill);
@@ -567,10 +570,8 @@ static int simg_writer_add(struct simg_writer *w, uint16_t type, uint32_t fill,
 		if (!w->run) {
 			w->type = type;
 			w->fill = fill;
-			if (type == SIMG_RAW) {
-				w->hdr_at = w->pos;
+			if (type == SIMG_RAW)
 				w->pos += SIMG_CHUNK_LEN;
-			}
 		}
 		k = min_u64(n, cap - w->run);
 		if (type == SIMG_RAW) {
@@ -689,6 +690,18 @@ static int simg_write(struct vdisk *src, struct io *out,
 		return err_set(e, EI_ELIMIT,
 			       "simg: a disk of %llu bytes needs more than %u blocks of %u bytes",
 			       (unsigned long long)src->size, UINT32_MAX, SIMG_WBLOCK);
+	/* chunk headers are written behind their bytes, the header last */
+	if (out->flags & IO_STREAM)
+		return err_set(e, EI_EUSAGE,
+			       "simg: an Android sparse image is not written front to back: not to a stream");
+	/*
+	 * A device keeps its old first bytes until the header is written, at
+	 * the end: an earlier sparse image's header there would make a cut
+	 * write look like an image.  Zeros first.
+	 */
+	if ((out->flags & IO_BLOCKDEV) &&
+	    (r = io_write(out, (const uint8_t[SIMG_HEADER_LEN]){ 0 }, SIMG_HEADER_LEN, 0, e)) < 0)
+		return r;
 	if (opt.crc)
 		simg_crc_init(&op);
 	buf = malloc(SIMG_WINDOW);
