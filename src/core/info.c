@@ -138,6 +138,30 @@ void text_string(FILE *f, const char *str)
 	}
 }
 
+const char *text_safe(const char *str, char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t k = 0;
+
+	while (*s && k + 1 < len) {
+		size_t n = utf8_len(s);
+
+		/* what text_string() escapes, as one '?' a byte */
+		if (!n || *s < 0x20 || *s == 0x7f || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0)) {
+			buf[k++] = '?';
+			s++;
+		} else if (k + n < len) {
+			memcpy(buf + k, s, n);
+			k += n;
+			s += n;
+		} else {
+			break;
+		}
+	}
+	buf[k] = 0;
+	return buf;
+}
+
 const char *size_human(uint64_t v, char *buf, size_t len)
 {
 	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB",

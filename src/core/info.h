@@ -64,6 +64,12 @@ void json_string(FILE *f, const char *s);
  */
 void text_string(FILE *f, const char *s);
 
+/*
+ * text_safe() - @s into @buf (@len bytes, truncated at a character) with
+ * each byte text_string() would escape as '?': for a message.  Returns @buf.
+ */
+const char *text_safe(const char *s, char *buf, size_t len);
+
 /* size_human() - "1 GiB", "1.5 MiB", as qemu-img prints sizes. */
 const char *size_human(uint64_t v, char *buf, size_t len);
 

@@ -56,9 +56,7 @@ static void guid_str(const uint8_t *g, char *out, size_t len)
 /* A UUID as blkid prints one stored in byte order (ext, swap, erofs). */
 static void uuid_str(const uint8_t *u, char *out, size_t len)
 {
-	static const uint8_t zero[16];
-
-	if (!memcmp(u, zero, 16)) {
+	if (buf_is_zero(u, 16)) {
 		out[0] = 0;
 		return;
 	}
@@ -368,11 +366,10 @@ static int gpt_read(struct vdisk *vd, unsigned ss, int protective,
 	guid_str(h.disk_guid, t->disk_guid, sizeof(t->disk_guid));
 	for (uint32_t i = 0; i < h.entries; i++) {
 		const uint8_t *en = a + (size_t)i * h.entry_size;
-		static const uint8_t zero[16];
 		uint64_t first = get_le64(en + 32), last = get_le64(en + 40);
 		struct part *p;
 
-		if (!memcmp(en, zero, 16))
+		if (buf_is_zero(en, 16))        /* an unused entry: no type */
 			continue;
 		if (t->n == PART_MAX) {
 			r = err_set(e, EI_ELIMIT, "gpt: more than %u partitions in use",
@@ -653,17 +650,6 @@ int part_read(struct vdisk *vd, struct part_table *t, struct err *e)
 
 /* --- choosing a partition ------------------------------------------------- */
 
-/* @s for a message: control characters as '?' (the CLI prints it as is). */
-static const char *msg_safe(const char *s, char *buf, size_t len)
-{
-	size_t k = 0;
-
-	for (; *s && k + 1 < len; s++, k++)
-		buf[k] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
-	buf[k] = 0;
-	return buf;
-}
-
 /* The partitions of @t, for an error: "1 name 'esp' vfat label 'EFI'; ...". */
 static void part_names(const struct part_table *t, char *buf, size_t len)
 {
@@ -679,13 +665,13 @@ static void part_names(const struct part_table *t, char *buf, size_t len)
 		at = text_addf(buf, len, at, "%s%u", at ? "; " : "", p->num);
 		if (p->name[0])
 			at = text_addf(buf, len, at, " name '%s'%s",
-				       msg_safe(p->name, tmp, sizeof(tmp)),
+				       text_safe(p->name, tmp, sizeof(tmp)),
 				       p->name_ok ? "" : " (invalid)");
 		if (p->fs.type)
 			at = text_addf(buf, len, at, " %s", p->fs.type);
 		if (p->fs.label[0])
 			at = text_addf(buf, len, at, " label '%s'",
-				       msg_safe(p->fs.label, tmp, sizeof(tmp)));
+				       text_safe(p->fs.label, tmp, sizeof(tmp)));
 	}
 	if (!at)
 		snprintf(buf, len, "none");
@@ -726,7 +712,7 @@ int part_find(const struct part_table *t, const char *spec,
 		return 0;
 	}
 	return err_set(e, EI_EUSAGE, "--partition %s: %s; partitions: %s",
-		       msg_safe(spec, (char[64]){ 0 }, 64),
+		       text_safe(spec, (char[64]){ 0 }, 64),
 		       nhit ? "more than one partition has that name or label" :
 		       digits ? "no partition has that number" :
 		       "no partition has that name or filesystem label", list);
