@@ -101,6 +101,16 @@ formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
 formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c formats/craw-write.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
+# The file view (--files): sources and consumers of a tree of entries.
+formats-$(CONFIG_FILES) += src/files/ftree.c src/files/dir.c
+formats-$(CONFIG_FILES_EXT) += src/files/ext.c
+formats-$(CONFIG_FILES_TAR) += src/files/tar-read.c src/files/tar-write.c
+ifeq ($(CONFIG_FILES)$(CONFIG_FORMAT_SQUASHFS),yy)
+formats-y += formats/squashfs/squashfs-files.c
+endif
+ifeq ($(CONFIG_FILES)$(CONFIG_OUTPUT_SQUASHFS),yy)
+formats-y += formats/squashfs/squashfs-tree.c
+endif
 # The public API (src/edgeimg.h).
 core-y += src/api/api.c src/api/api-convert.c
 core-$(CONFIG_CODEC_ZSTD) += src/api/api-delta.c
@@ -116,6 +126,9 @@ cli-y := src/cli/main.c src/cli/cli.c src/cli/cmd_info.c src/cli/cmd_convert.c \
 	src/cli/cmd_apply.c
 
 libs-y :=
+# libarchive links the codec libraries below: first, for static links
+libs-$(CONFIG_FILES_TAR) += -larchive
+libs-$(CONFIG_FILES_EXT) += -lext2fs -lcom_err
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd
 libs-$(CONFIG_CODEC_XZ) += -llzma
 libs-$(CONFIG_CODEC_LZ4) += -llz4
