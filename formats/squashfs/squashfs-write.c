@@ -125,11 +125,32 @@ static int sqfs_writer_pack(struct sqfs_writer *w, const uint8_t *in, size_t len
 
 /* --- metadata: 8 KiB blocks, compressed when that is smaller ----------- */
 
+int squashfs_meta_encode(const struct squashfs_comp *c, void **ctx, int level,
+			 uint32_t block_size, const uint8_t *in, size_t len,
+			 uint8_t *out, size_t *out_len, struct err *e)
+{
+	size_t n = len - 1;
+	int r = len < 2 ? -ENOSPC : squashfs_compress(c, ctx, in, len, out + 2, &n, level,
+						      block_size, e);
+
+	if (r == -ENOSPC) {
+		put_le16(out, (uint16_t)(len | SQFS_META_UNCOMPRESSED));
+		memcpy(out + 2, in, len);
+		*out_len = len + 2;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	put_le16(out, (uint16_t)n);
+	*out_len = n + 2;
+	return 0;
+}
+
 static int sqfs_writer_meta_block(struct sqfs_writer *w, struct sqfs_writer_meta *m, struct err *e)
 {
-	uint8_t hdr[2];
+	uint8_t out[SQFS_META_MAX_DISK];
 	size_t n = 0;
-	int r, plain;
+	int r;
 
 	if (!m->used)
 		return 0;
@@ -138,19 +159,13 @@ static int sqfs_writer_meta_block(struct sqfs_writer *w, struct sqfs_writer_meta
 			return err_set(e, EI_ELIMIT, "squashfs: table too large");
 		m->blocks[m->nblocks++] = w->pos;
 	}
-	plain = sqfs_writer_pack(w, m->buf, m->used, &n, e);
-	if (plain < 0)
-		return plain;
-	if (plain) {
-		put_le16(hdr, (uint16_t)(m->used | SQFS_META_UNCOMPRESSED));
-		n = m->used;
-	} else {
-		put_le16(hdr, (uint16_t)n);
-	}
-	if ((r = sqfs_writer_write(w, hdr, 2, e)) < 0 ||
-	    (r = sqfs_writer_write(w, plain ? m->buf : w->buf, n, e)) < 0)
+	r = squashfs_meta_encode(w->opt.comp, &w->mctx, w->opt.level, w->opt.bs, m->buf,
+				 m->used, out, &n, e);
+	if (r >= 0)
+		r = sqfs_writer_write(w, out, n, e);
+	if (r < 0)
 		return r;
-	m->written += 2 + n;
+	m->written += n;
 	m->used = 0;
 	return 0;
 }
@@ -849,10 +864,15 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 		;
 	s = opts_get(o, "name");
 	snprintf(w.name, sizeof(w.name), "%s", s ? s : d[SQO_NAME].def);
+	if (s)
+		w.given |= SQFS_GIVEN_NAME;
 	if (!sqfs_writer_name_ok(w.name))
 		return opt_bad(&d[SQO_NAME], s, "squashfs", e);
-	if ((r = opt_choice(&d[SQO_PARTITIONS], opts_get(o, "partitions"), "squashfs", e)) < 0)
+	s = opts_get(o, "partitions");
+	if ((r = opt_choice(&d[SQO_PARTITIONS], s, "squashfs", e)) < 0)
 		return r;
+	if (s)
+		w.given |= SQFS_GIVEN_PARTITIONS;
 	w.partitions = r == 0;
 	if (w.partitions && (!strcmp(w.name, SQW_MANIFEST) ||
 			     (w.name[0] == 'p' && strspn(w.name + 1, "0123456789") &&
@@ -871,6 +891,10 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 			return err_set(e, EI_EUSAGE,
 				       "squashfs: SOURCE_DATE_EPOCH=%s is not a number in %s",
 				       env, d[SQO_MTIME].values);
+		if (env && *env)
+			w.given |= SQFS_GIVEN_MTIME;
+	} else {
+		w.given |= SQFS_GIVEN_MTIME;
 	}
 	w.mtime = (uint32_t)v;
 	/* Compressed bytes differ between libraries: the recipe names it. */
@@ -881,25 +905,24 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 	return 0;
 }
 
-/* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
-static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err *e)
+size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
+			  uint8_t b[SQFS_COMP_OPTS_MAX])
 {
-	uint8_t b[10];
-	size_t n = 0;
+	size_t n;
 
-	switch (w->opt.comp->id) {
+	switch (c->id) {
 	case SQFS_COMP_GZIP:
-		if (w->opt.level == 9)
+		if (level == 9)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->opt.level);
+		put_le32(b + 2, (uint32_t)level);
 		put_le16(b + 6, 15);    /* window_size */
 		put_le16(b + 8, 0);     /* strategies: default */
 		n = 8;
 		break;
 	case SQFS_COMP_ZSTD:
-		if (w->opt.level == 15)
+		if (level == 15)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->opt.level);
+		put_le32(b + 2, (uint32_t)level);
 		n = 4;
 		break;
 	case SQFS_COMP_LZ4:
@@ -911,29 +934,54 @@ static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err 
 		return 0;
 	}
 	put_le16(b, (uint16_t)(n | SQFS_META_UNCOMPRESSED));
-	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
-	return sqfs_writer_write(w, b, n + 2, e);
+	return n + 2;
 }
 
-/* The recipe after bytes_used, then zeros to the next 4 KiB. */
-static int sqfs_writer_trailer(struct sqfs_writer *w, struct err *e)
+static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 {
-	char t[SQFS_RECIPE_MAX + 64], lib[64];
-	const char *key = codec_library(codec_find(w->opt.comp->codec), lib, sizeof(lib));
-	uint8_t zero[SQFS_DEVBLK] = { 0 };
-	int n = snprintf(t, sizeof(t),
-			 SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			 "%s=%s,block_size=%u,name=%s,partitions=%s,mtime=%u\n",
-			 EDGEIMG_VERSION, w->opt.comp->name, w->opt.level, key, lib, w->opt.bs,
-			 w->opt.name, w->opt.partitions ? "on" : "off", w->opt.mtime);
-	uint64_t end;
-	int r;
+	uint8_t b[SQFS_COMP_OPTS_MAX];
+	size_t n = squashfs_comp_opts(w->opt.comp, w->opt.level, b);
 
-	r = sqfs_writer_write(w, t, (size_t)n, e);
-	end = (w->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
-	if (r >= 0 && end > w->pos)
-		r = sqfs_writer_write(w, zero, end - w->pos, e);
-	return r;
+	if (!n)
+		return 0;
+	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
+	return sqfs_writer_write(w, b, n, e);
+}
+
+int squashfs_trailer_write(struct io *out, uint64_t *pos, const struct squashfs_wopts *o,
+			   int tree, struct err *e)
+{
+	char t[SQFS_RECIPE_MAX + 64], lib[64], mtime[24] = "";
+	const char *key = codec_library(codec_find(o->comp->codec), lib, sizeof(lib));
+	uint8_t zero[SQFS_DEVBLK] = { 0 };
+	uint64_t end;
+	int n, r;
+
+	if (!tree || (o->given & SQFS_GIVEN_MTIME))
+		snprintf(mtime, sizeof(mtime), ",mtime=%u", o->mtime);
+	if (tree)
+		n = snprintf(t, sizeof(t),
+			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
+			     "%s=%s,block_size=%u%s\n",
+			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
+	else
+		n = snprintf(t, sizeof(t),
+			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
+			     "%s=%s,block_size=%u,name=%s,partitions=%s%s\n",
+			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs,
+			     o->name, o->partitions ? "on" : "off", mtime);
+	r = io_write(out, t, (size_t)n, *pos, e);
+	if (r < 0)
+		return r;
+	*pos += (size_t)n;
+	end = (*pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
+	if (end > *pos) {
+		r = io_write(out, zero, end - *pos, *pos, e);
+		if (r < 0)
+			return r;
+		*pos = end;
+	}
+	return 0;
 }
 
 static void sqfs_writer_free(struct sqfs_writer *w)
@@ -1053,7 +1101,7 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	if (r < 0)
 		goto out;
 	put_le64(sb + SB_BYTES_USED, w->pos);
-	r = sqfs_writer_trailer(w, e);
+	r = squashfs_trailer_write(w->out, &w->pos, &w->opt, 0, e);
 	if (r >= 0)
 		r = io_write(out, sb, sizeof(sb), 0, e);
 out:

@@ -164,7 +164,42 @@ struct squashfs_wopts {
 	int level, partitions;
 	uint32_t bs, log, mtime;
 	char name[72];
+	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */
+	unsigned given;
 };
+
+#define SQFS_GIVEN_NAME 1u
+#define SQFS_GIVEN_PARTITIONS 2u
+#define SQFS_GIVEN_MTIME 4u
+
+/*
+ * squashfs_meta_encode() - @len (1..SQFS_META_SIZE) bytes at @in as one
+ * stored metadata block: its 2-byte header, then the bytes compressed when
+ * that is smaller, else plain, into @out (SQFS_META_MAX_DISK bytes);
+ * *@out_len its length.  *@ctx as for squashfs_compress().
+ */
+int squashfs_meta_encode(const struct squashfs_comp *c, void **ctx, int level,
+			 uint32_t block_size, const uint8_t *in, size_t len,
+			 uint8_t *out, size_t *out_len, struct err *e);
+
+/*
+ * squashfs_comp_opts() - the compressor options mksquashfs writes after the
+ * superblock for @c at @level (lz4 always; gzip and zstd off mksquashfs's
+ * default level), as stored (a metadata header, then the options) in @out:
+ * its length, 0 for none.
+ */
+#define SQFS_COMP_OPTS_MAX 10
+size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
+			  uint8_t out[SQFS_COMP_OPTS_MAX]);
+
+/*
+ * squashfs_trailer_write() - the recipe of @o at *@pos (bytes_used), then
+ * zeros to the next 4 KiB, moving *@pos; @tree: a root filesystem's recipe
+ * (no name= nor partitions=, mtime= only when given).
+ */
+struct io;
+int squashfs_trailer_write(struct io *out, uint64_t *pos, const struct squashfs_wopts *o,
+			   int tree, struct err *e);
 
 /* The options squashfs_opts_parse() takes, for the format's table. */
 extern const struct opt_desc squashfs_write_options[];
