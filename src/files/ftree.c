@@ -91,16 +91,16 @@ static int ft_open_fs(struct vdisk *vd, const char *what, struct ft_source **out
 {
 	int r = err_set(e, EI_EFORMAT, "%s: no filesystem edgeimg reads files of", what);
 
-	if (IS_ENABLED(CONFIG_FILES_EXT)) {
-		r = ft_open_ext(vd, what, out, e);
-		if (r != EI_EFORMAT)
-			return r;
-	}
-	if (IS_ENABLED(CONFIG_FORMAT_SQUASHFS)) {
-		r = ft_open_squashfs(vd, what, out, e);
-		if (r != EI_EFORMAT)
-			return r;
-	}
+#if IS_ENABLED(CONFIG_FILES_EXT)
+	r = ft_open_ext(vd, what, out, e);
+	if (r != EI_EFORMAT)
+		return r;
+#endif
+#if IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
+	r = ft_open_squashfs(vd, what, out, e);
+	if (r != EI_EFORMAT)
+		return r;
+#endif
 	return r;
 }
 
@@ -182,12 +182,13 @@ int ft_open(const char *path, const struct open_opts *oo, struct ft_source **out
 				       "%s: a directory has no partitions or format", path);
 		return ft_open_dir(path, out, e);
 	}
-	if (IS_ENABLED(CONFIG_FILES_TAR) && !o.partition && !o.format &&
-	    S_ISREG(st.st_mode)) {
+#if IS_ENABLED(CONFIG_FILES_TAR)
+	if (!o.partition && !o.format && S_ISREG(st.st_mode)) {
 		r = ft_open_tar(path, out, e);
 		if (r != EI_EFORMAT)
 			return r;
 	}
+#endif
 	/* a squashfs file is a root filesystem here, not a disk inside one */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
