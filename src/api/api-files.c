@@ -97,7 +97,17 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 							"tar: -c does not apply; compress the stream (zstd, xz)"));
 	} else {
 		const struct img_format *f = format_find("squashfs");
+		struct opts kv;
 
+		/* the disk-backed image's file names: no meaning for a tree */
+		r = opts_parse(o->options, &kv, &e);
+		for (unsigned i = 0; r >= 0 && i < kv.n; i++)
+			if (!strcmp(kv.kv[i].key, "name") || !strcmp(kv.kv[i].key, "partitions"))
+				r = err_set(&e, EI_EUSAGE,
+					    "squashfs: %s= names the files of a disk-backed image; a root filesystem (--files) has its own",
+					    kv.kv[i].key);
+		if (r < 0)
+			return api_err(pub, &e, r);
 		r = format_write_parse(f, &wopts, &parsed, &e);
 		if (r < 0)
 			return api_err(pub, &e, r);

@@ -89,7 +89,7 @@ void ft_warnf(struct ft_source *s, const char *fmt, ...)
 static int ft_open_fs(struct vdisk *vd, const char *what, struct ft_source **out,
 		      struct err *e)
 {
-	int r = err_set(e, EI_EFORMAT, "%s: no filesystem edgeimg reads files of", what);
+	int r;
 
 #if IS_ENABLED(CONFIG_FILES_EXT)
 	r = ft_open_ext(vd, what, out, e);
@@ -101,7 +101,8 @@ static int ft_open_fs(struct vdisk *vd, const char *what, struct ft_source **out
 	if (r != EI_EFORMAT)
 		return r;
 #endif
-	return r;
+	return err_set(e, EI_EFORMAT, "%s: no filesystem edgeimg reads files of (%s)", what,
+		       IS_ENABLED(CONFIG_FILES_EXT) ? "ext2, ext3, ext4, squashfs" : "squashfs");
 }
 
 /* A filesystem type ft_open_fs() reads. */
