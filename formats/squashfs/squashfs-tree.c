@@ -57,14 +57,6 @@
 #define SQT_NUMBERED 4u
 #define SQT_WRITTEN 8u
 
-#define SQT_S_IFMT_REG 0100000u
-#define SQT_S_IFMT_DIR 0040000u
-#define SQT_S_IFMT_LNK 0120000u
-#define SQT_S_IFMT_BLK 0060000u
-#define SQT_S_IFMT_CHR 0020000u
-#define SQT_S_IFMT_FIFO 0010000u
-#define SQT_S_IFMT_SOCK 0140000u
-
 struct sqt_node {
 	uint64_t name;          /* offset of the name in the arena */
 	uint64_t aux;           /* file: its record; symlink: the target's offset */
@@ -145,6 +137,9 @@ struct sqt {
 	struct sqt_hash idhash;
 	/* tables */
 	struct sqt_meta *itab, *dtab;
+	uint8_t *ibuf;          /* a directory's index entries */
+	size_t ibuf_len, ibuf_cap;
+	uint32_t nidx;
 	uint32_t ninodes;
 };
 
@@ -968,26 +963,31 @@ static int sqt_sort(struct sqt *w, struct err *e)
 	return 0;
 }
 
-/* Inode numbers: in the order inodes are written (children first). */
-static void sqt_number(struct sqt *w, uint32_t dir)
+/*
+ * Inode numbers as mksquashfs gives them: a directory's entries in name
+ * order, each followed by its own subtree (pre-order), the root last.
+ */
+static void sqt_number_dir(struct sqt *w, uint32_t dir)
 {
-	struct sqt_node *d = &w->node[dir];
+	const struct sqt_node *d = &w->node[dir];
 
 	for (uint32_t i = 0; i < d->nkids; i++) {
-		struct sqt_node *c = &w->node[w->order[d->kids + i]];
+		uint32_t k = w->order[d->kids + i];
+		struct sqt_node *c = &w->node[w->node[k].link];
 
-		if (c->type == FT_DIR) {
-			sqt_number(w, w->order[d->kids + i]);
-		} else {
-			c = &w->node[c->link];
-			if (!(c->flags & SQT_NUMBERED)) {
-				c->flags |= SQT_NUMBERED;
-				c->number = ++w->ninodes;
-			}
+		if (!(c->flags & SQT_NUMBERED)) {
+			c->flags |= SQT_NUMBERED;
+			c->number = ++w->ninodes;
 		}
+		if (c->type == FT_DIR)
+			sqt_number_dir(w, k);
 	}
-	d->flags |= SQT_NUMBERED;
-	d->number = ++w->ninodes;
+}
+
+static void sqt_number(struct sqt *w)
+{
+	sqt_number_dir(w, 0);
+	w->node[0].number = ++w->ninodes;
 }
 
 static int sqt_id(struct sqt *w, uint32_t id, uint16_t *out, struct err *e)
@@ -1021,12 +1021,6 @@ static int sqt_id(struct sqt *w, uint32_t id, uint16_t *out, struct err *e)
 	return 0;
 }
 
-static const uint16_t sqt_ifmt[] = {
-	[FT_REG] = SQT_S_IFMT_REG, [FT_DIR] = SQT_S_IFMT_DIR, [FT_SYMLINK] = SQT_S_IFMT_LNK,
-	[FT_BLK] = SQT_S_IFMT_BLK, [FT_CHR] = SQT_S_IFMT_CHR, [FT_FIFO] = SQT_S_IFMT_FIFO,
-	[FT_SOCK] = SQT_S_IFMT_SOCK,
-};
-
 /* Basic inode types of directory entries; extended = basic + 7. */
 static const uint8_t sqt_itype[] = {
 	[FT_REG] = SQFS_REG, [FT_DIR] = SQFS_DIR, [FT_SYMLINK] = SQFS_SYMLINK,
@@ -1056,7 +1050,7 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 	n->ref = sqt_meta_ref(w->itab);
 	n->flags |= SQT_WRITTEN;
 	put_le16(b, (uint16_t)(ext ? type + 7 : type));
-	put_le16(b + 2, (uint16_t)(sqt_ifmt[n->type] | n->mode));
+	put_le16(b + 2, n->mode);     /* permissions only, as mksquashfs: the kernel adds the type */
 	put_le16(b + 4, uid);
 	put_le16(b + 6, gid);
 	put_le32(b + 8, n->mtime);
@@ -1111,13 +1105,40 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 	}
 }
 
+/* An index entry of a large directory: listing offset @at in dir-table block @blk. */
+static int sqt_dir_index(struct sqt *w, uint64_t at, uint64_t blk, const struct sqt_node *n,
+			 struct err *e)
+{
+	size_t need = w->ibuf_len + 12 + n->name_len;
+
+	if (need > w->ibuf_cap) {
+		size_t cap = w->ibuf_cap ? w->ibuf_cap : 4096;
+		uint8_t *p;
+
+		while (cap < need)
+			cap *= 2;
+		p = realloc(w->ibuf, cap);
+		if (!p)
+			return sqt_nomem(e);
+		w->ibuf = p;
+		w->ibuf_cap = cap;
+	}
+	put_le32(w->ibuf + w->ibuf_len, (uint32_t)at);
+	put_le32(w->ibuf + w->ibuf_len + 4, (uint32_t)blk);
+	put_le32(w->ibuf + w->ibuf_len + 8, n->name_len - 1u);
+	memcpy(w->ibuf + w->ibuf_len + 12, w->arena + n->name, n->name_len);
+	w->ibuf_len = need;
+	w->nidx++;
+	return 0;
+}
+
 /* A directory: its entries' inodes, its listing, its inode. */
 static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct err *e)
 {
 	struct sqt_node *d = &w->node[dir];
 	uint64_t at;
-	uint64_t len = 0;
-	uint32_t i, j;
+	uint64_t len = 0, index_at = 0, names = 0;
+	uint32_t i, j, hdrs = 0;
 	uint16_t uid, gid;
 	uint8_t b[SQFS_INODE_HDR + SQFS_LDIR_SIZE];
 	int r, ext;
@@ -1136,24 +1157,45 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 			return r;
 		d = &w->node[dir];
 	}
-	/* The listing: a header before each run of up to 256 entries whose
-	 * inodes are in one metadata block, numbers within 16 bits of its base. */
+	/*
+	 * The listing, as mksquashfs makes it: a header before each run of up
+	 * to 256 entries whose inodes are in one metadata block, numbers within
+	 * 16 bits of its base; also where the entries since the last index point
+	 * would pass 8 KiB, and there an index entry (for the kernel's lookup).
+	 */
 	at = sqt_meta_ref(w->dtab);
-	if (at >> 48)
+	if ((at >> 16) >> 32)
 		return err_set(e, EI_ELIMIT, "squashfs: the directory table exceeds 4 GiB");
+	w->nidx = 0;
+	w->ibuf_len = 0;
 	for (i = 0; i < d->nkids; i = j) {
 		const struct sqt_node *h = &w->node[w->node[w->order[d->kids + i]].link];
 		uint64_t blk = h->ref >> 16;
 		uint32_t base = h->number;
 		uint8_t hdr[SQFS_DIR_HDR];
 
-		for (j = i; j < d->nkids && j - i < SQFS_DIR_MAX_COUNT; j++) {
-			const struct sqt_node *c = &w->node[w->node[w->order[d->kids + j]].link];
-			int64_t delta = (int64_t)c->number - base;
+		if (i) {
+			const struct sqt_node *n = &w->node[w->order[d->kids + i]];
 
-			if (c->ref >> 16 != blk || delta < -32768 || delta > 32767)
-				break;
+			if (len + SQFS_DIR_ENTRY + n->name_len - index_at > SQFS_META_SIZE) {
+				if ((r = sqt_dir_index(w, len, w->dtab->written, n, e)) < 0)
+					return r;
+				index_at = len;
+			}
 		}
+		for (j = i; j < d->nkids && j - i < SQFS_DIR_MAX_COUNT; j++) {
+			const struct sqt_node *n = &w->node[w->order[d->kids + j]];
+			const struct sqt_node *c = &w->node[n->link];
+			int64_t delta = (int64_t)c->number - base;
+			uint64_t ends = len + SQFS_DIR_HDR + (j - i + 1) * (uint64_t)SQFS_DIR_ENTRY +
+					names + n->name_len;
+
+			if (c->ref >> 16 != blk || delta < -32768 || delta > 32767 ||
+			    (j > i && ends - index_at > SQFS_META_SIZE))
+				break;
+			names += n->name_len;
+		}
+		names = 0;
 		if (blk >> 32)
 			return err_set(e, EI_ELIMIT, "squashfs: the inode table exceeds 4 GiB");
 		put_le32(hdr, j - i - 1);
@@ -1162,6 +1204,7 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 		if ((r = sqt_meta_add(w, w->dtab, hdr, sizeof(hdr), e)) < 0)
 			return r;
 		len += SQFS_DIR_HDR;
+		hdrs++;
 		for (uint32_t k = i; k < j; k++) {
 			const struct sqt_node *n = &w->node[w->order[d->kids + k]];
 			const struct sqt_node *c = &w->node[n->link];
@@ -1181,13 +1224,18 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 	if (len > UINT32_MAX)
 		return err_set(e, EI_ELIMIT, "squashfs: a directory of %u entries lists more than 4 GiB",
 			       d->nkids);
-	ext = d->xattr != SQT_NONE || len > 0xffff || (at >> 16) >> 32;
+	/* extended as mksquashfs: xattrs, or more than 256 entries or 8 KiB of them */
+	ext = d->xattr != SQT_NONE || d->nkids > 256 || len > 0xffff ||
+	      len - 3 - (uint64_t)SQFS_DIR_HDR * hdrs >= SQFS_META_SIZE;
+	if (w->nidx > 0xffff)
+		return err_set(e, EI_ELIMIT, "squashfs: a directory of %u entries needs more than 65535 index entries",
+			       d->nkids);
 	if ((r = sqt_id(w, d->uid, &uid, e)) < 0 || (r = sqt_id(w, d->gid, &gid, e)) < 0)
 		return r;
 	d->ref = sqt_meta_ref(w->itab);
 	d->flags |= SQT_WRITTEN;
 	put_le16(b, ext ? SQFS_LDIR : SQFS_DIR);
-	put_le16(b + 2, (uint16_t)(SQT_S_IFMT_DIR | d->mode));
+	put_le16(b + 2, d->mode);
 	put_le16(b + 4, uid);
 	put_le16(b + 6, gid);
 	put_le32(b + 8, d->mtime);
@@ -1197,10 +1245,12 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 		put_le32(b + 20, (uint32_t)len);
 		put_le32(b + 24, (uint32_t)(at >> 16));
 		put_le32(b + 28, parent_number);
-		put_le16(b + 32, 0);                    /* no index */
+		put_le16(b + 32, (uint16_t)w->nidx);
 		put_le16(b + 34, (uint16_t)(at & 0xffff));
 		put_le32(b + 36, d->xattr);
-		return sqt_meta_add(w, w->itab, b, SQFS_INODE_HDR + SQFS_LDIR_SIZE, e);
+		if ((r = sqt_meta_add(w, w->itab, b, SQFS_INODE_HDR + SQFS_LDIR_SIZE, e)) < 0)
+			return r;
+		return sqt_meta_add(w, w->itab, w->ibuf, w->ibuf_len, e);
 	}
 	put_le32(b + 16, (uint32_t)(at >> 16));
 	put_le32(b + 20, d->nlink);
@@ -1248,6 +1298,7 @@ static void sqt_free(struct sqt *w)
 	sqt_meta_free(w->xkv);
 	free(w->id);
 	free(w->idhash.slot);
+	free(w->ibuf);
 	sqt_meta_free(w->itab);
 	sqt_meta_free(w->dtab);
 	free(w);
@@ -1262,7 +1313,7 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 
 	if ((r = sqt_sort(w, e)) < 0)
 		return r;
-	sqt_number(w, 0);
+	sqt_number(w);
 	put_le32(sb + SB_INODES, w->ninodes);
 	/* inode table, to the output; directory table, in memory meanwhile */
 	put_le64(sb + SB_INODE_TABLE, w->pos);
