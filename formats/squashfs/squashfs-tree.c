@@ -76,6 +76,7 @@ struct sqt_file {
 	uint32_t frag, frag_off;
 	uint32_t dup;           /* the earlier file whose data this one is, or SQT_NONE */
 	uint8_t started;
+	uint8_t holes;          /* the source said it has holes */
 	uint8_t sha[SHA256_LEN];
 };
 
@@ -512,6 +513,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 {
 	uint32_t idx = w->nfiles, cap = w->file_cap, tail;
 	uint64_t hole_end = 0, k = 0, hv;
+	int seen_hole = 0;
 	struct sqt_file *f, *p;
 	struct sha256 sh;
 	size_t slot, mask;
@@ -546,6 +548,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 
 		if ((r = sqt_hole(ff, off, &hole_end, e)) < 0)
 			return r;
+		seen_hole |= hole_end > off;
 		u = sqt_unit(w, e);
 		if (!u)
 			return e->code;
@@ -577,6 +580,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 
 		if ((r = sqt_hole(ff, off, &hole_end, e)) < 0)
 			return r;
+		seen_hole |= hole_end > off;
 		if (off + tail <= hole_end)
 			memset(w->tail, 0, tail);
 		else if ((r = ff->read(ff, off, w->tail, tail, e)) < 0)
@@ -584,6 +588,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 		sha256_update(&sh, w->tail, tail);
 	}
 	sha256_final(&sh, f->sha);
+	f->holes = (uint8_t)seen_hole;
 	if (!f->size)
 		return 0;
 	/* The same size and SHA-256 as an earlier file: its data. */
@@ -1035,15 +1040,21 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 	unsigned type = sqt_itype[n->type];
 	int ext = n->xattr != SQT_NONE;
 	const struct sqt_file *f = NULL;
+	uint64_t sparse = 0;
 	uint16_t uid, gid;
 	size_t len = SQFS_INODE_HDR;
 	int r;
 
 	if (n->type == FT_REG) {
-		f = &w->file[n->aux];
-		if (f->dup != SQT_NONE)
-			f = &w->file[f->dup];
-		ext |= n->nlink > 1 || f->sparse || f->size >> 32 || f->start >> 32;
+		const struct sqt_file *own = &w->file[n->aux];
+
+		f = own->dup != SQT_NONE ? &w->file[own->dup] : own;
+		/*
+		 * As mksquashfs: zero blocks are stored sparse, but the inode says
+		 * so (for stat's block count) only when the source had holes.
+		 */
+		sparse = own->holes ? min_u64(f->sparse, f->size - 1) : 0;
+		ext |= n->nlink > 1 || sparse || f->size >> 32 || f->start >> 32;
 	}
 	if ((r = sqt_id(w, n->uid, &uid, e)) < 0 || (r = sqt_id(w, n->gid, &gid, e)) < 0)
 		return r;
@@ -1060,7 +1071,7 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 		if (ext) {
 			put_le64(b + 16, f->start);
 			put_le64(b + 24, f->size);
-			put_le64(b + 32, f->sparse);
+			put_le64(b + 32, sparse);
 			put_le32(b + 40, n->nlink);
 			put_le32(b + 44, f->frag);
 			put_le32(b + 48, f->frag == SQT_NONE ? 0 : f->frag_off);
