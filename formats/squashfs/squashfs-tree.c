@@ -26,9 +26,13 @@
  * written.  File data never is held but for the pipeline's units (the memory
  * cap) and one fragment block.
  *
- * Inodes are written children before their directory (the root last), in
- * the order of a walk of the sorted tree, and numbered in that order, so
- * the bytes depend on the tree only.
+ * After the walk, entries are sorted by name bytes in each directory;
+ * inodes are written children before their directory (the root last) and
+ * numbered as mksquashfs numbers them (pre-order, the root last), so the
+ * bytes depend on the tree only, not on the order a source visits it in.
+ * Inode types (basic or extended), directory headers and index entries are
+ * chosen by mksquashfs's rules, so sqfsdiff finds no difference with
+ * mksquashfs's image of the same tree.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +60,7 @@
 #define SQT_HASKIDS 2u
 #define SQT_NUMBERED 4u
 #define SQT_WRITTEN 8u
+#define SQT_LINKED 16u          /* hard links point at it */
 
 struct sqt_node {
 	uint64_t name;          /* offset of the name in the arena */
@@ -151,8 +156,11 @@ static void *sqt_grow(void *p, uint32_t *cap, uint32_t need, size_t size)
 
 	if (need < *cap)
 		return p;
-	while (c <= need)
+	while (c <= need) {
+		if (c > UINT32_MAX / 2)
+			return NULL;
 		c *= 2;
+	}
 	q = realloc(p, (size_t)c * size);
 	if (q)
 		*cap = c;
@@ -847,6 +855,9 @@ static int sqt_visit(void *arg, const struct ft_entry *ent, struct ft_file *f, s
 	if (n->type == FT_DIR && ent->type != FT_DIR && (n->flags & SQT_HASKIDS))
 		return err_set(e, EI_EUSAGE, "squashfs: %s: a directory with entries, and a %s",
 			       ent->path, ft_type_name(ent->type));
+	if ((n->flags & SQT_LINKED) && (ent->type == FT_DIR || ent->link_to))
+		return err_set(e, EI_EUSAGE, "squashfs: %s: hard links point at it, and it is given again as a %s",
+			       ent->path, ent->link_to ? "hard link" : "directory");
 	/* An entry given twice (a tar may): the later one. */
 	n->flags &= ~SQT_IMPLICIT;
 	n->link = idx;
@@ -869,6 +880,7 @@ static int sqt_visit(void *arg, const struct ft_entry *ent, struct ft_file *f, s
 				       ent->path, ent->link_to);
 		n->link = t;
 		n->type = w->node[t].type;
+		w->node[t].flags |= SQT_LINKED;
 		return 0;
 	}
 	if ((r = sqt_xattrs(w, ent, &xattr, e)) < 0)
