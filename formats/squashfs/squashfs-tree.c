@@ -50,8 +50,8 @@
 #define SQT_MAX_RUN 65536               /* sparse blocks in one unit */
 
 /* pipeline units */
-#define SQT_ZERO 1u             /* out_len sparse blocks, no data */
-#define SQT_RAW 2u              /* incompressible: store in[] */
+#define SQT_ZERO SQFS_UNIT_ZERO /* out_len sparse blocks, no data */
+#define SQT_RAW SQFS_UNIT_RAW   /* incompressible: store in[] */
 #define SQT_FRAG 4u             /* a fragment block; off is its index */
 #define SQT_DROP 8u             /* file off was a duplicate: drop its blocks */
 
@@ -97,23 +97,11 @@ struct sqt_hash {
 	size_t cap, n;
 };
 
-/* A metadata stream: to the output, or to memory (stored blocks). */
-struct sqt_meta {
-	uint8_t buf[SQFS_META_SIZE];
-	size_t used;
-	uint64_t written;       /* stored bytes so far */
-	int to_mem;
-	uint8_t *mem;
-	size_t cap;
-};
-
 struct sqt {
 	struct ft_source *src;
-	struct io *out;
+	struct squashfs_sink sink;      /* the output; high: beyond dropped duplicates */
 	const struct write_opts *wo;
 	struct squashfs_wopts opt;
-	uint64_t pos, high;     /* the next byte of the output; the furthest written */
-	void *mctx;
 	struct pipeline *pl;
 	/* the tree */
 	struct sqt_node *node;
@@ -137,12 +125,12 @@ struct sqt {
 	struct sqt_xset *xset;
 	uint32_t nxsets, xset_cap;
 	struct sqt_hash xhash;
-	struct sqt_meta *xkv;
+	struct squashfs_meta *xkv;
 	/* ids */
 	uint32_t *id, nids, id_cap;
 	struct sqt_hash idhash;
 	/* tables */
-	struct sqt_meta *itab, *dtab;
+	struct squashfs_meta *itab, *dtab;
 	uint8_t *ibuf;          /* a directory's index entries */
 	size_t ibuf_len, ibuf_cap;
 	uint32_t nidx;
@@ -170,18 +158,6 @@ static void *sqt_grow(void *p, uint32_t *cap, uint32_t need, size_t size)
 static int sqt_nomem(struct err *e)
 {
 	return err_set(e, -ENOMEM, "squashfs: out of memory");
-}
-
-static int sqt_write(struct sqt *w, const void *p, size_t len, struct err *e)
-{
-	int r = io_write(w->out, p, len, w->pos, e);
-
-	if (r < 0)
-		return r;
-	w->pos += len;
-	if (w->pos > w->high)
-		w->high = w->pos;
-	return 0;
 }
 
 /* --- hash tables ------------------------------------------------------------ */
@@ -267,124 +243,16 @@ static size_t sqt_name_slot(const struct sqt *w, uint32_t parent, const char *na
 	return i;
 }
 
-/* --- metadata streams --------------------------------------------------------- */
-
-static int sqt_meta_flush(struct sqt *w, struct sqt_meta *m, struct err *e)
-{
-	uint8_t out[SQFS_META_MAX_DISK];
-	size_t n = 0;
-	int r;
-
-	if (!m->used)
-		return 0;
-	r = squashfs_meta_encode(w->opt.comp, &w->mctx, w->opt.level, w->opt.bs, m->buf,
-				 m->used, out, &n, e);
-	if (r < 0)
-		return r;
-	if (m->to_mem) {
-		if (m->written + n > m->cap) {
-			size_t cap = m->cap ? m->cap * 2 : 4 * SQFS_META_MAX_DISK;
-			uint8_t *p = realloc(m->mem, cap);
-
-			if (!p)
-				return sqt_nomem(e);
-			m->mem = p;
-			m->cap = cap;
-		}
-		memcpy(m->mem + m->written, out, n);
-	} else if ((r = sqt_write(w, out, n, e)) < 0) {
-		return r;
-	}
-	m->written += n;
-	m->used = 0;
-	return 0;
-}
-
-static int sqt_meta_add(struct sqt *w, struct sqt_meta *m, const void *p, size_t len,
-			struct err *e)
-{
-	const uint8_t *b = p;
-
-	while (len) {
-		size_t n = min_u64(len, SQFS_META_SIZE - m->used);
-		int r;
-
-		memcpy(m->buf + m->used, b, n);
-		m->used += n;
-		b += n;
-		len -= n;
-		if (m->used == SQFS_META_SIZE && (r = sqt_meta_flush(w, m, e)) < 0)
-			return r;
-	}
-	return 0;
-}
-
-static uint64_t sqt_meta_ref(const struct sqt_meta *m)
-{
-	return m->written << 16 | m->used;
-}
-
-/*
- * A table in metadata blocks, then @hdr (the xattr id table's), then the
- * blocks' positions: *@at gets where @hdr (or the positions) start.
- */
-static int sqt_table(struct sqt *w, const uint8_t *data, size_t len, const uint8_t *hdr,
-		     size_t hdr_len, uint64_t *at, struct err *e)
-{
-	size_t nb = (len + SQFS_META_SIZE - 1) / SQFS_META_SIZE;
-	uint64_t *blk = malloc((nb ? nb : 1) * sizeof(*blk));
-	uint8_t out[SQFS_META_MAX_DISK], p[8];
-	int r = blk ? 0 : sqt_nomem(e);
-
-	for (size_t i = 0; r >= 0 && i < nb; i++) {
-		size_t n = 0, l = min_u64(SQFS_META_SIZE, len - i * SQFS_META_SIZE);
-
-		blk[i] = w->pos;
-		r = squashfs_meta_encode(w->opt.comp, &w->mctx, w->opt.level, w->opt.bs,
-					 data + i * SQFS_META_SIZE, l, out, &n, e);
-		if (r >= 0)
-			r = sqt_write(w, out, n, e);
-	}
-	*at = w->pos;
-	if (r >= 0 && hdr_len)
-		r = sqt_write(w, hdr, hdr_len, e);
-	for (size_t i = 0; r >= 0 && i < nb; i++) {
-		put_le64(p, blk[i]);
-		r = sqt_write(w, p, 8, e);
-	}
-	free(blk);
-	return r;
-}
-
 /* --- data blocks and fragments, through the pipeline -------------------------- */
 
 static int sqt_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
 	struct sqt *w = arg;
-	size_t n = u->in_len - 1;
-	int r;
 
-	if (u->flags & (SQT_ZERO | SQT_DROP))
+	if (u->flags & SQT_DROP)
 		return 0;
-	if (!(u->flags & SQT_FRAG) && buf_is_zero(u->in, u->in_len)) {
-		u->flags |= SQT_ZERO;
-		u->out_len = 1;
-		return 0;
-	}
-	if (u->in_len < 2) {
-		u->flags |= SQT_RAW;
-		return 0;
-	}
-	r = squashfs_compress(w->opt.comp, ctx, u->in, u->in_len, u->out, &n, w->opt.level,
-			      w->opt.bs, e);
-	if (r == -ENOSPC) {
-		u->flags |= SQT_RAW;
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	u->out_len = n;
-	return 0;
+	/* a fragment block is never sparse */
+	return squashfs_unit_work(&w->opt, ctx, u, !(u->flags & SQT_FRAG), e);
 }
 
 static int sqt_emit(void *arg, struct pl_unit *u, struct err *e)
@@ -395,22 +263,22 @@ static int sqt_emit(void *arg, struct pl_unit *u, struct err *e)
 	int r;
 
 	if (u->flags & SQT_FRAG) {
-		w->frag_start[u->off] = w->pos;
+		w->frag_start[u->off] = w->sink.pos;
 		if (u->flags & SQT_RAW) {
 			w->frag_word[u->off] = (uint32_t)u->in_len | SQFS_BLOCK_UNCOMPRESSED;
-			return sqt_write(w, u->in, u->in_len, e);
+			return squashfs_sink_write(&w->sink, u->in, u->in_len, e);
 		}
 		w->frag_word[u->off] = (uint32_t)u->out_len;
-		return sqt_write(w, u->out, u->out_len, e);
+		return squashfs_sink_write(&w->sink, u->out, u->out_len, e);
 	}
 	f = &w->file[u->off];
 	if (!f->started) {
 		f->started = 1;
-		f->start = w->pos;
+		f->start = w->sink.pos;
 	}
 	if (u->flags & SQT_DROP) {
 		/* a duplicate: what it wrote is overwritten by what follows */
-		w->pos = f->start;
+		w->sink.pos = f->start;
 		free(f->words);
 		f->words = NULL;
 		return 0;
@@ -423,10 +291,10 @@ static int sqt_emit(void *arg, struct pl_unit *u, struct err *e)
 	}
 	if (u->flags & SQT_RAW) {
 		word = (uint32_t)u->in_len | SQFS_BLOCK_UNCOMPRESSED;
-		r = sqt_write(w, u->in, u->in_len, e);
+		r = squashfs_sink_write(&w->sink, u->in, u->in_len, e);
 	} else {
 		word = (uint32_t)u->out_len;
-		r = sqt_write(w, u->out, u->out_len, e);
+		r = squashfs_sink_write(&w->sink, u->out, u->out_len, e);
 	}
 	f->words[f->emitted++] = word;
 	return r;
@@ -698,7 +566,7 @@ static int sqt_xattrs(struct sqt *w, const struct ft_entry *ent, uint32_t *out, 
 	w->xset = x;
 	w->xset_cap = cap;
 	x = &w->xset[w->nxsets];
-	x->ref = sqt_meta_ref(w->xkv);
+	x->ref = squashfs_meta_ref(w->xkv);
 	x->count = count;
 	x->size = size;
 	memcpy(x->sha, sha, SHA256_LEN);
@@ -712,10 +580,10 @@ static int sqt_xattrs(struct sqt *w, const struct ft_entry *ent, uint32_t *out, 
 		put_le16(b, (uint16_t)t);
 		put_le16(b + 2, (uint16_t)(nl - skip));
 		put_le32(b + 4, a->size);
-		if ((r = sqt_meta_add(w, w->xkv, b, 4, e)) < 0 ||
-		    (r = sqt_meta_add(w, w->xkv, a->name + skip, nl - skip, e)) < 0 ||
-		    (r = sqt_meta_add(w, w->xkv, b + 4, 4, e)) < 0 ||
-		    (r = sqt_meta_add(w, w->xkv, a->value, a->size, e)) < 0)
+		if ((r = squashfs_meta_add(&w->sink, w->xkv, b, 4, e)) < 0 ||
+		    (r = squashfs_meta_add(&w->sink, w->xkv, a->name + skip, nl - skip, e)) < 0 ||
+		    (r = squashfs_meta_add(&w->sink, w->xkv, b + 4, 4, e)) < 0 ||
+		    (r = squashfs_meta_add(&w->sink, w->xkv, a->value, a->size, e)) < 0)
 			return r;
 	}
 	w->xhash.slot[slot] = w->nxsets + 1;
@@ -1070,7 +938,7 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 	}
 	if ((r = sqt_id(w, n->uid, &uid, e)) < 0 || (r = sqt_id(w, n->gid, &gid, e)) < 0)
 		return r;
-	n->ref = sqt_meta_ref(w->itab);
+	n->ref = squashfs_meta_ref(w->itab);
 	n->flags |= SQT_WRITTEN;
 	put_le16(b, (uint16_t)(ext ? type + 7 : type));
 	put_le16(b + 2, n->mode);     /* permissions only, as mksquashfs: the kernel adds the type */
@@ -1096,35 +964,35 @@ static int sqt_inode(struct sqt *w, struct sqt_node *n, struct err *e)
 			put_le32(b + 28, (uint32_t)f->size);
 			len += SQFS_REG_SIZE;
 		}
-		r = sqt_meta_add(w, w->itab, b, len, e);
+		r = squashfs_meta_add(&w->sink, w->itab, b, len, e);
 		for (uint64_t i = 0; r >= 0 && i < f->nblocks; i += sizeof(words) / 4) {
 			uint64_t c = min_u64(sizeof(words) / 4, f->nblocks - i);
 
 			for (uint64_t j = 0; j < c; j++)
 				put_le32(words + 4 * j, f->words[i + j]);
-			r = sqt_meta_add(w, w->itab, words, c * 4, e);
+			r = squashfs_meta_add(&w->sink, w->itab, words, c * 4, e);
 		}
 		return r;
 	case FT_SYMLINK:
 		put_le32(b + 16, n->nlink);
 		put_le32(b + 20, n->rdev);
-		if ((r = sqt_meta_add(w, w->itab, b, 24, e)) < 0 ||
-		    (r = sqt_meta_add(w, w->itab, w->arena + n->aux, n->rdev, e)) < 0)
+		if ((r = squashfs_meta_add(&w->sink, w->itab, b, 24, e)) < 0 ||
+		    (r = squashfs_meta_add(&w->sink, w->itab, w->arena + n->aux, n->rdev, e)) < 0)
 			return r;
 		if (!ext)
 			return 0;
 		put_le32(b, n->xattr);
-		return sqt_meta_add(w, w->itab, b, 4, e);
+		return squashfs_meta_add(&w->sink, w->itab, b, 4, e);
 	case FT_BLK:
 	case FT_CHR:
 		put_le32(b + 16, n->nlink);
 		put_le32(b + 20, n->rdev);
 		put_le32(b + 24, n->xattr);
-		return sqt_meta_add(w, w->itab, b, ext ? 28 : 24, e);
+		return squashfs_meta_add(&w->sink, w->itab, b, ext ? 28 : 24, e);
 	default:
 		put_le32(b + 16, n->nlink);
 		put_le32(b + 20, n->xattr);
-		return sqt_meta_add(w, w->itab, b, ext ? 24 : 20, e);
+		return squashfs_meta_add(&w->sink, w->itab, b, ext ? 24 : 20, e);
 	}
 }
 
@@ -1186,7 +1054,7 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 	 * 16 bits of its base; also where the entries since the last index point
 	 * would pass 8 KiB, and there an index entry (for the kernel's lookup).
 	 */
-	at = sqt_meta_ref(w->dtab);
+	at = squashfs_meta_ref(w->dtab);
 	if ((at >> 16) >> 32)
 		return err_set(e, EI_ELIMIT, "squashfs: the directory table exceeds 4 GiB");
 	w->nidx = 0;
@@ -1224,7 +1092,7 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 		put_le32(hdr, j - i - 1);
 		put_le32(hdr + 4, (uint32_t)blk);
 		put_le32(hdr + 8, base);
-		if ((r = sqt_meta_add(w, w->dtab, hdr, sizeof(hdr), e)) < 0)
+		if ((r = squashfs_meta_add(&w->sink, w->dtab, hdr, sizeof(hdr), e)) < 0)
 			return r;
 		len += SQFS_DIR_HDR;
 		hdrs++;
@@ -1237,8 +1105,8 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 			put_le16(ent + 2, (uint16_t)(int16_t)((int64_t)c->number - base));
 			put_le16(ent + 4, sqt_itype[c->type]);
 			put_le16(ent + 6, (uint16_t)(n->name_len - 1));
-			if ((r = sqt_meta_add(w, w->dtab, ent, sizeof(ent), e)) < 0 ||
-			    (r = sqt_meta_add(w, w->dtab, w->arena + n->name, n->name_len, e)) < 0)
+			if ((r = squashfs_meta_add(&w->sink, w->dtab, ent, sizeof(ent), e)) < 0 ||
+			    (r = squashfs_meta_add(&w->sink, w->dtab, w->arena + n->name, n->name_len, e)) < 0)
 				return r;
 			len += SQFS_DIR_ENTRY + n->name_len;
 		}
@@ -1255,7 +1123,7 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 			       d->nkids);
 	if ((r = sqt_id(w, d->uid, &uid, e)) < 0 || (r = sqt_id(w, d->gid, &gid, e)) < 0)
 		return r;
-	d->ref = sqt_meta_ref(w->itab);
+	d->ref = squashfs_meta_ref(w->itab);
 	d->flags |= SQT_WRITTEN;
 	put_le16(b, ext ? SQFS_LDIR : SQFS_DIR);
 	put_le16(b + 2, d->mode);
@@ -1271,28 +1139,28 @@ static int sqt_dir(struct sqt *w, uint32_t dir, uint32_t parent_number, struct e
 		put_le16(b + 32, (uint16_t)w->nidx);
 		put_le16(b + 34, (uint16_t)(at & 0xffff));
 		put_le32(b + 36, d->xattr);
-		if ((r = sqt_meta_add(w, w->itab, b, SQFS_INODE_HDR + SQFS_LDIR_SIZE, e)) < 0)
+		if ((r = squashfs_meta_add(&w->sink, w->itab, b, SQFS_INODE_HDR + SQFS_LDIR_SIZE, e)) < 0)
 			return r;
-		return sqt_meta_add(w, w->itab, w->ibuf, w->ibuf_len, e);
+		return squashfs_meta_add(&w->sink, w->itab, w->ibuf, w->ibuf_len, e);
 	}
 	put_le32(b + 16, (uint32_t)(at >> 16));
 	put_le32(b + 20, d->nlink);
 	put_le16(b + 24, (uint16_t)len);
 	put_le16(b + 26, (uint16_t)(at & 0xffff));
 	put_le32(b + 28, parent_number);
-	return sqt_meta_add(w, w->itab, b, SQFS_INODE_HDR + SQFS_DIR_SIZE, e);
+	return squashfs_meta_add(&w->sink, w->itab, b, SQFS_INODE_HDR + SQFS_DIR_SIZE, e);
 }
 
-static struct sqt_meta *sqt_meta_new(int to_mem)
+static struct squashfs_meta *sqt_meta_new(int to_mem)
 {
-	struct sqt_meta *m = calloc(1, sizeof(*m));
+	struct squashfs_meta *m = calloc(1, sizeof(*m));
 
 	if (m)
 		m->to_mem = to_mem;
 	return m;
 }
 
-static void sqt_meta_free(struct sqt_meta *m)
+static void sqt_meta_free(struct squashfs_meta *m)
 {
 	if (m)
 		free(m->mem);
@@ -1305,7 +1173,7 @@ static void sqt_free(struct sqt *w)
 	for (uint32_t i = 0; i < w->nfiles; i++)
 		free(w->file[i].words);
 	if (w->opt.comp)
-		squashfs_ctx_free(w->opt.comp, w->mctx);
+		squashfs_ctx_free(w->opt.comp, w->sink.ctx);
 	free(w->node);
 	free(w->order);
 	free(w->arena);
@@ -1339,18 +1207,18 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 	sqt_number(w);
 	put_le32(sb + SB_INODES, w->ninodes);
 	/* inode table, to the output; directory table, in memory meanwhile */
-	put_le64(sb + SB_INODE_TABLE, w->pos);
+	put_le64(sb + SB_INODE_TABLE, w->sink.pos);
 	if ((r = sqt_dir(w, 0, w->ninodes + 1, e)) < 0 ||
-	    (r = sqt_meta_flush(w, w->itab, e)) < 0 ||
-	    (r = sqt_meta_flush(w, w->dtab, e)) < 0)
+	    (r = squashfs_meta_flush(&w->sink, w->itab, e)) < 0 ||
+	    (r = squashfs_meta_flush(&w->sink, w->dtab, e)) < 0)
 		return r;
 	put_le64(sb + SB_ROOT_INODE, w->node[0].ref);
-	put_le64(sb + SB_DIR_TABLE, w->pos);
-	if (w->dtab->written && (r = sqt_write(w, w->dtab->mem, w->dtab->written, e)) < 0)
+	put_le64(sb + SB_DIR_TABLE, w->sink.pos);
+	if (w->dtab->written && (r = squashfs_sink_write(&w->sink, w->dtab->mem, w->dtab->written, e)) < 0)
 		return r;
 	/* fragment table: 16 bytes an entry */
 	put_le32(sb + SB_FRAGMENTS, w->nfrag);
-	at = w->pos;
+	at = w->sink.pos;
 	if (w->nfrag) {
 		t = malloc((size_t)w->nfrag * 16);
 		if (!t)
@@ -1360,7 +1228,7 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 			put_le32(t + 16 * i + 8, w->frag_word[i]);
 			put_le32(t + 16 * i + 12, 0);
 		}
-		r = sqt_table(w, t, (size_t)w->nfrag * 16, NULL, 0, &at, e);
+		r = squashfs_table(&w->sink, t, (size_t)w->nfrag * 16, NULL, 0, &at, e);
 		free(t);
 		if (r < 0)
 			return r;
@@ -1373,7 +1241,7 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 		return sqt_nomem(e);
 	for (uint32_t i = 0; i < w->nids; i++)
 		put_le32(t + 4 * i, w->id[i]);
-	r = sqt_table(w, t, (size_t)w->nids * 4, NULL, 0, &at, e);
+	r = squashfs_table(&w->sink, t, (size_t)w->nids * 4, NULL, 0, &at, e);
 	free(t);
 	if (r < 0)
 		return r;
@@ -1383,12 +1251,12 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 	put_le64(sb + SB_XATTR_TABLE, SQFS_INVALID_BLK);
 	if (!w->nxsets)
 		return 0;
-	if ((r = sqt_meta_flush(w, w->xkv, e)) < 0)
+	if ((r = squashfs_meta_flush(&w->sink, w->xkv, e)) < 0)
 		return r;
-	put_le64(hdr, w->pos);
+	put_le64(hdr, w->sink.pos);
 	put_le32(hdr + 8, w->nxsets);
 	put_le32(hdr + 12, 0);
-	if ((r = sqt_write(w, w->xkv->mem, w->xkv->written, e)) < 0)
+	if ((r = squashfs_sink_write(&w->sink, w->xkv->mem, w->xkv->written, e)) < 0)
 		return r;
 	t = malloc((size_t)w->nxsets * 16);
 	if (!t)
@@ -1398,7 +1266,7 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 		put_le32(t + 16 * i + 8, w->xset[i].count);
 		put_le32(t + 16 * i + 12, w->xset[i].size);
 	}
-	r = sqt_table(w, t, (size_t)w->nxsets * 16, hdr, sizeof(hdr), &at, e);
+	r = squashfs_table(&w->sink, t, (size_t)w->nxsets * 16, hdr, sizeof(hdr), &at, e);
 	free(t);
 	put_le64(sb + SB_XATTR_TABLE, at);
 	return r;
@@ -1418,13 +1286,16 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 	if (!w)
 		return sqt_nomem(e);
 	w->src = src;
-	w->out = out;
+	w->sink.io = out;
 	w->wo = wo;
 	w->newest = -1;
 	r = format_write_opts(&fmt_squashfs, wo, &tmp, &parsed, e);
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
+	w->sink.comp = w->opt.comp;
+	w->sink.level = w->opt.level;
+	w->sink.bs = w->opt.bs;
 	if (w->opt.given & (SQFS_GIVEN_NAME | SQFS_GIVEN_PARTITIONS)) {
 		r = err_set(e, EI_EUSAGE,
 			    "squashfs: -o %s= is for a disk in a squashfs, not for a root filesystem (--files)",
@@ -1465,11 +1336,11 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 	put_le16(sb + SB_MINOR, 0);
 	/* as mksquashfs: duplicates looked for; here tails always in fragments */
 	put_le16(sb + SB_FLAGS, SQFS_FLAG_DUPLICATES | SQFS_FLAG_ALWAYS_FRAG);
-	w->pos = w->high = SQFS_SUPER_SIZE;
+	w->sink.pos = w->sink.high = SQFS_SUPER_SIZE;
 	n = squashfs_comp_opts(w->opt.comp, w->opt.level, co);
 	if (n) {
 		put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
-		if ((r = sqt_write(w, co, n, e)) < 0)
+		if ((r = squashfs_sink_write(&w->sink, co, n, e)) < 0)
 			goto out;
 	}
 	r = pipeline_new(&sqt_pl_ops, w, wo->threads, w->opt.bs, w->opt.bs,
@@ -1501,11 +1372,11 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 	put_le32(sb + SB_MKFS_TIME, mkfs);
 	if ((r = sqt_tables(w, sb, e)) < 0)
 		goto out;
-	put_le64(sb + SB_BYTES_USED, w->pos);
-	r = squashfs_trailer_write(out, &w->pos, &w->opt, 1, e);
+	put_le64(sb + SB_BYTES_USED, w->sink.pos);
+	r = squashfs_trailer_write(&w->sink, &w->opt, 1, e);
 	/* duplicates dropped at the end left bytes past it */
-	if (r >= 0 && w->high > w->pos && !(out->flags & IO_BLOCKDEV))
-		r = io_truncate(out, w->pos, e);
+	if (r >= 0 && w->sink.high > w->sink.pos && !(out->flags & IO_BLOCKDEV))
+		r = io_truncate(out, w->sink.pos, e);
 	if (r >= 0)
 		r = io_write(out, sb, sizeof(sb), 0, e);
 out:

@@ -173,14 +173,66 @@ struct squashfs_wopts {
 #define SQFS_GIVEN_MTIME 4u
 
 /*
- * squashfs_meta_encode() - @len (1..SQFS_META_SIZE) bytes at @in as one
- * stored metadata block: its 2-byte header, then the bytes compressed when
- * that is smaller, else plain, into @out (SQFS_META_MAX_DISK bytes);
- * *@out_len its length.  *@ctx as for squashfs_compress().
+ * Where a writer's bytes go: the output, the next byte, the furthest
+ * written (a writer may move back), and how its metadata is compressed
+ * (@ctx: the writing thread's compressor state, squashfs_ctx_free()).
  */
-int squashfs_meta_encode(const struct squashfs_comp *c, void **ctx, int level,
-			 uint32_t block_size, const uint8_t *in, size_t len,
-			 uint8_t *out, size_t *out_len, struct err *e);
+struct io;
+struct squashfs_sink {
+	struct io *io;
+	uint64_t pos, high;
+	const struct squashfs_comp *comp;
+	int level;
+	uint32_t bs;
+	void *ctx;
+};
+
+/* squashfs_sink_write() - @len bytes at s->pos, moving it. */
+int squashfs_sink_write(struct squashfs_sink *s, const void *p, size_t len, struct err *e);
+
+/*
+ * A metadata table (inodes, directories, xattr pairs) being built in
+ * 8 KiB blocks, each stored compressed when that is smaller: written to
+ * the sink as they fill, or, with @to_mem, kept stored in @mem (@written
+ * bytes) for the writer to write later.  Zeroed to start; free(mem).
+ */
+struct squashfs_meta {
+	uint8_t buf[SQFS_META_SIZE];
+	size_t used;
+	uint64_t written;       /* stored bytes of the table so far */
+	int to_mem;
+	uint8_t *mem;
+	size_t mem_cap;
+};
+
+int squashfs_meta_add(struct squashfs_sink *s, struct squashfs_meta *m, const void *p,
+		      size_t len, struct err *e);
+/* squashfs_meta_flush() - store the block being filled (if any). */
+int squashfs_meta_flush(struct squashfs_sink *s, struct squashfs_meta *m, struct err *e);
+/* squashfs_meta_ref() - where the next byte goes: stored block << 16 | offset. */
+uint64_t squashfs_meta_ref(const struct squashfs_meta *m);
+
+/*
+ * squashfs_table() - @len bytes of @data (an id, fragment or xattr id table)
+ * as metadata blocks, then @hdr_len bytes of @hdr (the xattr id table's
+ * header), then the blocks' positions; *@at gets where @hdr, or the
+ * positions, start.
+ */
+int squashfs_table(struct squashfs_sink *s, const uint8_t *data, size_t len,
+		   const uint8_t *hdr, size_t hdr_len, uint64_t *at, struct err *e);
+
+/*
+ * Data blocks through the pipeline: squashfs_unit_work() is the work() of
+ * both writers: a unit of SQFS_UNIT_ZERO stays as it is (its out_len
+ * sparse blocks); with @sparse_ok a block of zeros becomes one; else
+ * u->in is compressed into u->out, or marked SQFS_UNIT_RAW when that is
+ * not smaller.  Other flag bits are the writer's.
+ */
+#define SQFS_UNIT_ZERO 1u
+#define SQFS_UNIT_RAW 2u
+struct pl_unit;
+int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
+		       int sparse_ok, struct err *e);
 
 /*
  * squashfs_comp_opts() - the compressor options mksquashfs writes after the
@@ -193,13 +245,12 @@ size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
 			  uint8_t out[SQFS_COMP_OPTS_MAX]);
 
 /*
- * squashfs_trailer_write() - the recipe of @o at *@pos (bytes_used), then
- * zeros to the next 4 KiB, moving *@pos; @tree: a root filesystem's recipe
- * (no name= nor partitions=, mtime= only when given).
+ * squashfs_trailer_write() - the recipe of @o at s->pos (bytes_used), then
+ * zeros to the next 4 KiB; @tree: a root filesystem's recipe (no name= nor
+ * partitions=, mtime= only when given).
  */
-struct io;
-int squashfs_trailer_write(struct io *out, uint64_t *pos, const struct squashfs_wopts *o,
-			   int tree, struct err *e);
+int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts *o, int tree,
+			   struct err *e);
 
 /* The options squashfs_opts_parse() takes, for the format's table. */
 extern const struct opt_desc squashfs_write_options[];
