@@ -406,8 +406,13 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 	f->nblocks = ent->size >> w->opt.log;
 	f->frag = SQT_NONE;
 	f->dup = SQT_NONE;
-	f->words = malloc(f->nblocks ? f->nblocks * 4 : 1);
-	if (!f->words)
+	if (f->nblocks > w->wo->mem_cap / 4)
+		return err_set(e, EI_ELIMIT,
+			       "squashfs: %s: %llu bytes need a block list of more than the memory cap (%llu bytes); use a larger block_size",
+			       ent->path, (unsigned long long)ent->size,
+			       (unsigned long long)w->wo->mem_cap);
+	f->words = f->nblocks ? malloc(f->nblocks * 4) : NULL;
+	if (f->nblocks && !f->words)
 		return sqt_nomem(e);
 	w->nfiles++;
 	nd->aux = idx;
@@ -547,7 +552,7 @@ static int sqt_xattrs(struct sqt *w, const struct ft_entry *ent, uint32_t *out, 
 		sha256_update(&sh, a->name + skip, nl - skip);
 		sha256_update(&sh, a->value, a->size);
 		count++;
-		size += (uint32_t)(8 + nl - skip + a->size);
+		size += (uint32_t)(nl + 1 + a->size);  /* as mksquashfs: listxattr()'s bytes and the values */
 	}
 	if (!count)
 		return 0;

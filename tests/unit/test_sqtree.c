@@ -251,6 +251,8 @@ static void test_refused(void)
 	refused("an entry under a file", m, 2, NULL, EI_EUSAGE, "f/x: f is a file, not a directory");
 	m[0] = (struct ment)REG("", 0644, 0, NULL);
 	refused("the root as a file", m, 1, NULL, EI_EUSAGE, "the root is a file");
+	m[0] = (struct ment)REG("huge", 0644, 1ull << 62, NULL);
+	refused("a file of 2^62 bytes", m, 1, NULL, EI_ELIMIT, "huge: 4611686018427387904 bytes need a block list");
 	m[0] = (struct ment)REG("f", 0644, 3 * BS, "abc");
 	m[0].read_err = 1;
 	refused("a source's error", m, 1, NULL, -EIO, "mem: f: read error");
