@@ -15,9 +15,34 @@
 #include "core/vdisk.h"
 #include "files/ftree.h"
 
+struct ft_guard {
+	struct ft_source *s;
+	ft_visit_fn visit;
+	void *arg;
+};
+
+/* A warning made fatal stops the walk at the entry it is about. */
+static int ft_guard_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
+			  struct err *e)
+{
+	struct ft_guard *g = arg;
+
+	if (g->s->fatal[0])
+		return err_set(e, EI_EUNSUP, "%s", g->s->fatal);
+	return g->visit(g->arg, ent, f, e);
+}
+
 int ft_walk(struct ft_source *s, ft_visit_fn visit, void *arg, struct err *e)
 {
-	return s->ops->walk(s, visit, arg, e);
+	struct ft_guard g = { .s = s, .visit = visit, .arg = arg };
+	int r;
+
+	if (!s->warn_fatal)
+		return s->ops->walk(s, visit, arg, e);
+	r = s->ops->walk(s, ft_guard_visit, &g, e);
+	if (r >= 0 && s->fatal[0])
+		r = err_set(e, EI_EUNSUP, "%s", s->fatal);
+	return r;
 }
 
 void ft_close(struct ft_source *s)
@@ -77,11 +102,16 @@ void ft_warnf(struct ft_source *s, const char *fmt, ...)
 	char msg[ERR_MSG_MAX];
 	va_list ap;
 
-	if (!s->warn)
+	if (!s->warn && !s->warn_fatal)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (s->warn_fatal) {
+		if (!s->fatal[0])
+			snprintf(s->fatal, sizeof(s->fatal), "%.480s (-o acls=error)", msg);
+		return;
+	}
 	s->warn(s->warn_arg, msg);
 }
 

@@ -36,3 +36,29 @@ for comp in zstd gzip; do
 	verdict "rootfs $comp: peak RSS, MiB" "$(mib "$e_rss")" 64
 	rm -f "$eout" "$pout"
 done
+
+# What grows with the number of entries: a tree of 100,000 small files (in
+# 1,000 directories) from a directory, edgeimg vs mksquashfs, both from the
+# same directory; peak RSS is the row to read.
+many=$tmp/many
+python3 - "$many" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(1000):
+    p = os.path.join(root, 'd%04d' % d)
+    os.makedirs(p)
+    for f in range(100):
+        with open(os.path.join(p, 'f%03d' % f), 'w') as fh:
+            fh.write('%d/%d\n' % (d, f) * (1 + (d * 100 + f) % 7))
+os.utime(root, (1700000000, 1700000000))
+PY
+header "100,000 files from a directory: edgeimg convert --files -O squashfs vs mksquashfs (zstd; best of $rep runs each)"
+eout=$tmp/e.sqfs pout=$tmp/p.sqfs
+ecmd=("$ei" convert --files -O squashfs -o compression=zstd "$many" "$eout")
+pcmd=("${synced[@]}" "$pout" mksquashfs "$many" "$pout" -comp zstd -noappend -quiet -no-progress)
+pair
+sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1 ||
+	{ echo "bench: sqfsdiff: the 100,000-file images differ:" >&2; head -20 "$tmp/diff" >&2; exit 1; }
+row "100k files zstd" "$(size_of "$eout")" "$(size_of "$pout")"
+verdict "100k files: peak RSS, MiB" "$(mib "$e_rss")" 64
+rm -rf "$many" "$eout" "$pout"
