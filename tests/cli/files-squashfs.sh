@@ -12,6 +12,7 @@
 . "$(dirname "$0")/../lib.sh"
 need python3 mksquashfs unsquashfs sqfsdiff setfattr getfattr mkfifo sha256sum
 
+trap 'umount "$T/mnt" 2>/dev/null; rm -rf "$T"' EXIT
 list() { python3 "$TOP/tests/files-list.py" "$1"; }
 root=0
 [ "$(id -u)" = 0 ] && root=1
@@ -89,26 +90,6 @@ codecs="gzip"
 has_feature CODEC_ZSTD && codecs="$codecs zstd"
 has_feature CODEC_XZ && codecs="$codecs xz"
 has_feature CODEC_LZ4 && codecs="$codecs lz4"
-
-# The kernel, where loop mounts work (the squashfs.sh rule).
-kernel_mount() {
-	local why=""
-	mkdir -p "$T/mnt"
-	if [ $root = 0 ]; then
-		why="not root"
-	elif [ ! -e /dev/loop-control ] && [ ! -e /dev/loop0 ]; then
-		why="no /dev/loop*"
-	elif ! grep -qw squashfs /proc/filesystems && ! modprobe squashfs 2>/dev/null; then
-		why="no squashfs in this kernel"
-	elif ! mount -t squashfs -o loop,ro "$1" "$T/mnt" 2>"$T/mount.err"; then
-		why="mount failed: $(head -c 200 "$T/mount.err")"
-	fi
-	if [ -n "$why" ]; then
-		echo "SKIP kernel mount: $why"
-		return 1
-	fi
-	return 0
-}
 
 # sha256 of every regular file, by path
 sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
