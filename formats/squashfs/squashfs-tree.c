@@ -1221,24 +1221,8 @@ static int sqt_tables(struct sqt *w, uint8_t *sb, struct err *e)
 	put_le64(sb + SB_DIR_TABLE, w->sink.pos);
 	if (w->dtab->written && (r = squashfs_sink_write(&w->sink, w->dtab->mem, w->dtab->written, e)) < 0)
 		return r;
-	/* fragment table: 16 bytes an entry */
-	put_le32(sb + SB_FRAGMENTS, w->nfrag);
-	at = w->sink.pos;
-	if (w->nfrag) {
-		t = malloc((size_t)w->nfrag * 16);
-		if (!t)
-			return sqt_nomem(e);
-		for (uint32_t i = 0; i < w->nfrag; i++) {
-			put_le64(t + 16 * i, w->frag_start[i]);
-			put_le32(t + 16 * i + 8, w->frag_word[i]);
-			put_le32(t + 16 * i + 12, 0);
-		}
-		r = squashfs_table(&w->sink, t, (size_t)w->nfrag * 16, NULL, 0, &at, e);
-		free(t);
-		if (r < 0)
-			return r;
-	}
-	put_le64(sb + SB_FRAG_TABLE, at);
+	if ((r = squashfs_frag_table(&w->sink, w->frag_start, w->frag_word, w->nfrag, sb, e)) < 0)
+		return r;
 	put_le64(sb + SB_EXPORT_TABLE, SQFS_INVALID_BLK);
 	/* id table */
 	t = malloc((size_t)w->nids * 4 + 1);

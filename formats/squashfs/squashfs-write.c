@@ -231,6 +231,31 @@ int squashfs_table(struct squashfs_sink *s, const uint8_t *data, size_t len,
 	return r;
 }
 
+int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const uint32_t *word,
+			uint32_t n, uint8_t *sb, struct err *e)
+{
+	uint64_t at = s->pos;
+	uint8_t *t;
+	int r;
+
+	put_le32(sb + SB_FRAGMENTS, n);
+	put_le64(sb + SB_FRAG_TABLE, at);
+	if (!n)
+		return 0;
+	t = malloc((size_t)n * 16);
+	if (!t)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		put_le64(t + 16 * i, start[i]);
+		put_le32(t + 16 * i + 8, word[i]);
+		put_le32(t + 16 * i + 12, 0);
+	}
+	r = squashfs_table(s, t, (size_t)n * 16, NULL, 0, &at, e);
+	free(t);
+	put_le64(sb + SB_FRAG_TABLE, at);
+	return r;
+}
+
 /* --- data blocks, through the pipeline ----------------------------------- */
 
 int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
@@ -723,28 +748,9 @@ static int sqfs_writer_tables(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 		r = squashfs_meta_flush(&w->sink, m, e);
 	if (r < 0)
 		goto out;
-	/* Fragment table: 16 bytes an entry. */
-	put_le32(sb + SB_FRAGMENTS, w->nfrag);
-	if (w->nfrag) {
-		uint8_t *t = malloc((size_t)w->nfrag * 16);
-
-		if (!t) {
-			r = err_set(e, -ENOMEM, "squashfs: out of memory");
-			goto out;
-		}
-		for (uint32_t i = 0; i < w->nfrag; i++) {
-			put_le64(t + 16 * i, w->frag_start[i]);
-			put_le32(t + 16 * i + 8, w->frag_word[i]);
-			put_le32(t + 16 * i + 12, 0);
-		}
-		r = squashfs_table(&w->sink, t, (size_t)w->nfrag * 16, NULL, 0, &at, e);
-		free(t);
-		if (r < 0)
-			goto out;
-	} else {
-		at = w->sink.pos;
-	}
-	put_le64(sb + SB_FRAG_TABLE, at);
+	r = squashfs_frag_table(&w->sink, w->frag_start, w->frag_word, w->nfrag, sb, e);
+	if (r < 0)
+		goto out;
 	put_le64(sb + SB_EXPORT_TABLE, SQFS_INVALID_BLK);
 	/* Id table: one id, 0 (root). */
 	memset(b, 0, 4);

@@ -222,6 +222,14 @@ int squashfs_table(struct squashfs_sink *s, const uint8_t *data, size_t len,
 		   const uint8_t *hdr, size_t hdr_len, uint64_t *at, struct err *e);
 
 /*
+ * squashfs_frag_table() - the fragment table of @n fragment blocks (each
+ * at @start, with its size word), filling the superblock @sb's fragment
+ * count and table position.
+ */
+int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const uint32_t *word,
+			uint32_t n, uint8_t *sb, struct err *e);
+
+/*
  * Data blocks through the pipeline: squashfs_unit_work() is the work() of
  * both writers: a unit of SQFS_UNIT_ZERO stays as it is (its out_len
  * sparse blocks); with @sparse_ok a block of zeros becomes one; else
