@@ -40,6 +40,8 @@ struct tar_node {
 	uint32_t path, len;     /* the path in names[] */
 	uint32_t target;        /* FT_SYMLINK: its target in names[] */
 	uint32_t nlink;         /* entries of the inode visited so far */
+	uint32_t xattrs;        /* its xattrs in names[] (tar_keep_xattrs()) */
+	uint16_t n_xattrs;
 	uint8_t type;           /* enum ft_type; 0: a directory only implied by paths */
 };
 
@@ -232,7 +234,7 @@ static int tar_grow(void **p, size_t *cap, size_t need, size_t size, struct err 
 	return 0;
 }
 
-/* Copy @n bytes of @s into names[]; *@at: where (NUL-terminated). */
+/* Copy @n bytes of @s (NULL: room for them) into names[]; *@at: where (NUL-terminated). */
 static int tar_keep(struct tar_src *t, const char *s, size_t n, uint32_t *at, struct err *e)
 {
 	if (t->names_len + n + 1 > TAR_NAMES_MAX)
@@ -240,7 +242,8 @@ static int tar_keep(struct tar_src *t, const char *s, size_t n, uint32_t *at, st
 			       TAR_NAMES_MAX >> 20);
 	if (tar_grow((void **)&t->names, &t->names_cap, t->names_len + n + 1, 1, e) < 0)
 		return -ENOMEM;
-	memcpy(t->names + t->names_len, s, n);
+	if (s)
+		memcpy(t->names + t->names_len, s, n);
 	t->names[t->names_len + n] = 0;
 	*at = (uint32_t)t->names_len;
 	t->names_len += n + 1;
@@ -555,15 +558,69 @@ static int tar_file_hole(struct ft_file *f, uint64_t off, uint64_t *len, struct 
 
 /* ---- the walk ---- */
 
+/*
+ * Keep @ent's xattrs in names[] for a later hard link (an inode has one
+ * set; GNU tar writes none on a hard-link member): each as its name, NUL,
+ * its size (4 bytes, little-endian) and its value.
+ */
+static int tar_keep_xattrs(struct tar_src *t, const struct ft_entry *ent, struct tar_node *nd,
+			   struct err *e)
+{
+	size_t n = 0, at;
+
+	nd->xattrs = UINT32_MAX;
+	nd->n_xattrs = (uint16_t)ent->n_xattrs;
+	if (!ent->n_xattrs)
+		return 0;
+	for (unsigned i = 0; i < ent->n_xattrs; i++)
+		n += strlen(ent->xattrs[i].name) + 5 + ent->xattrs[i].size;
+	if (tar_keep(t, NULL, n, &nd->xattrs, e) < 0)
+		return e->code;
+	at = nd->xattrs;
+	for (unsigned i = 0; i < ent->n_xattrs; i++) {
+		const struct ft_xattr *x = &ent->xattrs[i];
+		size_t ln = strlen(x->name) + 1;
+
+		memcpy(t->names + at, x->name, ln);
+		at += ln;
+		for (unsigned k = 0; k < 4; k++)
+			t->names[at++] = (char)(x->size >> (8 * k));
+		memcpy(t->names + at, x->value, x->size);
+		at += x->size;
+	}
+	return 0;
+}
+
+/* The xattrs tar_keep_xattrs() kept for @nd, into @ent. */
+static void tar_node_xattrs(struct tar_src *t, const struct tar_node *nd, struct ft_entry *ent)
+{
+	size_t at = nd->xattrs;
+
+	ent->xattrs = t->xattrs;
+	ent->n_xattrs = nd->n_xattrs;
+	for (unsigned i = 0; i < nd->n_xattrs; i++) {
+		struct ft_xattr *x = &t->xattrs[i];
+		const uint8_t *p;
+
+		x->name = t->names + at;
+		at += strlen(x->name) + 1;
+		p = (const uint8_t *)t->names + at;
+		x->size = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			  (uint32_t)p[3] << 24;
+		x->value = p + 4;
+		at += 4 + x->size;
+	}
+}
+
 static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn visit, void *arg,
 		     struct err *e)
 {
 	const char *raw = archive_entry_pathname(ae), *hl = archive_entry_hardlink(ae);
 	struct ft_entry ent = { 0 };
 	struct ft_file file, *fp = NULL;
-	struct tar_node *nd, *to = NULL;
+	struct tar_node *nd;
 	char m[400], safe[160];
-	size_t n, slot;
+	size_t n, slot, to = SIZE_MAX;
 	la_int64_t uid = archive_entry_uid(ae), gid = archive_entry_gid(ae);
 	int rc;
 
@@ -593,28 +650,20 @@ static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn vi
 	ent.gid = (uint32_t)gid;
 	ent.mode = archive_entry_mode(ae) & 07777;
 	ent.mtime = archive_entry_mtime(ae);
-	ent.nlink = 1;
+	ent.nlink = 0;          /* unknown until the end: see ftree.h */
 	if (hl) {
+		const struct tar_node *tn;
+
 		if ((rc = tar_norm(t, hl, t->link, "hard link target", m, e)) < 0)
 			return rc;
-		to = tar_find(t, t->link, strlen(t->link), &slot);
-		if (!to || !to->type)
+		tn = tar_find(t, t->link, strlen(t->link), &slot);
+		if (!tn || !tn->type)
 			return err_set(e, EI_ECORRUPT, "%s: hard link to '%s', not an earlier member", m,
 				       text_safe(t->link, safe, sizeof(safe)));
-		if (to->type == FT_DIR)
+		if (tn->type == FT_DIR)
 			return err_set(e, EI_ECORRUPT, "%s: hard link to a directory", m);
-		ent.type = to->type;
-		ent.link_to = t->names + to->path;
-		ent.ino = to->ino;
-		ent.nlink = ++to->nlink;
-		if (to->type == FT_REG)
-			ent.size = to->size;
-		if (to->type == FT_BLK || to->type == FT_CHR) {
-			ent.rdev_major = (uint32_t)(to->size >> 32);
-			ent.rdev_minor = (uint32_t)to->size;
-		}
-		if (to->type == FT_SYMLINK)
-			ent.target = t->names + to->target;
+		to = (size_t)(tn - t->nodes);
+		ent.type = tn->type;
 	} else {
 		switch (ent.type) {
 		case FT_REG:
@@ -635,6 +684,9 @@ static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn vi
 			ent.rdev_major = (uint32_t)archive_entry_rdevmajor(ae);
 			ent.rdev_minor = (uint32_t)archive_entry_rdevminor(ae);
 			break;
+		case FT_DIR:
+			ent.nlink = 1;
+			break;
 		default:
 			break;
 		}
@@ -653,9 +705,9 @@ static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn vi
 	if (!nd && !(nd = tar_add(t, t->path, n, slot, e)))
 		return e ? e->code : -ENOMEM;
 	nd->type = (uint8_t)ent.type;
-	if (to) {
-		nd->ino = ent.ino;
-	} else {
+	if (to == SIZE_MAX) {
+		if ((rc = tar_xattrs(t, ae, &ent, m, e)) < 0)
+			return rc;
 		nd->ino = (uint64_t)(nd - t->nodes) + 1;
 		nd->nlink = 1;
 		ent.ino = nd->ino;
@@ -666,10 +718,31 @@ static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn vi
 		if (ent.type == FT_SYMLINK &&
 		    tar_keep(t, ent.target, strlen(ent.target), &nd->target, e) < 0)
 			return e->code;
+		if (ent.type != FT_DIR && (rc = tar_keep_xattrs(t, &ent, nd, e)) < 0)
+			return rc;
+	} else {
+		/* an inode's: what its first member said; names[] is final now */
+		struct tar_node *tn = &t->nodes[to];
+
+		if (archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+					    ARCHIVE_ENTRY_ACL_TYPE_DEFAULT |
+					    ARCHIVE_ENTRY_ACL_TYPE_NFS4) > 0)
+			ft_warnf(&t->src, "%s: POSIX ACL not kept", ent.path);
+		nd->ino = tn->ino;
+		ent.ino = tn->ino;
+		ent.nlink = ++tn->nlink;
+		ent.link_to = t->names + tn->path;
+		if (tn->type == FT_REG)
+			ent.size = tn->size;
+		if (tn->type == FT_BLK || tn->type == FT_CHR) {
+			ent.rdev_major = (uint32_t)(tn->size >> 32);
+			ent.rdev_minor = (uint32_t)tn->size;
+		}
+		if (tn->type == FT_SYMLINK)
+			ent.target = t->names + tn->target;
+		tar_node_xattrs(t, tn, &ent);
 	}
-	if ((rc = tar_xattrs(t, ae, &ent, m, e)) < 0)
-		return rc;
-	if (ent.type == FT_REG && !to) {
+	if (ent.type == FT_REG && to == SIZE_MAX) {
 		file.read = tar_file_read;
 		file.hole = tar_file_hole;
 		file.priv = t;
