@@ -466,14 +466,14 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 
 static int tar_data_fail(struct tar_src *t, struct err *e)
 {
-	char safe[160];
+	char m[400];
 
 	if (t->io_failed) {
 		*e = t->ioerr;
 		return e->code;
 	}
-	return err_set(e, EI_ECORRUPT, "tar: %s: %s: %s", t->what,
-		       text_safe(t->cur, safe, sizeof(safe)), archive_error_string(t->a));
+	return err_set(e, EI_ECORRUPT, "%s: %s", tar_member(t, t->cur, m, sizeof(m)),
+		       archive_error_string(t->a));
 }
 
 /* The next block of data past dpos, or data_eof. */
@@ -482,6 +482,7 @@ static int tar_next_block(struct tar_src *t, struct err *e)
 	const void *b;
 	size_t len;
 	la_int64_t off;
+	char m[400];
 	int r = archive_read_data_block(t->a, &b, &len, &off);
 
 	if (r == ARCHIVE_EOF) {
@@ -494,8 +495,9 @@ static int tar_next_block(struct tar_src *t, struct err *e)
 	if (off < 0 || (uint64_t)off < t->blk_off + t->blk_len || (uint64_t)off > t->size ||
 	    len > t->size - (uint64_t)off)
 		return err_set(e, EI_ECORRUPT,
-			       "tar: %s: %s: data block at %lld+%zu outside the file (%llu bytes) or out of order",
-			       t->what, t->cur, (long long)off, len, (unsigned long long)t->size);
+			       "%s: data at %lld+%zu outside the file (%llu bytes) or out of order",
+			       tar_member(t, t->cur, m, sizeof(m)), (long long)off, len,
+			       (unsigned long long)t->size);
 	t->blk = b;
 	t->blk_len = len;
 	t->blk_off = (uint64_t)off;
