@@ -239,7 +239,7 @@ int ei_files_supported(struct ei_err *e);
  * tarball (.tar, .tar.gz, .tar.xz, .tar.zst), a squashfs root filesystem,
  * or a disk image holding one ext2/3/4 or squashfs filesystem (@oo's
  * partition picks one; without it, the only partition holding one).
- * res->in_size is the bytes of file data read.  @out as ei_convert().
+ * res->in_size is 0 (a tree has no virtual size).  @out as ei_convert().
  */
 int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *out,
 		     const struct ei_convert_opts *o, struct ei_convert_result *res,

@@ -52,9 +52,34 @@ static int files_open(const char *in, const struct ei_open_opts *oo, struct ft_s
 	return 0;
 }
 
-struct files_conv {
-	uint64_t bytes;
-};
+/*
+ * -o acls=warn|error: a POSIX ACL neither output holds is a warning, or an
+ * error; @rest gets the other options, for the writer.
+ */
+static int files_acls(const char *options, int *error, char *rest, size_t len,
+		      struct err *e)
+{
+	struct opts kv;
+	size_t n = 0;
+	int r = opts_parse(options, &kv, e);
+
+	*error = 0;
+	rest[0] = 0;
+	for (unsigned i = 0; r >= 0 && i < kv.n; i++) {
+		if (!strcmp(kv.kv[i].key, "acls")) {
+			if (strcmp(kv.kv[i].val, "warn") && strcmp(kv.kv[i].val, "error"))
+				return err_set(e, EI_EUSAGE, "acls=%s is not warn or error",
+					       kv.kv[i].val);
+			*error = !strcmp(kv.kv[i].val, "error");
+			continue;
+		}
+		n += (size_t)snprintf(rest + n, len - n, "%s%s=%s", n ? "," : "",
+				      kv.kv[i].key, kv.kv[i].val);
+		if (n >= len)
+			return err_set(e, EI_EUSAGE, "-o: too long");
+	}
+	return r;
+}
 
 int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *out,
 		     const struct ei_convert_opts *o, struct ei_convert_result *res,
@@ -67,7 +92,8 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 	struct outfile of;
 	struct err e = { 0 };
 	struct stat st;
-	int tar, r;
+	char rest[OPTS_MAX * 260];
+	int tar, r, acl_error = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (!o->format)
@@ -86,18 +112,32 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 	if (!tar && !IS_ENABLED(CONFIG_OUTPUT_SQUASHFS))
 		return api_err(pub, &e, err_set(&e, EI_EUNSUP,
 						"squashfs output is not in this build (OUTPUT_SQUASHFS)"));
-	wopts.options = o->options;
+	/* acls=warn|error is the tree's, the rest the writer's */
+	r = files_acls(o->options, &acl_error, rest, sizeof(rest), &e);
+	if (r < 0)
+		return api_err(pub, &e, r);
+	wopts.options = rest[0] ? rest : NULL;
 	wopts.compress = o->compress;
 	if (tar) {
-		if (o->options && *o->options)
+		if (rest[0])
 			return api_err(pub, &e, err_set(&e, EI_EUSAGE,
-							"tar: takes no -o options (%s)", o->options));
+							"tar: takes no -o options but acls= (%s)", rest));
 		if (o->compress)
 			return api_err(pub, &e, err_set(&e, EI_EUSAGE,
 							"tar: -c does not apply; compress the stream (zstd, xz)"));
 	} else {
 		const struct img_format *f = format_find("squashfs");
+		struct opts kv;
 
+		/* the disk-backed image's file names: no meaning for a tree */
+		r = opts_parse(wopts.options, &kv, &e);
+		for (unsigned i = 0; r >= 0 && i < kv.n; i++)
+			if (!strcmp(kv.kv[i].key, "name") || !strcmp(kv.kv[i].key, "partitions"))
+				r = err_set(&e, EI_EUSAGE,
+					    "squashfs: %s= names the files of a disk-backed image; a root filesystem (--files) has its own",
+					    kv.kv[i].key);
+		if (r < 0)
+			return api_err(pub, &e, r);
 		r = format_write_parse(f, &wopts, &parsed, &e);
 		if (r < 0)
 			return api_err(pub, &e, r);
@@ -106,6 +146,7 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 	r = files_open(in, oo, &src, o->warn, o->warn_arg, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
+	src->warn_fatal = acl_error;
 	r = outfile_open(&of, out, (o->force ? OUTFILE_FORCE : 0) | (tar ? OUTFILE_STREAM : 0),
 			 inputs, &e);
 	if (r < 0) {

@@ -85,8 +85,7 @@ static int convert_run(int argc, char **argv)
 	if (res.writer_differs)
 		cli_note("convert", "the options name another edgeimg version (writer=): the bytes may differ from that version's");
 	if (ca.verbose && files) {
-		fprintf(stderr, "%s: %s of file data in, %s out, %.2f s\n", out,
-			ei_size_str(res.in_size, h1, sizeof(h1)),
+		fprintf(stderr, "%s: %s out, %.2f s\n", out,
 			ei_size_str(res.out_size, h2, sizeof(h2)), cli_now() - t0);
 	} else if (ca.verbose) {
 		if (res.out_kind == EI_OUT_FILE)

@@ -291,7 +291,8 @@ static int dir_walk_at(struct dir_src *d, int dfd, size_t plen, unsigned depth,
 		r = err_errno(e, errno, "%s", d->full);
 		goto out;
 	}
-	qsort(names, n, sizeof(*names), dir_name_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), dir_name_cmp);
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		size_t len = strlen(names[i]);
 		size_t np = plen + (plen ? 1 : 0) + len;

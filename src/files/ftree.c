@@ -15,9 +15,34 @@
 #include "core/vdisk.h"
 #include "files/ftree.h"
 
+struct ft_guard {
+	struct ft_source *s;
+	ft_visit_fn visit;
+	void *arg;
+};
+
+/* A warning made fatal stops the walk at the entry it is about. */
+static int ft_guard_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
+			  struct err *e)
+{
+	struct ft_guard *g = arg;
+
+	if (g->s->fatal[0])
+		return err_set(e, EI_EUNSUP, "%s", g->s->fatal);
+	return g->visit(g->arg, ent, f, e);
+}
+
 int ft_walk(struct ft_source *s, ft_visit_fn visit, void *arg, struct err *e)
 {
-	return s->ops->walk(s, visit, arg, e);
+	struct ft_guard g = { .s = s, .visit = visit, .arg = arg };
+	int r;
+
+	if (!s->warn_fatal)
+		return s->ops->walk(s, visit, arg, e);
+	r = s->ops->walk(s, ft_guard_visit, &g, e);
+	if (r >= 0 && s->fatal[0])
+		r = err_set(e, EI_EUNSUP, "%s", s->fatal);
+	return r;
 }
 
 void ft_close(struct ft_source *s)
@@ -77,11 +102,16 @@ void ft_warnf(struct ft_source *s, const char *fmt, ...)
 	char msg[ERR_MSG_MAX];
 	va_list ap;
 
-	if (!s->warn)
+	if (!s->warn && !s->warn_fatal)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (s->warn_fatal) {
+		if (!s->fatal[0])
+			snprintf(s->fatal, sizeof(s->fatal), "%.480s (-o acls=error)", msg);
+		return;
+	}
 	s->warn(s->warn_arg, msg);
 }
 
@@ -89,7 +119,7 @@ void ft_warnf(struct ft_source *s, const char *fmt, ...)
 static int ft_open_fs(struct vdisk *vd, const char *what, struct ft_source **out,
 		      struct err *e)
 {
-	int r = err_set(e, EI_EFORMAT, "%s: no filesystem edgeimg reads files of", what);
+	int r;
 
 #if IS_ENABLED(CONFIG_FILES_EXT)
 	r = ft_open_ext(vd, what, out, e);
@@ -101,7 +131,8 @@ static int ft_open_fs(struct vdisk *vd, const char *what, struct ft_source **out
 	if (r != EI_EFORMAT)
 		return r;
 #endif
-	return r;
+	return err_set(e, EI_EFORMAT, "%s: no filesystem edgeimg reads files of (%s)", what,
+		       IS_ENABLED(CONFIG_FILES_EXT) ? "ext2, ext3, ext4, squashfs" : "squashfs");
 }
 
 /* A filesystem type ft_open_fs() reads. */

@@ -135,6 +135,13 @@ struct ft_source {
 	 */
 	struct vdisk *vd;
 	char *what_own;         /* ft_open()'s: the text @what points at */
+	/*
+	 * The consumer's: warnings are errors (-o acls=error): ft_warnf()
+	 * keeps the first in @fatal, and ft_walk() stops at the next entry
+	 * (or at its end) with it.
+	 */
+	int warn_fatal;
+	char fatal[ERR_MSG_MAX];
 };
 
 /* ft_walk() - run @s's walk once (a source is walked at most once). */
