@@ -429,9 +429,15 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 		if (size > FT_XATTR_MAX)
 			return err_set(e, EI_ECORRUPT, "%s: xattr %s of %zu bytes (at most %d)", m,
 				       name, size, FT_XATTR_MAX);
-		if (!strcmp(name, "system.posix_acl_access") ||
-		    !strcmp(name, "system.posix_acl_default")) {
+		if (!strncmp(name, "system.posix_acl_", 17)) {
 			acl = 1;
+			continue;
+		}
+		/* what a directory source keeps, and squashfs can hold */
+		if (strncmp(name, "user.", 5) && strncmp(name, "trusted.", 8) &&
+		    strncmp(name, "security.", 9)) {
+			ft_warnf(&t->src, "%s: extended attribute %s not kept",
+				 ent->path[0] ? ent->path : "/", name);
 			continue;
 		}
 		t->xattrs[n].name = name;
