@@ -392,9 +392,13 @@ static int tar_parents(struct tar_src *t, const char *p, size_t n, const char *m
 		nd = tar_find(t, p, end, &slot);
 		if (nd) {
 			if (nd->type && nd->type != FT_DIR)
-				return err_set(e, EI_ECORRUPT, "%s: below '%.*s', a %s in the archive", m,
-					       (int)(end > 200 ? 200 : end), p,
-					       ft_type_name(nd->type));
+			{
+				char up[160], safe[160];
+
+				snprintf(up, sizeof(up), "%.*s", (int)(end < sizeof(up) ? end : sizeof(up) - 1), p);
+				return err_set(e, EI_ECORRUPT, "%s: below '%s', a %s in the archive", m,
+					       text_safe(up, safe, sizeof(safe)), ft_type_name(nd->type));
+			}
 			/* its own parents were checked when it came */
 			return 0;
 		}
@@ -417,6 +421,7 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 	const void *val;
 	size_t size;
 	unsigned n = 0, acl = 0;
+	char sn[160], sp[160];
 
 	if (archive_entry_xattr_count(ae) > FT_XATTRS_MAX)
 		return err_set(e, EI_ECORRUPT, "%s: %d xattrs (at most %d)", m,
@@ -428,7 +433,7 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 				       name ? strlen(name) : 0);
 		if (size > FT_XATTR_MAX)
 			return err_set(e, EI_ECORRUPT, "%s: xattr %s of %zu bytes (at most %d)", m,
-				       name, size, FT_XATTR_MAX);
+				       text_safe(name, sn, sizeof(sn)), size, FT_XATTR_MAX);
 		if (!strncmp(name, "system.posix_acl_", 17)) {
 			acl = 1;
 			continue;
@@ -437,7 +442,8 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 		if (strncmp(name, "user.", 5) && strncmp(name, "trusted.", 8) &&
 		    strncmp(name, "security.", 9)) {
 			ft_warnf(&t->src, "%s: extended attribute %s not kept",
-				 ent->path[0] ? ent->path : "/", name);
+				 text_safe(ent->path[0] ? ent->path : "/", sp, sizeof(sp)),
+				 text_safe(name, sn, sizeof(sn)));
 			continue;
 		}
 		t->xattrs[n].name = name;
@@ -454,7 +460,7 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 		/* SCHILY.xattr and RHT.security.selinux may both say it */
 		if (a->size != b->size || memcmp(a->value, b->value, a->size))
 			return err_set(e, EI_ECORRUPT, "%s: xattr %s given twice with different values",
-				       m, a->name);
+				       m, text_safe(a->name, sn, sizeof(sn)));
 		memmove(a, b, (n - i) * sizeof(*a));
 		n--;
 		i--;
@@ -464,7 +470,8 @@ static int tar_xattrs(struct tar_src *t, struct archive_entry *ae, struct ft_ent
 	if (acl || archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
 					   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT |
 					   ARCHIVE_ENTRY_ACL_TYPE_NFS4) > 0)
-		ft_warnf(&t->src, "%s: POSIX ACL not kept", ent->path[0] ? ent->path : "/");
+		ft_warnf(&t->src, "%s: POSIX ACL not kept",
+			 text_safe(ent->path[0] ? ent->path : "/", sp, sizeof(sp)));
 	return 0;
 }
 
@@ -514,10 +521,12 @@ static int tar_file_read(struct ft_file *f, uint64_t off, void *buf, size_t len,
 {
 	struct tar_src *t = f->priv;
 	uint8_t *p = buf;
+	char m[400];
 
 	if (off < t->dpos || off > t->size || len > t->size - off)
-		return err_set(e, EI_EUSAGE, "tar: %s: read at %llu+%zu (a stream: from %llu on, in %llu bytes)",
-			       t->cur, (unsigned long long)off, len, (unsigned long long)t->dpos,
+		return err_set(e, EI_EUSAGE, "%s: read at %llu+%zu (a stream: from %llu on, in %llu bytes)",
+			       tar_member(t, t->cur, m, sizeof(m)), (unsigned long long)off, len,
+			       (unsigned long long)t->dpos,
 			       (unsigned long long)t->size);
 	while (len) {
 		uint64_t end = t->blk_off + t->blk_len;
@@ -549,11 +558,13 @@ static int tar_file_read(struct ft_file *f, uint64_t off, void *buf, size_t len,
 static int tar_file_hole(struct ft_file *f, uint64_t off, uint64_t *len, struct err *e)
 {
 	struct tar_src *t = f->priv;
+	char m[400];
 
 	*len = 0;
 	if (off < t->dpos || off > t->size)
-		return err_set(e, EI_EUSAGE, "tar: %s: hole at %llu (a stream: from %llu on)",
-			       t->cur, (unsigned long long)off, (unsigned long long)t->dpos);
+		return err_set(e, EI_EUSAGE, "%s: hole at %llu (a stream: from %llu on)",
+			       tar_member(t, t->cur, m, sizeof(m)), (unsigned long long)off,
+			       (unsigned long long)t->dpos);
 	while (off >= t->blk_off + t->blk_len && !t->data_eof)
 		if (tar_next_block(t, e) < 0)
 			return e->code;
@@ -735,7 +746,7 @@ static int tar_entry(struct tar_src *t, struct archive_entry *ae, ft_visit_fn vi
 		if (archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
 					    ARCHIVE_ENTRY_ACL_TYPE_DEFAULT |
 					    ARCHIVE_ENTRY_ACL_TYPE_NFS4) > 0)
-			ft_warnf(&t->src, "%s: POSIX ACL not kept", ent.path);
+			ft_warnf(&t->src, "%s: POSIX ACL not kept", text_safe(ent.path, safe, sizeof(safe)));
 		nd->ino = tn->ino;
 		ent.ino = tn->ino;
 		ent.nlink = ++tn->nlink;

@@ -20,6 +20,7 @@
 
 #include "core/io.h"
 #include "core/format.h"
+#include "core/info.h"
 #include "core/opts.h"
 #include "files/ftree.h"
 
@@ -59,7 +60,8 @@ static int tar_write_fail(struct tar_w *w, const char *path, struct err *e)
 		*e = w->ioerr;
 		return e->code;
 	}
-	return err_set(e, EI_EUNSUP, "tar: /%s: %s", path, archive_error_string(w->a));
+	return err_set(e, EI_EUNSUP, "tar: /%s: %s", text_safe(path, w->link, sizeof(w->link)),
+		       archive_error_string(w->a));
 }
 
 /* SOURCE_DATE_EPOCH as seconds in *@out, -1 when unset. */
@@ -119,8 +121,8 @@ static int tar_visit(void *arg, const struct ft_entry *ent, struct ft_file *f, s
 	case FT_CHR: type = AE_IFCHR; break;
 	case FT_FIFO: type = AE_IFIFO; break;
 	default:
-		ft_warnf(w->src, "/%s: %s not kept (a tar cannot hold one)", ent->path,
-			 ft_type_name(ent->type));
+		ft_warnf(w->src, "/%s: %s not kept (a tar cannot hold one)",
+			 text_safe(ent->path, w->link, sizeof(w->link)), ft_type_name(ent->type));
 		return 0;
 	}
 	archive_entry_clear(ae);
