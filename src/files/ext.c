@@ -1014,7 +1014,8 @@ static int ext_dir_list(struct ext_src *x, uint32_t ino, struct ext2_inode_large
 		return x->dl_err ? x->dl_err
 				 : ext_lib_err(x, e, r, "directory inode %u (%s)", ino, ppath(x->path));
 	}
-	qsort(x->dl, x->dl_n, sizeof(*x->dl), ext_dent_cmp);
+	if (x->dl_n)
+		qsort(x->dl, x->dl_n, sizeof(*x->dl), ext_dent_cmp);
 	for (size_t i = 1; i < x->dl_n; i++) {
 		if (!ext_dent_cmp(&x->dl[i - 1], &x->dl[i])) {
 			int c = err_set(e, EI_ECORRUPT, "%s: %s: directory inode %u (%s): two entries named '%.255s'",
