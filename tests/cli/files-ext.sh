@@ -241,6 +241,23 @@ idx=$(debugfs -R 'ex /frag' "$H" 2>/dev/null | awk 'NR == 2 { print $8 }')
 hostile "E3 extent tree loop" "inode $frag \(frag\): extent tree: .*cyclic loop" \
 	"$(dbg "set_inode_field /frag block[1] 0x20004")" "$E blk $idx 6 2 1" "$E blk $idx 16 4 $idx" "$E blk $idx 20 2 0"
 hostile "E3 extent header garbage" "inode $frag \(frag\): extent tree" "$E blk $idx 0 4 0x12345678"
+# 40 files whose extents all point at /big's blocks: the walk's block
+# budget (twice the filesystem's size) stops the reading, whatever the count
+w=($(debugfs -R 'inode_dump -b /big' "$H" 2>/dev/null | python3 -c '
+import sys
+b = bytearray()
+for l in sys.stdin:
+    p = l.split()
+    if len(p) > 1 and p[0] != "*":
+        b += bytes.fromhex("".join(t for t in p[1:9] if len(t) == 4))
+print(" ".join(str(int.from_bytes(b[i * 4:i * 4 + 4], "little")) for i in range(15)))'))
+for i in $(seq 1 40); do
+	for k in $(seq 0 14); do echo "set_inode_field /many/f$i block[$k] ${w[$k]}"; done
+	echo "set_inode_field /many/f$i flags 0x80000"
+	echo "set_inode_field /many/f$i size 3000000"
+done >"$T/shared.cmds"
+hostile "E3 blocks shared by 40 files" 'the files map more blocks than the filesystem.s 12288' \
+	"debugfs -w -f $T/shared.cmds @"
 # E4 directory blocks
 sub=$(ino /sub) many=$(ino /many)
 hostile "E4 directory block garbage" "directory inode $many \(many\)" "$E garbage $(bmap /many 0)"
