@@ -95,6 +95,11 @@ $(obj)/fuzz/fuzz-tar: tests/fuzz/fuzz_tar.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The ext2/3/4 file-view source's fuzzer (src/files/ext.c); seeds: seed-ext.sh.
+$(obj)/fuzz/fuzz-ext: tests/fuzz/fuzz_ext.c $(fuzz-objs)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 .PHONY: fuzz
 # FUZZ_FORMATS="vhdx ova" runs only those fuzzers.
 FUZZ_FORMATS ?= $(fuzz-formats)
