@@ -112,7 +112,7 @@ ifeq ($(CONFIG_FILES)$(CONFIG_OUTPUT_SQUASHFS),yy)
 formats-y += formats/squashfs/squashfs-tree.c
 endif
 # The public API (src/edgeimg.h).
-core-y += src/api/api.c src/api/api-convert.c
+core-y += src/api/api.c src/api/api-convert.c src/api/api-files.c
 core-$(CONFIG_CODEC_ZSTD) += src/api/api-delta.c
 core-$(if $(CONFIG_CODEC_ZSTD),,y) += src/api/api-nodelta.c
 # Delta patches need zstd.

@@ -191,6 +191,9 @@ struct ei_convert_opts {
 	 */
 	const char *bmap;
 	struct ei_progress progress;
+	/* ei_convert_files(): warnings ("PATH: POSIX ACL not kept"), or NULL */
+	void (*warn)(void *arg, const char *msg);
+	void *warn_arg;
 };
 
 struct ei_convert_result {
@@ -220,6 +223,38 @@ int ei_convert_check(const struct ei_convert_opts *o, struct ei_err *e);
 int ei_convert(struct ei_image *in, const char *out,
 	       const struct ei_convert_opts *o, struct ei_convert_result *res,
 	       struct ei_err *e);
+
+/* --- file trees (--files) ------------------------------------------------ */
+
+/*
+ * ei_files_supported() - 0 when this build reads file trees (FILES), else
+ * EI_EUNSUP saying so.
+ */
+int ei_files_supported(struct ei_err *e);
+
+/*
+ * ei_convert_files() - write the file tree of @in to @out as o->format:
+ * "squashfs" (a root filesystem; the squashfs writer's -o options but
+ * name= and partitions=) or "tar" (POSIX pax).  @in is a directory, a
+ * tarball (.tar, .tar.gz, .tar.xz, .tar.zst), a squashfs root filesystem,
+ * or a disk image holding one ext2/3/4 or squashfs filesystem (@oo's
+ * partition picks one; without it, the only partition holding one).
+ * res->in_size is 0 (a tree has no virtual size).  @out as ei_convert().
+ */
+int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *out,
+		     const struct ei_convert_opts *o, struct ei_convert_result *res,
+		     struct ei_err *e);
+
+/*
+ * ei_files_list() - the tree of @in (as ei_convert_files() takes it) as
+ * text, one call of @line per line: "TYPE MODE UID GID MTIME SIZE SHA256
+ * PATH[ -> TARGET][ => FIRST]" then "  xattr NAME=HEX" lines (see "help
+ * info").  A negative return of @line stops the listing with it.
+ */
+int ei_files_list(const char *in, const struct ei_open_opts *oo,
+		  int (*line)(void *arg, const char *text, struct ei_err *e), void *arg,
+		  void (*warn)(void *arg, const char *msg), void *warn_arg,
+		  struct ei_err *e);
 
 /* --- compare and check ---------------------------------------------------- */
 

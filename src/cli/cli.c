@@ -50,6 +50,11 @@ void cli_note(void *verb, const char *msg)
 	fprintf(stderr, "edgeimg %s: note: %s\n", (const char *)verb, msg);
 }
 
+void cli_warn(void *verb, const char *msg)
+{
+	fprintf(stderr, "edgeimg %s: warning: %s\n", (const char *)verb, msg);
+}
+
 double cli_now(void)
 {
 	struct timespec ts;

@@ -46,6 +46,9 @@ void cli_help(const struct cmd *c);
 /* cli_note() - an ei_*_opts note callback: "edgeimg VERB: note: MSG". */
 void cli_note(void *verb, const char *msg);
 
+/* cli_warn() - a warning callback: "edgeimg VERB: warning: MSG". */
+void cli_warn(void *verb, const char *msg);
+
 /* cli_now() - a monotonic clock in seconds. */
 double cli_now(void);
 

@@ -14,6 +14,7 @@ static int convert_run(int argc, char **argv)
 		{ "force", no_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "bmap", required_argument, NULL, 'B' },
+		{ "files", no_argument, NULL, 'T' },
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -24,7 +25,7 @@ static int convert_run(int argc, char **argv)
 	struct progress pg;
 	struct ei_err e = { 0 };
 	const char *out;
-	int c, r;
+	int c, r, files = 0;
 	double t0 = cli_now();
 	char h1[32], h2[32], h3[32];
 
@@ -42,6 +43,9 @@ static int convert_run(int argc, char **argv)
 		case 'B':
 			co.bmap = optarg;
 			break;
+		case 'T':
+			files = 1;
+			break;
 		default:
 			r = cli_opt(&cmd_convert, c, optarg, &ca);
 			if (r != 1)
@@ -57,23 +61,33 @@ static int convert_run(int argc, char **argv)
 	out = argv[optind + 1];
 	if (ca.json && !strcmp(out, "-"))
 		return cli_usage(&cmd_convert, "--json prints on standard output, which OUT - takes");
-	/* a mistyped format or option is a usage error, before anything is opened */
-	if (ei_convert_check(&co, &e) < 0)
-		return cli_error("convert", &e);
-	r = ei_image_open(argv[optind], &ca.a, &in, &e);
-	if (r < 0)
-		return cli_error("convert", &e);
 	progress_init(&pg, "convert", ca.progress);
 	co.progress.fn = progress_cb;
 	co.progress.arg = &pg;
-	r = ei_convert(in, out, &co, &res, &e);
-	progress_done(&pg);
-	ei_image_close(in);
+	if (files) {
+		co.warn = cli_warn;
+		co.warn_arg = (void *)"convert";
+		r = ei_convert_files(argv[optind], &ca.a, out, &co, &res, &e);
+		progress_done(&pg);
+	} else {
+		/* a mistyped format or option is a usage error, before anything is opened */
+		if (ei_convert_check(&co, &e) < 0)
+			return cli_error("convert", &e);
+		r = ei_image_open(argv[optind], &ca.a, &in, &e);
+		if (r < 0)
+			return cli_error("convert", &e);
+		r = ei_convert(in, out, &co, &res, &e);
+		progress_done(&pg);
+		ei_image_close(in);
+	}
 	if (r < 0)
 		return cli_error("convert", &e);
 	if (res.writer_differs)
 		cli_note("convert", "the options name another edgeimg version (writer=): the bytes may differ from that version's");
-	if (ca.verbose) {
+	if (ca.verbose && files) {
+		fprintf(stderr, "%s: %s out, %.2f s\n", out,
+			ei_size_str(res.out_size, h2, sizeof(h2)), cli_now() - t0);
+	} else if (ca.verbose) {
 		if (res.out_kind == EI_OUT_FILE)
 			fprintf(stderr, "%s: %s in, %s out, %s allocated (%.3f of the virtual size), %.2f s\n",
 				out, ei_size_str(res.in_size, h1, sizeof(h1)),
@@ -118,7 +132,7 @@ static int convert_run(int argc, char **argv)
 const struct cmd cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format",
-	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--bmap FILE] [--allow-refs] [--ova-disk N|NAME] [--partition P] IN OUT|-",
+	.usage = "convert [-f FMT] -O FMT [-o OPTS] [-c] [-j N] [-p] [-v] [--json] [--force] [--bmap FILE] [--files] [--allow-refs] [--ova-disk N|NAME] [--partition P] IN OUT|-",
 	.help =
 	"  -f FMT     read IN as FMT instead of probing its format (a block device\n"
 	"             is read as raw unless -f says otherwise)\n"
@@ -137,6 +151,12 @@ const struct cmd cmd_convert = {
 	"             (format 2.0: the 4 KiB blocks holding data and the SHA-256\n"
 	"             of each range), in the same pass; raw and compressed raw\n"
 	"             outputs.  It is put in place after OUT.\n"
+	"  --files    write the files of IN, not its disk: -O squashfs (a root\n"
+	"             filesystem) or -O tar (POSIX pax).  IN is a directory, a\n"
+	"             tarball (.tar, .tar.gz, .tar.xz, .tar.zst), a squashfs root\n"
+	"             filesystem, or an image holding an ext2/3/4 or squashfs\n"
+	"             filesystem (--partition P, or the only partition holding\n"
+	"             one); info --files lists what it reads\n"
 	"  --allow-refs  follow IN's references to other files (see help info)\n"
 	"  --ova-disk N|NAME  IN is an OVA: read its Nth disk (from 1, in .ovf\n"
 	"             order) or the one whose file is NAME (see help info)\n"

@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: MIT
 /* edgeimg info: what an image, a patch or a key is, in qemu-img's words and JSON keys. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+static int info_line(void *arg, const char *text, struct ei_err *e)
+{
+	if (puts(text) < 0)
+		return -EIO;
+	return 0;
+}
 
 static int info_run(int argc, char **argv)
 {
@@ -12,6 +20,7 @@ static int info_run(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "files", no_argument, NULL, 'T' },
 		CLI_IMAGE_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -19,10 +28,13 @@ static int info_run(int argc, char **argv)
 	struct ei_image *img = NULL;
 	struct ei_err e = { 0 };
 	char *text = NULL;
-	int c, r;
+	int c, r, files = 0;
 
 	while ((c = getopt_long(argc, argv, "f:", lo, NULL)) != -1) {
 		switch (c) {
+		case 'T':
+			files = 1;
+			break;
 		case 'o':
 			if (strcmp(optarg, "json") && strcmp(optarg, "human"))
 				return cli_usage(&cmd_info, "--output takes json or human");
@@ -36,6 +48,12 @@ static int info_run(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage(&cmd_info, "expected one IMAGE");
+	if (files) {
+		if (ca.json)
+			return cli_usage(&cmd_info, "--files lists as text, not JSON");
+		r = ei_files_list(argv[optind], &ca.a, info_line, NULL, cli_warn, (void *)"info", &e);
+		return r < 0 ? cli_error("info", &e) : 0;
+	}
 	if (!ca.a.format) {
 		/* a delta patch (its header) or a signing key (its key id) */
 		r = ei_patch_describe(argv[optind], ca.json, &text, &e);
@@ -61,7 +79,7 @@ static int info_run(int argc, char **argv)
 const struct cmd cmd_info = {
 	.name = "info",
 	.summary = "show what an image, a patch or a key is",
-	.usage = "info [-f FMT] [--json] [--allow-refs] [--ova-disk N|NAME] [--partition P] IMAGE|PATCH|KEY",
+	.usage = "info [-f FMT] [--json] [--files] [--allow-refs] [--ova-disk N|NAME] [--partition P] IMAGE|PATCH|KEY",
 	.help =
 	"  -f FMT         read IMAGE as FMT instead of probing its format\n"
 	"  --json         print JSON with qemu-img's keys: format, virtual-size,\n"
@@ -69,6 +87,16 @@ const struct cmd cmd_info = {
 	"                 dirty-flag; and recipe (a string) and recipe-options (an\n"
 	"                 object) for an image an edgeimg writer made\n"
 	"  --output=json  the same, as qemu-img spells it\n"
+	"  --files        list the files of IMAGE (a directory, a tarball, a\n"
+	"                 squashfs root filesystem, or an image holding an\n"
+	"                 ext2/3/4 or squashfs filesystem: see help convert),\n"
+	"                 one line each, in walk order: TYPE MODE UID GID MTIME\n"
+	"                 SIZE SHA256 PATH, TYPE one of f d l b c p s, MODE in\n"
+	"                 octal, SIZE of a device MAJOR,MINOR, SHA256 of a file's\n"
+	"                 data (else -), \" -> TARGET\" after a symlink,\n"
+	"                 \" => FIRST\" after a hard link's later paths; then\n"
+	"                 \"  xattr NAME=HEX\" lines.  Bytes of names outside\n"
+	"                 0x21..0x7e and backslash print as \\ooo\n"
 	"  --allow-refs   follow references to other files (backing files,\n"
 	"                 parents, extents): plain names in the image's own\n"
 	"                 directory only, 8 levels at most; refused without it\n"

@@ -126,6 +126,19 @@ struct ft_source {
 	int64_t mkfs_time;      /* the filesystem's own time (ext4 s_mkfs_time,
 				   squashfs mkfs_time), or -1 */
 	void *priv;
+	/*
+	 * ft_open()'s: the disk a source reads (never closed by the source,
+	 * whose close() leaves it alone), closed by ft_close() after it.
+	 */
+	struct vdisk *vd;
+	char *what_own;         /* ft_open()'s: the text @what points at */
+	/*
+	 * The consumer's: warnings are errors (-o acls=error): ft_warnf()
+	 * keeps the first in @fatal, and ft_walk() stops at the next entry
+	 * (or at its end) with it.
+	 */
+	int warn_fatal;
+	char fatal[ERR_MSG_MAX];
 };
 
 /* ft_walk() - run @s's walk once (a source is walked at most once). */
@@ -146,7 +159,9 @@ void ft_warnf(struct ft_source *s, const char *fmt, ...)
 
 /*
  * The sources.  Each returns EI_EFORMAT "not an X" (with nothing opened)
- * when the input is not theirs, so ft_open() can try the next one.
+ * when the input is not theirs, so ft_open() can try the next one.  A
+ * source reading a @vd does not own it: it stays open until after the
+ * source's close(), and ft_close() closes it.
  */
 int ft_open_ext(struct vdisk *vd, const char *what, struct ft_source **out, struct err *e);
 int ft_open_squashfs(struct vdisk *vd, const char *what, struct ft_source **out, struct err *e);

@@ -3,14 +3,14 @@
 # bench.sh EDGEIMG CORPUS_DIR [SECTION...]: edgeimg side by side with its
 # peers on the corpus of ../shared/bench/make-corpus.sh, in one run, on one
 # machine.  Prints wall time, CPU time, peak RSS and output size of both
-# tools and the ratios edgeimg/peer.  Sections: read qcow2 squashfs delta
-# flash (default: all that this binary supports).  Scratch space: $BENCH_TMP.
+# tools and the ratios edgeimg/peer.  Sections: read qcow2 squashfs
+# flash rootfs delta (default: all that this binary supports).  Scratch space: $BENCH_TMP.
 # The read, qcow2 and squashfs rows are the best of $BENCH_REPEAT (3) runs
 # of each tool, alternating; the delta rows are single runs.
 set -u
 ei=$1 corpus=$2
 shift 2
-sections=${*:-read qcow2 squashfs flash delta}
+sections=${*:-read qcow2 squashfs flash rootfs delta}
 tmp=${BENCH_TMP:-$(dirname "$ei")/bench-tmp}
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
@@ -164,6 +164,10 @@ squashfs)
 flash)
 	. "$(dirname "$0")/bench-flash.sh"
 	;;
+rootfs)
+	grep -qw FILES <<<"$features" || { echo; echo "file view not built: rootfs section skipped"; continue; }
+	. "$(dirname "$0")/bench-rootfs.sh"
+	;;
 delta)
 	grep -q '^  delta ' <<<"$("$ei" help 2>&1)" || { echo; echo "delta not built: section skipped"; continue; }
 	. "$(dirname "$0")/bench-delta.sh"
@@ -173,6 +177,6 @@ done
 
 if [ ${#verdicts[@]} -gt 0 ]; then
 	echo
-	echo "Targets (issues 3 to 6 and 15), measured in this run:"
+	echo "Targets (issues 3 to 6, 13 and 15), measured in this run:"
 	printf '%s\n' "${verdicts[@]}"
 fi
