@@ -135,6 +135,31 @@ static int sqf_bad(const struct sqf_src *q, struct err *e, const char *fmt, ...)
 	return err_set(e, EI_ECORRUPT, "squashfs: %s: %s", sqf_p(q, p, sizeof(p)), msg);
 }
 
+/*
+ * An error of the shared reader ("squashfs: inode table: ...") made to
+ * name the entry: "squashfs: /etc/passwd: inode table: ...".
+ */
+static int sqf_name(const struct sqf_src *q, struct err *e, int r)
+{
+	char msg[ERR_MSG_MAX], p[256];
+	const char *m = e->msg;
+
+	if (!strncmp(m, "squashfs: ", 10))
+		m += 10;
+	snprintf(msg, sizeof(msg), "%s", m);
+	err_set(e, r, "squashfs: %s: %s", sqf_p(q, p, sizeof(p)), msg);
+	return r;
+}
+
+/* squashfs_meta_read(), its errors naming the entry. */
+static int sqf_meta(struct sqf_src *q, uint64_t *blk, uint32_t *off, void *dst, size_t len,
+		    uint64_t lo, uint64_t hi, const char *what, struct err *e)
+{
+	int r = squashfs_meta_read(&q->fs, blk, off, dst, len, lo, hi, what, e);
+
+	return r < 0 ? sqf_name(q, e, r) : r;
+}
+
 static int sqf_io_pread(struct io *io, void *buf, size_t len, uint64_t off,
 			struct err *e)
 {
@@ -268,7 +293,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 	khi = fs->xattr_ptr[0];
 	blk = fs->xattr_ptr[id / (SQFS_META_SIZE / 16)];
 	off = id % (SQFS_META_SIZE / 16) * 16;
-	r = squashfs_meta_read(fs, &blk, &off, ent, 16, fs->xattr_ptr[0], fs->xattr_table,
+	r = sqf_meta(q, &blk, &off, ent, 16, fs->xattr_ptr[0], fs->xattr_table,
 			       "xattr id table", e);
 	if (r < 0)
 		return r;
@@ -294,7 +319,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 		uint32_t voff;
 		const char *pre;
 
-		r = squashfs_meta_read(fs, &blk, &off, kh, 4, klo, khi, "xattr table", e);
+		r = sqf_meta(q, &blk, &off, kh, 4, klo, khi, "xattr table", e);
 		if (r < 0)
 			goto out;
 		type = get_le16(kh);
@@ -316,7 +341,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 			goto out;
 		name_at[i] = used;
 		memcpy(q->xbuf + used, pre, plen);
-		r = squashfs_meta_read(fs, &blk, &off, q->xbuf + used + plen, nlen, klo,
+		r = sqf_meta(q, &blk, &off, q->xbuf + used + plen, nlen, klo,
 				       khi, "xattr table", e);
 		if (r < 0)
 			goto out;
@@ -326,7 +351,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 		}
 		q->xbuf[used + plen + nlen] = 0;
 		used += plen + nlen + 1;
-		r = squashfs_meta_read(fs, &blk, &off, vh, 4, klo, khi, "xattr table", e);
+		r = sqf_meta(q, &blk, &off, vh, 4, klo, khi, "xattr table", e);
 		if (r < 0)
 			goto out;
 		vsize = get_le32(vh);
@@ -340,7 +365,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 					    (const char *)q->xbuf + name_at[i], vsize);
 				goto out;
 			}
-			r = squashfs_meta_read(fs, &blk, &off, vh, 8, klo, khi,
+			r = sqf_meta(q, &blk, &off, vh, 8, klo, khi,
 					       "xattr table", e);
 			if (r < 0)
 				goto out;
@@ -353,7 +378,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 			}
 			vblk = klo + (vref >> 16);
 			voff = vref & 0xffff;
-			r = squashfs_meta_read(fs, &vblk, &voff, vh, 4, klo, khi,
+			r = sqf_meta(q, &vblk, &voff, vh, 4, klo, khi,
 					       "xattr table", e);
 			if (r < 0)
 				goto out;
@@ -367,7 +392,7 @@ static int sqf_xattrs(struct sqf_src *q, uint32_t id, unsigned *count, struct er
 		r = sqf_xbuf(q, used, vsize, e);
 		if (r < 0)
 			goto out;
-		r = squashfs_meta_read(fs, &vblk, &voff, q->xbuf + used, vsize, klo, khi,
+		r = sqf_meta(q, &vblk, &voff, q->xbuf + used, vsize, klo, khi,
 				       "xattr table", e);
 		if (r < 0)
 			goto out;
@@ -413,7 +438,7 @@ static int sqf_inode(struct sqf_src *q, uint64_t ref, unsigned dtype, struct sqf
 	ino->frag = SQFS_INVALID_FRAG;
 	r = squashfs_inode_read(fs, ref, hdr, NULL, 0, &blk, &off, e);
 	if (r < 0)
-		goto fail;
+		return sqf_name(q, e, r);
 	t = get_le16(hdr);
 	ino->raw_type = t;
 	ino->type = t > SQFS_SOCKET ? t - 7 : t;
@@ -436,10 +461,10 @@ static int sqf_inode(struct sqf_src *q, uint64_t ref, unsigned dtype, struct sqf
 	case SQFS_FIFO: case SQFS_SOCKET: need = 4; break;
 	default: need = 8; break;       /* extended fifo, socket */
 	}
-	r = squashfs_meta_read(fs, &blk, &off, b, need, fs->inode_table, fs->dir_table,
+	r = sqf_meta(q, &blk, &off, b, need, fs->inode_table, fs->dir_table,
 			       "inode table", e);
 	if (r < 0)
-		goto fail;
+		return r;
 	switch (t) {
 	case SQFS_DIR:
 		ino->dir_start = get_le32(b);
@@ -476,19 +501,19 @@ static int sqf_inode(struct sqf_src *q, uint64_t ref, unsigned dtype, struct sqf
 		if (!len || len > SQFS_SYMLINK_MAX)
 			return sqf_bad(q, e, "symlink_size %u, allowed 1..%u", len,
 				       SQFS_SYMLINK_MAX);
-		r = squashfs_meta_read(fs, &blk, &off, q->target, len, fs->inode_table,
+		r = sqf_meta(q, &blk, &off, q->target, len, fs->inode_table,
 				       fs->dir_table, "inode table", e);
 		if (r < 0)
-			goto fail;
+			return r;
 		if (memchr(q->target, 0, len))
 			return sqf_bad(q, e, "symlink target holds a NUL byte");
 		q->target[len] = 0;
 		ino->size = len;
 		if (t == SQFS_LSYMLINK) {
-			r = squashfs_meta_read(fs, &blk, &off, b, 4, fs->inode_table,
+			r = sqf_meta(q, &blk, &off, b, 4, fs->inode_table,
 					       fs->dir_table, "inode table", e);
 			if (r < 0)
-				goto fail;
+				return r;
 			ino->xattr = get_le32(b);
 		}
 		break;
@@ -539,13 +564,6 @@ static int sqf_inode(struct sqf_src *q, uint64_t ref, unsigned dtype, struct sqf
 		ino->bl_off = off;
 	}
 	return 0;
-fail:
-	{
-		char p[256];
-
-		err_prefix(e, "squashfs: %s", sqf_p(q, p, sizeof(p)));
-	}
-	return r;
 }
 
 /* --- file data --- */
@@ -578,14 +596,10 @@ static int sqf_word(struct sqf_file *f, uint64_t i, uint32_t *w, uint64_t *pos, 
 		f->wn = 0;
 		f->wpos = p;
 		n = (size_t)min_u64(SQF_WORDS, f->nblocks - f->wbase);
-		r = squashfs_meta_read(fs, &f->nblk, &f->noff, raw, n * 4, fs->inode_table,
+		r = sqf_meta(q, &f->nblk, &f->noff, raw, n * 4, fs->inode_table,
 				       fs->dir_table, "block list", e);
-		if (r < 0) {
-			char b[256];
-
-			err_prefix(e, "squashfs: %s", sqf_p(q, b, sizeof(b)));
+		if (r < 0)
 			return r;
-		}
 		for (size_t k = 0; k < n; k++) {
 			uint32_t v = get_le32(raw + 4 * k), size = v & SQFS_BLOCK_SIZE_MASK;
 			uint64_t idx = f->wbase + k;
@@ -656,7 +670,7 @@ static int sqf_fragment(struct sqf_file *f, struct err *e)
 
 	if (q->fidx == f->frag)
 		return 0;
-	r = squashfs_meta_read(fs, &blk, &off, ent, 16, fs->frag_ptr[0], fs->frag_table,
+	r = sqf_meta(q, &blk, &off, ent, 16, fs->frag_ptr[0], fs->frag_table,
 			       "fragment table", e);
 	if (r < 0)
 		return r;
@@ -904,14 +918,10 @@ static int sqf_dir(struct sqf_src *q, const struct sqf_inode *ino, unsigned dept
 	q->held += ino->dir_size;
 	blk = fs->dir_table + ino->dir_start;
 	off = ino->dir_off;
-	r = squashfs_meta_read(fs, &blk, &off, listing, ino->dir_size, fs->dir_table,
+	r = sqf_meta(q, &blk, &off, listing, ino->dir_size, fs->dir_table,
 			       fs->dir_end, "directory table", e);
-	if (r < 0) {
-		char p[256];
-
-		err_prefix(e, "squashfs: %s", sqf_p(q, p, sizeof(p)));
+	if (r < 0)
 		goto out;
-	}
 	r = sqf_listing(q, listing, ino->dir_size, &d, &n, e);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		size_t add = (plen ? 1 : 0) + d[i].len;
@@ -954,9 +964,6 @@ static int sqf_visit(struct sqf_src *q, uint64_t ref, unsigned dtype, uint32_t d
 	r = sqf_inode(q, ref, dtype, &ino, e);
 	if (r < 0)
 		return r;
-	if (dnum && dnum != ino.number)
-		return sqf_bad(q, e, "directory entry inode number %u, the inode's %u", dnum,
-			       ino.number);
 	if (ino.number > fs->inodes)
 		return sqf_bad(q, e, "inode_number %u exceeds the superblock's inodes %u",
 			       ino.number, fs->inodes);
@@ -981,6 +988,9 @@ static int sqf_visit(struct sqf_src *q, uint64_t ref, unsigned dtype, uint32_t d
 		}
 		ent.link_to = s->path;
 	}
+	if (dnum && dnum != ino.number)
+		return sqf_bad(q, e, "directory entry inode number %u, the inode's %u", dnum,
+			       ino.number);
 	switch (ino.type) {
 	case SQFS_DIR: ent.type = FT_DIR; break;
 	case SQFS_REG: ent.type = FT_REG; ent.size = ino.size; break;
@@ -1095,10 +1105,13 @@ int ft_open_squashfs(struct vdisk *vd, const char *what, struct ft_source **out,
 		goto fail;
 	}
 	/* not a squashfs: EI_EFORMAT, before anything is checked */
-	if (vd->size < SQFS_SUPER_SIZE ||
-	    (r = vdisk_read(vd, magic, 4, 0, e)) < 0 || get_le32(magic) != SQFS_MAGIC) {
-		if (vd->size < SQFS_SUPER_SIZE || get_le32(magic) != SQFS_MAGIC)
-			r = err_set(e, EI_EFORMAT, "%s: not a squashfs", what);
+	if (vd->size >= SQFS_SUPER_SIZE) {
+		r = vdisk_read(vd, magic, 4, 0, e);
+		if (r < 0)
+			goto fail;
+	}
+	if (vd->size < SQFS_SUPER_SIZE || get_le32(magic) != SQFS_MAGIC) {
+		r = err_set(e, EI_EFORMAT, "%s: not a squashfs", what);
 		goto fail;
 	}
 	r = squashfs_fs_open(&q->fs, &q->io, vd->opts.max_table ? vd->opts.max_table :
