@@ -35,15 +35,6 @@
 #define SQF_WORDS 512                   /* block list words read at once */
 #define SQF_LISTING_KEY (1ull << 63)    /* seen-set keys of listings */
 
-/* An entry of a directory listing, pointing into the listing. */
-struct sqf_dent {
-	const uint8_t *name;
-	uint32_t len;
-	unsigned type;          /* basic type, 1..7 */
-	uint32_t number;
-	uint64_t ref;           /* inode: block << 16 | offset */
-};
-
 /* Inodes seen: directories, listings and hard-linked inodes. */
 struct sqf_seen {
 	uint64_t key;           /* inode number, or SQF_LISTING_KEY | listing */
@@ -661,29 +652,16 @@ static int sqf_unpack(struct sqf_src *q, uint32_t w, uint64_t pos, uint8_t *dst,
 static int sqf_fragment(struct sqf_file *f, struct err *e)
 {
 	struct sqf_src *q = f->q;
-	struct squashfs_fs *fs = &q->fs;
-	uint64_t blk = fs->frag_ptr[f->frag / (SQFS_META_SIZE / 16)], start;
-	uint32_t off = f->frag % (SQFS_META_SIZE / 16) * 16, w, size;
-	uint8_t ent[16];
+	uint64_t start;
+	uint32_t w;
 	size_t len;
 	int r;
 
 	if (q->fidx == f->frag)
 		return 0;
-	r = sqf_meta(q, &blk, &off, ent, 16, fs->frag_ptr[0], fs->frag_table,
-			       "fragment table", e);
+	r = squashfs_frag_entry(&q->fs, f->frag, &start, &w, e);
 	if (r < 0)
-		return r;
-	start = get_le64(ent);
-	w = get_le32(ent + 8);
-	size = w & SQFS_BLOCK_SIZE_MASK;
-	if (w >> 25 || !size || size > fs->bs)
-		return sqf_bad(q, e, "fragment %u has size word 0x%08x, allowed 1..%u", f->frag,
-			       w, fs->bs);
-	if (start < SQFS_SUPER_SIZE || !range_ok(start, size, fs->bytes_used))
-		return sqf_bad(q, e, "fragment %u at %llu+%u is outside the image (bytes_used %llu)",
-			       f->frag, (unsigned long long)start, size,
-			       (unsigned long long)fs->bytes_used);
+		return sqf_name(q, e, r);
 	q->fidx = SQFS_INVALID_FRAG;
 	r = sqf_unpack(q, w, start, q->fbuf, &len, "fragment", f->frag, e);
 	if (r < 0)
@@ -776,104 +754,18 @@ static int sqf_hole(struct ft_file *ff, uint64_t off, uint64_t *len, struct err 
 
 /* --- the walk --- */
 
-static int sqf_dent_cmp(const void *a, const void *b)
-{
-	const struct sqf_dent *x = a, *y = b;
-	int c = memcmp(x->name, y->name, min_u64(x->len, y->len));
-
-	return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-/* Parse the listing @p (@len bytes) into *@out, sorted. */
+/* The listing @p (@len bytes) parsed, sorted and checked into *@out. */
 static int sqf_listing(struct sqf_src *q, const uint8_t *p, size_t len,
-		       struct sqf_dent **out, size_t *nout, struct err *e)
+		       struct squashfs_dent **out, size_t *nout, struct err *e)
 {
-	const uint8_t *end = p + len;
-	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1, n = 0;
-	struct sqf_dent *d = malloc(cap * sizeof(*d));
+	int r = squashfs_listing(p, len, out, nout, e);
 
-	*out = d;
-	if (!d)
-		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	while (p < end) {
-		uint32_t count, blk, base;
-
-		if (end - p < SQFS_DIR_HDR)
-			return sqf_bad(q, e, "directory listing ends inside a header");
-		count = get_le32(p) + 1;
-		blk = get_le32(p + 4);
-		base = get_le32(p + 8);
-		p += SQFS_DIR_HDR;
-		if (!count || count > SQFS_DIR_MAX_COUNT)
-			return sqf_bad(q, e, "directory header count %u, allowed 1..256",
-				       get_le32(p - SQFS_DIR_HDR) + 1);
-		for (uint32_t i = 0; i < count; i++) {
-			unsigned off, type, nlen;
-			int64_t num;
-
-			if (end - p < SQFS_DIR_ENTRY)
-				return sqf_bad(q, e, "directory listing ends inside an entry");
-			off = get_le16(p);
-			num = (int64_t)base + (int16_t)get_le16(p + 2);
-			type = get_le16(p + 4);
-			nlen = get_le16(p + 6) + 1u;
-			p += SQFS_DIR_ENTRY;
-			if (nlen > SQFS_NAME_MAX - 1)
-				return sqf_bad(q, e, "directory entry name size %u, allowed 1..255",
-					       nlen);
-			if ((size_t)(end - p) < nlen)
-				return sqf_bad(q, e, "directory listing ends inside a name");
-			if ((nlen == 1 && p[0] == '.') ||
-			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
-			    memchr(p, '/', nlen) || memchr(p, 0, nlen)) {
-				char nm[SQFS_NAME_MAX + 1], s[64];
-
-				memcpy(nm, p, nlen);
-				nm[nlen] = 0;
-				for (unsigned k = 0; k < nlen; k++)
-					if (!nm[k])
-						nm[k] = '?';
-				return sqf_bad(q, e, "directory entry name '%s' is not a plain name",
-					       text_safe(nm, s, sizeof(s)));
-			}
-			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET)
-				return sqf_bad(q, e, "directory entry %zu has offset %u, type %u",
-					       n, off, type);
-			if (num <= 0 || num > UINT32_MAX)
-				return sqf_bad(q, e, "directory entry %zu has inode number %lld",
-					       n, (long long)num);
-			if (n == cap)
-				return sqf_bad(q, e, "directory listing has too many entries");
-			d[n].name = p;
-			d[n].len = nlen;
-			d[n].type = type;
-			d[n].number = (uint32_t)num;
-			d[n].ref = (uint64_t)blk << 16 | off;
-			n++;
-			p += nlen;
-		}
-	}
-	/* mksquashfs sorts by strcmp(), as we do: checked, sorted if not */
-	for (size_t i = 1; i < n; i++) {
-		int c = sqf_dent_cmp(&d[i - 1], &d[i]);
-
-		if (c > 0) {
-			qsort(d, n, sizeof(*d), sqf_dent_cmp);
-			break;
-		}
-		if (!c)
-			break;
-	}
-	for (size_t i = 1; i < n; i++)
-		if (!sqf_dent_cmp(&d[i - 1], &d[i])) {
-			char nm[SQFS_NAME_MAX + 1], s[64];
-
-			memcpy(nm, d[i].name, d[i].len);
-			nm[d[i].len] = 0;
-			return sqf_bad(q, e, "directory entry '%s' appears twice",
-				       text_safe(nm, s, sizeof(s)));
-		}
-	*nout = n;
+	if (r < 0)
+		return sqf_name(q, e, r);
+	for (size_t i = 0; i < *nout; i++)
+		if ((*out)[i].name_len > FT_NAME_MAX)
+			return sqf_bad(q, e, "directory entry name size %u, allowed 1..%u",
+				       (*out)[i].name_len, FT_NAME_MAX);
 	return 0;
 }
 
@@ -886,7 +778,7 @@ static int sqf_dir(struct sqf_src *q, const struct sqf_inode *ino, unsigned dept
 {
 	struct squashfs_fs *fs = &q->fs;
 	size_t plen = strlen(q->path), n = 0;
-	struct sqf_dent *d = NULL;
+	struct squashfs_dent *d = NULL;
 	uint8_t *listing;
 	uint64_t blk;
 	uint32_t off;
@@ -924,7 +816,7 @@ static int sqf_dir(struct sqf_src *q, const struct sqf_inode *ino, unsigned dept
 		goto out;
 	r = sqf_listing(q, listing, ino->dir_size, &d, &n, e);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		size_t add = (plen ? 1 : 0) + d[i].len;
+		size_t add = (plen ? 1 : 0) + d[i].name_len;
 
 		if (plen + add > FT_PATH_MAX) {
 			r = sqf_bad(q, e, "a path under it is longer than %u bytes", FT_PATH_MAX);
@@ -932,7 +824,7 @@ static int sqf_dir(struct sqf_src *q, const struct sqf_inode *ino, unsigned dept
 		}
 		if (plen)
 			q->path[plen] = '/';
-		memcpy(q->path + plen + (plen ? 1 : 0), d[i].name, d[i].len);
+		memcpy(q->path + plen + (plen ? 1 : 0), d[i].name, d[i].name_len);
 		q->path[plen + add] = 0;
 		r = sqf_visit(q, d[i].ref, d[i].type, d[i].number, depth + 1, e);
 		q->path[plen] = 0;

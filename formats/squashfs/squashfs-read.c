@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/bytes.h"
+#include "core/info.h"
 #include "squashfs.h"
 
 #define SQR_CUM_STEP 64         /* a running offset every this many blocks */
@@ -354,13 +355,136 @@ int squashfs_inode_read(struct squashfs_fs *fs, uint64_t ref, uint8_t *hdr,
 			     fs->dir_table, "inode table", e);
 }
 
-static int sqfs_reader_name_cmp(const void *a, const void *b)
+static int squashfs_dent_cmp(const void *a, const void *b)
 {
-	const struct sqfs_reader_entry *x = *(const struct sqfs_reader_entry *const *)a;
-	const struct sqfs_reader_entry *y = *(const struct sqfs_reader_entry *const *)b;
+	const struct squashfs_dent *x = a, *y = b;
 	int c = memcmp(x->name, y->name, min_u64(x->name_len, y->name_len));
 
-	return c ? c : (int)x->name_len - (int)y->name_len;
+	return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* A directory entry's name for a message: NUL as '?', then text_safe(). */
+static const char *squashfs_dent_name(const uint8_t *p, unsigned len, char *buf, size_t size)
+{
+	char nm[SQFS_NAME_MAX + 1];
+
+	for (unsigned i = 0; i < len; i++)
+		nm[i] = p[i] ? (char)p[i] : '?';
+	nm[len] = 0;
+	return text_safe(nm, buf, size);
+}
+
+int squashfs_listing(const uint8_t *p, size_t len, struct squashfs_dent **out,
+		     size_t *nout, struct err *e)
+{
+	const uint8_t *end = p + len;
+	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1, n = 0;
+	struct squashfs_dent *d = malloc(cap * sizeof(*d));
+	char nb[80];
+	int r = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!d)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	while (p < end) {
+		uint32_t count, blk, base;
+
+		if (end - p < SQFS_DIR_HDR) {
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory listing ends inside a header");
+			goto fail;
+		}
+		count = get_le32(p) + 1;
+		blk = get_le32(p + 4);
+		base = get_le32(p + 8);
+		p += SQFS_DIR_HDR;
+		if (!count || count > SQFS_DIR_MAX_COUNT) {
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory header count %u is not 1..256",
+				    get_le32(p - SQFS_DIR_HDR) + 1);
+			goto fail;
+		}
+		for (uint32_t i = 0; i < count; i++) {
+			unsigned off, type, nlen;
+			int64_t num;
+
+			if (end - p < SQFS_DIR_ENTRY) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing ends inside an entry");
+				goto fail;
+			}
+			off = get_le16(p);
+			num = (int64_t)base + (int16_t)get_le16(p + 2);
+			type = get_le16(p + 4);
+			nlen = get_le16(p + 6) + 1u;
+			p += SQFS_DIR_ENTRY;
+			if (nlen > SQFS_NAME_MAX) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry name size %u exceeds 256",
+					    nlen);
+				goto fail;
+			}
+			if ((size_t)(end - p) < nlen) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing ends inside a name");
+				goto fail;
+			}
+			squashfs_dent_name(p, nlen, nb, sizeof(nb));
+			if ((nlen == 1 && p[0] == '.') ||
+			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
+			    memchr(p, '/', nlen) || memchr(p, 0, nlen)) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry name '%s' is not a plain name",
+					    nb);
+				goto fail;
+			}
+			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry '%s' has offset %u, type %u",
+					    nb, off, type);
+				goto fail;
+			}
+			if (num <= 0 || num > UINT32_MAX) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry '%s' has inode number %lld",
+					    nb, (long long)num);
+				goto fail;
+			}
+			if (n == cap) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing has too many entries");
+				goto fail;
+			}
+			d[n].name = p;
+			d[n].name_len = nlen;
+			d[n].type = type;
+			d[n].number = (uint32_t)num;
+			d[n].ref = (uint64_t)blk << 16 | off;
+			n++;
+			p += nlen;
+		}
+	}
+	/* mksquashfs and squashfs-tools-ng sort: checked, sorted if not */
+	for (size_t i = 1; i < n; i++) {
+		if (squashfs_dent_cmp(&d[i - 1], &d[i]) > 0) {
+			qsort(d, n, sizeof(*d), squashfs_dent_cmp);
+			break;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (!squashfs_dent_cmp(&d[i - 1], &d[i])) {
+			r = err_set(e, EI_ECORRUPT, "squashfs: directory entry '%s' appears twice",
+				    squashfs_dent_name(d[i].name, d[i].name_len, nb, sizeof(nb)));
+			goto fail;
+		}
+	}
+	*out = d;
+	*nout = n;
+	return 0;
+fail:
+	free(d);
+	return r;
 }
 
 /* Parse the root directory's listing into s->ent. */
@@ -368,96 +492,37 @@ static int sqfs_reader_listing(struct vdisk *vd, size_t len, uint32_t root_numbe
 		       struct err *e)
 {
 	struct sqfs_reader *s = vd->priv;
-	const uint8_t *p = s->listing, *end = s->listing + len;
-	struct sqfs_reader_entry **sorted;
-	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1;
+	struct squashfs_dent *dl;
+	size_t n;
+	int r = squashfs_listing(s->listing, len, &dl, &n, e);
 
-	s->ent = calloc(cap, sizeof(*s->ent));
-	if (!s->ent)
+	if (r < 0)
+		return r;
+	s->ent = calloc(n ? n : 1, sizeof(*s->ent));
+	if (!s->ent) {
+		free(dl);
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	while (p < end) {
-		uint32_t count, blk, base;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sqfs_reader_entry *d = &s->ent[s->nent++];
 
-		if (end - p < SQFS_DIR_HDR)
-			return err_set(e, EI_ECORRUPT,
-				       "squashfs: directory listing ends inside a header");
-		count = get_le32(p) + 1;
-		blk = get_le32(p + 4);
-		base = get_le32(p + 8);
-		p += SQFS_DIR_HDR;
-		if (!count || count > SQFS_DIR_MAX_COUNT)
-			return err_set(e, EI_ECORRUPT,
-				       "squashfs: directory header count %u is not 1..256",
-				       get_le32(p - SQFS_DIR_HDR) + 1);
-		for (uint32_t i = 0; i < count; i++) {
-			struct sqfs_reader_entry *d;
-			unsigned off, type, nlen;
-			int64_t num;
+		d->name = dl[i].name;
+		d->name_len = dl[i].name_len;
+		d->type = dl[i].type;
+		d->number = dl[i].number;
+		d->ref = dl[i].ref;
+		if (d->type == SQFS_DIR &&
+		    (d->number == root_number || d->ref == s->fs.root_ref)) {
+			char nb[80];
 
-			if (end - p < SQFS_DIR_ENTRY)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing ends inside an entry");
-			off = get_le16(p);
-			num = (int64_t)base + (int16_t)get_le16(p + 2);
-			type = get_le16(p + 4);
-			nlen = get_le16(p + 6) + 1u;
-			p += SQFS_DIR_ENTRY;
-			if (nlen > SQFS_NAME_MAX)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry name size %u exceeds 256",
-					       nlen);
-			if ((size_t)(end - p) < nlen)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing ends inside a name");
-			if ((nlen == 1 && p[0] == '.') ||
-			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
-			    memchr(p, '/', nlen) || memchr(p, 0, nlen))
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry name '%.*s' is not a plain name",
-					       (int)nlen, (const char *)p);
-			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' has offset %u, type %u",
-					       (int)nlen, (const char *)p, off, type);
-			if (num <= 0 || num > UINT32_MAX)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' has inode number %lld",
-					       (int)nlen, (const char *)p, (long long)num);
-			if (s->nent == cap)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing has too many entries");
-			d = &s->ent[s->nent++];
-			d->name = p;
-			d->name_len = nlen;
-			d->type = type;
-			d->number = (uint32_t)num;
-			d->ref = (uint64_t)blk << 16 | off;
-			if (type == SQFS_DIR &&
-			    (d->number == root_number || d->ref == s->fs.root_ref))
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' refers to its own directory (a loop)",
-					       (int)nlen, (const char *)p);
-			p += nlen;
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory entry '%s' refers to its own directory (a loop)",
+				    squashfs_dent_name(d->name, d->name_len, nb, sizeof(nb)));
+			break;
 		}
 	}
-	sorted = malloc((s->nent ? s->nent : 1) * sizeof(*sorted));
-	if (!sorted)
-		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	for (size_t i = 0; i < s->nent; i++)
-		sorted[i] = &s->ent[i];
-	qsort(sorted, s->nent, sizeof(*sorted), sqfs_reader_name_cmp);
-	for (size_t i = 1; i < s->nent; i++) {
-		if (!sqfs_reader_name_cmp(&sorted[i - 1], &sorted[i])) {
-			int r = err_set(e, EI_ECORRUPT,
-					"squashfs: directory entry '%.*s' appears twice",
-					(int)sorted[i]->name_len,
-					(const char *)sorted[i]->name);
-			free(sorted);
-			return r;
-		}
-	}
-	free(sorted);
-	return 0;
+	free(dl);
+	return r;
 }
 
 /* Check each entry's inode: its type matches, a symlink's target is sane. */
@@ -799,32 +864,45 @@ static int sqfs_reader_file(struct vdisk *vd, struct err *e)
 	return sqfs_reader_blocks(vd, blk, off, e);
 }
 
+int squashfs_frag_entry(struct squashfs_fs *fs, uint32_t idx, uint64_t *start,
+			uint32_t *w, struct err *e)
+{
+	uint64_t blk = fs->frag_ptr[idx / (SQFS_META_SIZE / 16)];
+	uint32_t off = (idx % (SQFS_META_SIZE / 16)) * 16, size;
+	uint8_t ent[16];
+	int r;
+
+	r = squashfs_meta_read(fs, &blk, &off, ent, 16, fs->frag_ptr[0], fs->frag_table,
+			       "fragment table", e);
+	if (r < 0)
+		return r;
+	*start = get_le64(ent);
+	*w = get_le32(ent + 8);
+	size = *w & SQFS_BLOCK_SIZE_MASK;
+	if (*w >> 25 || !size || size > fs->bs)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u has size word 0x%08x, allowed 1..%u",
+			       idx, *w, fs->bs);
+	if (*start < SQFS_SUPER_SIZE || !range_ok(*start, size, fs->bytes_used))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u at %llu+%u is outside the image",
+			       idx, (unsigned long long)*start, size);
+	return 0;
+}
+
 /* Read the fragment holding the file's tail into s->tail. */
 static int sqfs_reader_tail(struct vdisk *vd, struct err *e)
 {
 	struct sqfs_reader *s = vd->priv;
-	uint64_t blk, fstart;
-	uint32_t off = (s->frag % (SQFS_META_SIZE / 16)) * 16, w, size;
-	uint8_t ent[16];
+	uint64_t fstart;
+	uint32_t w, size;
 	size_t len = s->fs.bs;
 	int r;
 
-	blk = s->fs.frag_ptr[s->frag / (SQFS_META_SIZE / 16)];
-	r = squashfs_meta_read(&s->fs, &blk, &off, ent, 16, s->fs.frag_ptr[0],
-			  s->fs.frag_table, "fragment table", e);
+	r = squashfs_frag_entry(&s->fs, s->frag, &fstart, &w, e);
 	if (r < 0)
 		return r;
-	fstart = get_le64(ent);
-	w = get_le32(ent + 8);
 	size = w & SQFS_BLOCK_SIZE_MASK;
-	if (w >> 25 || !size || size > s->fs.bs)
-		return err_set(e, EI_ECORRUPT,
-			       "squashfs: fragment %u has size word 0x%08x, allowed 1..%u",
-			       s->frag, w, s->fs.bs);
-	if (!range_ok(fstart, size, s->fs.bytes_used))
-		return err_set(e, EI_ECORRUPT,
-			       "squashfs: fragment %u at %llu+%u is outside the image",
-			       s->frag, (unsigned long long)fstart, size);
 	if (w & SQFS_BLOCK_UNCOMPRESSED) {
 		r = io_read(vd->io, s->dbuf, size, fstart, "squashfs: fragment", e);
 		len = size;

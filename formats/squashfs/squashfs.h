@@ -209,6 +209,31 @@ int squashfs_inode_read(struct squashfs_fs *fs, uint64_t ref, uint8_t *hdr,
 			uint8_t *body, size_t len, uint64_t *blk, uint32_t *off,
 			struct err *e);
 
+/* An entry of a directory listing, pointing into the listing. */
+struct squashfs_dent {
+	const uint8_t *name;    /* not NUL-terminated */
+	unsigned name_len;      /* 1..256 */
+	unsigned type;          /* basic type, 1..7 */
+	uint32_t number;
+	uint64_t ref;           /* its inode: block << 16 | offset */
+};
+
+/*
+ * squashfs_listing() - parse the directory listing @p (@len bytes, what
+ * a directory inode's file_size - 3 says) into *@out (malloc'ed, *@nout
+ * entries), sorted by name (memcmp, shorter first): headers and entries
+ * checked, names plain (no '/', NUL, "." or ".."), no name twice (S7, S8).
+ */
+int squashfs_listing(const uint8_t *p, size_t len, struct squashfs_dent **out,
+		     size_t *nout, struct err *e);
+
+/*
+ * squashfs_frag_entry() - fragment @idx (< fragments, the caller's check):
+ * where its block starts and its size word, both checked against the image.
+ */
+int squashfs_frag_entry(struct squashfs_fs *fs, uint32_t idx, uint64_t *start,
+			uint32_t *w, struct err *e);
+
 /* squashfs-read.c: the disk reader */
 int squashfs_open(struct vdisk *vd, struct err *e);
 int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
