@@ -127,7 +127,7 @@ cli-y := src/cli/main.c src/cli/cli.c src/cli/cmd_info.c src/cli/cmd_convert.c \
 
 libs-y :=
 # libarchive links the codec libraries below: first, for static links
-libs-$(CONFIG_FILES_TAR) += -larchive
+libs-$(CONFIG_FILES_TAR) += -larchive $(if $(TC_ARCH),-lzstd -llzma -lz)
 libs-$(CONFIG_FILES_EXT) += -lext2fs -lcom_err
 libs-$(CONFIG_CODEC_ZSTD) += -lzstd
 libs-$(CONFIG_CODEC_XZ) += -llzma

@@ -95,6 +95,28 @@ print(root.hexdigest())
 PY
 }
 
+# kernel_mount IMG: loop-mount the squashfs IMG read-only at $T/mnt where
+# the machine allows (root, loop devices, squashfs in the kernel); else say
+# why as a SKIP line and return 1.
+kernel_mount() {
+	local why=""
+	mkdir -p "$T/mnt"
+	if [ "$(id -u)" != 0 ]; then
+		why="not root"
+	elif [ ! -e /dev/loop-control ] && [ ! -e /dev/loop0 ]; then
+		why="no /dev/loop*"
+	elif ! grep -qw squashfs /proc/filesystems && ! modprobe squashfs 2>/dev/null; then
+		why="no squashfs in this kernel"
+	elif ! mount -t squashfs -o loop,ro "$1" "$T/mnt" 2>"$T/mount.err"; then
+		why="mount failed: $(head -c 200 "$T/mount.err")"
+	fi
+	if [ -n "$why" ]; then
+		echo "SKIP kernel mount: $why"
+		return 1
+	fi
+	return 0
+}
+
 has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
 
 # has_oracle TOOL: for one optional part of a test, true when TOOL is

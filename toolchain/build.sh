@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Builds the static libraries edgeimg links (zlib, zstd, xz, lz4, libdeflate,
-# libsodium) for one musl target from pinned, checksummed Debian sources.
+# libsodium, libarchive, libext2fs and libcom_err from e2fsprogs) for one musl
+# target from pinned, checksummed Debian sources.
 #
 # Usage: build.sh x86_64|aarch64   download (if needed), verify, build, install
 #        build.sh --fetch          only download and verify every source
@@ -17,7 +18,7 @@ lock=$here/sources.lock
 out=${TOOLCHAIN_OUT:-$here/out}
 dl=${TOOLCHAIN_DL:-$here/dl}
 jobs=${TOOLCHAIN_JOBS:-$(nproc)}
-libs="zlib zstd xz lz4 libdeflate libsodium"
+libs="zlib zstd xz lz4 libdeflate libsodium libarchive e2fsprogs"
 
 # A parent make must not leak its flags, variables or jobserver into ours.
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES GNUMAKEFLAGS MAKELEVEL MAKEFILES \
@@ -267,10 +268,60 @@ build_libsodium() {
 	make install
 }
 
+build_libarchive() {
+	# Debian's patches change configure.ac and Makefile.am: autoreconf, as
+	# Debian's own build does (dh_autoreconf).
+	autoreconf -fi
+	# libarchive.a alone, with the codecs built above (zlib, liblzma,
+	# libzstd, found through $sysroot: the musl-gcc specs hide the host's)
+	# and nothing else: no programs, no crypto library (mtree/xar digests,
+	# zip encryption), no bzip2, lz4, lzo, libb2, libxml2/expat (xar), no
+	# iconv (charset conversion), no ACL or xattr system calls (an entry's
+	# xattrs are still read into and written from memory), no regex
+	# library (archive_match patterns).
+	./configure --build="$build" --host="$host" --prefix="$sysroot" CC="$cc" AR="$ar" RANLIB="$ranlib" \
+		NM="$nm" STRIP="$strip" CFLAGS="$cflags_o2" CPPFLAGS="-I$sysroot/include" LDFLAGS="-L$sysroot/lib" \
+		--disable-shared --enable-static --disable-bsdtar --disable-bsdcpio --disable-bsdcat \
+		--disable-acl --disable-xattr --disable-posix-regex-lib \
+		--with-zlib --with-lzma --with-zstd --without-bz2lib --without-lz4 --without-lzo2 \
+		--without-libb2 --without-openssl --without-nettle --without-mbedtls --without-cng \
+		--without-xml2 --without-expat --without-iconv
+	# A codec configure did not find would be a filter silently missing.
+	local h
+	for h in HAVE_ZLIB_H HAVE_LIBZ HAVE_LZMA_H HAVE_LIBLZMA HAVE_ZSTD_H HAVE_LIBZSTD HAVE_LIBZSTD_COMPRESSOR; do
+		grep -q "^#define $h 1" config.h || { echo "libarchive: configure did not define $h (codecs in $sysroot)"; exit 1; }
+	done
+	make -j"$jobs" libarchive.la
+	make install-libLTLIBRARIES install-includeHEADERS
+}
+
+build_e2fsprogs() {
+	# libext2fs.a and libcom_err.a (lib/ext2fs, lib/et) with their headers,
+	# generated ones included (ext2_err.h, ext2_types.h); no programs.
+	# libext2fs needs neither libuuid nor libblkid: --enable-libuuid and
+	# --enable-libblkid pick e2fsprogs' own copies, so configure does not
+	# look for the system's; they are not built. No tdb (e2fsck's undo
+	# files), no test I/O manager, no bitmap statistics, no backtrace
+	# (musl has no execinfo.h). gen_crc32ctable and subst are built for
+	# the build machine (BUILD_CC, gcc).
+	./configure --build="$build" --host="$host" --prefix="$sysroot" CC="$cc" AR="$ar" RANLIB="$ranlib" \
+		NM="$nm" STRIP="$strip" CFLAGS="$cflags_o2" \
+		--disable-nls --disable-fuse2fs --disable-defrag --disable-debugfs --disable-imager \
+		--disable-resizer --disable-uuidd --disable-e2initrd-helper --disable-fsck \
+		--disable-tdb --disable-testio-debug --disable-bmap-stats --disable-backtrace \
+		--enable-libuuid --enable-libblkid
+	make subs
+	make -C lib/et -j"$jobs" libcom_err.a
+	make -C lib/ext2fs -j"$jobs" libext2fs.a
+	make -C lib/et install
+	make -C lib/ext2fs install
+}
+
 # What each library installs, and the libraries it is built against.
 declare -A libfile=([zlib]=libz.a [zstd]=libzstd.a [xz]=liblzma.a [lz4]=liblz4.a
-	[libdeflate]=libdeflate.a [libsodium]=libsodium.a)
-declare -A deps=()
+	[libdeflate]=libdeflate.a [libsodium]=libsodium.a [libarchive]=libarchive.a
+	[e2fsprogs]="libext2fs.a libcom_err.a")
+declare -A deps=([libarchive]="zlib zstd xz")
 
 # The stamp's text: what the build of $1 depends on. A different text rebuilds it.
 stamp_text() {
@@ -287,7 +338,11 @@ stamp_text() {
 }
 
 is_built() {
-	[ -f "$sysroot/lib/${libfile[$1]}" ] && [ -f "$sysroot/.stamps/$1" ] &&
+	local f
+	for f in ${libfile[$1]}; do
+		[ -f "$sysroot/lib/$f" ] || return 1
+	done
+	[ -f "$sysroot/.stamps/$1" ] &&
 		[ "$(stamp_text "$1")" = "$(cat "$sysroot/.stamps/$1")" ]
 }
 
@@ -357,8 +412,8 @@ build_arch() {
 	sysroot=$out/$arch
 	work=$out/build-$arch
 	mkdir -p "$sysroot"
-	# libsodium's recipe makes its configure script
-	if ! is_built libsodium; then
+	# libsodium's and libarchive's recipes make their configure scripts
+	if ! is_built libsodium || ! is_built libarchive; then
 		need autoreconf autoconf
 		need automake automake
 		need libtoolize libtool

@@ -23,9 +23,11 @@ endif
 TC_SYSROOT := $(TOOLCHAIN_OUT)/$(TC_ARCH)
 TC_CFLAGS := -I$(TC_SYSROOT)/include
 TC_LDFLAGS := -static -L$(TC_SYSROOT)/lib -Wl,--gc-sections
-# In link order; pick a subset as the configuration needs.
-TC_LIBS := -lzstd -llzma -llz4 -ldeflate -lz -lsodium
-TC_LIBFILES := $(addprefix $(TC_SYSROOT)/lib/,libzstd.a liblzma.a liblz4.a libdeflate.a libz.a libsodium.a)
+# In link order (libarchive uses libzstd, liblzma and libz; libext2fs uses
+# libcom_err); pick a subset as the configuration needs.
+TC_LIBS := -larchive -lext2fs -lcom_err -lzstd -llzma -llz4 -ldeflate -lz -lsodium
+TC_LIBFILES := $(addprefix $(TC_SYSROOT)/lib/,libarchive.a libext2fs.a libcom_err.a \
+	libzstd.a liblzma.a liblz4.a libdeflate.a libz.a libsodium.a)
 
 # Command prefix that runs a target binary here: empty when it runs natively.
 TC_QEMU := $(if $(filter $(TC_ARCH),$(shell uname -m)),,qemu-$(TC_ARCH)-static)

@@ -33,8 +33,8 @@
 #include "codec/pipeline.h"
 #include "squashfs.h"
 
-#define SQW_ZERO 1u             /* unit: out_len sparse blocks, no data */
-#define SQW_RAW 2u              /* unit: incompressible, store in[] */
+#define SQW_ZERO SQFS_UNIT_ZERO /* unit: out_len sparse blocks, no data */
+#define SQW_RAW SQFS_UNIT_RAW   /* unit: incompressible, store in[] */
 #define SQW_MAX_RUN 65536       /* sparse blocks in one unit */
 #define SQW_MANIFEST "partitions.txt"
 #define SQW_FILE_MODE 0644
@@ -57,22 +57,12 @@ struct sqfs_writer_file {
 	uint64_t ref;           /* inode: block << 16 | offset */
 };
 
-struct sqfs_writer_meta {
-	uint8_t buf[SQFS_META_SIZE];
-	size_t used;
-	uint64_t written;       /* bytes of this table written so far */
-	uint64_t *blocks;       /* positions of its blocks, when asked */
-	size_t nblocks, cap;
-};
-
 struct sqfs_writer {
 	struct vdisk *src;
-	struct io *out;
+	struct squashfs_sink sink;
 	const struct write_opts *wopts;
 	struct squashfs_wopts opt;
-	uint64_t pos;           /* the next byte of the output */
 	uint64_t done, total;   /* progress */
-	void *mctx;             /* the caller thread's compressor state */
 	uint8_t *buf;           /* bs: compressed output in this thread */
 	uint8_t *fbuf;          /* bs: the fragment being filled */
 	uint32_t fused;
@@ -88,13 +78,21 @@ struct sqfs_writer {
 	char *manifest;
 };
 
+int squashfs_sink_write(struct squashfs_sink *s, const void *p, size_t len, struct err *e)
+{
+	int r = io_write(s->io, p, len, s->pos, e);
+
+	if (r < 0)
+		return r;
+	s->pos += len;
+	if (s->pos > s->high)
+		s->high = s->pos;
+	return 0;
+}
+
 static int sqfs_writer_write(struct sqfs_writer *w, const void *p, size_t len, struct err *e)
 {
-	int r = io_write(w->out, p, len, w->pos, e);
-
-	if (r >= 0)
-		w->pos += len;
-	return r;
+	return squashfs_sink_write(&w->sink, p, len, e);
 }
 
 static void sqfs_writer_progress(struct sqfs_writer *w, uint64_t n)
@@ -113,7 +111,7 @@ static int sqfs_writer_pack(struct sqfs_writer *w, const uint8_t *in, size_t len
 
 	if (len < 2)
 		return 1;
-	r = squashfs_compress(w->opt.comp, &w->mctx, in, len, w->buf, &n,
+	r = squashfs_compress(w->opt.comp, &w->sink.ctx, in, len, w->buf, &n,
 			      w->opt.level, w->opt.bs, e);
 	if (r == -ENOSPC)
 		return 1;
@@ -125,38 +123,64 @@ static int sqfs_writer_pack(struct sqfs_writer *w, const uint8_t *in, size_t len
 
 /* --- metadata: 8 KiB blocks, compressed when that is smaller ----------- */
 
-static int sqfs_writer_meta_block(struct sqfs_writer *w, struct sqfs_writer_meta *m, struct err *e)
+/*
+ * @len (1..SQFS_META_SIZE) bytes at @in as one stored metadata block: its
+ * 2-byte header, then the bytes compressed when that is smaller, else plain,
+ * into @out (SQFS_META_MAX_DISK bytes); *@out_len its length.
+ */
+static int squashfs_meta_encode(const struct squashfs_comp *c, void **ctx, int level,
+				uint32_t block_size, const uint8_t *in, size_t len,
+				uint8_t *out, size_t *out_len, struct err *e)
 {
-	uint8_t hdr[2];
+	size_t n = len - 1;
+	int r = len < 2 ? -ENOSPC : squashfs_compress(c, ctx, in, len, out + 2, &n, level,
+						      block_size, e);
+
+	if (r == -ENOSPC) {
+		put_le16(out, (uint16_t)(len | SQFS_META_UNCOMPRESSED));
+		memcpy(out + 2, in, len);
+		*out_len = len + 2;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	put_le16(out, (uint16_t)n);
+	*out_len = n + 2;
+	return 0;
+}
+
+int squashfs_meta_flush(struct squashfs_sink *s, struct squashfs_meta *m, struct err *e)
+{
+	uint8_t out[SQFS_META_MAX_DISK];
 	size_t n = 0;
-	int r, plain;
+	int r;
 
 	if (!m->used)
 		return 0;
-	if (m->blocks) {
-		if (m->nblocks == m->cap)
-			return err_set(e, EI_ELIMIT, "squashfs: table too large");
-		m->blocks[m->nblocks++] = w->pos;
-	}
-	plain = sqfs_writer_pack(w, m->buf, m->used, &n, e);
-	if (plain < 0)
-		return plain;
-	if (plain) {
-		put_le16(hdr, (uint16_t)(m->used | SQFS_META_UNCOMPRESSED));
-		n = m->used;
-	} else {
-		put_le16(hdr, (uint16_t)n);
-	}
-	if ((r = sqfs_writer_write(w, hdr, 2, e)) < 0 ||
-	    (r = sqfs_writer_write(w, plain ? m->buf : w->buf, n, e)) < 0)
+	r = squashfs_meta_encode(s->comp, &s->ctx, s->level, s->bs, m->buf, m->used, out, &n, e);
+	if (r < 0)
 		return r;
-	m->written += 2 + n;
+	if (m->to_mem) {
+		if (m->written + n > m->mem_cap) {
+			size_t cap = m->mem_cap ? 2 * m->mem_cap : 4 * SQFS_META_MAX_DISK;
+			uint8_t *p = realloc(m->mem, cap);
+
+			if (!p)
+				return err_set(e, -ENOMEM, "squashfs: out of memory");
+			m->mem = p;
+			m->mem_cap = cap;
+		}
+		memcpy(m->mem + m->written, out, n);
+	} else if ((r = squashfs_sink_write(s, out, n, e)) < 0) {
+		return r;
+	}
+	m->written += n;
 	m->used = 0;
 	return 0;
 }
 
-static int sqfs_writer_meta_add(struct sqfs_writer *w, struct sqfs_writer_meta *m, const void *p,
-			size_t len, struct err *e)
+int squashfs_meta_add(struct squashfs_sink *s, struct squashfs_meta *m, const void *p,
+		      size_t len, struct err *e)
 {
 	const uint8_t *b = p;
 
@@ -168,73 +192,105 @@ static int sqfs_writer_meta_add(struct sqfs_writer *w, struct sqfs_writer_meta *
 		m->used += n;
 		b += n;
 		len -= n;
-		if (m->used == SQFS_META_SIZE && (r = sqfs_writer_meta_block(w, m, e)) < 0)
+		if (m->used == SQFS_META_SIZE && (r = squashfs_meta_flush(s, m, e)) < 0)
 			return r;
 	}
 	return 0;
 }
 
-static uint64_t sqfs_writer_meta_ref(const struct sqfs_writer_meta *m)
+uint64_t squashfs_meta_ref(const struct squashfs_meta *m)
 {
 	return m->written << 16 | m->used;
 }
 
-/* A table in metadata blocks followed by its index; *@at gets the index. */
-static int sqfs_writer_table(struct sqfs_writer *w, const uint8_t *data, size_t len,
-		     uint64_t *at, struct err *e)
+int squashfs_table(struct squashfs_sink *s, const uint8_t *data, size_t len,
+		   const uint8_t *hdr, size_t hdr_len, uint64_t *at, struct err *e)
 {
-	struct sqfs_writer_meta *m = calloc(1, sizeof(*m));
-	uint8_t p[8];
+	size_t nb = (len + SQFS_META_SIZE - 1) / SQFS_META_SIZE;
+	uint64_t *blk = malloc((nb ? nb : 1) * sizeof(*blk));
+	uint8_t out[SQFS_META_MAX_DISK], p[8];
+	int r = blk ? 0 : err_set(e, -ENOMEM, "squashfs: out of memory");
+
+	for (size_t i = 0; r >= 0 && i < nb; i++) {
+		size_t n = 0, l = min_u64(SQFS_META_SIZE, len - i * SQFS_META_SIZE);
+
+		blk[i] = s->pos;
+		r = squashfs_meta_encode(s->comp, &s->ctx, s->level, s->bs,
+					 data + i * SQFS_META_SIZE, l, out, &n, e);
+		if (r >= 0)
+			r = squashfs_sink_write(s, out, n, e);
+	}
+	*at = s->pos;
+	if (r >= 0 && hdr_len)
+		r = squashfs_sink_write(s, hdr, hdr_len, e);
+	for (size_t i = 0; r >= 0 && i < nb; i++) {
+		put_le64(p, blk[i]);
+		r = squashfs_sink_write(s, p, 8, e);
+	}
+	free(blk);
+	return r;
+}
+
+int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const uint32_t *word,
+			uint32_t n, uint8_t *sb, struct err *e)
+{
+	uint64_t at = s->pos;
+	uint8_t *t;
 	int r;
 
-	if (!m)
+	put_le32(sb + SB_FRAGMENTS, n);
+	put_le64(sb + SB_FRAG_TABLE, at);
+	if (!n)
+		return 0;
+	t = malloc((size_t)n * 16);
+	if (!t)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	m->cap = len / SQFS_META_SIZE + 1;
-	m->blocks = calloc(m->cap, sizeof(*m->blocks));
-	r = m->blocks ? 0 : err_set(e, -ENOMEM, "squashfs: out of memory");
-	if (r >= 0)
-		r = sqfs_writer_meta_add(w, m, data, len, e);
-	if (r >= 0)
-		r = sqfs_writer_meta_block(w, m, e);
-	*at = w->pos;
-	for (size_t i = 0; r >= 0 && i < m->nblocks; i++) {
-		put_le64(p, m->blocks[i]);
-		r = sqfs_writer_write(w, p, 8, e);
+	for (uint32_t i = 0; i < n; i++) {
+		put_le64(t + 16 * i, start[i]);
+		put_le32(t + 16 * i + 8, word[i]);
+		put_le32(t + 16 * i + 12, 0);
 	}
-	free(m->blocks);
-	free(m);
+	r = squashfs_table(s, t, (size_t)n * 16, NULL, 0, &at, e);
+	free(t);
+	put_le64(sb + SB_FRAG_TABLE, at);
 	return r;
 }
 
 /* --- data blocks, through the pipeline ----------------------------------- */
 
-static int sqfs_writer_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
+		       int sparse_ok, struct err *e)
 {
-	struct sqfs_writer *w = arg;
 	size_t n = u->in_len - 1;
 	int r;
 
-	if (u->flags & SQW_ZERO)
+	if (u->flags & SQFS_UNIT_ZERO)
 		return 0;
-	if (buf_is_zero(u->in, u->in_len)) {
-		u->flags |= SQW_ZERO;
+	if (sparse_ok && buf_is_zero(u->in, u->in_len)) {
+		u->flags |= SQFS_UNIT_ZERO;
 		u->out_len = 1;
 		return 0;
 	}
 	if (u->in_len < 2) {
-		u->flags |= SQW_RAW;
+		u->flags |= SQFS_UNIT_RAW;
 		return 0;
 	}
-	r = squashfs_compress(w->opt.comp, ctx, u->in, u->in_len, u->out, &n,
-			      w->opt.level, w->opt.bs, e);
+	r = squashfs_compress(o->comp, ctx, u->in, u->in_len, u->out, &n, o->level, o->bs, e);
 	if (r == -ENOSPC) {
-		u->flags |= SQW_RAW;
+		u->flags |= SQFS_UNIT_RAW;
 		return 0;
 	}
 	if (r < 0)
 		return r;
 	u->out_len = n;
 	return 0;
+}
+
+static int sqfs_writer_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+{
+	struct sqfs_writer *w = arg;
+
+	return squashfs_unit_work(&w->opt, ctx, u, 1, e);
 }
 
 static int sqfs_writer_emit(void *arg, struct pl_unit *u, struct err *e)
@@ -415,7 +471,7 @@ static int sqfs_writer_frag_flush(struct sqfs_writer *w, struct err *e)
 		w->frag_word = v;
 		w->frag_cap = cap;
 	}
-	w->frag_start[w->nfrag] = w->pos;
+	w->frag_start[w->nfrag] = w->sink.pos;
 	r = sqfs_writer_pack(w, w->fbuf, w->fused, &n, e);
 	if (r < 0)
 		return r;
@@ -474,7 +530,7 @@ static int sqfs_writer_mem_file(struct sqfs_writer *w, struct sqfs_writer_file *
 	if (!f->own)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	f->words = f->own;
-	f->start = w->pos;
+	f->start = w->sink.pos;
 	for (uint64_t i = 0; i < f->nblocks; i++) {
 		const uint8_t *b = (const uint8_t *)f->mem + (i << w->opt.log);
 		size_t n = 0;
@@ -539,7 +595,7 @@ static int sqfs_writer_partitions(struct sqfs_writer *w, const struct squashfs_p
 			if (!f->own)
 				return err_set(e, -ENOMEM, "squashfs: out of memory");
 			f->words = f->own;
-			f->start = w->pos;
+			f->start = w->sink.pos;
 			r = sqfs_writer_stream(w, p->start, p->size, f->own, &f->sparse, e);
 			if (r < 0)
 				return r;
@@ -574,7 +630,7 @@ static void sqfs_writer_inode_hdr(uint8_t *b, unsigned type, unsigned mode,
 	put_le32(b + 12, number);
 }
 
-static int sqfs_writer_file_inode(struct sqfs_writer *w, struct sqfs_writer_meta *m,
+static int sqfs_writer_file_inode(struct sqfs_writer *w, struct squashfs_meta *m,
 			  struct sqfs_writer_file *f, struct err *e)
 {
 	uint8_t b[SQFS_INODE_HDR + SQFS_LREG_SIZE], words[4096];
@@ -582,7 +638,7 @@ static int sqfs_writer_file_inode(struct sqfs_writer *w, struct sqfs_writer_meta
 	size_t n = 0;
 	int r;
 
-	f->ref = sqfs_writer_meta_ref(m);
+	f->ref = squashfs_meta_ref(m);
 	sqfs_writer_inode_hdr(b, ext ? SQFS_LREG : SQFS_REG, SQW_FILE_MODE, w->opt.mtime,
 		      f->number);
 	if (ext) {
@@ -601,13 +657,13 @@ static int sqfs_writer_file_inode(struct sqfs_writer *w, struct sqfs_writer_meta
 		put_le32(b + 28, (uint32_t)f->size);
 		n = SQFS_INODE_HDR + SQFS_REG_SIZE;
 	}
-	r = sqfs_writer_meta_add(w, m, b, n, e);
+	r = squashfs_meta_add(&w->sink, m, b, n, e);
 	for (uint64_t i = 0; r >= 0 && i < f->nblocks; i += sizeof(words) / 4) {
 		uint64_t c = min_u64(sizeof(words) / 4, f->nblocks - i);
 
 		for (uint64_t j = 0; j < c; j++)
 			put_le32(words + 4 * j, f->words[i + j]);
-		r = sqfs_writer_meta_add(w, m, words, c * 4, e);
+		r = squashfs_meta_add(&w->sink, m, words, c * 4, e);
 	}
 	return r;
 }
@@ -650,7 +706,7 @@ static size_t sqfs_writer_listing(struct sqfs_writer *w, uint8_t *d)
 
 static int sqfs_writer_tables(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 {
-	struct sqfs_writer_meta *m = calloc(1, sizeof(*m));
+	struct squashfs_meta *m = calloc(1, sizeof(*m));
 	uint8_t *listing = NULL, b[SQFS_INODE_HDR + SQFS_DIR_SIZE];
 	uint64_t root, at;
 	size_t len;
@@ -662,7 +718,7 @@ static int sqfs_writer_tables(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 		goto out;
 	}
 	/* Inode table: the files in name order (numbers 1..n), then the root. */
-	put_le64(sb + SB_INODE_TABLE, w->pos);
+	put_le64(sb + SB_INODE_TABLE, w->sink.pos);
 	for (unsigned i = 0; r >= 0 && i < w->nfiles; i++) {
 		w->file[i].number = i + 1;
 		r = sqfs_writer_file_inode(w, m, &w->file[i], e);
@@ -670,54 +726,35 @@ static int sqfs_writer_tables(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 	if (r < 0)
 		goto out;
 	len = sqfs_writer_listing(w, listing);
-	root = sqfs_writer_meta_ref(m);
+	root = squashfs_meta_ref(m);
 	sqfs_writer_inode_hdr(b, SQFS_DIR, SQW_DIR_MODE, w->opt.mtime, w->nfiles + 1);
 	put_le32(b + 16, 0);                    /* listing at the table's start */
 	put_le32(b + 20, 2);                    /* nlink */
 	put_le16(b + 24, (uint16_t)(len + 3));
 	put_le16(b + 26, 0);
 	put_le32(b + 28, w->nfiles + 2);        /* parent of the root: inodes + 1 */
-	r = sqfs_writer_meta_add(w, m, b, sizeof(b), e);
+	r = squashfs_meta_add(&w->sink, m, b, sizeof(b), e);
 	if (r >= 0)
-		r = sqfs_writer_meta_block(w, m, e);
+		r = squashfs_meta_flush(&w->sink, m, e);
 	if (r < 0)
 		goto out;
 	put_le64(sb + SB_ROOT_INODE, root);
 	put_le32(sb + SB_INODES, w->nfiles + 1);
 	/* Directory table: the root's listing. */
-	put_le64(sb + SB_DIR_TABLE, w->pos);
+	put_le64(sb + SB_DIR_TABLE, w->sink.pos);
 	memset(m, 0, sizeof(*m));
-	r = sqfs_writer_meta_add(w, m, listing, len, e);
+	r = squashfs_meta_add(&w->sink, m, listing, len, e);
 	if (r >= 0)
-		r = sqfs_writer_meta_block(w, m, e);
+		r = squashfs_meta_flush(&w->sink, m, e);
 	if (r < 0)
 		goto out;
-	/* Fragment table: 16 bytes an entry. */
-	put_le32(sb + SB_FRAGMENTS, w->nfrag);
-	if (w->nfrag) {
-		uint8_t *t = malloc((size_t)w->nfrag * 16);
-
-		if (!t) {
-			r = err_set(e, -ENOMEM, "squashfs: out of memory");
-			goto out;
-		}
-		for (uint32_t i = 0; i < w->nfrag; i++) {
-			put_le64(t + 16 * i, w->frag_start[i]);
-			put_le32(t + 16 * i + 8, w->frag_word[i]);
-			put_le32(t + 16 * i + 12, 0);
-		}
-		r = sqfs_writer_table(w, t, (size_t)w->nfrag * 16, &at, e);
-		free(t);
-		if (r < 0)
-			goto out;
-	} else {
-		at = w->pos;
-	}
-	put_le64(sb + SB_FRAG_TABLE, at);
+	r = squashfs_frag_table(&w->sink, w->frag_start, w->frag_word, w->nfrag, sb, e);
+	if (r < 0)
+		goto out;
 	put_le64(sb + SB_EXPORT_TABLE, SQFS_INVALID_BLK);
 	/* Id table: one id, 0 (root). */
 	memset(b, 0, 4);
-	r = sqfs_writer_table(w, b, 4, &at, e);
+	r = squashfs_table(&w->sink, b, 4, NULL, 0, &at, e);
 	put_le64(sb + SB_ID_TABLE, at);
 	put_le16(sb + SB_NO_IDS, 1);
 	put_le64(sb + SB_XATTR_TABLE, SQFS_INVALID_BLK);
@@ -849,10 +886,15 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 		;
 	s = opts_get(o, "name");
 	snprintf(w.name, sizeof(w.name), "%s", s ? s : d[SQO_NAME].def);
+	if (s)
+		w.given |= SQFS_GIVEN_NAME;
 	if (!sqfs_writer_name_ok(w.name))
 		return opt_bad(&d[SQO_NAME], s, "squashfs", e);
-	if ((r = opt_choice(&d[SQO_PARTITIONS], opts_get(o, "partitions"), "squashfs", e)) < 0)
+	s = opts_get(o, "partitions");
+	if ((r = opt_choice(&d[SQO_PARTITIONS], s, "squashfs", e)) < 0)
 		return r;
+	if (s)
+		w.given |= SQFS_GIVEN_PARTITIONS;
 	w.partitions = r == 0;
 	if (w.partitions && (!strcmp(w.name, SQW_MANIFEST) ||
 			     (w.name[0] == 'p' && strspn(w.name + 1, "0123456789") &&
@@ -871,6 +913,10 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 			return err_set(e, EI_EUSAGE,
 				       "squashfs: SOURCE_DATE_EPOCH=%s is not a number in %s",
 				       env, d[SQO_MTIME].values);
+		if (env && *env)
+			w.given |= SQFS_GIVEN_MTIME;
+	} else {
+		w.given |= SQFS_GIVEN_MTIME;
 	}
 	w.mtime = (uint32_t)v;
 	/* Compressed bytes differ between libraries: the recipe names it. */
@@ -881,25 +927,24 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 	return 0;
 }
 
-/* Compressor options: lz4 always, gzip and zstd off mksquashfs's defaults. */
-static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err *e)
+size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
+			  uint8_t b[SQFS_COMP_OPTS_MAX])
 {
-	uint8_t b[10];
-	size_t n = 0;
+	size_t n;
 
-	switch (w->opt.comp->id) {
+	switch (c->id) {
 	case SQFS_COMP_GZIP:
-		if (w->opt.level == 9)
+		if (level == 9)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->opt.level);
+		put_le32(b + 2, (uint32_t)level);
 		put_le16(b + 6, 15);    /* window_size */
 		put_le16(b + 8, 0);     /* strategies: default */
 		n = 8;
 		break;
 	case SQFS_COMP_ZSTD:
-		if (w->opt.level == 15)
+		if (level == 15)
 			return 0;
-		put_le32(b + 2, (uint32_t)w->opt.level);
+		put_le32(b + 2, (uint32_t)level);
 		n = 4;
 		break;
 	case SQFS_COMP_LZ4:
@@ -911,28 +956,46 @@ static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err 
 		return 0;
 	}
 	put_le16(b, (uint16_t)(n | SQFS_META_UNCOMPRESSED));
-	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
-	return sqfs_writer_write(w, b, n + 2, e);
+	return n + 2;
 }
 
-/* The recipe after bytes_used, then zeros to the next 4 KiB. */
-static int sqfs_writer_trailer(struct sqfs_writer *w, struct err *e)
+static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err *e)
 {
-	char t[SQFS_RECIPE_MAX + 64], lib[64];
-	const char *key = codec_library(codec_find(w->opt.comp->codec), lib, sizeof(lib));
-	uint8_t zero[SQFS_DEVBLK] = { 0 };
-	int n = snprintf(t, sizeof(t),
-			 SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			 "%s=%s,block_size=%u,name=%s,partitions=%s,mtime=%u\n",
-			 EDGEIMG_VERSION, w->opt.comp->name, w->opt.level, key, lib, w->opt.bs,
-			 w->opt.name, w->opt.partitions ? "on" : "off", w->opt.mtime);
-	uint64_t end;
-	int r;
+	uint8_t b[SQFS_COMP_OPTS_MAX];
+	size_t n = squashfs_comp_opts(w->opt.comp, w->opt.level, b);
 
-	r = sqfs_writer_write(w, t, (size_t)n, e);
-	end = (w->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
-	if (r >= 0 && end > w->pos)
-		r = sqfs_writer_write(w, zero, end - w->pos, e);
+	if (!n)
+		return 0;
+	put_le16(sb + SB_FLAGS, get_le16(sb + SB_FLAGS) | SQFS_FLAG_COMP_OPT);
+	return sqfs_writer_write(w, b, n, e);
+}
+
+int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts *o, int tree,
+			   struct err *e)
+{
+	char t[SQFS_RECIPE_MAX + 64], lib[64], mtime[24] = "";
+	const char *key = codec_library(codec_find(o->comp->codec), lib, sizeof(lib));
+	uint8_t zero[SQFS_DEVBLK] = { 0 };
+	uint64_t end;
+	int n, r;
+
+	if (!tree || (o->given & SQFS_GIVEN_MTIME))
+		snprintf(mtime, sizeof(mtime), ",mtime=%u", o->mtime);
+	if (tree)
+		n = snprintf(t, sizeof(t),
+			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
+			     "%s=%s,block_size=%u%s\n",
+			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
+	else
+		n = snprintf(t, sizeof(t),
+			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
+			     "%s=%s,block_size=%u,name=%s,partitions=%s%s\n",
+			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs,
+			     o->name, o->partitions ? "on" : "off", mtime);
+	r = squashfs_sink_write(s, t, (size_t)n, e);
+	end = (s->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
+	if (r >= 0 && end > s->pos)
+		r = squashfs_sink_write(s, zero, end - s->pos, e);
 	return r;
 }
 
@@ -941,7 +1004,7 @@ static void sqfs_writer_free(struct sqfs_writer *w)
 	for (unsigned i = 0; i < w->nfiles; i++)
 		free(w->file[i].own);
 	if (w->opt.comp)
-		squashfs_ctx_free(w->opt.comp, w->mctx);
+		squashfs_ctx_free(w->opt.comp, w->sink.ctx);
 	free(w->buf);
 	free(w->fbuf);
 	free(w->frag_start);
@@ -965,12 +1028,15 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	if (!w)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	w->src = src;
-	w->out = out;
+	w->sink.io = out;
 	w->wopts = wopts;
 	r = format_write_opts(&fmt_squashfs, wopts, &tmp, &parsed, e);
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
+	w->sink.comp = w->opt.comp;
+	w->sink.level = w->opt.level;
+	w->sink.bs = w->opt.bs;
 	w->total = src->size;
 	list = ((src->size + w->opt.bs - 1) >> w->opt.log) * 4;
 	if (w->opt.partitions) {
@@ -1015,7 +1081,7 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	put_le16(sb + SB_MAJOR, 4);
 	put_le16(sb + SB_MINOR, 0);
 	put_le32(sb + SB_MKFS_TIME, w->opt.mtime);
-	w->pos = SQFS_SUPER_SIZE;
+	w->sink.pos = SQFS_SUPER_SIZE;
 	r = sqfs_writer_comp_opts(w, sb, e);
 	if (r < 0)
 		goto out;
@@ -1028,7 +1094,7 @@ int squashfs_write(struct vdisk *src, struct io *out,
 		goto out;
 	}
 	disk->words = disk->own;
-	disk->start = w->pos;
+	disk->start = w->sink.pos;
 	r = sqfs_writer_stream(w, 0, src->size, disk->own, &disk->sparse, e);
 	if (r < 0)
 		goto out;
@@ -1052,8 +1118,8 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	r = sqfs_writer_tables(w, sb, e);
 	if (r < 0)
 		goto out;
-	put_le64(sb + SB_BYTES_USED, w->pos);
-	r = sqfs_writer_trailer(w, e);
+	put_le64(sb + SB_BYTES_USED, w->sink.pos);
+	r = squashfs_trailer_write(&w->sink, &w->opt, 0, e);
 	if (r >= 0)
 		r = io_write(out, sb, sizeof(sb), 0, e);
 out:

@@ -252,7 +252,101 @@ struct squashfs_wopts {
 	int level, partitions;
 	uint32_t bs, log, mtime;
 	char name[72];
+	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */
+	unsigned given;
 };
+
+#define SQFS_GIVEN_NAME 1u
+#define SQFS_GIVEN_PARTITIONS 2u
+#define SQFS_GIVEN_MTIME 4u
+
+/*
+ * Where a writer's bytes go: the output, the next byte, the furthest
+ * written (a writer may move back), and how its metadata is compressed
+ * (@ctx: the writing thread's compressor state, squashfs_ctx_free()).
+ */
+struct io;
+struct squashfs_sink {
+	struct io *io;
+	uint64_t pos, high;
+	const struct squashfs_comp *comp;
+	int level;
+	uint32_t bs;
+	void *ctx;
+};
+
+/* squashfs_sink_write() - @len bytes at s->pos, moving it. */
+int squashfs_sink_write(struct squashfs_sink *s, const void *p, size_t len, struct err *e);
+
+/*
+ * A metadata table (inodes, directories, xattr pairs) being built in
+ * 8 KiB blocks, each stored compressed when that is smaller: written to
+ * the sink as they fill, or, with @to_mem, kept stored in @mem (@written
+ * bytes) for the writer to write later.  Zeroed to start; free(mem).
+ */
+struct squashfs_meta {
+	uint8_t buf[SQFS_META_SIZE];
+	size_t used;
+	uint64_t written;       /* stored bytes of the table so far */
+	int to_mem;
+	uint8_t *mem;
+	size_t mem_cap;
+};
+
+int squashfs_meta_add(struct squashfs_sink *s, struct squashfs_meta *m, const void *p,
+		      size_t len, struct err *e);
+/* squashfs_meta_flush() - store the block being filled (if any). */
+int squashfs_meta_flush(struct squashfs_sink *s, struct squashfs_meta *m, struct err *e);
+/* squashfs_meta_ref() - where the next byte goes: stored block << 16 | offset. */
+uint64_t squashfs_meta_ref(const struct squashfs_meta *m);
+
+/*
+ * squashfs_table() - @len bytes of @data (an id, fragment or xattr id table)
+ * as metadata blocks, then @hdr_len bytes of @hdr (the xattr id table's
+ * header), then the blocks' positions; *@at gets where @hdr, or the
+ * positions, start.
+ */
+int squashfs_table(struct squashfs_sink *s, const uint8_t *data, size_t len,
+		   const uint8_t *hdr, size_t hdr_len, uint64_t *at, struct err *e);
+
+/*
+ * squashfs_frag_table() - the fragment table of @n fragment blocks (each
+ * at @start, with its size word), filling the superblock @sb's fragment
+ * count and table position.
+ */
+int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const uint32_t *word,
+			uint32_t n, uint8_t *sb, struct err *e);
+
+/*
+ * Data blocks through the pipeline: squashfs_unit_work() is the work() of
+ * both writers: a unit of SQFS_UNIT_ZERO stays as it is (its out_len
+ * sparse blocks); with @sparse_ok a block of zeros becomes one; else
+ * u->in is compressed into u->out, or marked SQFS_UNIT_RAW when that is
+ * not smaller.  Other flag bits are the writer's.
+ */
+#define SQFS_UNIT_ZERO 1u
+#define SQFS_UNIT_RAW 2u
+struct pl_unit;
+int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
+		       int sparse_ok, struct err *e);
+
+/*
+ * squashfs_comp_opts() - the compressor options mksquashfs writes after the
+ * superblock for @c at @level (lz4 always; gzip and zstd off mksquashfs's
+ * default level), as stored (a metadata header, then the options) in @out:
+ * its length, 0 for none.
+ */
+#define SQFS_COMP_OPTS_MAX 10
+size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
+			  uint8_t out[SQFS_COMP_OPTS_MAX]);
+
+/*
+ * squashfs_trailer_write() - the recipe of @o at s->pos (bytes_used), then
+ * zeros to the next 4 KiB; @tree: a root filesystem's recipe (no name= nor
+ * partitions=, mtime= only when given).
+ */
+int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts *o, int tree,
+			   struct err *e);
 
 /* The options squashfs_opts_parse() takes, for the format's table. */
 extern const struct opt_desc squashfs_write_options[];

@@ -281,7 +281,7 @@ static int files_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
 			sha256_final(&c, d);
 			for (unsigned i = 0; i < SHA256_LEN; i++)
 				sprintf(hex + 2 * i, "%02x", d[i]);
-			if (ent->ino && ent->nlink > 1) {
+			if (ent->ino && ent->nlink != 1) {       /* 0: a tar's, unknown */
 				struct files_hash *h = malloc(sizeof(*h));
 
 				if (!h)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/info.h"
 #include "core/kconfig.h"
 #include "core/part.h"
 #include "core/vdisk.h"
@@ -99,14 +100,16 @@ const char *ft_type_name(enum ft_type t)
 
 void ft_warnf(struct ft_source *s, const char *fmt, ...)
 {
-	char msg[ERR_MSG_MAX];
+	char raw[ERR_MSG_MAX], msg[ERR_MSG_MAX];
 	va_list ap;
 
 	if (!s->warn && !s->warn_fatal)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* paths and names of a hostile image: no terminal control bytes */
+	text_safe(raw, msg, sizeof(msg));
 	if (s->warn_fatal) {
 		if (!s->fatal[0])
 			snprintf(s->fatal, sizeof(s->fatal), "%.480s (-o acls=error)", msg);

@@ -66,7 +66,10 @@ struct ft_entry {
 	 * Hard links: entries of one inode share @ino (a source's identity,
 	 * non-zero, unique within the walk) when nlink > 1.  The first one
 	 * visited carries the data; a later one has @link_to, the path of
-	 * that first one, and its data is not read again.
+	 * that first one, and its data is not read again.  A tar cannot
+	 * tell ahead: its first entry of a non-directory has nlink 0
+	 * (unknown: a later member may be a hard link to it), its later hard
+	 * links nlink 2, 3, ... (those seen so far).
 	 */
 	uint64_t ino;
 	uint32_t nlink;

@@ -325,24 +325,6 @@ run_ei 2 -- convert -O squashfs -o partitions=on "$T/sparse.raw" "$T/o/x.sqfs"
 has "partitions=on needs a partition table" 'squashfs: partitions=on, but the disk has no GPT or MBR' "$ERR"
 
 # --- the kernel: loop-mount where the machine allows ----------------------
-kernel_mount() {
-	local why=""
-	mkdir -p "$T/mnt"
-	if [ "$(id -u)" != 0 ]; then
-		why="not root"
-	elif [ ! -e /dev/loop-control ] && [ ! -e /dev/loop0 ]; then
-		why="no /dev/loop*"
-	elif ! grep -qw squashfs /proc/filesystems && ! modprobe squashfs 2>/dev/null; then
-		why="no squashfs in this kernel"
-	elif ! mount -t squashfs -o loop,ro "$1" "$T/mnt" 2>"$T/mount.err"; then
-		why="mount failed: $(head -c 200 "$T/mount.err")"
-	fi
-	if [ -n "$why" ]; then
-		echo "SKIP kernel mount: $why"
-		return 1
-	fi
-	return 0
-}
 for c in $codecs; do
 	rm -f "$T/k.sqfs"
 	o=compression=$c
