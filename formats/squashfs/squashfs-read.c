@@ -290,7 +290,7 @@ static int squashfs_tables(struct squashfs_fs *fs, const uint8_t *sb, struct err
 }
 
 /* The compressor options block, when the flags say there is one. */
-static int squashfs_comp_opts(struct squashfs_fs *fs, struct err *e)
+static int squashfs_read_comp_opts(struct squashfs_fs *fs, struct err *e)
 {
 	uint64_t blk = SQFS_SUPER_SIZE;
 	uint32_t off = 0;
@@ -1036,7 +1036,7 @@ int squashfs_fs_open(struct squashfs_fs *fs, struct io *io, uint64_t max_table,
 	r = squashfs_tables(fs, sb, e);
 	if (r < 0)
 		return r;
-	return squashfs_comp_opts(fs, e);
+	return squashfs_read_comp_opts(fs, e);
 }
 
 void squashfs_fs_close(struct squashfs_fs *fs)
