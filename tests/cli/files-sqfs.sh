@@ -167,6 +167,14 @@ if [ $tmpfs = 1 ]; then
 		test "$(grep '^  xattr user.long=' "$g" | tr -d '\n' | wc -c)" = $((18 + 20000))
 fi
 
+# --- back through edgeimg's own squashfs writer: the same listing --------------
+if has_feature OUTPUT_SQUASHFS; then
+	run_ei 0 -- convert --files -O squashfs "$T/m1.sqfs" "$T/rt.sqfs"
+	run_ei 0 -- info --files "$T/rt.sqfs"
+	printf '%s\n' "$OUT" >"$T/got-rt"
+	check "squashfs -> convert --files -O squashfs: the same listing" cmp "$T/got1" "$T/got-rt"
+fi
+
 # --- directories deeper than the walk goes -------------------------------------
 deep=$T/deep
 p=$deep
