@@ -90,6 +90,12 @@ $(obj)/fuzz/fuzz-part: tests/fuzz/fuzz_part.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The squashfs file view's fuzzer (formats/squashfs/squashfs-files.c);
+# seeds: seed-sqfsfiles.sh.
+$(obj)/fuzz/fuzz-sqfsfiles: tests/fuzz/fuzz_sqfsfiles.c $(fuzz-objs)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 # The tar source's fuzzer, through the tar consumer; seeds: seed-tar.sh.
 $(obj)/fuzz/fuzz-tar: tests/fuzz/fuzz_tar.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -13,18 +13,11 @@
 #include <string.h>
 
 #include "core/bytes.h"
+#include "core/info.h"
 #include "squashfs.h"
 
-#define SQR_MCACHE 8            /* decompressed metadata blocks kept */
 #define SQR_CUM_STEP 64         /* a running offset every this many blocks */
 #define SQR_MAX_LISTING (1u << 20)      /* the root directory's listing */
-
-struct sqfs_reader_mblock {
-	uint64_t pos;           /* the block's header; UINT64_MAX: empty */
-	uint64_t next;          /* the block after it */
-	uint32_t len;           /* uncompressed bytes */
-	uint8_t data[SQFS_META_SIZE];
-};
 
 struct sqfs_reader_entry {
 	const uint8_t *name;    /* into the listing, not NUL-terminated */
@@ -36,15 +29,7 @@ struct sqfs_reader_entry {
 };
 
 struct sqfs_reader {
-	const struct squashfs_comp *comp;
-	void *ctx;
-	uint32_t bs, log, inodes, fragments, mkfs_time;
-	unsigned flags, no_ids;
-	uint64_t bytes_used, inode_table, dir_table, dir_end, root_ref;
-	uint64_t frag_table;    /* fragment_table_start: the index */
-	uint64_t *frag_ptr;     /* the index: metadata block positions */
-	uint32_t xattr_ids;
-	int opt_level;          /* from compressor options, or -1 */
+	struct squashfs_fs fs;  /* the superblock, tables and metadata cache */
 
 	uint8_t *listing;       /* the root directory */
 	struct sqfs_reader_entry *ent;
@@ -56,10 +41,8 @@ struct sqfs_reader {
 	uint32_t frag, frag_off, tail_len;
 	uint8_t *tail;          /* the fragment tail, once read */
 
-	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
 	uint8_t *dbuf;          /* bs: the last decompressed block */
 	uint64_t dblock;        /* its index, or UINT64_MAX */
-	struct sqfs_reader_mblock *mc;
 	char recipe[SQFS_RECIPE_MAX];
 };
 
@@ -76,12 +59,11 @@ static const char *sqfs_reader_type_name(unsigned t)
 }
 
 /* Load the metadata block at @pos, which must lie inside [lo, hi). */
-static int sqfs_reader_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
+static int squashfs_meta_load(struct squashfs_fs *fs, uint64_t pos, uint64_t lo,
 			 uint64_t hi, const char *what,
-			 struct sqfs_reader_mblock **out, struct err *e)
+			 struct squashfs_mblock **out, struct err *e)
 {
-	struct sqfs_reader *s = vd->priv;
-	struct sqfs_reader_mblock *m = &s->mc[(pos ^ (pos >> 13)) % SQR_MCACHE];
+	struct squashfs_mblock *m = &fs->mc[(pos ^ (pos >> 13)) % SQFS_MCACHE];
 	uint8_t hdr[2];
 	unsigned size, raw;
 	size_t len = SQFS_META_SIZE;
@@ -96,7 +78,7 @@ static int sqfs_reader_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
 			       "squashfs: %s: metadata block at %llu is outside %llu..%llu",
 			       what, (unsigned long long)pos,
 			       (unsigned long long)lo, (unsigned long long)hi);
-	r = io_read(vd->io, hdr, 2, pos, "squashfs: metadata", e);
+	r = io_read(fs->io, hdr, 2, pos, "squashfs: metadata", e);
 	if (r < 0)
 		return r;
 	size = get_le16(hdr) & ~SQFS_META_UNCOMPRESSED;
@@ -112,13 +94,13 @@ static int sqfs_reader_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
 			       (unsigned long long)hi);
 	m->pos = UINT64_MAX;
 	if (raw) {
-		r = io_read(vd->io, m->data, size, pos + 2, "squashfs: metadata", e);
+		r = io_read(fs->io, m->data, size, pos + 2, "squashfs: metadata", e);
 		len = size;
 	} else {
-		r = io_read(vd->io, s->cbuf, size, pos + 2, "squashfs: metadata", e);
+		r = io_read(fs->io, fs->cbuf, size, pos + 2, "squashfs: metadata", e);
 		if (r >= 0)
-			r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size,
-						m->data, &len, s->bs, e);
+			r = squashfs_decompress(fs->comp, &fs->ctx, fs->cbuf, size,
+						m->data, &len, fs->bs, e);
 		if (r < 0)
 			err_prefix(e, "squashfs: %s: metadata block at %llu", what,
 				   (unsigned long long)pos);
@@ -140,16 +122,16 @@ static int sqfs_reader_meta_load(struct vdisk *vd, uint64_t pos, uint64_t lo,
  * Copy @len bytes of metadata starting at block *@blk, offset *@off (both
  * advanced), into @dst (NULL skips them), following blocks inside [lo, hi).
  */
-static int sqfs_reader_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
+int squashfs_meta_read(struct squashfs_fs *fs, uint64_t *blk, uint32_t *off,
 			 void *dst, size_t len, uint64_t lo, uint64_t hi,
 			 const char *what, struct err *e)
 {
 	uint8_t *d = dst;
 
 	while (len) {
-		struct sqfs_reader_mblock *m = NULL;
+		struct squashfs_mblock *m = NULL;
 		size_t n;
-		int r = sqfs_reader_meta_load(vd, *blk, lo, hi, what, &m, e);
+		int r = squashfs_meta_load(fs, *blk, lo, hi, what, &m, e);
 
 		if (r < 0)
 			return r;
@@ -179,7 +161,7 @@ static int sqfs_reader_meta_read(struct vdisk *vd, uint64_t *blk, uint32_t *off,
  * end by *@next; on success *@next is the first block (where the table
  * before it must end).  The positions go to *@keep when it is non-NULL.
  */
-static int sqfs_reader_index(struct vdisk *vd, const char *what, uint64_t start,
+static int squashfs_index(struct squashfs_fs *fs, const char *what, uint64_t start,
 		     uint64_t entries, unsigned esize, uint64_t meta_end,
 		     uint64_t *next, uint64_t **keep, struct err *e)
 {
@@ -193,15 +175,15 @@ static int sqfs_reader_index(struct vdisk *vd, const char *what, uint64_t start,
 			       what, (unsigned long long)entries,
 			       (unsigned long long)len, (unsigned long long)start,
 			       (unsigned long long)*next);
-	if (len > vd->opts.max_table)
+	if (len > fs->max_table)
 		return err_set(e, EI_ELIMIT,
 			       "squashfs: %s index of %llu bytes exceeds the limit of %llu",
 			       what, (unsigned long long)len,
-			       (unsigned long long)vd->opts.max_table);
+			       (unsigned long long)fs->max_table);
 	v = malloc(len ? len : 1);
 	if (!v)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	r = io_read(vd->io, v, len, start, "squashfs: index", e);
+	r = io_read(fs->io, v, len, start, "squashfs: index", e);
 	if (r < 0)
 		goto out;
 	for (uint64_t i = 0; i < nblk; i++)     /* in place, 8 bytes each */
@@ -229,10 +211,9 @@ out:
 }
 
 /* The table chain, last to first, as the kernel's squashfs_fill_super(). */
-static int sqfs_reader_tables(struct vdisk *vd, const uint8_t *sb, struct err *e)
+static int squashfs_tables(struct squashfs_fs *fs, const uint8_t *sb, struct err *e)
 {
-	struct sqfs_reader *s = vd->priv;
-	uint64_t next = s->bytes_used;
+	uint64_t next = fs->bytes_used;
 	uint64_t xattr = get_le64(sb + SB_XATTR_TABLE);
 	uint64_t id = get_le64(sb + SB_ID_TABLE);
 	uint64_t lookup = get_le64(sb + SB_EXPORT_TABLE);
@@ -242,30 +223,30 @@ static int sqfs_reader_tables(struct vdisk *vd, const uint8_t *sb, struct err *e
 		uint8_t h[16];
 		uint64_t kv, len;
 
-		if (xattr < SQFS_SUPER_SIZE || !range_ok(xattr, 16, s->bytes_used))
+		if (xattr < SQFS_SUPER_SIZE || !range_ok(xattr, 16, fs->bytes_used))
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: xattr_id_table_start %llu is outside the image (bytes_used %llu)",
 				       (unsigned long long)xattr,
-				       (unsigned long long)s->bytes_used);
-		r = io_read(vd->io, h, 16, xattr, "squashfs: xattr id table", e);
+				       (unsigned long long)fs->bytes_used);
+		r = io_read(fs->io, h, 16, xattr, "squashfs: xattr id table", e);
 		if (r < 0)
 			return r;
 		kv = get_le64(h);
-		s->xattr_ids = get_le32(h + 8);
-		if (!s->xattr_ids || s->xattr_ids >= 1u << 31)
+		fs->xattr_ids = get_le32(h + 8);
+		if (!fs->xattr_ids || fs->xattr_ids >= 1u << 31)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: xattr_ids %u is not in 1..2147483647",
-				       s->xattr_ids);
-		len = ((uint64_t)s->xattr_ids * 16 + SQFS_META_SIZE - 1) /
+				       fs->xattr_ids);
+		len = ((uint64_t)fs->xattr_ids * 16 + SQFS_META_SIZE - 1) /
 		      SQFS_META_SIZE * 8;
-		if (len != s->bytes_used - xattr - 16)
+		if (len != fs->bytes_used - xattr - 16)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: xattr id table of %u entries needs %llu bytes of index, the image has %llu",
-				       s->xattr_ids, (unsigned long long)len,
-				       (unsigned long long)(s->bytes_used - xattr - 16));
-		next = s->bytes_used;
-		r = sqfs_reader_index(vd, "xattr id table", xattr + 16, s->xattr_ids,
-			      16, xattr, &next, NULL, e);
+				       fs->xattr_ids, (unsigned long long)len,
+				       (unsigned long long)(fs->bytes_used - xattr - 16));
+		next = fs->bytes_used;
+		r = squashfs_index(fs, "xattr id table", xattr + 16, fs->xattr_ids,
+			      16, xattr, &next, &fs->xattr_ptr, e);
 		if (r < 0)
 			return r;
 		if (kv > next)
@@ -273,61 +254,63 @@ static int sqfs_reader_tables(struct vdisk *vd, const uint8_t *sb, struct err *e
 				       "squashfs: xattr_table_start %llu is after its id table at %llu",
 				       (unsigned long long)kv, (unsigned long long)next);
 		next = kv;
+		fs->xattr_kv = kv;
+		fs->xattr_table = xattr;
 	}
-	if (!s->no_ids)
+	if (!fs->no_ids)
 		return err_set(e, EI_ECORRUPT, "squashfs: no_ids is 0, at least 1 is needed");
-	r = sqfs_reader_index(vd, "id table", id, s->no_ids, 4, id, &next, NULL, e);
+	fs->id_table = id;
+	r = squashfs_index(fs, "id table", id, fs->no_ids, 4, id, &next, &fs->id_ptr, e);
 	if (r < 0)
 		return r;
 	if (lookup != SQFS_INVALID_BLK) {
-		r = sqfs_reader_index(vd, "export table", lookup, s->inodes, 8, lookup,
+		r = squashfs_index(fs, "export table", lookup, fs->inodes, 8, lookup,
 			      &next, NULL, e);
 		if (r < 0)
 			return r;
 	}
-	if (s->fragments) {
-		r = sqfs_reader_index(vd, "fragment table", s->frag_table, s->fragments,
-			      16, s->frag_table, &next, &s->frag_ptr, e);
+	if (fs->fragments) {
+		r = squashfs_index(fs, "fragment table", fs->frag_table, fs->fragments,
+			      16, fs->frag_table, &next, &fs->frag_ptr, e);
 		if (r < 0)
 			return r;
 	}
-	if (s->dir_table > next)
+	if (fs->dir_table > next)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: directory_table_start %llu is after the next table at %llu",
-			       (unsigned long long)s->dir_table,
+			       (unsigned long long)fs->dir_table,
 			       (unsigned long long)next);
-	if (s->inode_table < SQFS_SUPER_SIZE || s->inode_table >= s->dir_table)
+	if (fs->inode_table < SQFS_SUPER_SIZE || fs->inode_table >= fs->dir_table)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: inode_table_start %llu is not between 96 and directory_table_start %llu",
-			       (unsigned long long)s->inode_table,
-			       (unsigned long long)s->dir_table);
-	s->dir_end = next;
+			       (unsigned long long)fs->inode_table,
+			       (unsigned long long)fs->dir_table);
+	fs->dir_end = next;
 	return 0;
 }
 
 /* The compressor options block, when the flags say there is one. */
-static int sqfs_reader_comp_opts(struct vdisk *vd, struct err *e)
+static int squashfs_read_comp_opts(struct squashfs_fs *fs, struct err *e)
 {
-	struct sqfs_reader *s = vd->priv;
 	uint64_t blk = SQFS_SUPER_SIZE;
 	uint32_t off = 0;
 	uint8_t o[8];
-	size_t need = s->comp->id == SQFS_COMP_ZSTD ? 4 : 8;
+	size_t need = fs->comp->id == SQFS_COMP_ZSTD ? 4 : 8;
 	int r;
 
-	if (!(s->flags & SQFS_FLAG_COMP_OPT))
+	if (!(fs->flags & SQFS_FLAG_COMP_OPT))
 		return 0;
-	r = sqfs_reader_meta_read(vd, &blk, &off, o, need, SQFS_SUPER_SIZE,
-			  s->inode_table, "compressor options", e);
+	r = squashfs_meta_read(fs, &blk, &off, o, need, SQFS_SUPER_SIZE,
+			  fs->inode_table, "compressor options", e);
 	if (r < 0)
 		return r;
-	switch (s->comp->id) {
+	switch (fs->comp->id) {
 	case SQFS_COMP_GZIP:
-		s->opt_level = (int)get_le32(o);
-		if (s->opt_level < 1 || s->opt_level > 9)
+		fs->opt_level = (int)get_le32(o);
+		if (fs->opt_level < 1 || fs->opt_level > 9)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: gzip compression_level %d is not 1..9",
-				       s->opt_level);
+				       fs->opt_level);
 		break;
 	case SQFS_COMP_LZ4:
 		if (get_le32(o) != SQFS_LZ4_LEGACY)
@@ -336,50 +319,172 @@ static int sqfs_reader_comp_opts(struct vdisk *vd, struct err *e)
 				       get_le32(o));
 		break;
 	case SQFS_COMP_ZSTD:
-		s->opt_level = (int)get_le32(o);
+		fs->opt_level = (int)get_le32(o);
 		break;
 	}
 	return 0;
 }
 
 /* Read the inode at @ref: its header into @hdr, then @len more into @body. */
-static int sqfs_reader_inode(struct vdisk *vd, uint64_t ref, uint8_t *hdr,
+int squashfs_inode_read(struct squashfs_fs *fs, uint64_t ref, uint8_t *hdr,
 		     uint8_t *body, size_t len, uint64_t *blk, uint32_t *off,
 		     struct err *e)
 {
-	struct sqfs_reader *s = vd->priv;
 	int r;
 
-	*blk = s->inode_table + (ref >> 16);
+	*blk = fs->inode_table + (ref >> 16);
 	*off = ref & 0xffff;
 	if (ref >> 48 || *off >= SQFS_META_SIZE)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: inode reference 0x%llx has an offset past 8191",
 			       (unsigned long long)ref);
-	r = sqfs_reader_meta_read(vd, blk, off, hdr, SQFS_INODE_HDR, s->inode_table,
-			  s->dir_table, "inode table", e);
+	r = squashfs_meta_read(fs, blk, off, hdr, SQFS_INODE_HDR, fs->inode_table,
+			  fs->dir_table, "inode table", e);
 	if (r < 0)
 		return r;
 	if (!get_le32(hdr + 12))
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: inode at 0x%llx has inode_number 0",
 			       (unsigned long long)ref);
-	if (get_le16(hdr + 4) >= s->no_ids || get_le16(hdr + 6) >= s->no_ids)
+	if (get_le16(hdr + 4) >= fs->no_ids || get_le16(hdr + 6) >= fs->no_ids)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: inode at 0x%llx has uid/gid index %u/%u, no_ids is %u",
 			       (unsigned long long)ref, get_le16(hdr + 4),
-			       get_le16(hdr + 6), s->no_ids);
-	return sqfs_reader_meta_read(vd, blk, off, body, len, s->inode_table,
-			     s->dir_table, "inode table", e);
+			       get_le16(hdr + 6), fs->no_ids);
+	return squashfs_meta_read(fs, blk, off, body, len, fs->inode_table,
+			     fs->dir_table, "inode table", e);
 }
 
-static int sqfs_reader_name_cmp(const void *a, const void *b)
+static int squashfs_dent_cmp(const void *a, const void *b)
 {
-	const struct sqfs_reader_entry *x = *(const struct sqfs_reader_entry *const *)a;
-	const struct sqfs_reader_entry *y = *(const struct sqfs_reader_entry *const *)b;
+	const struct squashfs_dent *x = a, *y = b;
 	int c = memcmp(x->name, y->name, min_u64(x->name_len, y->name_len));
 
-	return c ? c : (int)x->name_len - (int)y->name_len;
+	return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* A directory entry's name for a message: NUL as '?', then text_safe(). */
+static const char *squashfs_dent_name(const uint8_t *p, unsigned len, char *buf, size_t size)
+{
+	char nm[SQFS_NAME_MAX + 1];
+
+	for (unsigned i = 0; i < len; i++)
+		nm[i] = p[i] ? (char)p[i] : '?';
+	nm[len] = 0;
+	return text_safe(nm, buf, size);
+}
+
+int squashfs_listing(const uint8_t *p, size_t len, struct squashfs_dent **out,
+		     size_t *nout, struct err *e)
+{
+	const uint8_t *end = p + len;
+	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1, n = 0;
+	struct squashfs_dent *d = malloc(cap * sizeof(*d));
+	char nb[80];
+	int r = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!d)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	while (p < end) {
+		uint32_t count, blk, base;
+
+		if (end - p < SQFS_DIR_HDR) {
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory listing ends inside a header");
+			goto fail;
+		}
+		count = get_le32(p) + 1;
+		blk = get_le32(p + 4);
+		base = get_le32(p + 8);
+		p += SQFS_DIR_HDR;
+		if (!count || count > SQFS_DIR_MAX_COUNT) {
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory header count %u is not 1..256",
+				    get_le32(p - SQFS_DIR_HDR) + 1);
+			goto fail;
+		}
+		for (uint32_t i = 0; i < count; i++) {
+			unsigned off, type, nlen;
+			int64_t num;
+
+			if (end - p < SQFS_DIR_ENTRY) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing ends inside an entry");
+				goto fail;
+			}
+			off = get_le16(p);
+			num = (int64_t)base + (int16_t)get_le16(p + 2);
+			type = get_le16(p + 4);
+			nlen = get_le16(p + 6) + 1u;
+			p += SQFS_DIR_ENTRY;
+			if (nlen > SQFS_NAME_MAX) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry name size %u exceeds 256",
+					    nlen);
+				goto fail;
+			}
+			if ((size_t)(end - p) < nlen) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing ends inside a name");
+				goto fail;
+			}
+			squashfs_dent_name(p, nlen, nb, sizeof(nb));
+			if ((nlen == 1 && p[0] == '.') ||
+			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
+			    memchr(p, '/', nlen) || memchr(p, 0, nlen)) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry name '%s' is not a plain name",
+					    nb);
+				goto fail;
+			}
+			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry '%s' has offset %u, type %u",
+					    nb, off, type);
+				goto fail;
+			}
+			if (num <= 0 || num > UINT32_MAX) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory entry '%s' has inode number %lld",
+					    nb, (long long)num);
+				goto fail;
+			}
+			if (n == cap) {
+				r = err_set(e, EI_ECORRUPT,
+					    "squashfs: directory listing has too many entries");
+				goto fail;
+			}
+			d[n].name = p;
+			d[n].name_len = nlen;
+			d[n].type = type;
+			d[n].number = (uint32_t)num;
+			d[n].ref = (uint64_t)blk << 16 | off;
+			n++;
+			p += nlen;
+		}
+	}
+	/* mksquashfs and squashfs-tools-ng sort: checked, sorted if not */
+	for (size_t i = 1; i < n; i++) {
+		if (squashfs_dent_cmp(&d[i - 1], &d[i]) > 0) {
+			qsort(d, n, sizeof(*d), squashfs_dent_cmp);
+			break;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (!squashfs_dent_cmp(&d[i - 1], &d[i])) {
+			r = err_set(e, EI_ECORRUPT, "squashfs: directory entry '%s' appears twice",
+				    squashfs_dent_name(d[i].name, d[i].name_len, nb, sizeof(nb)));
+			goto fail;
+		}
+	}
+	*out = d;
+	*nout = n;
+	return 0;
+fail:
+	free(d);
+	return r;
 }
 
 /* Parse the root directory's listing into s->ent. */
@@ -387,96 +492,37 @@ static int sqfs_reader_listing(struct vdisk *vd, size_t len, uint32_t root_numbe
 		       struct err *e)
 {
 	struct sqfs_reader *s = vd->priv;
-	const uint8_t *p = s->listing, *end = s->listing + len;
-	struct sqfs_reader_entry **sorted;
-	size_t cap = len / (SQFS_DIR_ENTRY + 1) + 1;
+	struct squashfs_dent *dl;
+	size_t n;
+	int r = squashfs_listing(s->listing, len, &dl, &n, e);
 
-	s->ent = calloc(cap, sizeof(*s->ent));
-	if (!s->ent)
+	if (r < 0)
+		return r;
+	s->ent = calloc(n ? n : 1, sizeof(*s->ent));
+	if (!s->ent) {
+		free(dl);
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	while (p < end) {
-		uint32_t count, blk, base;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sqfs_reader_entry *d = &s->ent[s->nent++];
 
-		if (end - p < SQFS_DIR_HDR)
-			return err_set(e, EI_ECORRUPT,
-				       "squashfs: directory listing ends inside a header");
-		count = get_le32(p) + 1;
-		blk = get_le32(p + 4);
-		base = get_le32(p + 8);
-		p += SQFS_DIR_HDR;
-		if (!count || count > SQFS_DIR_MAX_COUNT)
-			return err_set(e, EI_ECORRUPT,
-				       "squashfs: directory header count %u is not 1..256",
-				       get_le32(p - SQFS_DIR_HDR) + 1);
-		for (uint32_t i = 0; i < count; i++) {
-			struct sqfs_reader_entry *d;
-			unsigned off, type, nlen;
-			int64_t num;
+		d->name = dl[i].name;
+		d->name_len = dl[i].name_len;
+		d->type = dl[i].type;
+		d->number = dl[i].number;
+		d->ref = dl[i].ref;
+		if (d->type == SQFS_DIR &&
+		    (d->number == root_number || d->ref == s->fs.root_ref)) {
+			char nb[80];
 
-			if (end - p < SQFS_DIR_ENTRY)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing ends inside an entry");
-			off = get_le16(p);
-			num = (int64_t)base + (int16_t)get_le16(p + 2);
-			type = get_le16(p + 4);
-			nlen = get_le16(p + 6) + 1u;
-			p += SQFS_DIR_ENTRY;
-			if (nlen > SQFS_NAME_MAX)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry name size %u exceeds 256",
-					       nlen);
-			if ((size_t)(end - p) < nlen)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing ends inside a name");
-			if ((nlen == 1 && p[0] == '.') ||
-			    (nlen == 2 && p[0] == '.' && p[1] == '.') ||
-			    memchr(p, '/', nlen) || memchr(p, 0, nlen))
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry name '%.*s' is not a plain name",
-					       (int)nlen, (const char *)p);
-			if (off >= SQFS_META_SIZE || type < SQFS_DIR || type > SQFS_SOCKET)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' has offset %u, type %u",
-					       (int)nlen, (const char *)p, off, type);
-			if (num <= 0 || num > UINT32_MAX)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' has inode number %lld",
-					       (int)nlen, (const char *)p, (long long)num);
-			if (s->nent == cap)
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory listing has too many entries");
-			d = &s->ent[s->nent++];
-			d->name = p;
-			d->name_len = nlen;
-			d->type = type;
-			d->number = (uint32_t)num;
-			d->ref = (uint64_t)blk << 16 | off;
-			if (type == SQFS_DIR &&
-			    (d->number == root_number || d->ref == s->root_ref))
-				return err_set(e, EI_ECORRUPT,
-					       "squashfs: directory entry '%.*s' refers to its own directory (a loop)",
-					       (int)nlen, (const char *)p);
-			p += nlen;
+			r = err_set(e, EI_ECORRUPT,
+				    "squashfs: directory entry '%s' refers to its own directory (a loop)",
+				    squashfs_dent_name(d->name, d->name_len, nb, sizeof(nb)));
+			break;
 		}
 	}
-	sorted = malloc((s->nent ? s->nent : 1) * sizeof(*sorted));
-	if (!sorted)
-		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	for (size_t i = 0; i < s->nent; i++)
-		sorted[i] = &s->ent[i];
-	qsort(sorted, s->nent, sizeof(*sorted), sqfs_reader_name_cmp);
-	for (size_t i = 1; i < s->nent; i++) {
-		if (!sqfs_reader_name_cmp(&sorted[i - 1], &sorted[i])) {
-			int r = err_set(e, EI_ECORRUPT,
-					"squashfs: directory entry '%.*s' appears twice",
-					(int)sorted[i]->name_len,
-					(const char *)sorted[i]->name);
-			free(sorted);
-			return r;
-		}
-	}
-	free(sorted);
-	return 0;
+	free(dl);
+	return r;
 }
 
 /* Check each entry's inode: its type matches, a symlink's target is sane. */
@@ -491,7 +537,7 @@ static int sqfs_reader_check_entries(struct vdisk *vd, struct err *e)
 		uint64_t blk;
 		uint32_t off;
 		size_t need = d->type == SQFS_SYMLINK ? 8 : 0;
-		int r = sqfs_reader_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+		int r = squashfs_inode_read(&s->fs, d->ref, hdr, NULL, 0, &blk, &off, e);
 
 		if (r < 0)
 			return r;
@@ -505,8 +551,8 @@ static int sqfs_reader_check_entries(struct vdisk *vd, struct err *e)
 			need = SQFS_REG_SIZE;
 		else if (t == SQFS_LREG)
 			need = SQFS_LREG_SIZE;
-		r = sqfs_reader_meta_read(vd, &blk, &off, b, need, s->inode_table,
-				  s->dir_table, "inode table", e);
+		r = squashfs_meta_read(&s->fs, &blk, &off, b, need, s->fs.inode_table,
+				  s->fs.dir_table, "inode table", e);
 		if (r < 0)
 			return r;
 		if (t == SQFS_REG)
@@ -531,11 +577,11 @@ static int sqfs_reader_root(struct vdisk *vd, struct err *e)
 	unsigned type;
 	int r;
 
-	if ((s->root_ref & 0xffff) >= SQFS_META_SIZE || s->root_ref >> 48)
+	if ((s->fs.root_ref & 0xffff) >= SQFS_META_SIZE || s->fs.root_ref >> 48)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: root_inode offset %llu is not below 8192",
-			       (unsigned long long)(s->root_ref & 0xffff));
-	r = sqfs_reader_inode(vd, s->root_ref, hdr, NULL, 0, &blk, &off, e);
+			       (unsigned long long)(s->fs.root_ref & 0xffff));
+	r = squashfs_inode_read(&s->fs, s->fs.root_ref, hdr, NULL, 0, &blk, &off, e);
 	if (r < 0)
 		return r;
 	type = get_le16(hdr);
@@ -543,8 +589,8 @@ static int sqfs_reader_root(struct vdisk *vd, struct err *e)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: root inode is a %s (type %u), not a directory",
 			       sqfs_reader_type_name(type), type);
-	r = sqfs_reader_meta_read(vd, &blk, &off, b, type == SQFS_DIR ? SQFS_DIR_SIZE :
-			  SQFS_LDIR_SIZE, s->inode_table, s->dir_table,
+	r = squashfs_meta_read(&s->fs, &blk, &off, b, type == SQFS_DIR ? SQFS_DIR_SIZE :
+			  SQFS_LDIR_SIZE, s->fs.inode_table, s->fs.dir_table,
 			  "inode table", e);
 	if (r < 0)
 		return r;
@@ -571,9 +617,9 @@ static int sqfs_reader_root(struct vdisk *vd, struct err *e)
 	s->listing = malloc(size ? size : 1);
 	if (!s->listing)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
-	dblk = s->dir_table + start;
-	r = sqfs_reader_meta_read(vd, &dblk, &doff, s->listing, size, s->dir_table,
-			  s->dir_end, "directory table", e);
+	dblk = s->fs.dir_table + start;
+	r = squashfs_meta_read(&s->fs, &dblk, &doff, s->listing, size, s->fs.dir_table,
+			  s->fs.dir_end, "directory table", e);
 	if (r < 0)
 		return r;
 	r = sqfs_reader_listing(vd, size, get_le32(hdr + 12), e);
@@ -689,7 +735,7 @@ static int sqfs_reader_pick(struct vdisk *vd, struct err *e)
 
 static uint32_t sqfs_reader_blen(const struct sqfs_reader *s, uint64_t i)
 {
-	return (uint32_t)min_u64(s->bs, s->fsize - i * s->bs);
+	return (uint32_t)min_u64(s->fs.bs, s->fsize - i * s->fs.bs);
 }
 
 /* Read and check the block list of the file inode at @blk/@off. */
@@ -714,8 +760,8 @@ static int sqfs_reader_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 
 		if (!(i % (sizeof(chunk) / 4))) {
 			size_t n = min_u64(sizeof(chunk) / 4, s->nblocks - i) * 4;
-			int r = sqfs_reader_meta_read(vd, &blk, &off, chunk, n,
-					      s->inode_table, s->dir_table,
+			int r = squashfs_meta_read(&s->fs, &blk, &off, chunk, n,
+					      s->fs.inode_table, s->fs.dir_table,
 					      "block list", e);
 
 			if (r < 0)
@@ -734,10 +780,10 @@ static int sqfs_reader_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 			s->sparse += sqfs_reader_blen(s, i);
 			continue;
 		}
-		if (size > s->bs)
+		if (size > s->fs.bs)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: block %llu size %u exceeds block_size %u",
-				       (unsigned long long)i, size, s->bs);
+				       (unsigned long long)i, size, s->fs.bs);
 		if ((w & SQFS_BLOCK_UNCOMPRESSED) && size != sqfs_reader_blen(s, i))
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: uncompressed block %llu is %u bytes, expected %u",
@@ -745,12 +791,12 @@ static int sqfs_reader_blocks(struct vdisk *vd, uint64_t blk, uint32_t off,
 		s->words[i] = w;
 		pos += size;
 	}
-	if (pos && (!range_ok(s->start, pos, s->bytes_used) ||
+	if (pos && (!range_ok(s->start, pos, s->fs.bytes_used) ||
 		    s->start < SQFS_SUPER_SIZE))
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: data of %llu bytes at %llu is outside the image (bytes_used %llu)",
 			       (unsigned long long)pos, (unsigned long long)s->start,
-			       (unsigned long long)s->bytes_used);
+			       (unsigned long long)s->fs.bytes_used);
 	return 0;
 }
 
@@ -764,12 +810,12 @@ static int sqfs_reader_file(struct vdisk *vd, struct err *e)
 	unsigned type;
 	int r;
 
-	r = sqfs_reader_inode(vd, d->ref, hdr, NULL, 0, &blk, &off, e);
+	r = squashfs_inode_read(&s->fs, d->ref, hdr, NULL, 0, &blk, &off, e);
 	if (r < 0)
 		return r;
 	type = get_le16(hdr);
-	r = sqfs_reader_meta_read(vd, &blk, &off, b, type == SQFS_REG ? SQFS_REG_SIZE :
-			  SQFS_LREG_SIZE, s->inode_table, s->dir_table,
+	r = squashfs_meta_read(&s->fs, &blk, &off, b, type == SQFS_REG ? SQFS_REG_SIZE :
+			  SQFS_LREG_SIZE, s->fs.inode_table, s->fs.dir_table,
 			  "inode table", e);
 	if (r < 0)
 		return r;
@@ -785,11 +831,11 @@ static int sqfs_reader_file(struct vdisk *vd, struct err *e)
 		s->frag_off = get_le32(b + 32);
 		xattr = get_le32(b + 36);
 	}
-	if (xattr != SQFS_INVALID_XATTR && xattr >= s->xattr_ids)
+	if (xattr != SQFS_INVALID_XATTR && xattr >= s->fs.xattr_ids)
 		return err_set(e, EI_ECORRUPT,
 			       "squashfs: %.*s has xattr index %u, xattr_ids is %u",
 			       (int)d->name_len, (const char *)d->name, xattr,
-			       s->xattr_ids);
+			       s->fs.xattr_ids);
 	if (s->fsize > vd->opts.max_size)
 		return err_set(e, EI_ELIMIT,
 			       "squashfs: %.*s of %llu bytes exceeds the limit of %llu",
@@ -797,61 +843,74 @@ static int sqfs_reader_file(struct vdisk *vd, struct err *e)
 			       (unsigned long long)s->fsize,
 			       (unsigned long long)vd->opts.max_size);
 	if (s->frag != SQFS_INVALID_FRAG) {
-		s->nblocks = s->fsize >> s->log;
-		s->tail_len = (uint32_t)(s->fsize & (s->bs - 1));
+		s->nblocks = s->fsize >> s->fs.log;
+		s->tail_len = (uint32_t)(s->fsize & (s->fs.bs - 1));
 		if (!s->tail_len)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: %.*s has a fragment but its size %llu is a multiple of the block size",
 				       (int)d->name_len, (const char *)d->name,
 				       (unsigned long long)s->fsize);
-		if (s->frag >= s->fragments)
+		if (s->frag >= s->fs.fragments)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: fragment index %u is not below the %u fragments",
-				       s->frag, s->fragments);
-		if ((uint64_t)s->frag_off + s->tail_len > s->bs)
+				       s->frag, s->fs.fragments);
+		if ((uint64_t)s->frag_off + s->tail_len > s->fs.bs)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: fragment offset %u + tail %u exceeds block_size %u",
-				       s->frag_off, s->tail_len, s->bs);
+				       s->frag_off, s->tail_len, s->fs.bs);
 	} else {
-		s->nblocks = (s->fsize + s->bs - 1) >> s->log;
+		s->nblocks = (s->fsize + s->fs.bs - 1) >> s->fs.log;
 	}
 	return sqfs_reader_blocks(vd, blk, off, e);
+}
+
+int squashfs_frag_entry(struct squashfs_fs *fs, uint32_t idx, uint64_t *start,
+			uint32_t *w, struct err *e)
+{
+	uint64_t blk = fs->frag_ptr[idx / (SQFS_META_SIZE / 16)];
+	uint32_t off = (idx % (SQFS_META_SIZE / 16)) * 16, size;
+	uint8_t ent[16];
+	int r;
+
+	r = squashfs_meta_read(fs, &blk, &off, ent, 16, fs->frag_ptr[0], fs->frag_table,
+			       "fragment table", e);
+	if (r < 0)
+		return r;
+	*start = get_le64(ent);
+	*w = get_le32(ent + 8);
+	size = *w & SQFS_BLOCK_SIZE_MASK;
+	if (*w >> 25 || !size || size > fs->bs)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u has size word 0x%08x, allowed 1..%u",
+			       idx, *w, fs->bs);
+	if (*start < SQFS_SUPER_SIZE || !range_ok(*start, size, fs->bytes_used))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: fragment %u at %llu+%u is outside the image",
+			       idx, (unsigned long long)*start, size);
+	return 0;
 }
 
 /* Read the fragment holding the file's tail into s->tail. */
 static int sqfs_reader_tail(struct vdisk *vd, struct err *e)
 {
 	struct sqfs_reader *s = vd->priv;
-	uint64_t blk, fstart;
-	uint32_t off = (s->frag % (SQFS_META_SIZE / 16)) * 16, w, size;
-	uint8_t ent[16];
-	size_t len = s->bs;
+	uint64_t fstart;
+	uint32_t w, size;
+	size_t len = s->fs.bs;
 	int r;
 
-	blk = s->frag_ptr[s->frag / (SQFS_META_SIZE / 16)];
-	r = sqfs_reader_meta_read(vd, &blk, &off, ent, 16, s->frag_ptr[0],
-			  s->frag_table, "fragment table", e);
+	r = squashfs_frag_entry(&s->fs, s->frag, &fstart, &w, e);
 	if (r < 0)
 		return r;
-	fstart = get_le64(ent);
-	w = get_le32(ent + 8);
 	size = w & SQFS_BLOCK_SIZE_MASK;
-	if (w >> 25 || !size || size > s->bs)
-		return err_set(e, EI_ECORRUPT,
-			       "squashfs: fragment %u has size word 0x%08x, allowed 1..%u",
-			       s->frag, w, s->bs);
-	if (!range_ok(fstart, size, s->bytes_used))
-		return err_set(e, EI_ECORRUPT,
-			       "squashfs: fragment %u at %llu+%u is outside the image",
-			       s->frag, (unsigned long long)fstart, size);
 	if (w & SQFS_BLOCK_UNCOMPRESSED) {
 		r = io_read(vd->io, s->dbuf, size, fstart, "squashfs: fragment", e);
 		len = size;
 	} else {
-		r = io_read(vd->io, s->cbuf, size, fstart, "squashfs: fragment", e);
+		r = io_read(vd->io, s->fs.cbuf, size, fstart, "squashfs: fragment", e);
 		if (r >= 0)
-			r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size,
-						s->dbuf, &len, s->bs, e);
+			r = squashfs_decompress(s->fs.comp, &s->fs.ctx, s->fs.cbuf, size,
+						s->dbuf, &len, s->fs.bs, e);
 		if (r < 0)
 			err_prefix(e, "squashfs: fragment %u", s->frag);
 	}
@@ -877,12 +936,12 @@ static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
 	char buf[SQFS_RECIPE_MAX + 32];
 	int r;
 
-	if (vd->io->size <= s->bytes_used)
+	if (vd->io->size <= s->fs.bytes_used)
 		return 0;
-	len = min_u64(sizeof(buf), vd->io->size - s->bytes_used);
+	len = min_u64(sizeof(buf), vd->io->size - s->fs.bytes_used);
 	if (len <= tl)
 		return 0;
-	r = io_read(vd->io, buf, len, s->bytes_used, "squashfs: recipe", e);
+	r = io_read(vd->io, buf, len, s->fs.bytes_used, "squashfs: recipe", e);
 	if (r < 0)
 		return r;
 	if (memcmp(buf, SQFS_RECIPE_TAG, tl))
@@ -897,20 +956,23 @@ static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
 	return 0;
 }
 
-int squashfs_open(struct vdisk *vd, struct err *e)
+int squashfs_fs_open(struct squashfs_fs *fs, struct io *io, uint64_t max_table,
+		     struct err *e)
 {
 	uint8_t sb[SQFS_SUPER_SIZE];
-	struct sqfs_reader *s;
 	unsigned comp_id, major, minor;
 	int r;
 
-	if (vd->io->flags & IO_STREAM)
-		return err_set(e, EI_EUNSUP, "squashfs: %s is not seekable", vd->io->name);
-	if (vd->io->size < SQFS_SUPER_SIZE)
+	memset(fs, 0, sizeof(*fs));
+	fs->io = io;
+	fs->max_table = max_table;
+	fs->opt_level = -1;
+	fs->xattr_table = SQFS_INVALID_BLK;
+	if (io->size < SQFS_SUPER_SIZE)
 		return err_set(e, EI_ETRUNC,
 			       "squashfs: file of %llu bytes is shorter than the 96-byte superblock",
-			       (unsigned long long)vd->io->size);
-	r = io_read(vd->io, sb, sizeof(sb), 0, "squashfs: superblock", e);
+			       (unsigned long long)io->size);
+	r = io_read(io, sb, sizeof(sb), 0, "squashfs: superblock", e);
 	if (r < 0)
 		return r;
 	if (get_le32(sb) != SQFS_MAGIC)
@@ -921,88 +983,95 @@ int squashfs_open(struct vdisk *vd, struct err *e)
 		return err_set(e, EI_EUNSUP,
 			       "squashfs: version %u.%u is not supported (4.0 is)",
 			       major, minor);
+	comp_id = get_le16(sb + SB_COMPRESSION);
+	fs->comp = squashfs_comp_by_id(comp_id);
+	if (!fs->comp)
+		return err_set(e, EI_EUNSUP, "squashfs: compression id %u is unknown",
+			       comp_id);
+	if (squashfs_comp_built(fs->comp) < 0)
+		return err_set(e, EI_EUNSUP,
+			       "squashfs: %s compression is not supported by this build",
+			       fs->comp->name);
+	fs->bs = get_le32(sb + SB_BLOCK_SIZE);
+	fs->log = get_le16(sb + SB_BLOCK_LOG);
+	if (!is_pow2(fs->bs) || fs->bs < (1u << SQFS_MIN_LOG) ||
+	    fs->bs > (1u << SQFS_MAX_LOG))
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: block_size %u is not a power of two between 4096 and 1048576",
+			       fs->bs);
+	if (fs->log < SQFS_MIN_LOG || fs->log > SQFS_MAX_LOG || fs->bs != 1u << fs->log)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: block_log %u does not match block_size %u",
+			       fs->log, fs->bs);
+	fs->flags = get_le16(sb + SB_FLAGS);
+	if (fs->flags & ~SQFS_FLAGS_KNOWN)
+		return err_set(e, EI_EUNSUP, "squashfs: unknown flags 0x%04x",
+			       fs->flags & ~SQFS_FLAGS_KNOWN);
+	fs->bytes_used = get_le64(sb + SB_BYTES_USED);
+	if (fs->bytes_used > io->size || fs->bytes_used < SQFS_SUPER_SIZE)
+		return err_set(e, EI_ETRUNC,
+			       "squashfs: bytes_used %llu is not between 96 and the file size %llu",
+			       (unsigned long long)fs->bytes_used,
+			       (unsigned long long)io->size);
+	fs->inodes = get_le32(sb + SB_INODES);
+	fs->mkfs_time = get_le32(sb + SB_MKFS_TIME);
+	fs->fragments = get_le32(sb + SB_FRAGMENTS);
+	fs->no_ids = get_le16(sb + SB_NO_IDS);
+	fs->root_ref = get_le64(sb + SB_ROOT_INODE);
+	fs->inode_table = get_le64(sb + SB_INODE_TABLE);
+	fs->dir_table = get_le64(sb + SB_DIR_TABLE);
+	fs->frag_table = get_le64(sb + SB_FRAG_TABLE);
+	if ((fs->root_ref & 0xffff) >= SQFS_META_SIZE || fs->root_ref >> 48)
+		return err_set(e, EI_ECORRUPT,
+			       "squashfs: root_inode offset %llu is not below 8192",
+			       (unsigned long long)(fs->root_ref & 0xffff));
+	if (!fs->inodes)
+		return err_set(e, EI_ECORRUPT, "squashfs: inodes is 0");
+	fs->cbuf = malloc(fs->bs > SQFS_META_SIZE ? fs->bs : SQFS_META_SIZE);
+	fs->mc = malloc(SQFS_MCACHE * sizeof(*fs->mc));
+	if (!fs->cbuf || !fs->mc)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	for (unsigned i = 0; i < SQFS_MCACHE; i++)
+		fs->mc[i].pos = UINT64_MAX;
+	r = squashfs_tables(fs, sb, e);
+	if (r < 0)
+		return r;
+	return squashfs_read_comp_opts(fs, e);
+}
+
+void squashfs_fs_close(struct squashfs_fs *fs)
+{
+	if (fs->comp)
+		squashfs_ctx_free(fs->comp, fs->ctx);
+	free(fs->frag_ptr);
+	free(fs->id_ptr);
+	free(fs->xattr_ptr);
+	free(fs->cbuf);
+	free(fs->mc);
+	memset(fs, 0, sizeof(*fs));
+}
+
+int squashfs_open(struct vdisk *vd, struct err *e)
+{
+	struct sqfs_reader *s;
+	int r;
+
+	if (vd->io->flags & IO_STREAM)
+		return err_set(e, EI_EUNSUP, "squashfs: %s is not seekable", vd->io->name);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_set(e, -ENOMEM, "squashfs: out of memory");
 	vd->priv = s;
 	s->dblock = UINT64_MAX;
-	s->opt_level = -1;
 	s->frag = SQFS_INVALID_FRAG;
-	comp_id = get_le16(sb + SB_COMPRESSION);
-	s->comp = squashfs_comp_by_id(comp_id);
-	if (!s->comp) {
-		r = err_set(e, EI_EUNSUP, "squashfs: compression id %u is unknown",
-			    comp_id);
+	r = squashfs_fs_open(&s->fs, vd->io, vd->opts.max_table, e);
+	if (r < 0)
 		goto fail;
-	}
-	if (squashfs_comp_built(s->comp) < 0) {
-		r = err_set(e, EI_EUNSUP,
-			    "squashfs: %s compression is not supported by this build",
-			    s->comp->name);
-		goto fail;
-	}
-	s->bs = get_le32(sb + SB_BLOCK_SIZE);
-	s->log = get_le16(sb + SB_BLOCK_LOG);
-	if (!is_pow2(s->bs) || s->bs < (1u << SQFS_MIN_LOG) ||
-	    s->bs > (1u << SQFS_MAX_LOG)) {
-		r = err_set(e, EI_ECORRUPT,
-			    "squashfs: block_size %u is not a power of two between 4096 and 1048576",
-			    s->bs);
-		goto fail;
-	}
-	if (s->log < SQFS_MIN_LOG || s->log > SQFS_MAX_LOG || s->bs != 1u << s->log) {
-		r = err_set(e, EI_ECORRUPT,
-			    "squashfs: block_log %u does not match block_size %u",
-			    s->log, s->bs);
-		goto fail;
-	}
-	s->flags = get_le16(sb + SB_FLAGS);
-	if (s->flags & ~SQFS_FLAGS_KNOWN) {
-		r = err_set(e, EI_EUNSUP, "squashfs: unknown flags 0x%04x",
-			    s->flags & ~SQFS_FLAGS_KNOWN);
-		goto fail;
-	}
-	s->bytes_used = get_le64(sb + SB_BYTES_USED);
-	if (s->bytes_used > vd->io->size || s->bytes_used < SQFS_SUPER_SIZE) {
-		r = err_set(e, EI_ETRUNC,
-			    "squashfs: bytes_used %llu is not between 96 and the file size %llu",
-			    (unsigned long long)s->bytes_used,
-			    (unsigned long long)vd->io->size);
-		goto fail;
-	}
-	s->inodes = get_le32(sb + SB_INODES);
-	s->mkfs_time = get_le32(sb + SB_MKFS_TIME);
-	s->fragments = get_le32(sb + SB_FRAGMENTS);
-	s->no_ids = get_le16(sb + SB_NO_IDS);
-	s->root_ref = get_le64(sb + SB_ROOT_INODE);
-	s->inode_table = get_le64(sb + SB_INODE_TABLE);
-	s->dir_table = get_le64(sb + SB_DIR_TABLE);
-	s->frag_table = get_le64(sb + SB_FRAG_TABLE);
-	if ((s->root_ref & 0xffff) >= SQFS_META_SIZE || s->root_ref >> 48) {
-		r = err_set(e, EI_ECORRUPT,
-			    "squashfs: root_inode offset %llu is not below 8192",
-			    (unsigned long long)(s->root_ref & 0xffff));
-		goto fail;
-	}
-	if (!s->inodes) {
-		r = err_set(e, EI_ECORRUPT, "squashfs: inodes is 0");
-		goto fail;
-	}
-	s->cbuf = malloc(s->bs > SQFS_META_SIZE ? s->bs : SQFS_META_SIZE);
-	s->dbuf = malloc(s->bs);
-	s->mc = malloc(SQR_MCACHE * sizeof(*s->mc));
-	if (!s->cbuf || !s->dbuf || !s->mc) {
+	s->dbuf = malloc(s->fs.bs);
+	if (!s->dbuf) {
 		r = err_set(e, -ENOMEM, "squashfs: out of memory");
 		goto fail;
 	}
-	for (unsigned i = 0; i < SQR_MCACHE; i++)
-		s->mc[i].pos = UINT64_MAX;
-	r = sqfs_reader_tables(vd, sb, e);
-	if (r < 0)
-		goto fail;
-	r = sqfs_reader_comp_opts(vd, e);
-	if (r < 0)
-		goto fail;
 	r = sqfs_reader_root(vd, e);
 	if (r < 0)
 		goto fail;
@@ -1030,17 +1099,13 @@ void squashfs_close(struct vdisk *vd)
 
 	if (!s)
 		return;
-	if (s->comp)
-		squashfs_ctx_free(s->comp, s->ctx);
-	free(s->frag_ptr);
+	squashfs_fs_close(&s->fs);
 	free(s->listing);
 	free(s->ent);
 	free(s->words);
 	free(s->cum);
 	free(s->tail);
-	free(s->cbuf);
 	free(s->dbuf);
-	free(s->mc);
 	free(s);
 	vd->priv = NULL;
 }
@@ -1066,10 +1131,10 @@ static int sqfs_reader_block(struct vdisk *vd, uint64_t i, uint8_t *dst, struct 
 
 	if (w & SQFS_BLOCK_UNCOMPRESSED)
 		return io_read(vd->io, dst, size, pos, "squashfs: data block", e);
-	r = io_read(vd->io, s->cbuf, size, pos, "squashfs: data block", e);
+	r = io_read(vd->io, s->fs.cbuf, size, pos, "squashfs: data block", e);
 	if (r >= 0)
-		r = squashfs_decompress(s->comp, &s->ctx, s->cbuf, size, dst,
-					&len, s->bs, e);
+		r = squashfs_decompress(s->fs.comp, &s->fs.ctx, s->fs.cbuf, size, dst,
+					&len, s->fs.bs, e);
 	if (r < 0) {
 		err_prefix(e, "squashfs: block %llu", (unsigned long long)i);
 		return r;
@@ -1089,8 +1154,8 @@ static int sqfs_reader_piece(struct vdisk *vd, uint64_t off, uint64_t len,
 		     struct map_run *run, struct err *e)
 {
 	struct sqfs_reader *s = vd->priv;
-	uint64_t i = off >> s->log;
-	uint32_t in = (uint32_t)(off & (s->bs - 1));
+	uint64_t i = off >> s->fs.log;
+	uint32_t in = (uint32_t)(off & (s->fs.bs - 1));
 
 	(void)e;
 	if (i >= s->nblocks) {
@@ -1124,11 +1189,11 @@ int squashfs_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 {
 	struct sqfs_reader *s = vd->priv;
 	uint8_t *d = buf;
-	uint64_t tail_at = s->nblocks << s->log;
+	uint64_t tail_at = s->nblocks << s->fs.log;
 
 	while (len) {
-		uint64_t i = off >> s->log;
-		uint32_t in = (uint32_t)(off & (s->bs - 1));
+		uint64_t i = off >> s->fs.log;
+		uint32_t in = (uint32_t)(off & (s->fs.bs - 1));
 		size_t n;
 		int r;
 
@@ -1167,15 +1232,15 @@ int squashfs_info(struct vdisk *vd, struct info *out, struct err *e)
 	struct sqfs_reader_entry *d = &s->ent[s->file];
 
 	(void)e;
-	info_str(out, "compression", "%s", s->comp->name);
-	if (s->opt_level >= 0)
-		info_u64(out, "compression-level", (uint64_t)s->opt_level);
-	info_u64(out, "block-size", s->bs);
-	info_u64(out, "bytes-used", s->bytes_used);
-	info_u64(out, "inodes", s->inodes);
-	info_u64(out, "fragments", s->fragments);
-	info_u64(out, "mkfs-time", s->mkfs_time);
-	info_str(out, "flags", "0x%04x", s->flags);
+	info_str(out, "compression", "%s", s->fs.comp->name);
+	if (s->fs.opt_level >= 0)
+		info_u64(out, "compression-level", (uint64_t)s->fs.opt_level);
+	info_u64(out, "block-size", s->fs.bs);
+	info_u64(out, "bytes-used", s->fs.bytes_used);
+	info_u64(out, "inodes", s->fs.inodes);
+	info_u64(out, "fragments", s->fs.fragments);
+	info_u64(out, "mkfs-time", s->fs.mkfs_time);
+	info_str(out, "flags", "0x%04x", s->fs.flags);
 	info_str(out, "disk-file", "%.*s", (int)d->name_len, (const char *)d->name);
 	info_u64(out, "sparse-bytes", s->sparse);
 	info_u64(out, "root-entries", s->nent);

@@ -146,7 +146,95 @@ int squashfs_decompress(const struct squashfs_comp *c, void **ctx,
 
 void squashfs_ctx_free(const struct squashfs_comp *c, void *ctx);
 
-/* squashfs-read.c */
+/*
+ * squashfs-read.c: the filesystem under both readers, the disk's (the
+ * registry's squashfs format) and the file view's (squashfs-files.c):
+ * the superblock and the table chain checked as the kernel's
+ * squashfs_fill_super() does, and metadata read through a small cache.
+ */
+#define SQFS_MCACHE 8           /* decompressed metadata blocks kept */
+
+struct squashfs_mblock {
+	uint64_t pos;           /* the block's header; UINT64_MAX: empty */
+	uint64_t next;          /* the block after it */
+	uint32_t len;           /* uncompressed bytes */
+	uint8_t data[SQFS_META_SIZE];
+};
+
+struct squashfs_fs {
+	struct io *io;          /* the image's bytes, not owned */
+	uint64_t max_table;     /* the largest index held in memory */
+	const struct squashfs_comp *comp;
+	void *ctx;
+	uint32_t bs, log, inodes, fragments, mkfs_time;
+	unsigned flags, no_ids;
+	uint64_t bytes_used, inode_table, dir_table, dir_end, root_ref;
+	uint64_t frag_table;    /* fragment_table_start: the index */
+	uint64_t *frag_ptr;     /* the index: metadata block positions */
+	uint64_t id_table;      /* id_table_start: the index */
+	uint64_t *id_ptr;       /* its metadata block positions */
+	uint64_t xattr_table;   /* xattr_id_table_start, or SQFS_INVALID_BLK */
+	uint64_t xattr_kv;      /* xattr_table_start: the key/value blocks */
+	uint64_t *xattr_ptr;    /* the xattr id table's metadata blocks */
+	uint32_t xattr_ids;
+	int opt_level;          /* from compressor options, or -1 */
+	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
+	struct squashfs_mblock *mc;
+};
+
+/*
+ * squashfs_fs_open() - read and check the superblock of the squashfs in
+ * @io, its tables' indexes and compressor options (EI_EFORMAT: no magic).
+ * @fs is zeroed first; squashfs_fs_close() it even after an error.
+ */
+int squashfs_fs_open(struct squashfs_fs *fs, struct io *io, uint64_t max_table,
+		     struct err *e);
+void squashfs_fs_close(struct squashfs_fs *fs);
+
+/*
+ * squashfs_meta_read() - copy @len bytes of metadata starting at block
+ * *@blk, offset *@off (both advanced), into @dst (NULL skips them),
+ * following blocks inside [lo, hi); @what names the table in errors.
+ */
+int squashfs_meta_read(struct squashfs_fs *fs, uint64_t *blk, uint32_t *off,
+		       void *dst, size_t len, uint64_t lo, uint64_t hi,
+		       const char *what, struct err *e);
+
+/*
+ * squashfs_inode_read() - the 16-byte header of the inode at @ref into @hdr
+ * (inode_number non-zero, uid and gid indexes below no_ids checked), then
+ * @len more bytes into @body; *@blk and *@off are left after them.
+ */
+int squashfs_inode_read(struct squashfs_fs *fs, uint64_t ref, uint8_t *hdr,
+			uint8_t *body, size_t len, uint64_t *blk, uint32_t *off,
+			struct err *e);
+
+/* An entry of a directory listing, pointing into the listing. */
+struct squashfs_dent {
+	const uint8_t *name;    /* not NUL-terminated */
+	unsigned name_len;      /* 1..256 */
+	unsigned type;          /* basic type, 1..7 */
+	uint32_t number;
+	uint64_t ref;           /* its inode: block << 16 | offset */
+};
+
+/*
+ * squashfs_listing() - parse the directory listing @p (@len bytes, what
+ * a directory inode's file_size - 3 says) into *@out (malloc'ed, *@nout
+ * entries), sorted by name (memcmp, shorter first): headers and entries
+ * checked, names plain (no '/', NUL, "." or ".."), no name twice (S7, S8).
+ */
+int squashfs_listing(const uint8_t *p, size_t len, struct squashfs_dent **out,
+		     size_t *nout, struct err *e);
+
+/*
+ * squashfs_frag_entry() - fragment @idx (< fragments, the caller's check):
+ * where its block starts and its size word, both checked against the image.
+ */
+int squashfs_frag_entry(struct squashfs_fs *fs, uint32_t idx, uint64_t *start,
+			uint32_t *w, struct err *e);
+
+/* squashfs-read.c: the disk reader */
 int squashfs_open(struct vdisk *vd, struct err *e);
 int squashfs_map(struct vdisk *vd, uint64_t off, uint64_t len,
 		 struct map_run *run, struct err *e);
