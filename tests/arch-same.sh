@@ -76,6 +76,13 @@ if both craw; then
 	done
 fi
 both simg && same simg convert -O simg "$T/v1.raw"
+# root filesystems: the files of the disk's ext4 partition (libext2fs)
+if both squashfs; then
+	for c in gzip xz lz4 zstd; do
+		same rootfs-$c convert --files -j 3 -O squashfs -o compression=$c "$T/v1.raw"
+	done
+fi
+same rootfs-tar convert --files -O tar "$T/v1.raw"
 # the block map: its file beside the image
 for i in 1 2; do
 	bin=$a
