@@ -8,7 +8,7 @@
 # exists.  The sources (ext2/3/4, tar, squashfs) and the writers have
 # their own files-*.sh.
 . "$(dirname "$0")/../lib.sh"
-need python3 cmp setfattr mkfifo
+need python3 cmp setfattr mkfifo unsquashfs tar setpriv
 
 list() { python3 "$TOP/tests/files-list.py" "$1"; }
 
@@ -71,4 +71,33 @@ run_ei 1 -- info --files -f raw "$T/noise.raw"
 check "random bytes: no filesystem, said so" grep -q "no filesystem edgeimg reads files of" <<<"$ERR"
 run_ei 1 -- convert --files -f raw -O squashfs "$T/noise.raw" "$T/o.sqfs"
 check "no OUT from a disk without a filesystem" test ! -e "$T/o.sqfs"
+# --- a disk's filesystem, converted by an unprivileged user -------------------
+# No root, no mount: the sample disk's ext4 partition (the only one with a
+# filesystem) to a root filesystem and a tar as nobody, each then listed
+# by its own reader and compared with the partition's listing; the tar is
+# also listed by GNU tar.
+if has_feature FILES_EXT && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	fixture "mkdisk" mkdisk "$T/disk.raw" 24
+	mkdir -m 0777 "$T/nobody"
+	chmod 0644 "$T/disk.raw"
+	chmod 0755 "$T"
+	run_ei 0 -- info --files "$T/disk.raw"
+	printf '%s\n' "$OUT" >"$T/disk.list"
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- $EDGEIMG "$@"; }
+	if has_feature OUTPUT_SQUASHFS; then
+		check "convert --files -O squashfs as nobody" as_nobody convert --files -O squashfs "$T/disk.raw" "$T/nobody/root.sqfs"
+		check "the root filesystem is owned by nobody" test "$(stat -c %u "$T/nobody/root.sqfs")" = 65534
+		check "unsquashfs reads it" unsquashfs -s "$T/nobody/root.sqfs"
+		ei info --files "$T/nobody/root.sqfs" >"$T/sqfs.list" 2>"$T/err"
+		check "its files are the partition's" cmp "$T/disk.list" "$T/sqfs.list"
+	fi
+	if has_feature FILES_TAR; then
+		check "convert --files -O tar as nobody" as_nobody convert --files -O tar "$T/disk.raw" "$T/nobody/root.tar"
+		ei info --files "$T/nobody/root.tar" >"$T/tar.list" 2>"$T/err"
+		check "the tar's files are the partition's" cmp "$T/disk.list" "$T/tar.list"
+		check "GNU tar lists every entry" test "$(tar -tf "$T/nobody/root.tar" | wc -l)" = "$(grep -c '^[^ ]' "$T/disk.list")"
+	fi
+elif [ -n "${CI:-}" ]; then
+	bad "the unprivileged conversion needs root (to drop it), setpriv and FILES_EXT"
+fi
 done_tests
