@@ -5,7 +5,7 @@
 # build only), the file-system calls edgeimg makes on the files of a command
 # fail (EIO, ENOSPC), come back short, or are the moment the power goes,
 # one point per run, for: convert to raw, qcow2 -c, squashfs, compressed raw
-# (zstd) and Android sparse; delta;
+# (zstd) and Android sparse, a root filesystem from an ext4 image (--files); delta;
 # apply into a file (raw and qcow2 targets), apply --resume from a half-done
 # state, and, as root, apply into a loop device.
 # A failed call must give a non-zero exit, a message that names the error,
@@ -542,6 +542,26 @@ for w in "${writers[@]}"; do
 	sweep "convert-$w" && fault_sweep "convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
 	sweep "cut-convert-$w" && cut_sweep "cut-convert-$w" again -- "${args[@]}" "$W/old.raw" "$OUTPATH"
 done
+# a root filesystem from an ext4 image's files (--files): the same sweeps
+if has_feature FILES_EXT; then
+	mkdir -p "$T/ftree"
+	cp "$T/text" "$T/ftree/a"
+	head -c 300000 /dev/urandom >"$T/ftree/b"
+	ln -s a "$T/ftree/l"
+	fixture "mkfs.ext4" mkfs.ext4 -q -d "$T/ftree" "$W/fs.ext4" 4M
+	args=(convert --files -j 1 -O squashfs -o compression=gzip,level=1)
+	OUTPATH=$W/c.rootfs REF=$T/ref.rootfs
+	fe -- "${args[@]}" "$W/fs.ext4" "$OUTPATH"
+	if made "convert --files"; then
+		mv "$OUTPATH" "$REF"
+		check "convert --files: unsquashfs -cat b is the file" \
+			sh -c "unsquashfs -cat '$REF' b | cmp -s - '$T/ftree/b'"
+		sweep convert-files && fault_sweep convert-files again -- "${args[@]}" "$W/fs.ext4" "$OUTPATH"
+		sweep cut-convert-files && cut_sweep cut-convert-files again -- "${args[@]}" "$W/fs.ext4" "$OUTPATH"
+	fi
+	rm -f "$W/fs.ext4"
+fi
+
 # the fsync of the directory after the rename fails: OUT was not committed
 OUTPATH=$W/c.raw REF=$T/ref.raw
 pin "convert: the fsync that makes the rename durable fails" again EIO "$W" \
