@@ -28,9 +28,10 @@
 #include "core/bytes.h"
 #include "core/format.h"
 #include "core/limits.h"
+#include "core/tarhdr.h"
 #include "crypto/sha.h"
 
-#define OVA_BLOCK 512
+#define OVA_BLOCK TAR_HDR_SIZE
 #define OVA_MAX_MEMBERS 1024    /* members of the tar */
 #define OVA_MAX_NAME 1024       /* bytes of a member name */
 #define OVA_MAX_EXT (1u << 20)  /* bytes of one pax or GNU long-name header */
@@ -76,80 +77,13 @@ static bool ova_zero_block(const uint8_t *b)
 	return buf_is_zero(b, OVA_BLOCK);
 }
 
-static bool ova_posix_magic(const uint8_t *h)
-{
-	return !memcmp(h + 257, "ustar\0" "00", 8);
-}
-
-static bool ova_gnu_magic(const uint8_t *h)
-{
-	return !memcmp(h + 257, "ustar  \0", 8);
-}
-
-/*
- * A numeric field: octal digits after optional leading spaces, ended by a
- * NUL or a space inside the field, or base-256 (first byte 0x80, the rest
- * big-endian).  Negative base-256 (0xff), a missing terminator, non-octal
- * bytes and values >= 2^63 are refused.  Returns 0 or -1.
- */
-static int ova_num(const uint8_t *f, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-
-	if (f[0] & 0x80) {
-		if (f[0] != 0x80)
-			return -1;      /* negative or an unknown encoding */
-		for (i = 1; i < len; i++) {
-			if (v >> 55)
-				return -1;
-			v = v << 8 | f[i];
-		}
-		if (v >> 63)
-			return -1;
-		*out = v;
-		return 0;
-	}
-	while (i < len && f[i] == ' ')
-		i++;
-	if (i == len)
-		return -1;
-	for (; i < len && f[i] >= '0' && f[i] <= '7'; i++) {
-		if (v >> 60)
-			return -1;
-		v = v << 3 | (uint64_t)(f[i] - '0');
-	}
-	if (i == len || (f[i] != 0 && f[i] != ' '))
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* The header checksum: bytes summed with the field itself as spaces. */
-static bool ova_sum_ok(const uint8_t *h)
-{
-	uint64_t want;
-	uint32_t u = 0;
-	int32_t s = 0;
-
-	if (ova_num(h + 148, 8, &want) < 0)
-		return false;
-	for (int i = 0; i < OVA_BLOCK; i++) {
-		uint8_t b = (i >= 148 && i < 156) ? ' ' : h[i];
-
-		u += b;
-		s += (int8_t)b;
-	}
-	/* Some old tars summed signed chars; both are accepted, as GNU tar does. */
-	return want == u || want == (uint64_t)(uint32_t)s;
-}
 
 /* The ustar name: prefix "/" name for POSIX ustar, else name alone. */
 static size_t ova_ustar_name(const uint8_t *h, char *out)
 {
 	size_t nl = strnlen((const char *)h, 100), pl = 0;
 
-	if (ova_posix_magic(h))
+	if (tar_posix_magic(h))
 		pl = strnlen((const char *)h + 345, 155);
 	if (pl) {
 		memcpy(out, h + 345, pl);
@@ -208,8 +142,8 @@ static int ova_first_member(const uint8_t *head, size_t head_len, char *buf,
 		const uint8_t *h = head + off;
 		uint64_t size;
 
-		if (!(ova_posix_magic(h) || ova_gnu_magic(h)) || !ova_sum_ok(h) ||
-		    ova_num(h + 124, 12, &size) < 0)
+		if (!(tar_posix_magic(h) || tar_gnu_magic(h)) || !tar_sum_ok(h) ||
+		    tar_num(h + 124, 12, &size) < 0)
 			return tar;
 		tar = 1;
 		*name = buf;
@@ -540,21 +474,21 @@ static int ova_walk(struct vdisk *vd, struct ova *o, struct err *e)
 					    (unsigned long long)x.hdr);
 			break;
 		}
-		if (!ova_posix_magic(h) && !ova_gnu_magic(h)) {
+		if (!tar_posix_magic(h) && !tar_gnu_magic(h)) {
 			r = err_set(e, off ? EI_ECORRUPT : EI_EFORMAT,
 				    "ova: %s at %llu is not a ustar or pax tar header (magic '%.6s' at 257)",
 				    off ? "block" : vd->io->name, (unsigned long long)off,
 				    (const char *)h + 257);
 			break;
 		}
-		if (!ova_sum_ok(h)) {
+		if (!tar_sum_ok(h)) {
 			r = err_set(e, EI_ECORRUPT,
 				    "ova: tar header at %llu has a wrong checksum",
 				    (unsigned long long)off);
 			break;
 		}
 		type = (char)h[156];
-		if (ova_num(h + 124, 12, &size) < 0) {
+		if (tar_num(h + 124, 12, &size) < 0) {
 			r = err_set(e, EI_ECORRUPT,
 				    "ova: tar header at %llu has an invalid size field (negative, not octal, unterminated or >= 2^63)",
 				    (unsigned long long)off);

@@ -26,6 +26,7 @@
 
 #include "core/info.h"
 #include "core/io.h"
+#include "core/tarhdr.h"
 #include "files/ftree.h"
 #include "files/tar.h"
 
@@ -132,17 +133,6 @@ static int tar_archive_open(struct tar_src *t, int raw, struct archive **out, st
 	return 0;
 }
 
-static uint64_t tar_octal(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-
-	while (i < n && p[i] == ' ')
-		i++;
-	for (; i < n && p[i] >= '0' && p[i] <= '7'; i++)
-		v = v * 8 + (uint64_t)(p[i] - '0');
-	return v;
-}
 
 /*
  * 1 when the first 512 bytes of the (decompressed) stream are a ustar or
@@ -155,7 +145,6 @@ static int tar_is_tar(struct tar_src *t, struct err *e)
 	struct archive *a;
 	uint8_t h[512];
 	size_t got = 0;
-	uint64_t sum = 0;
 	int rc;
 
 	rc = tar_archive_open(t, 1, &a, e);
@@ -175,12 +164,9 @@ static int tar_is_tar(struct tar_src *t, struct err *e)
 		*e = t->ioerr;
 		return e->code;
 	}
-	if (got < sizeof(h) || (memcmp(h + 257, "ustar\0" "00", 8) &&
-				memcmp(h + 257, "ustar  \0", 8)))
+	if (got < sizeof(h) || !(tar_posix_magic(h) || tar_gnu_magic(h)))
 		return 0;
-	for (size_t i = 0; i < sizeof(h); i++)
-		sum += i >= 148 && i < 156 ? ' ' : h[i];
-	return h[0] && sum == tar_octal(h + 148, 8);
+	return h[0] && tar_sum_ok(h);
 }
 
 /* ---- the paths seen ---- */
