@@ -56,6 +56,8 @@ struct delta_apply {
 	int keep;                       /* after a failure: keep the state */
 	int written;                    /* something was written */
 	int discard;                    /* a checkpoint to drop before writing */
+	int out_exists;                 /* OUT is a regular file already */
+	int committed;                  /* OUT is the patch's result already */
 
 	struct delta_header h;
 	uint8_t raw[DELTA_HDR_SIG_MAX]; /* the header and signature section */
@@ -321,6 +323,12 @@ static int path_is_patch(const char *path)
 	return ok;
 }
 
+static int apply_exists(const struct delta_apply_opts *o, struct err *e)
+{
+	return err_set(e, -EEXIST, "OUT %s already exists; use --force to replace it",
+		       o->out_path);
+}
+
 static int apply_check_paths(struct delta_apply *a, struct err *e)
 {
 	const struct delta_apply_opts *o = &a->o;
@@ -356,10 +364,52 @@ static int apply_check_paths(struct delta_apply *a, struct err *e)
 		return err_set(e, EI_EUSAGE,
 			       "OUT %s is a delta patch: the arguments are OLD PATCH OUT (did you swap PATCH and OUT?)",
 			       o->out_path);
-	if (!o->force)
-		return err_set(e, -EEXIST, "OUT %s already exists; use --force to replace it",
-			       o->out_path);
+	a->out_exists = 1;
+	/* --resume looks first: a commit cut after its rename left OUT */
+	if (!o->force && !o->resume)
+		return apply_exists(o, e);
 	return 0;
+}
+
+/*
+ * A checkpoint beside an OUT that already holds what the patch promises:
+ * the commit renamed OUT into place and was cut before it removed the
+ * state. Read OUT back; only its content hash says the work is done.
+ */
+static int apply_check_committed(struct delta_apply *a, struct err *e)
+{
+	const uint8_t *want = a->h.recipe[0] ? a->h.target_sha : a->h.new_sha;
+	uint64_t size = a->h.recipe[0] ? a->h.target_size : a->h.new_size;
+	uint8_t sha[CHASH_LEN];
+	struct io *io;
+	int r;
+
+	if (a->o.patch_path) {
+		/* a patch file must be the checkpoint's (a stream from a
+		   chunk on is trusted through the checkpoint, as a resume is) */
+		uint8_t *head = malloc(a->ckpt.hlen);
+		int fd = open(a->o.patch_path, O_RDONLY | O_CLOEXEC), same;
+
+		same = head && fd >= 0 &&
+		       read(fd, head, a->ckpt.hlen) == (ssize_t)a->ckpt.hlen &&
+		       !memcmp(head, a->ckpt.hdr, a->ckpt.hlen);
+		if (fd >= 0)
+			close(fd);
+		free(head);
+		if (!same)
+			return 0;
+	}
+	r = io_open_file(a->o.out_path, 0, &io, e);
+	if (r < 0)
+		return r;
+	r = 0;
+	if (io->size == size) {
+		r = chash_io(io, size, 1, sha, e);
+		if (r >= 0)
+			r = !memcmp(sha, want, CHASH_LEN);
+	}
+	io_close(io);
+	return r;
 }
 
 int delta_apply_begin(const struct delta_apply_opts *o, struct delta_apply **out,
@@ -408,6 +458,19 @@ int delta_apply_begin(const struct delta_apply_opts *o, struct delta_apply **out
 	a->have_ck = r;
 	if (a->have_ck)
 		memcpy(a->raw, a->ckpt.hdr, a->ckpt.hlen);
+	if (a->have_ck && a->out_exists) {
+		r = apply_check_committed(a, e);
+		if (r < 0)
+			return r;
+		if (r) {
+			apply_note(a, "%s already holds the patch's result (an apply cut after its commit): removing the state left behind",
+				   o->out_path);
+			a->committed = 1;
+			return 0;
+		}
+	}
+	if (a->out_exists && !o->force)
+		return apply_exists(o, e);
 	return 0;
 }
 
@@ -740,6 +803,8 @@ void delta_apply_patch_size(struct delta_apply *a, uint64_t size)
 
 int delta_apply_needs_patch(const struct delta_apply *a)
 {
+	if (a->committed)
+		return 0;
 	return !(a->have_ck && a->ckpt.phase == PHASE_DECODED);
 }
 
@@ -892,6 +957,18 @@ int delta_apply_finish(struct delta_apply *a, struct delta_apply_result *res,
 	memset(res, 0, sizeof(*res));
 	if (a->fs == FEED_FAILED)
 		return err_set(e, -EINVAL, "apply: the transaction has failed already");
+	if (a->committed) {
+		res->new_size = a->h.new_size;
+		res->chunks = a->h.chunk_count;
+		res->from_chunk = a->h.chunk_count;
+		memcpy(res->new_sha, a->h.new_sha, CHASH_LEN);
+		res->target_size = a->h.recipe[0] ? a->h.target_size : a->h.new_size;
+		memcpy(res->target_sha, a->h.recipe[0] ? a->h.target_sha : a->h.new_sha,
+		       CHASH_LEN);
+		snprintf(res->target, sizeof(res->target), "%s", a->h.recipe);
+		apply_forget(a);
+		return 0;
+	}
 	if (!a->written) {
 		/* no chunk came: only a checkpoint may say nothing is left */
 		if (!a->have_ck || (a->ckpt.phase != PHASE_DECODED &&

@@ -451,12 +451,29 @@ for i in $(seq 10); do
 	wait $pid 2>/dev/null
 	[ -e "$T/o/k.raw" ] && break
 done
-[ -e "$T/o/k.raw" ] || ei apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>"$T/.err"
+# a kill between the commit's rename and the state's removal leaves OUT
+# and the checkpoint: --resume then finds the work done
+[ "$(listing)" = k.raw ] || ei apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw" 2>"$T/.err"
 check "killed repeatedly while resuming: NEW byte for byte" cmp -s "$T/v2.raw" "$T/o/k.raw"
 check "no state left" test "$(listing)" = k.raw
 rm -f "$T/o/k.raw"
-# resume refuses another patch or another source
+# that window, made on purpose: the state of a cut apply, OUT renamed in
 curl_cut() { head -c $half "$T/pc"; }
+curl_cut | ei apply "$T/v1.raw" - "$T/o/k.raw" 2>/dev/null
+cp "$T/v1.raw" "$T/o/k.raw"
+rm -f "$T/o/k.raw.edgeimg-part"
+run_ei 1 -- apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw"
+has "--resume with the state beside an OUT that is not the result" 'already exists; use --force' "$ERR"
+check "refused: the state stays" test -e "$T/o/k.raw.edgeimg-apply"
+cp "$T/v2.raw" "$T/o/k.raw"
+run_ei 1 -- apply --resume "$T/v1.raw" "$T/p" "$T/o/k.raw"
+has "... and another patch than the checkpoint's: refused" 'already exists; use --force' "$ERR"
+run_ei 0 -- apply --resume "$T/v1.raw" "$T/pc" "$T/o/k.raw"
+has "--resume after a cut between commit and cleanup: the result is found" 'already holds the patch.s result' "$ERR"
+check "... OUT untouched" cmp -s "$T/v2.raw" "$T/o/k.raw"
+check "... and the state removed" test "$(listing)" = k.raw
+rm -f "$T/o/k.raw"
+# resume refuses another patch or another source
 curl_cut | ei apply "$T/v1.raw" - "$T/o/k.raw" 2>/dev/null
 run_ei 1 -- apply --resume "$T/v1.raw" "$T/p" "$T/o/k.raw"
 has "resume with another patch" 'belongs to another patch; refusing to resume' "$ERR"
