@@ -102,7 +102,7 @@ formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c formats/craw-write.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
 # The file view (--files): sources and consumers of a tree of entries.
-formats-$(CONFIG_FILES) += src/files/ftree.c src/files/dir.c
+formats-$(CONFIG_FILES) += src/files/ftree.c src/files/ftview.c src/files/dir.c
 formats-$(CONFIG_FILES_EXT) += src/files/ext.c
 formats-$(CONFIG_FILES_TAR) += src/files/tar-read.c src/files/tar-write.c
 ifeq ($(CONFIG_FILES)$(CONFIG_FORMAT_SQUASHFS),yy)

@@ -128,6 +128,9 @@ struct ei_open_opts {
 				   name or a filesystem label; NULL: the whole
 				   disk.  None or several matching: EI_EUSAGE
 				   listing the partitions */
+	int files_view;         /* a squashfs root filesystem is read as its
+				   file-tree view (delta: two root filesystems,
+				   src/delta/delta-format.md) */
 };
 
 struct ei_image;

@@ -99,6 +99,15 @@ fi
 if $a help delta >/dev/null 2>&1; then
 	same patch delta "$T/v1.raw" "$T/v2.raw"
 	same patch-j3 delta -j 3 "$T/v1.raw" "$T/v2.raw"
+	# two root filesystems (their file-tree views), and apply's rebuild
+	if both squashfs && [ -f "$T/1.rootfs-zstd" ]; then
+		same rootfs-patch delta "$T/1.rootfs-gzip" "$T/1.rootfs-zstd"
+		same rootfs-apply apply "$T/1.rootfs-gzip" "$T/1.rootfs-patch"
+		if cmp -s "$T/1.rootfs-apply" "$T/1.rootfs-zstd"; then pass=$((pass + 1)); else
+			echo "FAIL arch-same: rootfs-apply: apply did not rebuild the root filesystem"
+			fail=$((fail + 1))
+		fi
+	fi
 fi
 echo "arch-same: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -96,6 +96,11 @@ $(obj)/fuzz/fuzz-sqfsfiles: tests/fuzz/fuzz_sqfsfiles.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The file-tree view's parser, through the squashfs writer; seeds: seed-ftview.sh.
+$(obj)/fuzz/fuzz-ftview: tests/fuzz/fuzz_ftview.c $(fuzz-objs)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 # The tar source's fuzzer, through the tar consumer; seeds: seed-tar.sh.
 $(obj)/fuzz/fuzz-tar: tests/fuzz/fuzz_tar.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -51,6 +51,7 @@ struct sqf_inode {
 	uint32_t dir_start, dir_off;
 	uint64_t dir_size;      /* the listing's bytes (file_size - 3) */
 	uint64_t start, size;   /* regular files */
+	uint64_t sparse;        /* extended regular files: bytes saved by holes */
 	uint32_t frag, frag_off;
 	uint64_t bl_blk;        /* the block list in the inode table */
 	uint32_t bl_off;
@@ -479,6 +480,7 @@ static int sqf_inode(struct sqf_src *q, uint64_t ref, unsigned dtype, struct sqf
 	case SQFS_LREG:
 		ino->start = get_le64(b);
 		ino->size = get_le64(b + 8);
+		ino->sparse = get_le64(b + 16);
 		ino->nlink = get_le32(b + 24);
 		ino->frag = get_le32(b + 28);
 		ino->frag_off = get_le32(b + 32);
@@ -837,6 +839,35 @@ out:
 }
 
 /* Visit the entry at q->path: inode @ref, its directory entry's type and number. */
+/* A regular file's reader (ff->priv: the sqf_file, the caller's to free). */
+static int sqf_file_new(struct sqf_src *q, const struct sqf_inode *ino, struct ft_file *ff,
+			struct err *e)
+{
+	struct squashfs_fs *fs = &q->fs;
+	struct sqf_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	f->q = q;
+	f->serial = ++q->serial;
+	f->size = ino->size;
+	f->start = f->wpos = ino->start;
+	f->frag = ino->frag;
+	f->frag_off = ino->frag_off;
+	f->bl_blk = f->nblk = ino->bl_blk;
+	f->bl_off = f->noff = ino->bl_off;
+	if (ino->frag != SQFS_INVALID_FRAG) {
+		f->nblocks = ino->size >> fs->log;
+		f->tail_len = (uint32_t)(ino->size & (fs->bs - 1));
+	} else {
+		f->nblocks = (ino->size + fs->bs - 1) >> fs->log;
+	}
+	ff->read = sqf_read;
+	ff->hole = sqf_hole;
+	ff->priv = f;
+	return 0;
+}
+
 static int sqf_visit(struct sqf_src *q, uint64_t ref, unsigned dtype, uint32_t dnum,
 		     unsigned depth, struct err *e)
 {
@@ -909,26 +940,12 @@ static int sqf_visit(struct sqf_src *q, uint64_t ref, unsigned dtype, uint32_t d
 	if (r < 0)
 		return r;
 	if (ent.type == FT_REG && !ent.link_to) {
-		f = calloc(1, sizeof(*f));
-		if (!f)
-			return err_set(e, -ENOMEM, "squashfs: out of memory");
-		f->q = q;
-		f->serial = ++q->serial;
-		f->size = ino.size;
-		f->start = f->wpos = ino.start;
-		f->frag = ino.frag;
-		f->frag_off = ino.frag_off;
-		f->bl_blk = f->nblk = ino.bl_blk;
-		f->bl_off = f->noff = ino.bl_off;
-		if (ino.frag != SQFS_INVALID_FRAG) {
-			f->nblocks = ino.size >> fs->log;
-			f->tail_len = (uint32_t)(ino.size & (fs->bs - 1));
-		} else {
-			f->nblocks = (ino.size + fs->bs - 1) >> fs->log;
-		}
-		ff.read = sqf_read;
-		ff.hole = sqf_hole;
-		ff.priv = f;
+		ent.sparse = ino.sparse != 0;
+		ent.ref = ref + 1;      /* 0 is "none" */
+		r = sqf_file_new(q, &ino, &ff, e);
+		if (r < 0)
+			return r;
+		f = ff.priv;
 	}
 	r = q->visit(q->arg, &ent, f ? &ff : NULL, e);
 	free(f);
@@ -967,11 +984,49 @@ static void sqf_close(struct ft_source *src)
 	free(q);
 }
 
+/* A regular file after the walk, by the ref its entry carried. */
+static int sqf_open_file(struct ft_source *src, uint64_t ref, uint64_t size,
+			 struct ft_file *ff, struct err *e)
+{
+	struct sqf_src *q = src->priv;
+	struct sqf_inode ino;
+	int r;
+
+	q->path[0] = 0;
+	r = sqf_inode(q, ref - 1, SQFS_REG, &ino, e);
+	if (r < 0)
+		return r;
+	if (ino.size != size)
+		return sqf_bad(q, e, "inode at %llu has %llu bytes, its walk said %llu",
+			       (unsigned long long)ref, (unsigned long long)ino.size,
+			       (unsigned long long)size);
+	return sqf_file_new(q, &ino, ff, e);
+}
+
+static void sqf_close_file(struct ft_source *src, struct ft_file *ff)
+{
+	(void)src;
+	free(ff->priv);
+	ff->priv = NULL;
+}
+
 static const struct ft_source_ops sqf_ops = {
 	.name = "squashfs",
 	.walk = sqf_walk,
 	.close = sqf_close,
+	.open_file = sqf_open_file,
+	.close_file = sqf_close_file,
 };
+
+int ft_squashfs_recipe(struct ft_source *src, char *buf, size_t len, struct err *e)
+{
+	struct sqf_src *q = src->priv;
+
+	buf[0] = 0;
+	if (src->ops != &sqf_ops)
+		return 0;
+	return squashfs_recipe_read(&q->io, q->fs.bytes_used, buf, len, e);
+}
 
 int ft_open_squashfs(struct vdisk *vd, const char *what, struct ft_source **out, struct err *e)
 {

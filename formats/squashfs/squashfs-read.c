@@ -698,7 +698,7 @@ static int sqfs_reader_pick(struct vdisk *vd, struct err *e)
 	size_t len = strlen(name);
 	long i = sqfs_reader_find(s, name, len);
 
-	if (i < 0 && s->recipe[0]) {
+	if (i < 0 && s->recipe[0] && !squashfs_recipe_is_tree(s->recipe)) {
 		const char *p = strstr(s->recipe, ",name=");
 
 		if (!p)
@@ -928,20 +928,25 @@ static int sqfs_reader_tail(struct vdisk *vd, struct err *e)
 	return 0;
 }
 
-/* The recipe an edgeimg writer left after bytes_used, if any. */
-static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
+int squashfs_recipe_is_tree(const char *recipe)
 {
-	struct sqfs_reader *s = vd->priv;
+	return strstr(recipe, ",files=on") || !strstr(recipe, ",name=");
+}
+
+int squashfs_recipe_read(struct io *io, uint64_t bytes_used, char *out, size_t out_len,
+			struct err *e)
+{
 	size_t tl = strlen(SQFS_RECIPE_TAG), len, i;
 	char buf[SQFS_RECIPE_MAX + 32];
 	int r;
 
-	if (vd->io->size <= s->fs.bytes_used)
+	out[0] = 0;
+	if (io->size <= bytes_used)
 		return 0;
-	len = min_u64(sizeof(buf), vd->io->size - s->fs.bytes_used);
+	len = min_u64(sizeof(buf), io->size - bytes_used);
 	if (len <= tl)
 		return 0;
-	r = io_read(vd->io, buf, len, s->fs.bytes_used, "squashfs: recipe", e);
+	r = io_read(io, buf, len, bytes_used, "squashfs: recipe", e);
 	if (r < 0)
 		return r;
 	if (memcmp(buf, SQFS_RECIPE_TAG, tl))
@@ -949,11 +954,19 @@ static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
 	for (i = tl; i < len && buf[i] != '\n'; i++)
 		if (buf[i] < 0x20 || buf[i] > 0x7e)
 			return 0;
-	if (i == len || i - tl >= sizeof(s->recipe))
+	if (i == len || i - tl >= out_len)
 		return 0;
-	memcpy(s->recipe, buf + tl, i - tl);
-	s->recipe[i - tl] = 0;
+	memcpy(out, buf + tl, i - tl);
+	out[i - tl] = 0;
 	return 0;
+}
+
+/* The recipe an edgeimg writer left after bytes_used, if any. */
+static int sqfs_reader_read_recipe(struct vdisk *vd, struct err *e)
+{
+	struct sqfs_reader *s = vd->priv;
+
+	return squashfs_recipe_read(vd->io, s->fs.bytes_used, s->recipe, sizeof(s->recipe), e);
 }
 
 int squashfs_fs_open(struct squashfs_fs *fs, struct io *io, uint64_t max_table,

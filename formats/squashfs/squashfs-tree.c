@@ -1372,3 +1372,16 @@ out:
 	sqt_free(w);
 	return r;
 }
+
+int squashfs_write_view(struct vdisk *view, struct io *out, const struct write_opts *wo,
+			struct err *e)
+{
+	struct ft_source *src;
+	int r = ftv_source(view, &src, e);
+
+	if (r < 0)
+		return r;
+	r = ft_write_squashfs(src, out, wo, e);
+	ft_close(src);
+	return r;
+}

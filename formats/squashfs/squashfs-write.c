@@ -779,7 +779,8 @@ static int sqfs_writer_name_ok(const char *s)
 	return 1;
 }
 
-enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO_MTIME };
+enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO_MTIME,
+       SQO_FILES };
 
 /* The compressors this build has, in the order errors and help name them. */
 #define SQW_COMPS "gzip" SQW_COMP_ZSTD SQW_COMP_XZ SQW_COMP_LZ4
@@ -837,6 +838,8 @@ const struct opt_desc squashfs_write_options[] = {
 	[SQO_MTIME] = { "mtime", "0..4294967295 (seconds since 1970)",
 		"SOURCE_DATE_EPOCH, else 0", "the filesystem's and the files' time",
 		0, UINT32_MAX, 0 },
+	[SQO_FILES] = { "files", "on|off", "off",
+		"a root filesystem from a file-tree view (the recipe of convert --files; delta and apply set it)" },
 	CODEC_LIBRARY_OPTION("deflate"),
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	CODEC_LIBRARY_OPTION("zstd"),
@@ -902,10 +905,17 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 		return err_set(e, EI_EUSAGE,
 			       "squashfs: name=%s clashes with the files of partitions=on",
 			       w.name);
+	s = opts_get(o, "files");
+	if ((r = opt_choice(&d[SQO_FILES], s, "squashfs", e)) < 0)
+		return r;
+	w.files = r == 0;
 	r = opt_number(&d[SQO_MTIME], opts_get(o, "mtime"), &v, "squashfs", e);
 	if (r < 0)
 		return r;
-	if (!r) {
+	/* a recipe's rebuild follows the recipe, not the device's environment */
+	if (!r && w.files) {
+		v = 0;
+	} else if (!r) {
 		const char *env = getenv("SOURCE_DATE_EPOCH");
 
 		v = 0;
@@ -984,7 +994,7 @@ int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts 
 	if (tree)
 		n = snprintf(t, sizeof(t),
 			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			     "%s=%s,block_size=%u%s\n",
+			     "%s=%s,block_size=%u,files=on%s\n",
 			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
 	else
 		n = snprintf(t, sizeof(t),
@@ -1034,6 +1044,16 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
+	if (w->opt.files) {
+		/* a root filesystem: @src is the file-tree view of its files */
+		sqfs_writer_free(w);
+#if IS_ENABLED(CONFIG_FILES)
+		return squashfs_write_view(src, out, wopts, e);
+#else
+		return err_set(e, EI_EUNSUP,
+			       "squashfs: files=on: this edgeimg is built without the file view (CONFIG_FILES)");
+#endif
+	}
 	w->sink.comp = w->opt.comp;
 	w->sink.level = w->opt.level;
 	w->sink.bs = w->opt.bs;

@@ -244,12 +244,30 @@ void squashfs_close(struct vdisk *vd);
 int squashfs_info(struct vdisk *vd, struct info *out, struct err *e);
 int squashfs_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
 
+/*
+ * squashfs_recipe_read() - the recipe an edgeimg writer left at
+ * @bytes_used of @io into @out ("" when none, or when it does not fit).
+ */
+int squashfs_recipe_read(struct io *io, uint64_t bytes_used, char *out, size_t out_len,
+			struct err *e);
+
+/*
+ * squashfs_write_view() - the root filesystem of the file-tree view in
+ * @view (files/ftree.h), as ft_write_squashfs() writes it (files=on).
+ */
+struct write_opts;
+int squashfs_write_view(struct vdisk *view, struct io *out, const struct write_opts *wo,
+			struct err *e);
+
+/* squashfs_recipe_is_tree() - 1 when @recipe is a root filesystem's (files=on). */
+int squashfs_recipe_is_tree(const char *recipe);
+
 extern const struct img_format fmt_squashfs;
 
 /* squashfs-write.c: the writer's -o options, as squashfs_opts_parse() reads them */
 struct squashfs_wopts {
 	const struct squashfs_comp *comp;
-	int level, partitions;
+	int level, partitions, files;
 	uint32_t bs, log, mtime;
 	char name[72];
 	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */

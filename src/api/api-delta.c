@@ -12,8 +12,10 @@
 #include "api/api.h"
 #include "core/format.h"
 #include "core/info.h"
+#include "core/kconfig.h"
 #include "core/outfile.h"
 #include "delta/delta.h"
+#include "files/ftree.h"
 #include "generated/features.h"
 
 
@@ -68,8 +70,9 @@ static int delta_target(struct vdisk *new, const struct img_format *fmt,
 		err_prefix(e, "re-encoding NEW as %s", fmt->name);
 		goto out;
 	}
-	/* the recipe, as the format's reader sees it in the result */
-	if (fmt->recipe) {
+	/* the recipe, as the format's reader sees it in the result (a root
+	   filesystem's reader reads files, not recipes: the one given stays) */
+	if (fmt->recipe && !strstr(recipe, ",files=on")) {
 		fd2 = dup(io_fd(io));
 		r = fd2 < 0 ? err_errno(e, errno, "dup") :
 			      io_open_fd(fd2, "re-encoded NEW", 0, &io2, e);
@@ -119,6 +122,9 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	struct err e = { 0 };
 	char rfmt[64], rver[64], ropts[DELTA_RECIPE_MAX + 1];
 	const char *ostr = o->target_options;
+	char tree_opts[DELTA_RECIPE_MAX + 1];
+	int new_tree = !strcmp(new->vd->fmt->name, "file-tree");
+	int old_tree = !strcmp(old->vd->fmt->name, "file-tree");
 	uint8_t tsha[CHASH_LEN];
 	uint64_t tsize = 0;
 	unsigned threads = api_threads(o->threads);
@@ -153,6 +159,38 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 				goto fail;
 			}
 			ostr = ropts;
+		}
+	}
+	if (new_tree != old_tree) {
+		r = err_set(&e, EI_EUSAGE,
+			    "%s is a squashfs root filesystem and %s is not: a root filesystem's patch is made from another root filesystem (its files), a disk's from another disk",
+			    new_tree ? "NEW" : "OLD", new_tree ? "OLD" : "NEW");
+		goto fail;
+	}
+	if (new_tree) {
+		/* its files are the content; the target is a root filesystem */
+		if (o->target_format && strcmp(o->target_format, "squashfs")) {
+			r = err_set(&e, EI_EUSAGE,
+				    "NEW is a squashfs root filesystem: its target is -O squashfs, not %s",
+				    o->target_format);
+			goto fail;
+		}
+		if (!ofmt) {
+			r = err_set(&e, EI_EUNSUP,
+				    "NEW %s is a squashfs root filesystem that no edgeimg wrote (no recipe): its bytes cannot be rebuilt on the device; name the target with -O squashfs (apply then writes edgeimg's root filesystem of the same files)",
+				    new->path);
+			goto fail;
+		}
+		if (o->target_format) {
+			size_t n = ostr ? strlen(ostr) : 0;
+
+			if (n + 10 > sizeof(tree_opts)) {
+				r = err_set(&e, EI_EUSAGE, "-o: options too long");
+				goto fail;
+			}
+			memcpy(tree_opts, ostr ? ostr : "", n);
+			memcpy(tree_opts + n, n ? ",files=on" : "files=on", n ? 10 : 9);
+			ostr = tree_opts;
 		}
 	}
 	if (ofmt && !strcmp(ofmt->name, "raw")) {
@@ -191,13 +229,18 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 				 sizeof(res->target), tsha, &tsize, &e);
 		if (r < 0)
 			goto fail_out;
-		if (new->vd->fmt == ofmt) {
+		if (new->vd->fmt == ofmt || new_tree) {
+			struct io *box = new->vd->io;
 			uint8_t nsha[CHASH_LEN];
 
-			r = chash_io(new->vd->io, new->vd->io->size, 0, nsha, &e);
+#if IS_ENABLED(CONFIG_FILES)
+			if (new_tree)
+				box = ftv_container(new->vd);
+#endif
+			r = chash_io(box, box->size, 0, nsha, &e);
 			if (r < 0)
 				goto fail_out;
-			res->target_differs = new->vd->io->size != tsize ||
+			res->target_differs = box->size != tsize ||
 					      memcmp(nsha, tsha, CHASH_LEN);
 		}
 		enc_opts.recipe = res->target;

@@ -12,10 +12,12 @@
 #include "api/api.h"
 #include "core/bytes.h"
 #include "core/format.h"
+#include "core/kconfig.h"
 #include "core/limits.h"
 #include "core/opts.h"
 #include "core/part.h"
 #include "crypto/sha.h"
+#include "files/ftree.h"
 #include "generated/features.h"
 
 int api_err(struct ei_err *pub, const struct err *in, int r)
@@ -165,6 +167,17 @@ int api_open(const char *path, const struct ei_open_opts *o, struct vdisk **out,
 	if (!opts.format && stat(path, &st) == 0 && S_ISBLK(st.st_mode))
 		opts.format = "raw";
 	r = vdisk_open(path, &opts, out, e);
+#if IS_ENABLED(CONFIG_FILES) && IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
+	/* a squashfs that holds no disk: its files, where the caller asks */
+	if (r == EI_EFORMAT && o && o->files_view && (!o->format || !strcmp(o->format, "squashfs")) &&
+	    strstr(e->msg, "squashfs root filesystem")) {
+		struct err e2 = { 0 };
+
+		r = ftv_open_path(path, &opts, out, &e2);
+		if (r < 0)
+			*e = e2;
+	}
+#endif
 	if (r < 0) {
 		if (!strstr(e->msg, path))
 			err_prefix(e, "%s", path);

@@ -79,6 +79,8 @@ static int delta_run(int argc, char **argv)
 		return cli_usage(&cmd_delta, "-o needs -O (the target container)");
 	if (o.target_format && ei_format_check(o.target_format, 1, &e) < 0)
 		return cli_error("delta", &e);
+	/* two root filesystems: their files, not their compressed bytes */
+	ca.a.files_view = ca.b.files_view = 1;
 	r = ei_image_open(argv[optind], &ca.a, &old, &e);
 	if (r < 0)
 		return cli_error_in("delta", "OLD", &e);

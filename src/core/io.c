@@ -550,3 +550,24 @@ int io_probe_data(struct io *io, uint64_t off, uint64_t len, uint64_t *run,
 	}
 	return io->ops->probe_data(io, off, len, run, e);
 }
+
+/* --- an io that holds no bytes -------------------------------------------- */
+
+static void null_close(struct io *io)
+{
+	free(io);
+}
+
+static const struct io_ops null_ops = { .close = null_close };
+
+struct io *io_null(const char *name, uint64_t size)
+{
+	struct io *io = calloc(1, sizeof(*io));
+
+	if (!io)
+		return NULL;
+	io->ops = &null_ops;
+	io->size = size;
+	snprintf(io->name, sizeof(io->name), "%s", name);
+	return io;
+}

@@ -58,6 +58,13 @@ struct io {
 				   while mounted or opened so elsewhere */
 
 /*
+ * io_null() - an io of @size bytes named @name that holds none: the io of
+ * a vdisk whose bytes come from elsewhere (a partition of another disk, a
+ * view), which vdisk_close() closes.  NULL when out of memory.
+ */
+struct io *io_null(const char *name, uint64_t size);
+
+/*
  * io_open_file() - open a regular file or block device; @mode is 0 (read)
  * or IO_OPEN_* flags.  On success *@out is owned by the caller (io_close()).
  */

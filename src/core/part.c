@@ -752,13 +752,6 @@ static const struct img_format part_fmt = {
 	.close = pdisk_close,
 };
 
-static void part_io_close(struct io *io)
-{
-	free(io);
-}
-
-static const struct io_ops part_io_ops = { .close = part_io_close };
-
 const struct part *part_of(const struct vdisk *vd)
 {
 	return vd->fmt == &part_fmt ? &((struct part_disk *)vd->priv)->p : NULL;
@@ -775,7 +768,7 @@ int part_open(struct vdisk *parent, const char *spec, struct vdisk **out,
 	struct part_table *t = malloc(sizeof(*t));
 	struct vdisk *vd = calloc(1, sizeof(*vd));
 	struct part_disk *d = calloc(1, sizeof(*d));
-	struct io *io = calloc(1, sizeof(*io));
+	struct io *io = io_null(parent->io->name, 0);
 	const struct part *p;
 	int r;
 
@@ -790,10 +783,8 @@ int part_open(struct vdisk *parent, const char *spec, struct vdisk **out,
 		goto fail;
 	d->parent = parent;
 	d->p = *p;
-	/* vdisk_close() closes vd->io: a private one that does nothing */
-	io->ops = &part_io_ops;
+	/* vdisk_close() closes vd->io: a private one that holds nothing */
 	io->size = p->size;
-	snprintf(io->name, sizeof(io->name), "%s", parent->io->name);
 	vd->fmt = &part_fmt;
 	vd->io = io;
 	vd->size = p->size;
@@ -809,7 +800,7 @@ fail:
 	free(t);
 	free(vd);
 	free(d);
-	free(io);
+	io_close(io);
 	vdisk_close(parent);
 	return r;
 }

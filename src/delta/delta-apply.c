@@ -18,7 +18,9 @@
 #include "core/bytes.h"
 #include "core/format.h"
 #include "core/outfile.h"
+#include "core/kconfig.h"
 #include "delta/delta.h"
+#include "files/ftree.h"
 
 #define CKPT_MAGIC "EIAPPLY\x1a"
 #define CKPT_VERSION 2
@@ -502,7 +504,13 @@ static int apply_old(struct delta_apply *a, struct err *e)
 	char h1[2 * CHASH_LEN + 1] = "", h2[2 * CHASH_LEN + 1];
 	int r;
 
-	r = vdisk_open(a->o.old_path, &a->o.old_open, &a->old, e);
+	/* a root filesystem's patch: OLD is one too, read as its file-tree view */
+#if IS_ENABLED(CONFIG_FILES)
+	if (strstr(a->h.recipe, ",files=on"))
+		r = ftv_open_path(a->o.old_path, &a->o.old_open, &a->old, e);
+	else
+#endif
+		r = vdisk_open(a->o.old_path, &a->o.old_open, &a->old, e);
 	if (r < 0) {
 		err_prefix(e, "OLD");
 		return r;

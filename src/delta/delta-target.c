@@ -136,31 +136,20 @@ static const struct img_format delta_canon_fmt = {
 	.close = canon_close,
 };
 
-static void null_io_close(struct io *io)
-{
-	free(io);
-}
-
-static const struct io_ops null_io_ops = { .close = null_io_close };
-
 int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
 {
 	struct vdisk *vd = calloc(1, sizeof(*vd));
 	struct canon *c = calloc(1, sizeof(*c));
-	struct io *io = calloc(1, sizeof(*io));
+	struct io *io = io_null(inner->io->name, inner->size);
 
 	if (!vd || !c || !io || !(c->buf = malloc(EI_IO_CHUNK))) {
 		free(vd);
 		if (c)
 			free(c->buf);
 		free(c);
-		free(io);
+		io_close(io);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
-	/* vdisk_close() closes vd->io: give it a private one that does nothing. */
-	io->ops = &null_io_ops;
-	io->size = inner->size;
-	snprintf(io->name, sizeof(io->name), "%s", inner->io->name);
 	c->in = inner;
 	vd->fmt = &delta_canon_fmt;
 	vd->io = io;

@@ -77,6 +77,13 @@ struct ft_entry {
 	/* extended attributes, sorted by name (strcmp), names unique */
 	const struct ft_xattr *xattrs;
 	unsigned n_xattrs;
+	/*
+	 * FT_REG: the source records the file as sparse (squashfs: its
+	 * inode counts bytes saved by holes), which a rebuild must repeat.
+	 */
+	int sparse;
+	/* FT_REG with data: the source's handle for open_file() after the walk, 0: none */
+	uint64_t ref;
 };
 
 /*
@@ -119,6 +126,14 @@ struct ft_source_ops {
 	const char *name;       /* "ext4", "tar", "squashfs", "directory" */
 	int (*walk)(struct ft_source *s, ft_visit_fn visit, void *arg, struct err *e);
 	void (*close)(struct ft_source *s);
+	/*
+	 * open_file() - or NULL: a regular file's data after the walk, by
+	 * the @ref and @size its entry carried; read() then takes any
+	 * offset.  close_file() frees it.  One file at a time.
+	 */
+	int (*open_file)(struct ft_source *s, uint64_t ref, uint64_t size, struct ft_file *f,
+			 struct err *e);
+	void (*close_file)(struct ft_source *s, struct ft_file *f);
 };
 
 struct ft_source {
@@ -192,5 +207,35 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 		      struct err *e);
 int ft_write_tar(struct ft_source *src, struct io *out, const struct write_opts *wo,
 		 struct err *e);
+
+/* ft_squashfs_recipe() - a squashfs source's edgeimg recipe, "" if none. */
+int ft_squashfs_recipe(struct ft_source *src, char *buf, size_t len, struct err *e);
+
+/*
+ * The file-tree view (src/delta/delta-format.md, "The file-tree view"): a
+ * tree as one deterministic byte array, what delta and apply compare
+ * when OLD and NEW are root filesystems, and what the squashfs writer's
+ * files=on rebuilds a root filesystem from.
+ *
+ * ftv_open() - the view of @src as a vdisk (read at random; @src must
+ * have open_file()), which takes @src.  @recipe: what the vdisk's recipe()
+ * reports ("" none).  Memory: a record per entry (its name, link target,
+ * xattrs) and 48 bytes of index.
+ *
+ * ftv_open_path() - the view of the squashfs root filesystem at @path
+ * (a file, or a block device holding one); EI_EFORMAT when it is none.
+ *
+ * ftv_source() - a source walking the view in @vd (checked as hostile
+ * input), which leaves @vd open.
+ *
+ * ftv_container() - for a view of ftv_open_path(): the root filesystem's
+ * bytes; else NULL.
+ */
+int ftv_open(struct ft_source *src, const char *recipe, struct vdisk **out,
+	     struct err *e);
+int ftv_open_path(const char *path, const struct open_opts *oo, struct vdisk **out,
+		  struct err *e);
+int ftv_source(struct vdisk *vd, struct ft_source **out, struct err *e);
+struct io *ftv_container(struct vdisk *vd);
 
 #endif

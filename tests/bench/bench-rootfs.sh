@@ -62,3 +62,36 @@ sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1 ||
 row "100k files zstd" "$(size_of "$eout")" "$(size_of "$pout")"
 verdict "100k files: peak RSS, MiB" "$(mib "$e_rss")" 64
 rm -rf "$many" "$eout" "$pout"
+
+# Root filesystems in delta and apply: edgeimg's root filesystems of the
+# v1 and v2 root partitions (zstd, 128 KiB blocks) as OLD and NEW; the
+# patch against xdelta3 -9 between the same two files, and against
+# edgeimg's patch between the two root partitions as raw ext4 (the issue's
+# yardstick: <= 1.2x); apply against xdelta3 -d, its result compared with
+# v2's root filesystem byte for byte.
+v2=$corpus/disk-v2.qcow2
+[ -f "$v2" ] || { echo "bench: $v2 missing" >&2; exit 1; }
+for v in 1 2; do
+	"$ei" convert --force --files --partition 2 -O squashfs -o compression=zstd,block_size=131072 \
+		"$corpus/disk-v$v.qcow2" "$tmp/r$v.sqfs" >/dev/null 2>"$tmp/.err" ||
+		{ echo "bench: edgeimg convert --files of v$v failed: $(cat "$tmp/.err")" >&2; exit 1; }
+done
+header "Delta, root filesystems v1 -> v2 (edgeimg's, zstd): edgeimg delta vs xdelta3 -9 between the files (sizes: patch bytes)"
+rm -f "$tmp/pp.patch" "$tmp/e.patch" "$tmp/x.patch"
+measure e "$ei" delta --partition 2 "$corpus/disk-v1.qcow2" "$v2" "$tmp/pp.patch"
+part_patch=$(size_of "$tmp/pp.patch")
+p_wall=- p_cpu=- p_rss=0
+row "ext4 partitions (raw)" "$part_patch" "-"
+measure e "$ei" delta "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$tmp/e.patch"
+measure p "${synced[@]}" "$tmp/x.patch" xdelta3 -f -9 -B 1073741824 -e -s "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$tmp/x.patch"
+row "rootfs vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
+verdict "rootfs patch / the raw ext4 partitions' patch" "$(ratio "$(size_of "$tmp/e.patch")" "$part_patch")" 1.2
+verdict "rootfs patch / xdelta3 -9's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")")" 1.0
+rm -f "$tmp/e.out" "$tmp/x.out"
+measure e "$ei" apply "$tmp/r1.sqfs" "$tmp/e.patch" "$tmp/e.out"
+measure p "${synced[@]}" "$tmp/x.out" xdelta3 -f -d -s "$tmp/r1.sqfs" "$tmp/x.patch" "$tmp/x.out"
+row "apply rootfs" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
+cmp -s "$tmp/e.out" "$tmp/r2.sqfs" || { echo "bench: apply did not rebuild v2's root filesystem byte for byte" >&2; exit 1; }
+verdicts+=("  rootfs: apply rebuilt v2's root filesystem byte for byte (cmp)")
+verdict "rootfs apply: peak RSS, MiB" "$(mib "$e_rss")" 64
+rm -f "$tmp"/r?.sqfs "$tmp/pp.patch" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"

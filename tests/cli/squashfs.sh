@@ -277,6 +277,8 @@ wrefuse 'squashfs: partitions=maybe is not on or off' -o partitions=maybe
 # the keys of the recipe (but format and writer, and the library key is
 # this build's ones)
 keys=$(sed -E 's/=[^,]*//g; s/^format,writer,//; s/,(deflate|zstd|xz|lz4),/,/; s/,/, /g' <<<"$RECIPE")
+# files=on is a root filesystem's key, never in a disk's recipe
+keys="$keys, files"
 libs=deflate
 for c in zstd xz lz4; do has_feature CODEC_${c^^} && libs="$libs, $c"; done
 wrefuse "^edgeimg convert: squashfs: unknown option 'cluster_size'; valid: $keys, $libs\$" -o cluster_size=64k
@@ -415,11 +417,12 @@ for r in root1:1 root2:3; do
 	rm -f "$T/o/bytes.raw"
 done
 if has_feature CODEC_ZSTD; then
-	# delta and apply refuse it too: no patch of 10 bytes of a root filesystem
+	# delta compares root filesystems by their files (files-delta.sh); a
+	# NEW no edgeimg wrote cannot be rebuilt: refused, never 10 bytes of it
 	cp "$T/root1.sqfs" "$T/root1n.sqfs"
 	printf 'X' | dd of="$T/root1n.sqfs" bs=1 seek=200 conv=notrunc status=none
 	run_ei 1 -- delta "$T/root1.sqfs" "$T/root1n.sqfs" "$T/o/p.patch"
-	has "delta refuses a root filesystem as OLD" "OLD: squashfs: $T/root1.sqfs is a squashfs root filesystem" "$ERR"
+	has "delta refuses a root filesystem NEW no edgeimg wrote" "NEW $T/root1n.sqfs is a squashfs root filesystem that no edgeimg wrote" "$ERR"
 	check "delta: no patch left" test -z "$(listing)"
 fi
 # What still reads: the recipe's name= (above), and the partitions=on

@@ -3,8 +3,9 @@
  * libFuzzer entry point for the squashfs file view (formats/squashfs/
  * squashfs-files.c): the input is a squashfs image, opened as a --files
  * source over the in-memory I/O and walked, every regular file's data read
- * (holes asked for first, a bounded amount per input).  Seeds:
- * seed-sqfsfiles.sh.
+ * (holes asked for first, a bounded amount per input); then the same image
+ * as its file-tree view (src/files/ftview.c, what apply reads OLD as), read
+ * backwards, files reopened after the walk.  Seeds: seed-sqfsfiles.sh.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +72,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ft_open_squashfs(vd, "fuzz", &src, &e) == 0) {
 		ft_walk(src, fuzz_visit, NULL, &e);
 		ft_close(src);
+	}
+	if (ft_open_squashfs(vd, "fuzz", &src, &e) == 0) {
+		struct vdisk *view;
+		static uint8_t buf[FUZZ_BUF];
+
+		if (ftv_open(src, "", &view, &e) == 0) {
+			uint64_t off = view->size, left = FUZZ_MAX_READ;
+
+			while (off && left) {
+				size_t n = (size_t)(off < FUZZ_BUF ? off : FUZZ_BUF);
+
+				off -= n;
+				left -= n < left ? n : left;
+				if (vdisk_read(view, buf, n, off, &e) < 0)
+					break;
+			}
+			vdisk_close(view);
+		}
 	}
 	vdisk_close(vd);
 	return 0;
