@@ -1379,6 +1379,8 @@ int squashfs_write_view(struct vdisk *view, struct io *out, const struct write_o
 	struct ft_source *src;
 	int r = ftv_source(view, &src, e);
 
+	if (r == EI_EFORMAT)
+		err_prefix(e, "squashfs: files=on takes a file-tree view (apply's input), not a disk; a root filesystem from a disk is convert --files");
 	if (r < 0)
 		return r;
 	r = ft_write_squashfs(src, out, wo, e);

@@ -154,6 +154,8 @@ if fixture "seed-ftview.sh" bash "$TOP/tests/fuzz/seed-ftview.sh" "$T/views"; th
 	check "... and extracts etc/file's bytes" cmp "$T/vx/etc/file" <(for i in $(seq 700); do echo hello; done)
 	run_ei 0 -- convert -f raw -O squashfs -o files=on "$T/views/root" "$T/v0.sqfs"
 	check "a view of the root alone: an empty root filesystem" test "$(unsquashfs -lls "$T/v0.sqfs" | grep -c squashfs-root)" = 1
+	run_ei 1 -- convert -O squashfs -o files=on "$T/e1.ext4" "$T/v1.sqfs"
+	has "files=on of a disk: refused, pointing at convert --files" 'files=on takes a file-tree view.*convert --files' "$ERR"
 	head -c 5000 "$T/views/tree" >"$T/views/cut"
 	run_ei 1 -- convert -f raw -O squashfs -o files=on "$T/views/cut" "$T/v1.sqfs"
 	has "a cut view: refused, naming the view" 'file-tree view: header .*view bytes 28672 \(of 5000\)' "$ERR"
