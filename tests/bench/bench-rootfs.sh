@@ -95,3 +95,25 @@ cmp -s "$tmp/e.out" "$tmp/r2.sqfs" || { echo "bench: apply did not rebuild v2's 
 verdicts+=("  rootfs: apply rebuilt v2's root filesystem byte for byte (cmp)")
 verdict "rootfs apply: peak RSS, MiB" "$(mib "$e_rss")" 64
 rm -f "$tmp"/r?.sqfs "$tmp/pp.patch" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+
+# libguestfs, what users run without root: its appliance VM mounts the
+# partition and streams a tar out, which sqfstar turns into a root
+# filesystem (no KVM here: TCG, as LIBGUESTFS_BACKEND_SETTINGS=force_tcg).
+# One run each: the VM takes minutes.  Printed where libguestfs runs.
+if command -v guestfish >/dev/null && command -v sqfstar >/dev/null &&
+   LIBGUESTFS_BACKEND=direct guestfish --ro -a "$src" run >/dev/null 2>"$tmp/.err"; then
+	[ -e /dev/kvm ] || export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+	header "Root filesystem: edgeimg convert --files vs guestfish --ro tar-out | sqfstar (zstd; one run each)"
+	eout=$tmp/e.sqfs pout=$tmp/p.sqfs
+	ecmd=("$ei" convert --files --partition 2 -O squashfs -o compression=zstd,block_size=131072 "$src" "$eout")
+	pcmd=(bash -c 'set -o pipefail; LIBGUESTFS_BACKEND=direct guestfish --ro -a "$2" -m /dev/sda2 tar-out / - xattrs:true numericowner:true |
+		sqfstar -comp zstd -b 131072 -quiet -no-progress "$1" && sync -- "$1"' x "$pout" "$src")
+	rep_saved=$rep rep=1
+	pair
+	rep=$rep_saved
+	row "rootfs vs libguestfs" "$(size_of "$eout")" "$(size_of "$pout")"
+	verdict "rootfs zstd: wall / libguestfs + sqfstar's" "$(ratio "$e_wall" "$p_wall")" 0.5
+	rm -f "$eout" "$pout"
+else
+	echo; echo "SKIPPED: libguestfs does not run here (guestfish, sqfstar or its appliance missing): the libguestfs row is missing${tmp:+ ($(head -c 200 "$tmp/.err" 2>/dev/null))}"
+fi

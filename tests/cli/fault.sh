@@ -617,6 +617,27 @@ pin "apply: a write of the qcow2 container fails" resume EIO "$W/n.qcow2.edgeimg
 	FAULT_OPS=write FAULT_AT=1 -- apply "$W/old.raw" "$W/pq" "$OUTPATH"
 rm -f "$W/pq"
 
+# a root filesystem's patch: OLD read as its file-tree view, NEW's root
+# filesystem rebuilt from the decoded view by the squashfs writer
+if has_feature FILES_EXT && [ -f "$T/ref.rootfs" ]; then
+	mkdir -p "$T/ftree2"
+	cp -a "$T/ftree/." "$T/ftree2/"
+	head -c 100000 /dev/urandom >"$T/ftree2/c"
+	echo more >>"$T/ftree2/a"
+	if fixture "mkfs.ext4" mkfs.ext4 -q -d "$T/ftree2" "$T/fs2.ext4" 4M >/dev/null; then
+		fe -- convert --files -j 1 -O squashfs -o compression=gzip,level=1 "$T/fs2.ext4" "$T/ref.rootfs2"
+		made "convert --files of the second tree"
+		cp "$T/ref.rootfs" "$W/old.sqfs"
+		fe -- delta -j 1 "$W/old.sqfs" "$T/ref.rootfs2" "$W/pr"
+		if made "delta between root filesystems"; then
+			OUTPATH=$W/n.sqfs PREFIX=n.sqfs REF=$T/ref.rootfs2
+			sweep apply-rootfs && fault_sweep apply-rootfs resume -- apply "$W/old.sqfs" "$W/pr" "$OUTPATH"
+			sweep cut-apply-rootfs && cut_sweep cut-apply-rootfs resume -- apply "$W/old.sqfs" "$W/pr" "$OUTPATH"
+		fi
+		rm -f "$W/pr" "$W/old.sqfs" "$T/fs2.ext4"
+	fi
+fi
+
 # --- apply into a loop device standing in for an inactive A/B slot -------------
 if ! sweep apply-device; then
 	:
