@@ -373,6 +373,9 @@ struct ei_apply_result {
 	int out_is_device;
 	int state_kept;                 /* after a failure: the checkpoint is
 					   kept, run again with resume */
+	/* a container target: blocks copied from OLD's container (compressed
+	   as the recipe compresses them), of the blocks built */
+	uint64_t blocks_copied, blocks;
 };
 
 struct ei_apply;

@@ -25,6 +25,7 @@
 #include "core/info.h"
 #include "core/limits.h"
 #include "core/vdisk.h"
+#include "crypto/sha.h"
 #include "files/ftree.h"
 #include "squashfs.h"
 
@@ -1081,4 +1082,209 @@ int ft_open_squashfs(struct vdisk *vd, const char *what, struct ft_source **out,
 fail:
 	sqf_close(&q->src);
 	return r;
+}
+
+/* --- the blocks of an existing squashfs, by content (block reuse) --- */
+
+struct sqr_blk {
+	uint8_t sha[SHA256_LEN];
+	uint64_t pos;
+	uint32_t word, len;     /* the size word, the uncompressed length */
+};
+
+struct sqr_index {
+	struct block_reuse r;
+	struct vdisk *raw;      /* the container's bytes */
+	struct sqr_blk *b;
+	size_t n, cap;
+	uint32_t bs;
+};
+
+static int sqr_add(struct sqr_index *x, uint64_t pos, uint32_t w, const uint8_t *data,
+		   size_t len, struct err *e)
+{
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+		struct sqr_blk *p;
+
+		if (cap > (EI_MAX_TABLE / sizeof(*p)))
+			return err_set(e, EI_ELIMIT, "squashfs: more blocks than a reuse index holds");
+		p = realloc(x->b, cap * sizeof(*p));
+		if (!p)
+			return err_set(e, -ENOMEM, "squashfs: out of memory");
+		x->b = p;
+		x->cap = cap;
+	}
+	sha256(data, len, x->b[x->n].sha);
+	x->b[x->n].pos = pos;
+	x->b[x->n].word = w;
+	x->b[x->n].len = (uint32_t)len;
+	x->n++;
+	return 0;
+}
+
+/* Every data block of every file (hard links and duplicates: once each). */
+static int sqr_visit(void *arg, const struct ft_entry *ent, struct ft_file *ff, struct err *e)
+{
+	struct sqr_index *x = arg;
+	struct sqf_file *f;
+	struct sqf_src *q;
+
+	(void)ent;
+	if (!ff)
+		return 0;
+	f = ff->priv;
+	q = f->q;
+	for (uint64_t i = 0; i < f->nblocks; i++) {
+		uint64_t pos;
+		uint32_t w;
+		size_t got;
+		int r = sqf_word(f, i, &w, &pos, e);
+
+		if (r < 0)
+			return r;
+		if (!(w & SQFS_BLOCK_SIZE_MASK))
+			continue;
+		r = sqf_unpack(q, w, pos, q->dbuf, &got, "block", i, e);
+		if (r < 0)
+			return r;
+		if (got != sqf_blen(f, i))
+			return sqf_bad(q, e, "block %llu decompressed to %zu bytes, expected %u",
+				       (unsigned long long)i, got, sqf_blen(f, i));
+		r = sqr_add(x, pos, w, q->dbuf, got, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int sqr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SHA256_LEN);
+}
+
+static int sqr_lookup(const struct block_reuse *r, const uint8_t *in, size_t len,
+		      uint8_t *out, size_t cap, size_t *out_len, int *raw, struct err *e)
+{
+	struct block_reuse *rw = (struct block_reuse *)r;
+	const struct sqr_index *x = r->priv;
+	struct sqr_blk key;
+	const struct sqr_blk *hit;
+	uint32_t size;
+	int rc;
+
+	__atomic_fetch_add(&rw->asked, 1, __ATOMIC_RELAXED);
+	sha256(in, len, key.sha);
+	hit = x->n ? bsearch(&key, x->b, x->n, sizeof(*x->b), sqr_cmp) : NULL;
+	if (!hit || hit->len != len)
+		return 0;
+	size = hit->word & SQFS_BLOCK_SIZE_MASK;
+	*raw = !!(hit->word & SQFS_BLOCK_UNCOMPRESSED);
+	if (*raw) {
+		if (size != len)
+			return 0;
+	} else {
+		if (size > cap)
+			return 0;
+		rc = io_read(x->raw->io, out, size, hit->pos, "squashfs: a block to reuse", e);
+		if (rc < 0)
+			return rc;
+		*out_len = size;
+	}
+	__atomic_fetch_add(&rw->copied, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
+static void sqr_free(struct block_reuse *r)
+{
+	struct sqr_index *x;
+
+	if (!r)
+		return;
+	x = r->priv;
+	vdisk_close(x->raw);
+	free(x->b);
+	free(x);
+}
+
+/* @key=VALUE of the comma-separated @opts into @buf ("" when absent). */
+static void sqr_opt(const char *opts, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+
+	buf[0] = 0;
+	for (const char *p = opts; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+
+		if (n > kl && p[kl] == '=' && !memcmp(p, key, kl)) {
+			snprintf(buf, len, "%.*s", (int)(n - kl - 1), p + kl + 1);
+			return;
+		}
+		p = c ? c + 1 : NULL;
+	}
+}
+
+int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char *options,
+			struct block_reuse **out, struct err *e)
+{
+	static const char *const keys[] = { "compression", "level", "block_size", "deflate",
+					    "zstd", "xz", "lz4" };
+	struct open_opts o = *oo;
+	struct ft_source *src = NULL;
+	struct sqr_index *x;
+	char recipe[SQFS_RECIPE_MAX + 1], a[80], b[80];
+	int r;
+
+	*out = NULL;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set(e, -ENOMEM, "squashfs: out of memory");
+	o.format = "raw";
+	r = vdisk_open(path, &o, &x->raw, e);
+	if (r >= 0) {
+		r = ft_open_squashfs(x->raw, path, &src, e);
+		if (r == EI_EFORMAT)
+			r = 1;          /* OLD is no squashfs: nothing to take */
+	}
+	if (r == 0)
+		r = ft_squashfs_recipe(src, recipe, sizeof(recipe), e);
+	/* only what this writer would have compressed the same way */
+	for (size_t i = 0; r >= 0 && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		sqr_opt(recipe, keys[i], a, sizeof(a));
+		sqr_opt(options, keys[i], b, sizeof(b));
+		if (strcmp(a, b) || (i < 3 && !a[0]))
+			r = 1;
+	}
+	if (r == 0)
+		r = ft_walk(src, sqr_visit, x, e);
+	if (r == 0) {
+		struct sqf_src *q = src->priv;
+
+		for (uint32_t i = 0; r >= 0 && i < q->fs.fragments; i++) {
+			uint64_t start;
+			uint32_t w;
+			size_t got;
+
+			r = squashfs_frag_entry(&q->fs, i, &start, &w, e);
+			if (r >= 0 && (w & SQFS_BLOCK_SIZE_MASK))
+				r = sqf_unpack(q, w, start, q->fbuf, &got, "fragment", i, e);
+			if (r >= 0 && (w & SQFS_BLOCK_SIZE_MASK))
+				r = sqr_add(x, start, w, q->fbuf, got, e);
+		}
+		q->fidx = SQFS_INVALID_FRAG;
+	}
+	ft_close(src);
+	if (r != 0) {
+		vdisk_close(x->raw);
+		free(x->b);
+		free(x);
+		return r < 0 ? r : 0;
+	}
+	qsort(x->b, x->n, sizeof(*x->b), sqr_cmp);
+	x->r.lookup = sqr_lookup;
+	x->r.free = sqr_free;
+	x->r.priv = x;
+	*out = &x->r;
+	return 0;
 }

@@ -1282,6 +1282,7 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
+	w->opt.reuse = wo->reuse;
 	w->sink.comp = w->opt.comp;
 	w->sink.level = w->opt.level;
 	w->sink.bs = w->opt.bs;

@@ -275,6 +275,21 @@ int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_uni
 		u->flags |= SQFS_UNIT_RAW;
 		return 0;
 	}
+	if (o->reuse) {
+		int raw = 0;
+
+		r = o->reuse->lookup(o->reuse, u->in, u->in_len, u->out, n, &n, &raw, e);
+		if (r < 0)
+			return r;
+		if (r) {
+			if (raw)
+				u->flags |= SQFS_UNIT_RAW;
+			else
+				u->out_len = n;
+			return 0;
+		}
+		n = u->in_len - 1;
+	}
 	r = squashfs_compress(o->comp, ctx, u->in, u->in_len, u->out, &n, o->level, o->bs, e);
 	if (r == -ENOSPC) {
 		u->flags |= SQFS_UNIT_RAW;
@@ -1044,6 +1059,7 @@ int squashfs_write(struct vdisk *src, struct io *out,
 	if (r < 0)
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
+	w->opt.reuse = wopts->reuse;
 	if (w->opt.files) {
 		/* a root filesystem: @src is the file-tree view of its files */
 		sqfs_writer_free(w);

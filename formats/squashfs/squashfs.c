@@ -262,6 +262,9 @@ const struct img_format fmt_squashfs = {
 	.close = squashfs_close,
 	.info = squashfs_info,
 	.recipe = squashfs_recipe,
+#if IS_ENABLED(CONFIG_FILES) && IS_ENABLED(CONFIG_OUTPUT_SQUASHFS)
+	.reuse_open = squashfs_reuse_open,
+#endif
 	.write = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write : NULL,
 	.write_parse = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_opts_parse : NULL,
 	.wopts = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write_options : NULL,

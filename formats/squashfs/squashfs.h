@@ -272,6 +272,7 @@ struct squashfs_wopts {
 	char name[72];
 	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */
 	unsigned given;
+	const struct block_reuse *reuse;        /* write_opts.reuse */
 };
 
 #define SQFS_GIVEN_NAME 1u
@@ -347,6 +348,16 @@ int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const ui
 struct pl_unit;
 int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
 		       int sparse_ok, struct err *e);
+
+/*
+ * squashfs_reuse_open() - img_format.reuse_open: the data and fragment
+ * blocks of the squashfs at @path, indexed by the SHA-256 of their
+ * content, when its recipe names the compression, level, library and
+ * block size @options name (squashfs-files.c).
+ */
+struct block_reuse;
+int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char *options,
+			struct block_reuse **out, struct err *e);
 
 /*
  * squashfs_comp_opts() - the compressor options mksquashfs writes after the

@@ -65,7 +65,7 @@ static int delta_target(struct vdisk *new, const struct img_format *fmt,
 	r = api_tmpfile(patch, &io, e);
 	if (r < 0)
 		return r;
-	r = delta_target_build(new, recipe, io, threads, NULL, NULL, size, sha, e);
+	r = delta_target_build(new, recipe, io, threads, NULL, NULL, NULL, size, sha, e);
 	if (r < 0) {
 		err_prefix(e, "re-encoding NEW as %s", fmt->name);
 		goto out;
@@ -529,6 +529,8 @@ static void apply_result(const struct delta_apply_result *d, struct ei_apply_res
 	snprintf(res->target, sizeof(res->target), "%s", d->target);
 	res->old_is_new = d->old_is_new;
 	res->out_is_device = d->out_is_device;
+	res->blocks_copied = d->blocks_copied;
+	res->blocks = d->blocks;
 }
 
 int ei_apply_finish(struct ei_apply *x, struct ei_apply_result *res,

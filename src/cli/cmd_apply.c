@@ -34,6 +34,10 @@ static void apply_print(const char *out, const struct ei_apply_result *res,
 			res->from_chunk, res->chunks, res->chunks,
 			ei_size_str(res->written, h2, sizeof(h2)),
 			res->out_is_device ? " to the device" : "", secs);
+	if (verbose && res->blocks)
+		fprintf(stderr, "%s: %llu of %llu compressed blocks copied from OLD's container\n",
+			out, (unsigned long long)res->blocks_copied,
+			(unsigned long long)res->blocks);
 	if (!json)
 		return;
 	printf("{\n    \"output\": ");

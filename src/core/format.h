@@ -83,6 +83,28 @@ struct write_opts {
 	 * them again.  NULL: write() parses them itself.
 	 */
 	const struct write_parsed *parsed;
+	/*
+	 * Optional: compressed blocks another container already holds (apply:
+	 * OLD's, when it was written with the same options), which the
+	 * writer copies instead of compressing the same content again.
+	 */
+	const struct block_reuse *reuse;
+};
+
+/*
+ * Blocks of an existing container, by content.  lookup() is given a
+ * block's uncompressed bytes; when the container holds that content
+ * compressed as this writer would compress it, it returns 1 with the
+ * stored bytes in @out (*@out_len of them, at most @cap) and *@raw set
+ * when they are stored uncompressed; else 0.  Called from worker threads
+ * (it must be safe so); @copied counts the hits, @asked the calls.
+ */
+struct block_reuse {
+	int (*lookup)(const struct block_reuse *r, const uint8_t *in, size_t len,
+		      uint8_t *out, size_t cap, size_t *out_len, int *raw, struct err *e);
+	void (*free)(struct block_reuse *r);
+	void *priv;
+	uint64_t copied, asked;         /* updated atomically */
 };
 
 /* The most bytes a writer's parsed options (its struct <fmt>_wopts) take. */
@@ -154,6 +176,14 @@ struct img_format {
 	 * 0 when the image carries none, or a negative error.
 	 */
 	int (*recipe)(struct vdisk *vd, char *buf, size_t len, struct err *e);
+	/*
+	 * Optional, with write: the compressed blocks of the container at
+	 * @path (opened with @oo) that this writer, given @options, may copy
+	 * (write_opts.reuse): *@out NULL when the container was not written
+	 * with the same compression (nothing to reuse); free with ->free().
+	 */
+	int (*reuse_open)(const char *path, const struct open_opts *oo, const char *options,
+			  struct block_reuse **out, struct err *e);
 
 	/*
 	 * Write side, optional: stream the whole of @src into @out, which

@@ -900,6 +900,7 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 			   struct err *e)
 {
 	struct open_opts raw_open = { .format = "raw" };
+	struct block_reuse *reuse = NULL;
 	struct vdisk *raw = NULL;
 	struct io *out = NULL;
 	char h1[2 * CHASH_LEN + 1], h2[2 * CHASH_LEN + 1];
@@ -921,9 +922,41 @@ static int apply_container(struct delta_apply *a, struct delta_apply_result *res
 		r = fd < 0 ? err_errno(e, errno, "%s", a->out_tmp) :
 			     io_open_fd(fd, a->out_tmp, IO_OPEN_RW, &out, e);
 	}
-	if (r >= 0)
-		r = delta_target_build(raw, a->h.recipe, out, a->o.threads, NULL, NULL,
+	/*
+	 * Blocks OLD's container already holds, compressed as the recipe
+	 * compresses them, are copied, not compressed again.  The read-back
+	 * judges the result: should it differ, the container is built again
+	 * from NEW alone.
+	 */
+	if (r >= 0) {
+		struct err e2 = { 0 };
+
+		if (delta_target_reuse(a->h.recipe, a->o.old_path, &a->o.old_open, &reuse,
+				       &e2) < 0)
+			apply_note(a, "OLD's blocks cannot be reused (%s): all of NEW's are compressed",
+				   e2.msg);
+		r = delta_target_build(raw, a->h.recipe, out, a->o.threads, NULL, NULL, reuse,
 				       &size, res->target_sha, e);
+		if (r >= 0 && reuse && (size != a->h.target_size ||
+					memcmp(res->target_sha, a->h.target_sha, CHASH_LEN))) {
+			apply_note(a, "the container with %llu blocks copied from OLD is not the patch's: building it again without them",
+				   (unsigned long long)reuse->copied);
+			reuse->free(reuse);
+			reuse = NULL;
+			if (a->dev)
+				out->end = 0;
+			else
+				r = io_truncate(out, 0, e);
+			if (r >= 0)
+				r = delta_target_build(raw, a->h.recipe, out, a->o.threads, NULL,
+						       NULL, NULL, &size, res->target_sha, e);
+		}
+		if (reuse) {
+			res->blocks_copied = reuse->copied;
+			res->blocks = reuse->asked;
+			reuse->free(reuse);
+		}
+	}
 	vdisk_close(raw);
 	if (r >= 0 && (size != a->h.target_size ||
 		       memcmp(res->target_sha, a->h.target_sha, CHASH_LEN))) {

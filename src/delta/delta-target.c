@@ -228,11 +228,29 @@ int delta_recipe_check(const char *recipe, struct err *e)
 }
 
 
+int delta_target_reuse(const char *recipe, const char *path, const struct open_opts *oo,
+		       struct block_reuse **out, struct err *e)
+{
+	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
+	const struct img_format *f;
+	int r;
+
+	*out = NULL;
+	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
+			       opts, sizeof(opts), e);
+	if (r < 0)
+		return r;
+	f = format_find(fmt);
+	if (!f || !f->reuse_open)
+		return 0;
+	return f->reuse_open(path, oo, opts, out, e);
+}
+
 int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 		       unsigned threads,
 		       void (*progress)(void *arg, uint64_t done, uint64_t total),
-		       void *arg, uint64_t *size, uint8_t sha[CHASH_LEN],
-		       struct err *e)
+		       void *arg, const struct block_reuse *reuse, uint64_t *size,
+		       uint8_t sha[CHASH_LEN], struct err *e)
 {
 	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
 	const struct img_format *f;
@@ -257,6 +275,7 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 	wopts.mem_cap = EI_MEM_CAP;
 	wopts.progress = progress;
 	wopts.progress_arg = arg;
+	wopts.reuse = reuse;
 	r = f->write(canon, out, &wopts, e);
 	vdisk_close(canon);
 	if (r < 0) {

@@ -219,13 +219,25 @@ int delta_recipe_check(const char *recipe, struct err *e);
  * disk (seen through the canonical view) into @out (empty, or a block
  * device), sync it and read it back: *@size and @sha get the container's
  * size and content hash as read from the media.  @threads and @progress
- * go to the writer.
+ * go to the writer; @reuse (or NULL) too: blocks it copies from another
+ * container (delta_target_reuse()).
  */
+struct block_reuse;
 int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 		       unsigned threads,
 		       void (*progress)(void *arg, uint64_t done, uint64_t total),
-		       void *arg, uint64_t *size, uint8_t sha[CHASH_LEN],
-		       struct err *e);
+		       void *arg, const struct block_reuse *reuse, uint64_t *size,
+		       uint8_t sha[CHASH_LEN], struct err *e);
+
+/*
+ * delta_target_reuse() - the compressed blocks of the container at @path
+ * (OLD, opened with @oo) that the writer of @recipe may copy instead of
+ * compressing them again: *@out NULL when there are none to take (another
+ * format, other compression options, a writer without the feature).
+ */
+struct open_opts;
+int delta_target_reuse(const char *recipe, const char *path, const struct open_opts *oo,
+		       struct block_reuse **out, struct err *e);
 
 /* --- encoder ------------------------------------------------------------ */
 
@@ -388,6 +400,8 @@ struct delta_apply_result {
 	char target[DELTA_RECIPE_MAX + 1];      /* the recipe, "" for raw */
 	int old_is_new;                 /* OLD already held NEW */
 	int out_is_device;
+	/* a container: its compressed blocks copied from OLD's, of those built */
+	uint64_t blocks_copied, blocks;
 };
 
 struct delta_apply;

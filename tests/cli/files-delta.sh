@@ -44,11 +44,41 @@ for comp in zstd gzip xz lz4; do
 	run_ei 0 -- delta -v "$T/r1.$comp" "$T/r2.$comp" "$T/p.$comp"
 	has "$comp: the target is a root filesystem's recipe" "target format=squashfs,.*compression=$comp,.*files=on" "$ERR"
 	check "$comp: no note that apply would write other bytes" test -z "$(grep 'is not what' <<<"$ERR")"
-	run_ei 0 -- apply "$T/r1.$comp" "$T/p.$comp" "$T/o.$comp"
+	run_ei 0 -- apply -v "$T/r1.$comp" "$T/p.$comp" "$T/o.$comp"
 	check "$comp: apply rebuilt NEW's root filesystem byte for byte" cmp "$T/r2.$comp" "$T/o.$comp"
+	# unchanged files' blocks come from OLD's root filesystem, as stored
+	n=$(sed -n 's/.*: \([0-9]*\) of \([0-9]*\) compressed blocks copied from OLD.*/\1 \2/p' <<<"$ERR")
+	check "$comp: most blocks copied from OLD, not compressed again ($n)" \
+		test -n "$n" -a "${n% *}" -gt 0 -a $((${n% *} * 2)) -gt "${n#* }"
 	rm -f "$T/o.$comp"
 done
-rm -f "$T"/r?.gzip "$T"/r?.xz "$T"/r?.lz4
+# the view is the files: OLD's files compressed otherwise are the same OLD,
+# with nothing to copy
+run_ei 0 -- apply -v "$T/r1.gzip" "$T/p.zstd" "$T/o.sqfs"
+check "the zstd patch applied to OLD's files in gzip: NEW byte for byte" cmp "$T/r2.zstd" "$T/o.sqfs"
+check "... with no block copied" test -z "$(grep 'copied from OLD' <<<"$ERR")"
+rm -f "$T/o.sqfs"
+run_ei 0 -- delta "$T/r1.gzip" "$T/r2.zstd" "$T/pg"
+run_ei 0 -- apply -v "$T/r1.gzip" "$T/pg" "$T/o.sqfs"
+check "OLD in gzip, NEW in zstd: NEW byte for byte" cmp "$T/r2.zstd" "$T/o.sqfs"
+check "... with no block copied" test -z "$(grep 'copied from OLD' <<<"$ERR")"
+rm -f "$T/o.sqfs" "$T/pg"
+# an OLD whose recipe lies (mksquashfs's zlib blocks under edgeimg's
+# libdeflate recipe): the copied blocks make another container, which the
+# read-back catches; apply builds it again from NEW alone
+if fixture "mksquashfs -comp gzip" mksquashfs "$t1" "$T/liar.sqfs" -noappend -quiet -no-progress -comp gzip >/dev/null; then
+	rec=$(tail -c +$(($(od -An -t u8 -j 40 -N 8 "$T/r2.gzip" | tr -d ' ') + 1)) "$T/r2.gzip" | head -n 1 | tr -d '\0')
+	used=$(od -An -t u8 -j 40 -N 8 "$T/liar.sqfs" | tr -d ' ')
+	printf '%s\n' "$rec" | dd of="$T/liar.sqfs" bs=1 seek=$used conv=notrunc status=none
+	run_ei 0 -- delta "$T/liar.sqfs" "$T/r2.gzip" "$T/pl"
+	run_ei 0 -- apply -v "$T/liar.sqfs" "$T/pl" "$T/o.sqfs"
+	has "a lying OLD: its blocks were tried, then the container built again" \
+		'blocks copied from OLD is not the patch.s: building it again without them' "$ERR"
+	check "... and NEW byte for byte" cmp "$T/r2.gzip" "$T/o.sqfs"
+	rm -f "$T/o.sqfs" "$T/pl" "$T/liar.sqfs"
+fi
+rm -f "$T/r1.gzip"
+rm -f "$T"/r1.gzip "$T"/r?.xz "$T"/r?.lz4
 
 # the patch against the one between the ext4 images themselves
 run_ei 0 -- delta "$T/e1.ext4" "$T/e2.ext4" "$T/p.ext4"
