@@ -228,21 +228,34 @@ int delta_recipe_check(const char *recipe, struct err *e)
 }
 
 
+/* The writer of @recipe and its options (@opts, DELTA_RECIPE_MAX + 1 bytes). */
+static int target_writer(const char *recipe, const struct img_format **f, char *opts,
+			 struct err *e)
+{
+	char fmt[64], ver[64];
+	int r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
+				   opts, DELTA_RECIPE_MAX + 1, e);
+
+	if (r < 0)
+		return r;
+	*f = format_find(fmt);
+	if (!*f || !(*f)->write)
+		return err_set(e, EI_EUNSUP,
+			       "the target is a %s container, which this edgeimg cannot write",
+			       fmt);
+	return 0;
+}
+
 int delta_target_reuse(const char *recipe, const char *path, const struct open_opts *oo,
 		       struct block_reuse **out, struct err *e)
 {
-	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
+	char opts[DELTA_RECIPE_MAX + 1];
 	const struct img_format *f;
-	int r;
+	int r = target_writer(recipe, &f, opts, e);
 
 	*out = NULL;
-	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
-			       opts, sizeof(opts), e);
-	if (r < 0)
+	if (r < 0 || !f->reuse_open)
 		return r;
-	f = format_find(fmt);
-	if (!f || !f->reuse_open)
-		return 0;
 	return f->reuse_open(path, oo, opts, out, e);
 }
 
@@ -252,21 +265,14 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 		       void *arg, const struct block_reuse *reuse, uint64_t *size,
 		       uint8_t sha[CHASH_LEN], struct err *e)
 {
-	char fmt[64], ver[64], opts[DELTA_RECIPE_MAX + 1];
+	char opts[DELTA_RECIPE_MAX + 1];
 	const struct img_format *f;
 	struct write_opts wopts = { 0 };
 	struct vdisk *canon = NULL;
-	int r;
+	int r = target_writer(recipe, &f, opts, e);
 
-	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
-			       opts, sizeof(opts), e);
 	if (r < 0)
 		return r;
-	f = format_find(fmt);
-	if (!f || !f->write)
-		return err_set(e, EI_EUNSUP,
-			       "the target is a %s container, which this edgeimg cannot write",
-			       fmt);
 	r = delta_canon_open(new, &canon, e);
 	if (r < 0)
 		return r;
@@ -279,7 +285,7 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 	r = f->write(canon, out, &wopts, e);
 	vdisk_close(canon);
 	if (r < 0) {
-		err_prefix(e, "building the %s container", fmt);
+		err_prefix(e, "building the %s container", f->name);
 		return r;
 	}
 	/* what the writer wrote: a block device holds more than the container */
