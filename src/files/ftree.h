@@ -220,7 +220,7 @@ int ft_squashfs_recipe(struct ft_source *src, char *buf, size_t len, struct err 
  * ftv_open() - the view of @src as a vdisk (read at random; @src must
  * have open_file()), which takes @src.  @recipe: what the vdisk's recipe()
  * reports ("" none).  Memory: a record per entry (its name, link target,
- * xattrs) and 48 bytes of index.
+ * xattrs) and 40 bytes of index.
  *
  * ftv_open_path() - the view of the squashfs root filesystem at @path
  * (a file, or a block device holding one); EI_EFORMAT when it is none.
