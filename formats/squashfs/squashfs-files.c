@@ -1173,6 +1173,7 @@ static int sqr_lookup(const struct block_reuse *r, const uint8_t *in, size_t len
 	uint32_t size;
 	int rc;
 
+	(void)e;
 	__atomic_fetch_add(&rw->asked, 1, __ATOMIC_RELAXED);
 	sha256(in, len, key.sha);
 	hit = x->n ? bsearch(&key, x->b, x->n, sizeof(*x->b), sqr_cmp) : NULL;
@@ -1186,9 +1187,16 @@ static int sqr_lookup(const struct block_reuse *r, const uint8_t *in, size_t len
 	} else {
 		if (size > cap)
 			return 0;
-		rc = io_read(x->raw->io, out, size, hit->pos, "squashfs: a block to reuse", e);
+		/*
+		 * OLD cannot be read here: compress the block instead (NEW's
+		 * content is in hand, and the read-back judges the container),
+		 * so that a bad sector of OLD never stops an apply.
+		 */
+		struct err ignored = { 0 };
+
+		rc = io_read(x->raw->io, out, size, hit->pos, "squashfs: a block to reuse", &ignored);
 		if (rc < 0)
-			return rc;
+			return 0;
 		*out_len = size;
 	}
 	__atomic_fetch_add(&rw->copied, 1, __ATOMIC_RELAXED);

@@ -168,14 +168,19 @@ int api_open(const char *path, const struct ei_open_opts *o, struct vdisk **out,
 		opts.format = "raw";
 	r = vdisk_open(path, &opts, out, e);
 #if IS_ENABLED(CONFIG_FILES) && IS_ENABLED(CONFIG_FORMAT_SQUASHFS)
-	/* a squashfs that holds no disk: its files, where the caller asks */
-	if (r == EI_EFORMAT && o && o->files_view && (!o->format || !strcmp(o->format, "squashfs")) &&
-	    strstr(e->msg, "squashfs root filesystem")) {
+	/*
+	 * A squashfs that holds no disk (a root filesystem): its files, where
+	 * the caller asks.  Anything else that is no disk keeps its message.
+	 */
+	if (r == EI_EFORMAT && o && o->files_view && (!o->format || !strcmp(o->format, "squashfs"))) {
 		struct err e2 = { 0 };
+		int r2 = ftv_open_path(path, &opts, out, &e2);
 
-		r = ftv_open_path(path, &opts, out, &e2);
-		if (r < 0)
-			*e = e2;
+		if (r2 != EI_EFORMAT) {
+			r = r2;
+			if (r < 0)
+				*e = e2;
+		}
 	}
 #endif
 	if (r < 0) {

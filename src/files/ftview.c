@@ -100,8 +100,7 @@ struct ftv {
 	uint8_t *rec;
 	size_t rlen, rcap;
 	uint64_t pos;           /* the walk: the view's next byte */
-	const char *prev;       /* the walk: the last path (in rec) */
-	size_t prev_off;
+	char prev[FTV_STR_MAX + 1];     /* the walk: the last path */
 	int have_prev;
 	char recipe[1024];
 	uint8_t hdr[FTV_HDR_USED];
@@ -191,8 +190,7 @@ static int ftv_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
 		return err_set(e, EI_ELIMIT, "file-tree view: /%.200s: xattrs of more than %u bytes",
 			       ent->path, FTV_XATTR_BYTES_MAX);
 	/* strictly increasing: the view is the same whatever made the tree */
-	if (v->have_prev ? ftv_path_cmp((const char *)v->rec + v->prev_off, ent->path) >= 0 :
-			   plen != 0)
+	if (v->have_prev ? ftv_path_cmp(v->prev, ent->path) >= 0 : plen != 0)
 		return err_set(e, EI_EUNSUP,
 			       "file-tree view: %s does not walk its tree in sorted order (/%.200s)",
 			       v->src->what, ent->path);
@@ -201,8 +199,7 @@ static int ftv_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
 		return err_set(e, EI_EUNSUP, "file-tree view: %s cannot read /%.200s after its walk",
 			       v->src->what, ent->path);
 	len = FTV_REC_FIXED + plen + tlen + llen + xb;
-	/* the path again, NUL-terminated, for the order check */
-	if ((r = ftv_rec_grow(v, v->rlen + len + plen + 1, e)) < 0 ||
+	if ((r = ftv_rec_grow(v, v->rlen + len, e)) < 0 ||
 	    (r = ftv_ent_add(v, e)) < 0)
 		return r;
 	x = &v->ent[v->n++];
@@ -241,10 +238,8 @@ static int ftv_visit(void *arg, const struct ft_entry *ent, struct ft_file *f,
 		at += ent->xattrs[i].size;
 	}
 	v->rlen += len;
-	memcpy(v->rec + v->rlen, ent->path, plen + 1);
-	v->prev_off = v->rlen;
+	memcpy(v->prev, ent->path, plen + 1);
 	v->have_prev = 1;
-	v->rlen += plen + 1;
 	v->pos += len;
 	if (data) {
 		x->doff = ftv_up(v->pos, FTV_ALIGN);

@@ -97,11 +97,12 @@ bench_container() {
 	verdict "$label patch / xdelta3's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")")" 0.2
 	verdict "$label patch / the raw patch" "$(ratio "$(size_of "$tmp/e.patch")" "$raw_patch")" 1.2
 	rm -f "$tmp/e.out" "$tmp/x.out"
-	measure e "$ei" apply "$tmp/c1.$x" "$tmp/e.patch" "$tmp/e.out"
+	measure e "$ei" apply -v "$tmp/c1.$x" "$tmp/e.patch" "$tmp/e.out"
+	copied=$(grep -o '[0-9]* of [0-9]* compressed blocks copied' "$tmp/.err")
 	measure p "${synced[@]}" "$tmp/x.out" xdelta3 -f -d -s "$tmp/c1.$x" "$tmp/x.patch" "$tmp/x.out"
 	row "apply $fmt" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 	cmp -s "$tmp/e.out" "$tmp/c2.$x" || { echo "bench: apply did not rebuild v2's $fmt byte for byte" >&2; exit 1; }
-	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp)")
+	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp); ${copied:-no} compressed blocks copied from v1's")
 	rm -f "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
 }
 if has OUTPUT_SQUASHFS; then
