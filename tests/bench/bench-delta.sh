@@ -102,7 +102,7 @@ bench_container() {
 	measure p "${synced[@]}" "$tmp/x.out" xdelta3 -f -d -s "$tmp/c1.$x" "$tmp/x.patch" "$tmp/x.out"
 	row "apply $fmt" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 	cmp -s "$tmp/e.out" "$tmp/c2.$x" || { echo "bench: apply did not rebuild v2's $fmt byte for byte" >&2; exit 1; }
-	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp); ${copied:-no} compressed blocks copied from v1's")
+	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp); ${copied:-no compressed blocks copied} from v1's")
 	rm -f "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
 }
 if has OUTPUT_SQUASHFS; then

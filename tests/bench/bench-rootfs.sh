@@ -93,7 +93,7 @@ copied=$(grep -o '[0-9]* of [0-9]* compressed blocks copied' "$tmp/.err")
 measure p "${synced[@]}" "$tmp/x.out" xdelta3 -f -d -s "$tmp/r1.sqfs" "$tmp/x.patch" "$tmp/x.out"
 row "apply rootfs" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 cmp -s "$tmp/e.out" "$tmp/r2.sqfs" || { echo "bench: apply did not rebuild v2's root filesystem byte for byte" >&2; exit 1; }
-verdicts+=("  rootfs: apply rebuilt v2's root filesystem byte for byte (cmp); ${copied:-no} compressed blocks copied from v1's")
+verdicts+=("  rootfs: apply rebuilt v2's root filesystem byte for byte (cmp); ${copied:-no compressed blocks copied} from v1's")
 verdict "rootfs apply: peak RSS, MiB" "$(mib "$e_rss")" 64
 rm -f "$tmp"/r?.sqfs "$tmp/pp.patch" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
 
