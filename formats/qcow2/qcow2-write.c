@@ -70,6 +70,7 @@ struct qcow2_writer {
 	uint64_t src_size;              /* the disk's bytes */
 	unsigned version;
 	unsigned compression_type;
+	const struct block_reuse *reuse;        /* compressed clusters to copy */
 	uint32_t l1_size;               /* entries */
 	uint64_t l1_clusters;
 	uint64_t l2_entries;            /* per L2 table: cs / 8 */
@@ -424,22 +425,30 @@ static int qcow2_writer_work(void *arg, void **ctx, struct pl_unit *u, struct er
 
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = u->in + i * cs;
+		uint8_t *c = u->out + q->results_len + i * cs;
 		uint32_t res = QCOW2W_PLAIN;
+		size_t olen = cs - 1;
+		int r = 0, raw = 0;
 
 		if (buf_is_zero(p, cs)) {
 			res = QCOW2W_ZERO;
-		} else if (q->codec) {
+			r = 1;
+		} else if (q->codec && q->reuse) {
+			/* a cluster OLD holds, compressed as this writer would */
+			r = q->reuse->lookup(q->reuse, p, cs, c, cs - 1, &olen, &raw, e);
+			if (r > 0)
+				res = raw ? QCOW2W_PLAIN : (uint32_t)olen;
+		}
+		if (r == 0 && q->codec) {
 			/* Stored compressed only when smaller than a cluster. */
-			size_t olen = cs - 1;
-			int r = q->codec->compress(ctx, p, cs,
-						   u->out + q->results_len + i * cs,
-						   &olen, q->level, e);
-
-			if (r < 0 && r != -ENOSPC)
-				return r;
+			olen = cs - 1;
+			r = q->codec->compress(ctx, p, cs, c, &olen, q->level, e);
 			if (r == 0 && olen > 0)
 				res = (uint32_t)olen;
+			r = r == -ENOSPC ? 0 : r;
 		}
+		if (r < 0)
+			return r;
 		put_le32(u->out + QCOW2W_RESULT_LEN * i, res);
 	}
 	return 0;
@@ -796,6 +805,7 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopt
 	q.compression_type = opt.compression_type;
 	q.codec = opt.codec;
 	q.level = opt.level;
+	q.reuse = wopts->reuse;
 	qcow2_writer_recipe(&q);
 	/* QEMU counts a disk in 512-byte sectors: a partial one is padded. */
 	if (src->size > UINT64_MAX - 511)

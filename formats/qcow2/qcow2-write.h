@@ -52,6 +52,14 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopt
 int qcow2_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
 
 /*
+ * qcow2_reuse_open() - img_format.reuse_open: the compressed clusters of
+ * the qcow2 at @path by content, when its recipe compresses as @options
+ * (the writer's recipe options) do; at most 16 MiB of index.
+ */
+int qcow2_reuse_open(const char *path, const struct open_opts *oo, const char *options,
+		     struct block_reuse **out, struct err *e);
+
+/*
  * qcow2_check() - recompute every cluster's references from the header,
  * the L1/L2 tables (active and snapshots), the refcount structures, the
  * snapshot table, the crypto header and bitmaps, and compare them with

@@ -13,6 +13,9 @@
 #include "core/format.h"
 #include "core/kconfig.h"
 #include "core/limits.h"
+#include "core/opts.h"
+#include "core/vdisk.h"
+#include "crypto/sha.h"
 #include "qcow2.h"
 
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
@@ -982,6 +985,204 @@ static int qcow2_info(struct vdisk *vd, struct info *in, struct err *e)
 
 #include "qcow2-write.h"         /* the writer, check and recipe */
 
+/* --- the compressed clusters of an existing qcow2, by content (reuse) --- */
+
+struct qcow2_reuse_clu {
+	uint8_t sha[SHA256_LEN];
+	uint64_t host;          /* where its compressed stream starts */
+	uint32_t len;           /* the stream's exact length; 0: stored plain */
+};
+
+/* At most 16 MiB of index (a disk of 22 GiB in compressed 64 KiB clusters). */
+#define QCOW2_REUSE_MAX ((16u << 20) / sizeof(struct qcow2_reuse_clu))
+
+struct qcow2_reuse {
+	struct block_reuse r;
+	struct vdisk *vd;
+	struct qcow2_reuse_clu *c;
+	size_t n, cap;
+	uint8_t *buf;           /* a plain cluster being indexed */
+};
+
+static int qcow2_reuse_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SHA256_LEN);
+}
+
+static int qcow2_reuse_lookup(const struct block_reuse *r, const uint8_t *in, size_t len,
+			      uint8_t *out, size_t cap, size_t *out_len, int *raw,
+			      struct err *e)
+{
+	struct block_reuse *rw = (struct block_reuse *)r;
+	const struct qcow2_reuse *x = r->priv;
+	const struct qcow2 *q = x->vd->priv;
+	struct qcow2_reuse_clu key;
+	const struct qcow2_reuse_clu *hit;
+	struct err ignored = { 0 };
+
+	(void)e;
+	__atomic_fetch_add(&rw->asked, 1, __ATOMIC_RELAXED);
+	if (len != q->cluster_size || !x->n)
+		return 0;
+	sha256(in, len, key.sha);
+	hit = bsearch(&key, x->c, x->n, sizeof(*x->c), qcow2_reuse_cmp);
+	if (!hit || hit->len > cap)
+		return 0;
+	*raw = !hit->len;
+	if (*raw)
+		goto copied;    /* it did not compress: the content is in hand */
+	/* OLD unreadable here: the cluster is compressed instead */
+	if (io_read(x->vd->io, out, hit->len, hit->host, "qcow2: a cluster to reuse",
+		    &ignored) < 0)
+		return 0;
+	*out_len = hit->len;
+copied:
+	__atomic_fetch_add(&rw->copied, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
+static void qcow2_reuse_free(struct block_reuse *r)
+{
+	struct qcow2_reuse *x;
+
+	if (!r)
+		return;
+	x = r->priv;
+	vdisk_close(x->vd);
+	free(x->c);
+	free(x->buf);
+	free(x);
+}
+
+/* A new entry of the index, for content @p of a cluster. */
+static int qcow2_reuse_entry(struct qcow2_reuse *x, const uint8_t *p, uint64_t host,
+			     uint32_t len, struct err *e)
+{
+	const struct qcow2 *q = x->vd->priv;
+	struct qcow2_reuse_clu *c;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+
+		c = realloc(x->c, cap * sizeof(*c));
+		if (!c)
+			return err_set(e, -ENOMEM, "qcow2: out of memory");
+		x->c = c;
+		x->cap = cap;
+	}
+	c = &x->c[x->n++];
+	sha256(p, (size_t)q->cluster_size, c->sha);
+	c->host = host;
+	c->len = len;
+	return 0;
+}
+
+/* Index the plain clusters of a data run at guest @off (whole ones only). */
+static int qcow2_reuse_plain(struct qcow2_reuse *x, uint64_t off, const struct qcow2_run *run,
+			     struct err *e)
+{
+	struct vdisk *vd = x->vd;
+	struct qcow2 *q = vd->priv;
+	uint64_t skip = (q->cluster_size - (off & (q->cluster_size - 1))) & (q->cluster_size - 1);
+	int r = 0;
+
+	if (!range_ok(run->host, run->len, vd->io->size))
+		return err_set(e, EI_ECORRUPT,
+			       "qcow2: L2 entry for guest offset %llu points at host offset 0x%llx+%llu, past the end of the file (%llu bytes)",
+			       (unsigned long long)off, (unsigned long long)run->host,
+			       (unsigned long long)run->len, (unsigned long long)vd->io->size);
+	if (!x->buf && !(x->buf = malloc((size_t)q->cluster_size)))
+		return err_set(e, -ENOMEM, "qcow2: out of memory");
+	for (uint64_t k = skip; r >= 0 && run->len >= q->cluster_size &&
+	     k <= run->len - q->cluster_size && x->n < QCOW2_REUSE_MAX; k += q->cluster_size) {
+		r = io_read(vd->io, x->buf, (size_t)q->cluster_size, run->host + k,
+			    "qcow2: data cluster", e);
+		if (r >= 0)
+			r = qcow2_reuse_entry(x, x->buf, run->host + k, 0, e);
+	}
+	return r;
+}
+
+/* Index compressed cluster @l2e of the disk (content in q->dbuf after it). */
+static int qcow2_reuse_add(struct qcow2_reuse *x, uint64_t l2e, struct err *e)
+{
+	struct vdisk *vd = x->vd;
+	struct qcow2 *q = vd->priv;
+	uint64_t hoff = qcow2_comp_offset(l2e, q->cluster_bits);
+	uint64_t want = qcow2_comp_size(l2e, q->cluster_bits);
+	size_t out_len = (size_t)q->cluster_size, used = 0;
+	int r;
+
+	/* the reader's checks of the descriptor, and its buffers */
+	r = qcow2_comp_load(vd, l2e, e);
+	if (r < 0)
+		return r;
+	/* the stream's exact length: the sectors may hold the next one's start */
+	r = q->codec->decompress_prefix(&q->codec_ctx, q->cbuf,
+					(size_t)min_u64(want, vd->io->size - hoff),
+					q->dbuf, &out_len, &used, e);
+	if (r < 0)
+		return r;
+	if (out_len != q->cluster_size || !used || used >= q->cluster_size)
+		return 0;       /* not what a writer that compresses stores */
+	return qcow2_reuse_entry(x, q->dbuf, hoff, (uint32_t)used, e);
+}
+
+int qcow2_reuse_open(const char *path, const struct open_opts *oo, const char *options,
+		     struct block_reuse **out, struct err *e)
+{
+	static const char *const keys[] = { "compress", "compression_type", "cluster_size",
+					    "level", "deflate", "zstd" };
+	struct open_opts o = *oo;
+	struct qcow2_reuse *x;
+	const struct qcow2 *q;
+	char recipe[QCOW2_RECIPE_MAX + 1];
+	int r;
+
+	*out = NULL;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set(e, -ENOMEM, "qcow2: out of memory");
+	x->r.priv = x;
+	o.format = "qcow2";
+	o.partition = NULL;     /* the container is the whole file */
+	r = vdisk_open(path, &o, &x->vd, e);
+	if (r == EI_EFORMAT)
+		r = 1;                  /* OLD is no qcow2: nothing to take */
+	if (r == 0) {
+		q = x->vd->priv;
+		r = qcow2_recipe(x->vd, recipe, sizeof(recipe), e);
+		/* only what this writer would have compressed the same way */
+		if (r == 0 || (r > 0 && (!q->codec || !q->codec->decompress_prefix ||
+					 q->backing || !opts_same(recipe, options, keys,
+								  sizeof(keys) / sizeof(keys[0]), 4))))
+			r = 1;
+		else if (r > 0)
+			r = 0;
+	}
+	for (uint64_t off = 0; r == 0 && off < x->vd->size && x->n < QCOW2_REUSE_MAX;) {
+		struct qcow2_run run;
+
+		r = qcow2_find(x->vd, off, x->vd->size - off, &run, e);
+		if (r == 0 && run.kind == Q2_COMP)
+			r = qcow2_reuse_add(x, run.host, e);
+		else if (r == 0 && run.kind == Q2_DATA)
+			r = qcow2_reuse_plain(x, off, &run, e);
+		off += run.len;
+	}
+	if (r != 0) {
+		qcow2_reuse_free(&x->r);
+		return r < 0 ? r : 0;
+	}
+	free(x->buf);
+	x->buf = NULL;
+	qsort(x->c, x->n, sizeof(*x->c), qcow2_reuse_cmp);
+	x->r.lookup = qcow2_reuse_lookup;
+	x->r.free = qcow2_reuse_free;
+	*out = &x->r;
+	return 0;
+}
+
 const struct img_format fmt_qcow2 = {
 	.name = "qcow2",
 	.desc = "QEMU copy-on-write disk image, versions 2 and 3",
@@ -996,4 +1197,5 @@ const struct img_format fmt_qcow2 = {
 	.write = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write : NULL,
 	.write_parse = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_opts_parse : NULL,
 	.wopts = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_options : NULL,
+	.reuse_open = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_reuse_open : NULL,
 };

@@ -1215,24 +1215,6 @@ static void sqr_free(struct block_reuse *r)
 	free(x);
 }
 
-/* @key=VALUE of the comma-separated @opts into @buf ("" when absent). */
-static void sqr_opt(const char *opts, const char *key, char *buf, size_t len)
-{
-	size_t kl = strlen(key);
-
-	buf[0] = 0;
-	for (const char *p = opts; p && *p;) {
-		const char *c = strchr(p, ',');
-		size_t n = c ? (size_t)(c - p) : strlen(p);
-
-		if (n > kl && p[kl] == '=' && !memcmp(p, key, kl)) {
-			snprintf(buf, len, "%.*s", (int)(n - kl - 1), p + kl + 1);
-			return;
-		}
-		p = c ? c + 1 : NULL;
-	}
-}
-
 int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char *options,
 			struct block_reuse **out, struct err *e)
 {
@@ -1241,7 +1223,7 @@ int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char
 	struct open_opts o = *oo;
 	struct ft_source *src = NULL;
 	struct sqr_index *x;
-	char recipe[SQFS_RECIPE_MAX + 1], a[80], b[80];
+	char recipe[SQFS_RECIPE_MAX + 1];
 	int r;
 
 	*out = NULL;
@@ -1258,12 +1240,8 @@ int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char
 	if (r == 0)
 		r = ft_squashfs_recipe(src, recipe, sizeof(recipe), e);
 	/* only what this writer would have compressed the same way */
-	for (size_t i = 0; r >= 0 && i < sizeof(keys) / sizeof(keys[0]); i++) {
-		sqr_opt(recipe, keys[i], a, sizeof(a));
-		sqr_opt(options, keys[i], b, sizeof(b));
-		if (strcmp(a, b) || (i < 3 && !a[0]))
-			r = 1;
-	}
+	if (r == 0 && !opts_same(recipe, options, keys, sizeof(keys) / sizeof(keys[0]), 3))
+		r = 1;
 	if (r == 0)
 		r = ft_walk(src, sqr_visit, x, e);
 	if (r == 0) {

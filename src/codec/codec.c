@@ -52,7 +52,7 @@ static int zlib_compress(int wbits, const void *in, size_t in_len, void *out,
 }
 
 static int zlib_decompress(int wbits, const void *in, size_t in_len,
-			   void *out, size_t *out_len, struct err *e)
+			   void *out, size_t *out_len, size_t *in_used, struct err *e)
 {
 	z_stream zs;
 	int r;
@@ -66,6 +66,8 @@ static int zlib_decompress(int wbits, const void *in, size_t in_len,
 	zs.avail_out = (uInt)*out_len;
 	r = inflate(&zs, Z_FINISH);
 	*out_len = zs.total_out;
+	if (in_used)
+		*in_used = zs.total_in;
 	inflateEnd(&zs);
 	if (r == Z_STREAM_END)
 		return 0;
@@ -87,7 +89,14 @@ static int deflate_d(void **ctx, const void *in, size_t in_len, void *out,
 		     size_t *out_len, struct err *e)
 {
 	(void)ctx;
-	return zlib_decompress(-15, in, in_len, out, out_len, e);
+	return zlib_decompress(-15, in, in_len, out, out_len, NULL, e);
+}
+
+static int deflate_dp(void **ctx, const void *in, size_t in_len, void *out,
+		      size_t *out_len, size_t *in_used, struct err *e)
+{
+	(void)ctx;
+	return zlib_decompress(-15, in, in_len, out, out_len, in_used, e);
 }
 
 static int zlib_c(void **ctx, const void *in, size_t in_len, void *out,
@@ -101,7 +110,7 @@ static int zlib_d(void **ctx, const void *in, size_t in_len, void *out,
 		  size_t *out_len, struct err *e)
 {
 	(void)ctx;
-	return zlib_decompress(15, in, in_len, out, out_len, e);
+	return zlib_decompress(15, in, in_len, out, out_len, NULL, e);
 }
 
 #else
@@ -151,7 +160,7 @@ static int ldf_compress(void **ctx, int wbits, const void *in, size_t in_len,
 
 static int ldf_decompress(void **ctx, int wbits, const void *in,
 			  size_t in_len, void *out, size_t *out_len,
-			  struct err *e)
+			  size_t *in_used, struct err *e)
 {
 	struct ldf_ctx *z = *ctx ? *ctx : (*ctx = calloc(1, sizeof(*z)));
 	enum libdeflate_result r;
@@ -171,6 +180,8 @@ static int ldf_decompress(void **ctx, int wbits, const void *in,
 		return err_set(e, EI_ECODEC, "zlib: invalid stream (libdeflate %d)",
 			       (int)r);
 	*out_len = n;
+	if (in_used)
+		*in_used = used;
 	return 0;
 }
 
@@ -183,7 +194,13 @@ static int deflate_c(void **ctx, const void *in, size_t in_len, void *out,
 static int deflate_d(void **ctx, const void *in, size_t in_len, void *out,
 		     size_t *out_len, struct err *e)
 {
-	return ldf_decompress(ctx, -15, in, in_len, out, out_len, e);
+	return ldf_decompress(ctx, -15, in, in_len, out, out_len, NULL, e);
+}
+
+static int deflate_dp(void **ctx, const void *in, size_t in_len, void *out,
+		      size_t *out_len, size_t *in_used, struct err *e)
+{
+	return ldf_decompress(ctx, -15, in, in_len, out, out_len, in_used, e);
 }
 
 static int zlib_c(void **ctx, const void *in, size_t in_len, void *out,
@@ -195,13 +212,13 @@ static int zlib_c(void **ctx, const void *in, size_t in_len, void *out,
 static int zlib_d(void **ctx, const void *in, size_t in_len, void *out,
 		  size_t *out_len, struct err *e)
 {
-	return ldf_decompress(ctx, 15, in, in_len, out, out_len, e);
+	return ldf_decompress(ctx, 15, in, in_len, out, out_len, NULL, e);
 }
 #endif
 
 static const struct codec codec_deflate = {
 	.name = "deflate", .level_min = 1, .level_max = 9, .level_default = 6,
-	.compress = deflate_c, .decompress = deflate_d,
+	.compress = deflate_c, .decompress = deflate_d, .decompress_prefix = deflate_dp,
 #if IS_ENABLED(CONFIG_DEFLATE_LIBDEFLATE)
 	.ctx_free = ldf_free,
 #endif
@@ -262,6 +279,18 @@ static int zstd_d(void **ctx, const void *in, size_t in_len, void *out,
 	return 0;
 }
 
+/* One frame, measured first: the bytes after it are not its concern. */
+static int zstd_dp(void **ctx, const void *in, size_t in_len, void *out,
+		   size_t *out_len, size_t *in_used, struct err *e)
+{
+	size_t fl = ZSTD_findFrameCompressedSize(in, in_len);
+
+	if (ZSTD_isError(fl))
+		return err_set(e, EI_ECODEC, "zstd: %s", ZSTD_getErrorName(fl));
+	*in_used = fl;
+	return zstd_d(ctx, in, fl, out, out_len, e);
+}
+
 static void zstd_free(void *ctx)
 {
 	struct zstd_ctx *z = ctx;
@@ -275,7 +304,8 @@ static void zstd_free(void *ctx)
 
 static const struct codec codec_zstd = {
 	.name = "zstd", .level_min = 1, .level_max = 22, .level_default = 3,
-	.compress = zstd_c, .decompress = zstd_d, .ctx_free = zstd_free,
+	.compress = zstd_c, .decompress = zstd_d, .decompress_prefix = zstd_dp,
+	.ctx_free = zstd_free,
 };
 #endif
 

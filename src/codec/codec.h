@@ -29,6 +29,14 @@ struct codec {
 	int (*decompress)(void **ctx, const void *in, size_t in_len, void *out,
 			  size_t *out_len, struct err *e);
 
+	/*
+	 * Optional (deflate, zstd): as decompress(), for one stream at the
+	 * start of @in that unrelated bytes may follow (qcow2 packs its
+	 * compressed clusters back to back); *@in_used is set to the
+	 * stream's length.
+	 */
+	int (*decompress_prefix)(void **ctx, const void *in, size_t in_len, void *out,
+				 size_t *out_len, size_t *in_used, struct err *e);
 	void (*ctx_free)(void *ctx);
 };
 

@@ -266,3 +266,35 @@ void str_near_add(struct str_near *n, const char *name)
 		n->dist = d;
 	}
 }
+
+/* @key=VALUE of the comma-separated @opts into @buf ("" when absent). */
+static void opts_str_value(const char *opts, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+
+	buf[0] = 0;
+	for (const char *p = opts; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+
+		if (n > kl && p[kl] == '=' && !memcmp(p, key, kl)) {
+			snprintf(buf, len, "%.*s", (int)(n - kl - 1), p + kl + 1);
+			return;
+		}
+		p = c ? c + 1 : NULL;
+	}
+}
+
+int opts_same(const char *a, const char *b, const char *const *keys, size_t n,
+	      size_t required)
+{
+	char va[80], vb[80];
+
+	for (size_t i = 0; i < n; i++) {
+		opts_str_value(a, keys[i], va, sizeof(va));
+		opts_str_value(b, keys[i], vb, sizeof(vb));
+		if (strcmp(va, vb) || (i < required && !va[0]))
+			return 0;
+	}
+	return 1;
+}

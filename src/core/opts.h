@@ -28,6 +28,16 @@ int opts_parse(const char *s, struct opts *o, struct err *e);
 const char *opts_get(struct opts *o, const char *key);
 
 /*
+ * opts_same() - whether the comma-separated KEY=VALUE strings @a (what a
+ * container's recipe says) and @b (what a writer is asked) give each of
+ * @keys the same value, and @a gives the first @required of them one.
+ * A writer's blocks can be copied from a container only when it would
+ * compress them the same way.
+ */
+int opts_same(const char *a, const char *b, const char *const *keys, size_t n,
+	      size_t required);
+
+/*
  * One -o option a writer takes, in its format's table (img_format.wopts,
  * ended by a NULL key): the one place its key, allowed values, default
  * and help are written, from which its parser checks values, an unknown
