@@ -303,6 +303,8 @@ struct ei_delta_opts {
 	uint64_t patch_version; /* recorded in the (signed) header */
 	int force;              /* an existing patch may be replaced */
 	struct ei_progress progress;
+	int no_lzma;            /* zstd data frames only: for devices whose
+				   edgeimg predates LZMA2 data frames */
 };
 
 struct ei_delta_result {
@@ -315,6 +317,8 @@ struct ei_delta_result {
 				   disk with its recipe: apply makes the re-encoded
 				   container */
 	uint8_t old_hash[EI_HASH_LEN], new_hash[EI_HASH_LEN];
+	uint64_t lzma_chunks;   /* chunks whose data is LZMA2 (BCJ-filtered code) */
+	uint64_t lzma_saved;    /* patch bytes that saved against zstd */
 };
 
 /*

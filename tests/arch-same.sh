@@ -99,6 +99,31 @@ fi
 if $a help delta >/dev/null 2>&1; then
 	same patch delta "$T/v1.raw" "$T/v2.raw"
 	same patch-j3 delta -j 3 "$T/v1.raw" "$T/v2.raw"
+	# programs for both machines: LZMA2 data frames after the x86 and the
+	# ARM64 BCJ filter (the aarch64 one from the cross toolchain's libc)
+	cp "$T/v1.raw" "$T/v3.raw"
+	dd if="$(readlink -f "$(command -v sh)")" of="$T/v3.raw" bs=4096 seek=1024 conv=notrunc status=none
+	arm=$(ls /usr/aarch64-linux-gnu/lib/libc.so.6 /usr/lib/aarch64-linux-gnu/libc.so.6 2>/dev/null | head -n 1)
+	[ -n "$arm" ] && dd if="$arm" of="$T/v3.raw" bs=4096 seek=3072 conv=notrunc status=none
+	same patch-lzma delta --chunk 1M "$T/v1.raw" "$T/v3.raw"
+	flags=$(python3 - "$T/1.patch-lzma" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+off = struct.unpack_from("<I", b, 12)[0]
+for k in range(struct.unpack_from("<I", b, 56)[0]):
+    ozl, dzl = struct.unpack_from("<I", b, off + 28)[0], struct.unpack_from("<I", b, off + 44)[0]
+    print(hex(struct.unpack_from("<I", b, off + 48)[0]))
+    off += 88 + ozl + dzl
+PY
+)
+	host=$(case $(uname -m) in x86_64) echo 0x11 ;; aarch64) echo 0x21 ;; esac)
+	for f in $host ${arm:+0x21}; do
+		if grep -qx "$f" <<<"$flags"; then pass=$((pass + 1)); else
+			echo "FAIL arch-same: patch-lzma: no chunk with flags $f (LZMA2, BCJ $([ $f = 0x11 ] && echo x86 || echo ARM64)): $(echo $flags)"
+			fail=$((fail + 1))
+		fi
+	done
+	same lzma-apply apply "$T/v1.raw" "$T/1.patch-lzma"
 	# two root filesystems (their file-tree views), and apply's rebuild
 	if both squashfs && [ -f "$T/1.rootfs-zstd" ]; then
 		same rootfs-patch delta "$T/1.rootfs-gzip" "$T/1.rootfs-zstd"

@@ -251,6 +251,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	enc_opts.threads = threads;
 	enc_opts.chunk_new = o->chunk;
 	enc_opts.patch_version = o->patch_version;
+	enc_opts.lzma = IS_ENABLED(CONFIG_CODEC_XZ) && !o->no_lzma;
 	enc_opts.progress = o->progress.fn;
 	enc_opts.progress_arg = o->progress.arg;
 	/* second handles: OLD's and NEW's hashes are computed in threads */
@@ -274,6 +275,8 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	res->data = st.data;
 	res->ref = st.ref;
 	res->threads = st.threads;
+	res->lzma_chunks = st.lzma_chunks;
+	res->lzma_saved = st.lzma_saved;
 	memcpy(res->old_hash, st.old_sha, CHASH_LEN);
 	memcpy(res->new_hash, st.new_sha, CHASH_LEN);
 	if (!ofmt)
@@ -294,7 +297,7 @@ out:
 
 /* --- describing patches and keys ----------------------------------------- */
 
-static const char *const patch_features[] = { "ref", "recipe", "signed" };
+static const char *const patch_features[] = { "ref", "recipe", "signed", "lzma" };
 
 static void patch_print(FILE *f, const char *path, const struct delta_header *h,
 			const char *key_id, int json)
@@ -311,7 +314,7 @@ static void patch_print(FILE *f, const char *path, const struct delta_header *h,
 		json_string(f, path);
 		fprintf(f, ",\n    \"format\": \"edgeimg-patch\",\n    \"version\": %u,\n", h->version);
 		fprintf(f, "    \"incompatible-features\": [");
-		for (unsigned i = 0, n = 0; i < 3; i++)
+		for (unsigned i = 0, n = 0; i < sizeof(patch_features) / sizeof(*patch_features); i++)
 			if (h->incompat & (1ULL << i))
 				fprintf(f, "%s\"%s\"", n++ ? ", " : "", patch_features[i]);
 		fprintf(f, "],\n    \"compatible-features\": %llu,\n",
@@ -339,7 +342,7 @@ static void patch_print(FILE *f, const char *path, const struct delta_header *h,
 	text_string(f, path);
 	fprintf(f, "\nfile format: edgeimg delta patch, version %u\n", h->version);
 	fprintf(f, "features:");
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < sizeof(patch_features) / sizeof(*patch_features); i++)
 		if (h->incompat & (1ULL << i))
 			fprintf(f, " %s", patch_features[i]);
 	fprintf(f, "%s\n", h->incompat ? "" : " none");

@@ -18,6 +18,7 @@ static int delta_run(int argc, char **argv)
 		{ "patch-version", required_argument, NULL, 'V' },
 		{ "old-size", required_argument, NULL, 'A' },
 		{ "new-size", required_argument, NULL, 'B' },
+		{ "no-lzma", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_args ca = { 0 };
@@ -55,6 +56,9 @@ static int delta_run(int argc, char **argv)
 		case 'V':
 			if (parse_u64(optarg, &o.patch_version) < 0)
 				return cli_usage(&cmd_delta, "--patch-version takes 0..2^64-1");
+			break;
+		case 'Z':
+			o.no_lzma = 1;
 			break;
 		case 'A':
 		case 'B':
@@ -111,6 +115,11 @@ static int delta_run(int argc, char **argv)
 			ei_size_str(res.copy, h[2], 32), ei_size_str(res.zero, h[3], 32),
 			ei_size_str(res.data, h[4], 32), ei_size_str(res.ref, h[5], 32),
 			res.target[0] ? res.target : "raw", res.threads, cli_now() - t0);
+	if (ca.verbose)
+		fprintf(stderr, "%s: LZMA2 data frames (BCJ for code): %llu of %llu chunks, %s (%llu bytes) smaller than zstd's\n",
+			patch, (unsigned long long)res.lzma_chunks,
+			(unsigned long long)res.chunks, ei_size_str(res.lzma_saved, h[0], 32),
+			(unsigned long long)res.lzma_saved);
 	if (ca.json) {
 		printf("{\n    \"patch\": ");
 		ei_json_string(stdout, patch);
@@ -124,6 +133,8 @@ static int delta_run(int argc, char **argv)
 		printf("    \"old-hash\": \"%s\",\n    \"new-hash\": \"%s\",\n    \"target\": ",
 		       ei_hex(res.old_hash, EI_HASH_LEN, x1), ei_hex(res.new_hash, EI_HASH_LEN, x2));
 		ei_json_string(stdout, res.target[0] ? res.target : "raw");
+		printf(",\n    \"lzma-chunks\": %llu,\n    \"lzma-saved\": %llu",
+		       (unsigned long long)res.lzma_chunks, (unsigned long long)res.lzma_saved);
 		printf(",\n    \"threads\": %u,\n    \"seconds\": %.3f\n}\n", res.threads,
 		       cli_now() - t0);
 	}
@@ -136,7 +147,7 @@ const struct cmd cmd_delta = {
 	.needs = 1,
 	.usage = "delta [-f FMT] [-F FMT] [-O FMT [-o OPTS]] [-j N] [-p] [-v] [--json] [--level N] [--chunk SIZE]\n"
 		 "              [--old-size SIZE] [--new-size SIZE] [--force] [--allow-refs] [--ova-disk N|NAME] [--partition P]\n"
-		 "              [--sign KEY.pem] [--patch-version N] OLD NEW PATCH|-",
+		 "              [--sign KEY.pem] [--patch-version N] [--no-lzma] OLD NEW PATCH|-",
 	.help =
 	"  -f FMT       read OLD as FMT    -F FMT   read NEW as FMT (a squashfs\n"
 	"               root filesystem, say, with -f raw -F raw: its bytes)\n"
@@ -167,6 +178,11 @@ const struct cmd cmd_delta = {
 	"               PUB.pem then accepts only patches that key signed\n"
 	"  --patch-version N  a number recorded in the (signed) header, for apply\n"
 	"               --min-version to refuse older patches (default 0)\n"
+	"  --no-lzma    zstd only: no chunk's data as LZMA2 (after a BCJ filter\n"
+	"               for x86-64 or arm64 code), which a chunk otherwise gets\n"
+	"               where that is smaller; for devices whose edgeimg predates\n"
+	"               them (it refuses such a patch: unknown incompatible\n"
+	"               features 0x8)\n"
 	"\nOLD and NEW may be in any format edgeimg reads; a block device is read\n"
 	"as raw unless -f/-F say otherwise.  The patch describes NEW's disk\n"
 	"content in terms of OLD's: blocks found in OLD are copied, zero blocks\n"

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+#include "core/kconfig.h"
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+#include <lzma.h>
+#endif
 
 #include "core/bytes.h"
 #include "delta/delta.h"
@@ -116,6 +120,9 @@ int delta_header_parse(const uint8_t *buf, size_t len, struct delta_header *out,
 		return err_set(e, EI_ELIMIT,
 			       "patch: max_data %u or max_ref %u exceeds the limits %u and %u",
 			       h.max_data, h.max_ref, DELTA_MAX_DATA, DELTA_MAX_REF);
+	if ((h.incompat & DELTA_INCOMPAT_LZMA) && !IS_ENABLED(CONFIG_CODEC_XZ))
+		return err_set(e, EI_EUNSUP,
+			       "patch: its chunks have LZMA2 data frames (feature LZMA): this edgeimg is built without the xz codec");
 	if (h.max_ref && !(h.incompat & DELTA_INCOMPAT_REF))
 		return err_set(e, EI_ECORRUPT,
 			       "patch: max_ref %u without the REF feature", h.max_ref);
@@ -204,6 +211,9 @@ struct delta_dec {
 	const uint8_t *zbody;   /* the body of the chunk being decoded */
 	size_t body_cap, ops_cap, ref_cap, data_cap;
 	ZSTD_DCtx *dctx;
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	lzma_stream lz;         /* LZMA2 data frames: a decoder kept */
+#endif
 };
 
 int delta_dec_new(const struct delta_header *h, struct vdisk *old,
@@ -231,6 +241,9 @@ int delta_dec_new(const struct delta_header *h, struct vdisk *old,
 		d->pos.patch_off = h->chunks_off;
 		memcpy(d->pos.next_sha, h->chunk0_sha, SHA256_LEN);
 	}
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	d->lz = (lzma_stream)LZMA_STREAM_INIT;
+#endif
 	d->buf = malloc(EI_IO_CHUNK);
 	d->dctx = ZSTD_createDCtx();
 	if (!d->buf || !d->dctx) {
@@ -251,6 +264,9 @@ void delta_dec_free(struct delta_dec *d)
 	free(d->data);
 	free(d->buf);
 	ZSTD_freeDCtx(d->dctx);
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	lzma_end(&d->lz);
+#endif
 	free(d);
 }
 
@@ -382,6 +398,57 @@ static int dec_unzstd(struct delta_dec *d, void *out, size_t want,
 	return 0;
 }
 
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+/*
+ * A raw LZMA2 stream (after BCJ filter @bcj) of exactly @zlen bytes
+ * giving exactly @want: the dictionary is the data's size, so memory is
+ * bounded by the header's max_data.
+ */
+static int dec_unlzma(struct delta_dec *d, void *out, size_t want, const uint8_t *z,
+		      size_t zlen, unsigned bcj, struct err *e)
+{
+	lzma_options_lzma lo = { .dict_size = delta_lzma_dict(want) };
+	lzma_filter f[3];
+	unsigned n = 0;
+	lzma_ret r;
+
+	if (bcj != DELTA_BCJ_NONE)
+		f[n++] = (lzma_filter){ .id = bcj == DELTA_BCJ_X86 ? LZMA_FILTER_X86 :
+					LZMA_FILTER_ARM64 };
+	f[n++] = (lzma_filter){ .id = LZMA_FILTER_LZMA2, .options = &lo };
+	f[n] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN };
+	r = lzma_raw_decoder(&d->lz, f);
+	if (r != LZMA_OK)
+		return err_set(e, r == LZMA_MEM_ERROR ? -ENOMEM : EI_ECODEC,
+			       "patch: chunk %u: data: liblzma cannot start a decoder (error %d)",
+			       d->pos.chunk, (int)r);
+	d->lz.next_in = z;
+	d->lz.avail_in = zlen;
+	d->lz.next_out = out;
+	d->lz.avail_out = want;
+	/* the end marker may follow the last byte: a call more, not a loop */
+	r = lzma_code(&d->lz, LZMA_FINISH);
+	if (r == LZMA_OK)
+		r = lzma_code(&d->lz, LZMA_FINISH);
+	if (r == LZMA_OK || r == LZMA_BUF_ERROR)
+		return err_set(e, EI_ECODEC,
+			       "patch: chunk %u: data: the LZMA2 frame of %zu bytes %s",
+			       d->pos.chunk, zlen,
+			       d->lz.avail_out ? "ends before its data" :
+			       "holds more than the chunk header's data_len");
+	if (r != LZMA_STREAM_END)
+		return err_set(e, EI_ECODEC,
+			       "patch: chunk %u: data: the LZMA2 frame of %zu bytes is corrupt (liblzma error %d)",
+			       d->pos.chunk, zlen, (int)r);
+	if (d->lz.avail_in || d->lz.avail_out)
+		return err_set(e, EI_ECODEC,
+			       "patch: chunk %u: data: the LZMA2 frame used %zu of %zu bytes and gave %zu of %zu",
+			       d->pos.chunk, zlen - d->lz.avail_in, zlen,
+			       want - d->lz.avail_out, want);
+	return 0;
+}
+#endif
+
 struct chunk_hdr {
 	uint32_t index, new_len, op_count, ops_len, ops_zlen, ref_count,
 		 ref_len, data_len, data_zlen, flags, crc;
@@ -451,9 +518,25 @@ static int dec_chunk_hdr(const struct delta_dec *d, const uint8_t *b,
 		return err_set(e, EI_ECORRUPT,
 			       "patch: chunk %u: a reference of %u bytes but no data", k,
 			       c->ref_len);
-	if (c->flags)
+	if (c->flags & ~DELTA_CHUNK_KNOWN)
 		return err_set(e, EI_EUNSUP, "patch: chunk %u: unknown flags 0x%x", k,
 			       c->flags);
+	if (c->flags && (!(c->flags & DELTA_CHUNK_LZMA) || !c->data_len ||
+			 !(d->h.incompat & DELTA_INCOMPAT_LZMA)))
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: flags 0x%x need an LZMA2 data frame and the patch's LZMA feature",
+			       k, c->flags);
+	if ((c->flags & DELTA_CHUNK_LZMA) && c->ref_count)
+		return err_set(e, EI_ECORRUPT,
+			       "patch: chunk %u: an LZMA2 data frame with %u references (it takes none)",
+			       k, c->ref_count);
+	if ((c->flags & DELTA_CHUNK_LZMA) && c->data_len > DELTA_MAX_LZMA_DATA)
+		return err_set(e, EI_ELIMIT,
+			       "patch: chunk %u: an LZMA2 data frame of data_len %u, the limit is %u",
+			       k, c->data_len, DELTA_MAX_LZMA_DATA);
+	if ((c->flags & DELTA_CHUNK_BCJ_MASK) >> DELTA_CHUNK_BCJ_SHIFT > DELTA_BCJ_ARM64)
+		return err_set(e, EI_EUNSUP, "patch: chunk %u: unknown BCJ filter %u", k,
+			       (c->flags & DELTA_CHUNK_BCJ_MASK) >> DELTA_CHUNK_BCJ_SHIFT);
 	if ((k + 1 == d->h.chunk_count) != buf_is_zero(c->next_sha, SHA256_LEN))
 		return err_set(e, EI_ECORRUPT,
 			       "patch: chunk %u: the next chunk's hash is %s, but this chunk is %s the last",
@@ -503,8 +586,16 @@ static int dec_ops(struct delta_dec *d, const struct chunk_hdr *c, int exec,
 			       "patch: chunk %u: references add up to %llu bytes, ref_len says %u",
 			       k, (unsigned long long)sum, c->ref_len);
 	if (exec && c->data_len) {
-		r = dec_unzstd(d, d->data, c->data_len, d->zbody + c->ops_zlen,
-			       c->data_zlen, d->ref, c->ref_len, "data", e);
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+		if (c->flags & DELTA_CHUNK_LZMA)
+			r = dec_unlzma(d, d->data, c->data_len, d->zbody + c->ops_zlen,
+				       c->data_zlen,
+				       (c->flags & DELTA_CHUNK_BCJ_MASK) >> DELTA_CHUNK_BCJ_SHIFT,
+				       e);
+		else
+#endif
+			r = dec_unzstd(d, d->data, c->data_len, d->zbody + c->ops_zlen,
+				       c->data_zlen, d->ref, c->ref_len, "data", e);
 		if (r < 0)
 			return r;
 	}

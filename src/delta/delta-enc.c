@@ -20,6 +20,10 @@
 #include "core/kconfig.h"
 #include "codec/pipeline.h"
 
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+#include <lzma.h>
+#endif
+
 #if IS_ENABLED(CONFIG_THREADS)
 #include <pthread.h>
 #endif
@@ -548,6 +552,8 @@ static int enc_pick_refs(struct enc *enc, uint64_t cap, struct err *e)
  */
 struct unit_meta {
 	uint32_t chunk, op_count, ops_len, ref_count, ref_len, data_len;
+	uint32_t ref_ops;       /* bytes of the op stream that are references */
+	uint32_t lzma_saved;    /* work(): bytes an LZMA2 data frame saved */
 	uint64_t new_off, new_len;
 };
 
@@ -605,6 +611,7 @@ static int enc_close_chunk(struct enc *enc, struct err *e)
 		i += n;
 	}
 	memcpy(ops + ref_ops, enc->c_ops, enc->c_ops_len);
+	m.ref_ops = (uint32_t)ref_ops;
 	m.chunk = enc->chunk++;
 	m.op_count = enc->c_nops;
 	m.ops_len = (uint32_t)(ref_ops + enc->c_ops_len);
@@ -615,11 +622,6 @@ static int enc_close_chunk(struct enc *enc, struct err *e)
 	memcpy(ref + m.ref_len, enc->c_data, enc->c_data_len);
 	memcpy(u->in, &m, sizeof(m));
 	u->in_len = sizeof(m) + DELTA_MAX_OPS_LEN + m.ref_len + m.data_len;
-	enc->st.ref += m.ref_len;
-	if (m.ref_len > enc->max_ref)
-		enc->max_ref = m.ref_len;
-	if (m.data_len > enc->max_data)
-		enc->max_data = m.data_len;
 	r = pipeline_submit(enc->pl, u, e);
 	if (r < 0)
 		return r;
@@ -782,54 +784,189 @@ static int enc_walk_new(struct enc *enc, struct err *e)
 
 /* --- compression (worker threads) and output (in order) ----------------- */
 
+/* A worker's state: its zstd context and, with LZMA2, a second output. */
+struct enc_ctx {
+	ZSTD_CCtx *c;
+	uint8_t *lz;            /* an LZMA2 data frame being tried */
+};
+
+/* zstd at the patch's level, a frame with its size and nothing else. */
+static void enc_zstd_reset(ZSTD_CCtx *c, int level)
+{
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
+}
+
+static int enc_zstd(ZSTD_CCtx *c, int level, const uint8_t *in, size_t len, uint8_t *out,
+		    size_t cap, size_t *zlen, struct err *e)
+{
+	enc_zstd_reset(c, level);
+	*zlen = ZSTD_compress2(c, out, cap, in, len);
+	if (ZSTD_isError(*zlen))
+		return err_set(e, EI_ECODEC, "delta: zstd: %s", ZSTD_getErrorName(*zlen));
+	return 0;
+}
+
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+/*
+ * The executable code the DATA holds, by the ELF headers that start its
+ * 4 KiB blocks (files start at block boundaries): the BCJ filter of the
+ * machine most headers name, or none.
+ */
+static unsigned enc_bcj_pick(const uint8_t *data, size_t len)
+{
+	static const uint8_t elf[6] = { 0x7f, 'E', 'L', 'F', 2, 1 };
+	size_t x86 = 0, arm64 = 0;
+
+	for (size_t i = 0; i + 64 <= len; i += DELTA_BLOCK) {
+		if (memcmp(data + i, elf, sizeof(elf)))
+			continue;
+		switch (get_le16(data + i + 18)) {
+		case 62:        /* EM_X86_64 */
+			x86++;
+			break;
+		case 183:       /* EM_AARCH64 */
+			arm64++;
+			break;
+		}
+	}
+	if (!x86 && !arm64)
+		return DELTA_BCJ_NONE;
+	return x86 >= arm64 ? DELTA_BCJ_X86 : DELTA_BCJ_ARM64;
+}
+
+/*
+ * The data as a raw LZMA2 stream (delta-format.md, "LZMA2 data frames"):
+ * preset 6, a dictionary of the data's size, the BCJ filter @bcj first.
+ * *@zlen 0: it did not fit @cap.
+ */
+static int enc_lzma(const uint8_t *data, size_t len, unsigned bcj, uint8_t *out, size_t cap,
+		    size_t *zlen, struct err *e)
+{
+	lzma_options_lzma lo;
+	lzma_filter f[3];
+	unsigned n = 0;
+	lzma_ret r;
+
+	*zlen = 0;
+	if (lzma_lzma_preset(&lo, 6))
+		return err_set(e, EI_ECODEC, "delta: liblzma has no preset 6");
+	lo.dict_size = delta_lzma_dict(len);
+	if (bcj != DELTA_BCJ_NONE)
+		f[n++] = (lzma_filter){ .id = bcj == DELTA_BCJ_X86 ? LZMA_FILTER_X86 :
+					LZMA_FILTER_ARM64 };
+	f[n++] = (lzma_filter){ .id = LZMA_FILTER_LZMA2, .options = &lo };
+	f[n] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN };
+	r = lzma_raw_buffer_encode(f, NULL, data, len, out, zlen, cap);
+	if (r == LZMA_BUF_ERROR) {
+		*zlen = 0;
+		return 0;
+	}
+	if (r != LZMA_OK)
+		return err_set(e, r == LZMA_MEM_ERROR ? -ENOMEM : EI_ECODEC,
+			       "delta: liblzma: error %d", (int)r);
+	return 0;
+}
+
+/* The bytes enc_lzma() takes at most (its encoder, preset 6, the largest data). */
+static uint64_t enc_lzma_mem(void)
+{
+	lzma_options_lzma lo;
+	lzma_filter f[3];
+
+	if (lzma_lzma_preset(&lo, 6))
+		return 0;
+	lo.dict_size = delta_lzma_dict(ENC_DATA_MAX);
+	f[0] = (lzma_filter){ .id = LZMA_FILTER_X86 };
+	f[1] = (lzma_filter){ .id = LZMA_FILTER_LZMA2, .options = &lo };
+	f[2] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN };
+	return lzma_raw_encoder_memusage(f) + ZSTD_compressBound(ENC_DATA_MAX);
+}
+#endif
+
 static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
 	const struct enc *enc = arg;
-	ZSTD_CCtx *c = *ctx;
+	struct enc_ctx *x = *ctx;
 	struct unit_meta m;
 	const uint8_t *ops, *ref, *data;
 	uint8_t *h = u->out, *z = u->out + DELTA_CHUNK_HDR;
 	size_t cap = (size_t)(ZSTD_compressBound(DELTA_MAX_OPS_LEN) +
 			      ZSTD_compressBound(ENC_DATA_MAX)), ozl, dzl = 0;
+	uint32_t flags = 0;
 	uLong crc;
+	int r;
 
-	if (!c && !(c = *ctx = ZSTD_createCCtx()))
+	if (!x && (x = *ctx = calloc(1, sizeof(*x))) == NULL)
+		return err_set(e, -ENOMEM, "delta: out of memory");
+	if (!x->c && !(x->c = ZSTD_createCCtx()))
 		return err_set(e, -ENOMEM, "delta: out of memory for zstd");
 	memcpy(&m, u->in, sizeof(m));
 	ops = u->in + sizeof(m);
 	ref = ops + DELTA_MAX_OPS_LEN;
 	data = ref + m.ref_len;
 
-	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, enc->o->level);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
-	ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
-	ozl = ZSTD_compress2(c, z, cap, ops, m.ops_len);
-	if (ZSTD_isError(ozl))
-		return err_set(e, EI_ECODEC, "delta: zstd: %s", ZSTD_getErrorName(ozl));
+	r = enc_zstd(x->c, enc->o->level, ops, m.ops_len, z, cap, &ozl, e);
+	if (r < 0)
+		return r;
 	if (m.data_len) {
-		ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, enc->o->level);
-		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
-		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
-		ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
-		{
-			unsigned wlog = 10;
+		unsigned wlog = 10;
 
-			/* a window over the whole reference and data */
-			while (wlog < DELTA_MAX_WINDOW_LOG &&
-			       (1ULL << wlog) < (uint64_t)m.ref_len + m.data_len)
-				wlog++;
-			ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog);
-		}
+		enc_zstd_reset(x->c, enc->o->level);
+		/* a window over the whole reference and data */
+		while (wlog < DELTA_MAX_WINDOW_LOG &&
+		       (1ULL << wlog) < (uint64_t)m.ref_len + m.data_len)
+			wlog++;
+		ZSTD_CCtx_setParameter(x->c, ZSTD_c_windowLog, (int)wlog);
 		if (m.ref_len)
-			ZSTD_CCtx_refPrefix(c, ref, m.ref_len);
-		dzl = ZSTD_compress2(c, z + ozl, cap - ozl, data, m.data_len);
+			ZSTD_CCtx_refPrefix(x->c, ref, m.ref_len);
+		dzl = ZSTD_compress2(x->c, z + ozl, cap - ozl, data, m.data_len);
 		if (ZSTD_isError(dzl))
 			return err_set(e, EI_ECODEC, "delta: zstd: %s",
 				       ZSTD_getErrorName(dzl));
 	}
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	/*
+	 * The data as LZMA2 (after a BCJ filter for the code it holds), with
+	 * no reference: kept when it and the op stream without references
+	 * are smaller than the zstd frames.  The zstd context is let go
+	 * first, so that a worker holds one of the two encoders at a time.
+	 */
+	if (m.data_len && m.data_len <= DELTA_MAX_LZMA_DATA && enc->o->lzma) {
+		unsigned bcj = enc_bcj_pick(data, m.data_len);
+		size_t lzl, ozl2;
+
+		if (!x->lz && !(x->lz = malloc(cap)))
+			return err_set(e, -ENOMEM, "delta: out of memory");
+		r = enc_zstd(x->c, enc->o->level, ops + m.ref_ops, m.ops_len - m.ref_ops,
+			     x->lz, cap, &ozl2, e);
+		if (r < 0)
+			return r;
+		ZSTD_freeCCtx(x->c);
+		x->c = NULL;
+		lzl = 0;
+		if (ozl2 + 1 < ozl + dzl) {
+			r = enc_lzma(data, m.data_len, bcj, x->lz + ozl2, ozl + dzl - ozl2 - 1,
+				     &lzl, e);
+			if (r < 0)
+				return r;
+		}
+		if (lzl) {
+			m.lzma_saved = (uint32_t)(ozl + dzl - ozl2 - lzl);
+			memcpy(z, x->lz, ozl2 + lzl);
+			ozl = ozl2;
+			dzl = lzl;
+			m.ops_len -= m.ref_ops;
+			m.ref_count = 0;
+			m.ref_len = 0;
+			flags = DELTA_CHUNK_LZMA | bcj << DELTA_CHUNK_BCJ_SHIFT;
+			memcpy(u->in, &m, sizeof(m));
+		}
+	}
+#endif
 	memcpy(h, DELTA_CHUNK_MAGIC, 4);
 	put_le32(h + 4, m.chunk);
 	put_le64(h + 8, m.new_off);
@@ -841,7 +978,7 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 	put_le32(h + 36, m.ref_len);
 	put_le32(h + 40, m.data_len);
 	put_le32(h + 44, (uint32_t)dzl);
-	put_le32(h + 48, 0);
+	put_le32(h + 48, flags);
 	memset(h + 52, 0, SHA256_LEN);  /* the next chunk's hash: enc_chain() */
 	crc = crc32(0, h, DELTA_CHUNK_HDR - 4);
 	crc = crc32(crc, z, (uInt)(ozl + dzl));
@@ -852,15 +989,33 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 
 static void enc_ctx_free(void *arg, void *ctx)
 {
+	struct enc_ctx *x = ctx;
+
 	(void)arg;
-	ZSTD_freeCCtx(ctx);
+	if (!x)
+		return;
+	ZSTD_freeCCtx(x->c);
+	free(x->lz);
+	free(x);
 }
 
 static int enc_emit(void *arg, struct pl_unit *u, struct err *e)
 {
 	struct enc *enc = arg;
+	struct unit_meta m;
 	int r;
 
+	/* what the chunk became: work() may have dropped its references */
+	memcpy(&m, u->in, sizeof(m));
+	enc->st.ref += m.ref_len;
+	if (m.ref_len > enc->max_ref)
+		enc->max_ref = m.ref_len;
+	if (m.data_len > enc->max_data)
+		enc->max_data = m.data_len;
+	if (get_le32(u->out + 48) & DELTA_CHUNK_LZMA) {
+		enc->st.lzma_chunks++;
+		enc->st.lzma_saved += m.lzma_saved;
+	}
 	/* the decoder refuses more; stop before the patch is useless */
 	if (enc->st.chunks >= DELTA_MAX_CHUNKS)
 		return err_set(e, EI_ELIMIT,
@@ -945,6 +1100,11 @@ static void enc_budget(struct enc *enc, struct delta_enc_opts *o)
 
 	cp.windowLog = DELTA_MAX_WINDOW_LOG;
 	cctx = ZSTD_estimateCCtxSize_usingCParams(cp);
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	/* a worker holds its zstd or its LZMA2 encoder, and a second output */
+	if (o->lzma)
+		cctx = cctx > enc_lzma_mem() ? cctx : enc_lzma_mem();
+#endif
 	fixed = index + unit + ENC_IO + DELTA_MAX_OPS_LEN + ENC_DATA_MAX;
 	while (o->threads > 1 &&
 	       fixed + (uint64_t)o->threads * (unit + cctx) > ENC_TOTAL_CAP)
@@ -971,6 +1131,8 @@ static int enc_header(struct enc *enc, struct err *e)
 		incompat |= DELTA_INCOMPAT_RECIPE;
 	if (o->sign)
 		incompat |= DELTA_INCOMPAT_SIGNED;
+	if (enc->st.lzma_chunks)
+		incompat |= DELTA_INCOMPAT_LZMA;
 	memcpy(h, DELTA_MAGIC, DELTA_MAGIC_LEN);
 	put_le32(h + 8, DELTA_VERSION);
 	put_le32(h + 12, (uint32_t)(DELTA_HDR_FIXED + rl + SHA256_LEN));

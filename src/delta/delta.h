@@ -35,8 +35,25 @@
 #define DELTA_INCOMPAT_REF (1ULL << 0)     /* data frames use OLD references */
 #define DELTA_INCOMPAT_RECIPE (1ULL << 1)  /* the target is a container */
 #define DELTA_INCOMPAT_SIGNED (1ULL << 2)  /* a signature section follows the header */
+#define DELTA_INCOMPAT_LZMA (1ULL << 3)    /* chunks may have LZMA2 data frames */
 #define DELTA_INCOMPAT_KNOWN (DELTA_INCOMPAT_REF | DELTA_INCOMPAT_RECIPE | \
-			      DELTA_INCOMPAT_SIGNED)
+			      DELTA_INCOMPAT_SIGNED | DELTA_INCOMPAT_LZMA)
+
+/* A chunk's flags: its data frame is raw LZMA2, after a BCJ filter. */
+#define DELTA_CHUNK_LZMA 0x1u
+#define DELTA_CHUNK_BCJ_SHIFT 4
+#define DELTA_CHUNK_BCJ_MASK 0xf0u
+#define DELTA_CHUNK_KNOWN (DELTA_CHUNK_LZMA | DELTA_CHUNK_BCJ_MASK)
+#define DELTA_BCJ_NONE 0
+#define DELTA_BCJ_X86 1
+#define DELTA_BCJ_ARM64 2
+#define DELTA_MAX_LZMA_DATA (8u << 20)  /* data_len of an LZMA2 data frame */
+
+/* The LZMA2 dictionary of a data frame of @len bytes: 4 KiB at least. */
+static inline uint32_t delta_lzma_dict(uint64_t len)
+{
+	return len < 4096 ? 4096 : (uint32_t)((len + 4095) & ~4095ULL);
+}
 
 /* The signature section of a SIGNED patch, right after the header. */
 #define DELTA_SIG_MAGIC "EISG"
@@ -251,6 +268,7 @@ struct delta_enc_opts {
 	const uint8_t *target_sha;      /* with a recipe: the container's SHA-256 */
 	uint64_t target_size;
 	uint64_t patch_version;         /* recorded in the header */
+	int lzma;               /* try LZMA2 data frames (built with xz) */
 	/*
 	 * Sign the patch: NULL for an unsigned one; else the patch is SIGNED
 	 * and @sign fills its signature section from the finished header
@@ -275,6 +293,7 @@ struct delta_enc_stats {
 	uint8_t old_sha[SHA256_LEN], new_sha[SHA256_LEN];   /* content hashes */
 	unsigned threads;               /* compression workers used */
 	uint64_t mem_estimate;          /* bytes of the index, units and contexts */
+	uint64_t lzma_chunks, lzma_saved;       /* chunks with LZMA2 data, bytes saved */
 };
 
 /*

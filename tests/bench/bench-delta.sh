@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # bench-delta.sh: the "delta" section of tests/bench/bench.sh (sourced; uses
 # its ei, corpus, tmp, has, measure, header, row, ratio and size_of).
-# Patches v1 -> v2 of the corpus as raw disks against zstd --patch-from and
-# xdelta3, apply against xdelta3 -d, then the same two disks as squashfs-
+# Patches a1 -> a2 (arm64) and v1 -> v2 of the corpus as raw disks against
+# zstd --patch-from and xdelta3, apply against xdelta3 -d, then the same two disks as squashfs-
 # backed and compressed qcow2 images written by edgeimg, and prints the
 # issue's targets with the measured ratios.
 for t in zstd xdelta3; do
@@ -13,18 +13,44 @@ for f in "$v1" "$v2"; do
 	[ -f "$f" ] || { echo "bench: $f missing" >&2; exit 1; }
 done
 
-header "Delta, raw disks v1 -> v2 (1 GiB each): edgeimg delta vs zstd -19 --long=31 --patch-from, xdelta3 -9 -B 1073741824 (sizes: patch bytes)"
-rm -f "$tmp/e.patch" "$tmp/z.patch" "$tmp/x.patch"
-measure e "$ei" delta "$v1" "$v2" "$tmp/e.patch"
-de_wall=$e_wall de_rss=$e_rss
-measure p "${synced[@]}" "$tmp/z.patch" zstd -q -f -19 --long=31 --patch-from="$v1" "$v2" -o "$tmp/z.patch"
-row "raw vs zstd -19" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")"
-verdict "raw patch / zstd --patch-from's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")")" 1.0
-verdict "delta wall time / zstd's" "$(ratio "$e_wall" "$p_wall")" 0.25
-verdict "delta peak RSS, MiB" "$(mib "$de_rss")" 512
-measure p "${synced[@]}" "$tmp/x.patch" xdelta3 -f -9 -B 1073741824 -e -s "$v1" "$v2" "$tmp/x.patch"
-row "raw vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
-raw_patch=$(size_of "$tmp/e.patch")
+# raw_pair LABEL OLD NEW: edgeimg delta (-v: what LZMA2 saved) against
+# zstd --patch-from and xdelta3 -9; then apply of that patch against apply
+# of the --no-lzma one (zstd frames only), the apply before LZMA2.
+# Leaves the patch in $tmp/e.patch and its size in $raw_patch.
+raw_pair() {
+	local label=$1 o=$2 n=$3 lz
+	header "Delta, $label: edgeimg delta vs zstd -19 --long=31 --patch-from, xdelta3 -9 -B 1073741824 (sizes: patch bytes)"
+	rm -f "$tmp/e.patch" "$tmp/z.patch" "$tmp/x.patch" "$tmp/n.patch"
+	measure e "$ei" delta -v "$o" "$n" "$tmp/e.patch"
+	lz=$(sed -n 's/.*LZMA2 data frames (BCJ for code): \([0-9]* of [0-9]* chunks\), .* (\([0-9]*\) bytes) smaller.*/\1, \2 bytes/p' "$tmp/.err")
+	de_wall=$e_wall de_rss=$e_rss
+	measure p "${synced[@]}" "$tmp/z.patch" zstd -q -f -19 --long=31 --patch-from="$o" "$n" -o "$tmp/z.patch"
+	row "raw vs zstd -19" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")"
+	verdict "$label: patch / zstd --patch-from's" "$(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/z.patch")")" 0.85
+	verdict "$label: delta wall time / zstd's" "$(ratio "$de_wall" "$p_wall")" 0.25
+	verdict "$label: delta peak RSS, MiB" "$(mib "$de_rss")" 512
+	measure p "${synced[@]}" "$tmp/x.patch" xdelta3 -f -9 -B 1073741824 -e -s "$o" "$n" "$tmp/x.patch"
+	row "raw vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
+	measure p "$ei" delta --no-lzma "$o" "$n" "$tmp/n.patch"
+	row "raw vs --no-lzma" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/n.patch")"
+	verdicts+=("  $label: LZMA2 data frames (BCJ for code): ${lz:-none}; the patch is $(ratio "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/n.patch")") of the zstd-only one")
+	rm -f "$tmp/e.raw" "$tmp/n.raw"
+	measure e "$ei" apply "$o" "$tmp/e.patch" "$tmp/e.raw"
+	measure p "$ei" apply "$o" "$tmp/n.patch" "$tmp/n.raw"
+	cmp -s "$tmp/e.raw" "$n" || { echo "bench: edgeimg apply: output differs from $n" >&2; exit 1; }
+	cmp -s "$tmp/n.raw" "$n" || { echo "bench: edgeimg apply --no-lzma patch: output differs from $n" >&2; exit 1; }
+	row "apply vs --no-lzma's" $(($(stat -c %b "$tmp/e.raw") * 512)) $(($(stat -c %b "$tmp/n.raw") * 512))
+	verdict "$label: apply wall / apply of the zstd-only patch" "$(ratio "$e_wall" "$p_wall")" 1.5
+	verdict "$label: apply peak RSS, MiB" "$(mib "$e_rss")" 64
+	rm -f "$tmp/e.raw" "$tmp/n.raw" "$tmp/n.patch"
+	raw_patch=$(size_of "$tmp/e.patch")
+}
+if [ -f "$corpus/disk-a2.raw" ]; then
+	raw_pair "arm64 a1 -> a2" "$corpus/disk-a1.raw" "$corpus/disk-a2.raw"
+else
+	verdicts+=("  arm64 a1 -> a2: not in the corpus (make-corpus.sh with ARM64=1 builds it): not measured")
+fi
+raw_pair "raw v1 -> v2" "$v1" "$v2"         # its xdelta3 patch is applied below
 
 header "Apply, raw: edgeimg apply vs xdelta3 -d (sizes: allocated bytes of the output)"
 rm -f "$tmp/e.raw" "$tmp/x.raw"

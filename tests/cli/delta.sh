@@ -502,6 +502,83 @@ else
 fi
 rm -f "$T/slot.img"
 
+# --- LZMA2 data frames: a program's code, after a BCJ filter ----------------
+# A program of this machine (x86-64 or arm64 code) at a 4 KiB boundary of
+# an otherwise unchanged disk: its chunk's data compresses better as LZMA2
+# after the BCJ filter than as zstd, and the patch says so.
+if ei --version | grep -qw CODEC_XZ; then
+	prog=$(readlink -f "$(command -v sh)")
+	cp "$T/v1.raw" "$T/v3.raw"
+	dd if="$prog" of="$T/v3.raw" bs=4096 seek=1024 conv=notrunc status=none
+	dd if="$(readlink -f "$(command -v cmp)")" of="$T/v3.raw" bs=4096 seek=3072 conv=notrunc status=none
+	run_ei 0 -- delta -v --chunk 1M "$T/v1.raw" "$T/v3.raw" "$T/pz"
+	n=$(sed -n 's/.*LZMA2 data frames (BCJ for code): \([0-9]*\) of \([0-9]*\) chunks, .* (\([0-9]*\) bytes) smaller.*/\1 \3/p' <<<"$ERR")
+	check "lzma: the programs' chunks are LZMA2, and smaller ($n)" \
+		test -n "$n" -a "${n% *}" -gt 0 -a "${n#* }" -gt 0
+	run_ei 0 -- info "$T/pz"
+	has "lzma: info names the LZMA feature" '^features: .*lzma' "$OUT"
+	python3 - "$T/pz" >"$T/flags" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+off = struct.unpack_from("<I", b, 12)[0]
+for k in range(struct.unpack_from("<I", b, 56)[0]):
+    ozl, dzl = struct.unpack_from("<I", b, off + 28)[0], struct.unpack_from("<I", b, off + 44)[0]
+    print(k, struct.unpack_from("<I", b, off + 48)[0], ozl, struct.unpack_from("<I", b, off + 32)[0])
+    off += 88 + ozl + dzl
+PY
+	bcj=$(case $(uname -m) in x86_64) echo 17;; aarch64) echo 33;; esac)
+	check "lzma: a chunk's flags name LZMA and this machine's BCJ filter (0x$(printf %x "${bcj:-0}"))" \
+		grep -q "^[0-9]* ${bcj:-x} " "$T/flags"
+	check "lzma: LZMA2 chunks have no reference" \
+		sh -c "! awk '\$2 % 2 == 1 && \$4 != 0' '$T/flags' | grep -q ."
+	run_ei 0 -- apply "$T/v1.raw" "$T/pz" "$T/o/n.raw"
+	check "lzma: apply gives NEW byte for byte" cmp -s "$T/v3.raw" "$T/o/n.raw"
+	rm -f "$T/o/n.raw"
+	run_ei 0 -- delta --force -j 1 --chunk 1M "$T/v1.raw" "$T/v3.raw" "$T/pz1"
+	check "lzma: the same patch with one thread" cmp -s "$T/pz" "$T/pz1"
+	run_ei 0 -- delta -v --no-lzma --chunk 1M "$T/v1.raw" "$T/v3.raw" "$T/pz0"
+	has "lzma: --no-lzma: no LZMA2 chunk" 'LZMA2 data frames \(BCJ for code\): 0 of' "$ERR"
+	run_ei 0 -- info "$T/pz0"
+	check "lzma: --no-lzma: no LZMA feature" test -z "$(grep '^features: .*lzma' <<<"$OUT")"
+	check "lzma: the LZMA2 patch is smaller ($(stat -c %s "$T/pz") < $(stat -c %s "$T/pz0"))" \
+		test "$(stat -c %s "$T/pz")" -lt "$(stat -c %s "$T/pz0")"
+	run_ei 0 -- apply "$T/v1.raw" "$T/pz0" "$T/o/n.raw"
+	check "lzma: --no-lzma patch: NEW byte for byte" cmp -s "$T/v3.raw" "$T/o/n.raw"
+	rm -f "$T/o/n.raw"
+	# hostile LZMA2 chunks: refused with the field, no OUT (the chunks
+	# before are kept for --resume, as for any bad chunk)
+	k=$(awk '$2 % 2 == 1 { print $1; exit }' "$T/flags")
+	ozl=$(awk -v k="$k" '$1 == k { print $3 }' "$T/flags")
+	lz_bad() {      # lz_bad NAME MESSAGE OP... (of pt.py, on $T/pz or $src)
+		local name=$1 msg=$2
+		shift 2
+		python3 "$T/pt.py" "${src:-$T/pz}" "$T/bad.p" "$@"
+		run_ei 1 -- apply "$T/v1.raw" "$T/bad.p" "$T/o/n.raw"
+		has "lzma: $name: refused" "$msg" "$ERR"
+		check "lzma: $name: no OUT" test ! -e "$T/o/n.raw"
+		rm -f "$T"/o/*
+	}
+	lz_bad "a corrupt LZMA2 frame" "chunk $k: data: the LZMA2 frame of [0-9]+ bytes" \
+		flip-body "$k" $((ozl + 40)) chain
+	lz_bad "a frame cut short" "chunk $k: data_len [0-9]+ / data_zlen|chunk $k: data: the LZMA2 frame" \
+		chunk "$k" I 44 0x10
+	lz_bad "an unknown BCJ filter" "chunk $k: unknown BCJ filter 7" chunk "$k" I 48 0x71
+	lz_bad "BCJ bits without LZMA" "chunk $k: flags 0x10 need an LZMA2 data frame" chunk "$k" I 48 0x10
+	# a reference the header allows (REF, max_ref) and the chunk declares
+	python3 "$T/pt.py" "$T/pz" "$T/r1.p" hdr I 68 4096
+	python3 "$T/pt.py" "$T/r1.p" "$T/r2.p" hdr Q 16 $(($(od -An -t u8 -j 16 -N 8 "$T/pz") | 1))
+	python3 "$T/pt.py" "$T/r2.p" "$T/r1.p" chunk "$k" I 36 4096
+	src=$T/r1.p lz_bad "an LZMA2 frame with a reference" \
+		"chunk $k: an LZMA2 data frame with 1 references" chunk "$k" I 32 1
+	rm -f "$T/r1.p" "$T/r2.p"
+	lz_bad "an unknown chunk flag" "chunk $k: unknown flags 0x103" chunk "$k" I 48 0x103
+	lz_bad "LZMA chunks in a patch without the feature" "flags 0x[0-9a-f]+ need an LZMA2 data frame and the patch's LZMA feature" \
+		hdr Q 16 1
+	rm -f "$T/pz" "$T/pz0" "$T/pz1" "$T/bad.p" "$T/v3.raw" "$T/flags"
+else
+	echo "SKIP $NAME: built without the xz codec (CODEC_XZ): LZMA2 data frames not made"
+fi
+
 # --- container targets: squashfs and compressed qcow2 made by edgeimg ------
 # What apply -v says of the blocks it copied from OLD's container: most of
 # them, since v2 is v1 with 0.8 MB rewritten in place.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer entry point for the delta patch decoder (src/delta/delta-format.md):
- * header, chunk headers, op streams, references and zstd frames, over the
- * in-memory I/O.  The first input byte picks the mode: bit 0 set skips the
+ * header, chunk headers, op streams, references, zstd and LZMA2 (BCJ) data
+ * frames, over the in-memory I/O.  The first input byte picks the mode: bit 0 set skips the
  * checksums (header SHA-256, chunk CRC-32) so that mutations reach the
  * parsers behind them.  OLD is a synthetic disk of the size the header
  * asks for (up to 64 MiB), filled with a pattern; NEW goes to a sink that

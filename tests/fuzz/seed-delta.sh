@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # seed-delta.sh DIR: real patches for the patch decoder's fuzzer, made by
-# the edgeimg next to DIR (or $EDGEIMG) from small generated disks.  Each
+# the edgeimg next to DIR (or $EDGEIMG) from small generated disks, one
+# with LZMA2 data frames (a program's code).  Each
 # seed starts with the mode byte of fuzz_delta.c: 0 checks the checksums,
 # 1 skips them.
 set -eu
@@ -22,6 +23,10 @@ new[49152:53248] = bytes(4096)              # zeros
 open(f"{d}/old", "wb").write(old)
 open(f"{d}/new", "wb").write(new[:len(new) - 1234])
 open(f"{d}/same", "wb").write(old)
+# a program at a 4 KiB boundary: LZMA2 data frames after a BCJ filter
+import shutil
+prog = open(shutil.which("sh"), "rb").read()[:96 << 10]
+open(f"{d}/prog", "wb").write(bytes(old) + bytes(-len(old) % 4096) + prog)
 # the Ed25519 key fuzz_delta.c verifies with: the seed 32 bytes of 0x42,
 # as a PKCS#8 PEM file (RFC 8410)
 import base64
@@ -42,5 +47,6 @@ mk chunks old new --chunk 16k --level 3
 mk same old same
 mk grow same new --chunk 32k
 mk signed old new --chunk 16k --sign "$t/k.pem" --patch-version 5
+mk lzma old prog --chunk 32k
 : >"$t/empty"
 mk empty empty new --level 1
