@@ -739,6 +739,19 @@ int delta_dec_chunk(struct delta_dec *d, const uint8_t *chunk, size_t len,
 			       "patch: chunk %u at byte %llu: CRC-32 0x%08lx, the chunk says 0x%08x: the patch is corrupt",
 			       d->pos.chunk, (unsigned long long)d->pos.patch_off,
 			       (unsigned long)crc, c.crc);
+	/*
+	 * A chunk holds a reference or an LZMA2 dictionary, never both: the
+	 * other is let go, so that memory stays what the limits say.
+	 */
+	if (c.flags & DELTA_CHUNK_LZMA) {
+		free(d->ref);
+		d->ref = NULL;
+		d->ref_cap = 0;
+	} else {
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+		lzma_end(&d->lz);
+#endif
+	}
 	if ((r = dec_grow(&d->ops, &d->ops_cap, c.ops_len, e)) < 0 ||
 	    (r = dec_grow(&d->ref, &d->ref_cap, c.ref_len, e)) < 0 ||
 	    (r = dec_grow(&d->data, &d->data_cap, c.data_len, e)) < 0)
