@@ -105,6 +105,11 @@ if $a help delta >/dev/null 2>&1; then
 	dd if="$(readlink -f "$(command -v sh)")" of="$T/v3.raw" bs=4096 seek=1024 conv=notrunc status=none
 	arm=$(ls /usr/aarch64-linux-gnu/lib/libc.so.6 /usr/lib/aarch64-linux-gnu/libc.so.6 2>/dev/null | head -n 1)
 	[ -n "$arm" ] && dd if="$arm" of="$T/v3.raw" bs=4096 seek=3072 conv=notrunc status=none
+	if [ -z "$arm" ] && [ -n "${CI:-}" ]; then
+		# CI installs the cross toolchain: without its libc no ARM64 chunk is tried
+		echo "FAIL arch-same: patch-lzma: no aarch64 libc.so.6 of the cross toolchain to patch"
+		fail=$((fail + 1))
+	fi
 	same patch-lzma delta --chunk 1M "$T/v1.raw" "$T/v3.raw"
 	flags=$(python3 - "$T/1.patch-lzma" <<'PY'
 import struct, sys
