@@ -28,7 +28,9 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-loop() { local d; d=$(losetup -f --show "$1") && devs+=("$d") && echo "$d"; }
+# loop VAR FILE: attach FILE, its device in VAR and in devs (not in a
+# subshell, which would lose it and leave the device attached)
+loop() { local d; d=$(losetup -f --show "$2") || return; devs+=("$d"); printf -v "$1" %s "$d"; }
 mkdir -p "$T/o" "$T/st"
 
 # three versions of a 6 MiB image, each a few edits from the last, and
@@ -49,7 +51,7 @@ for s in "ab":
     open("%s/slot-%s.img" % (sys.argv[1], s), "wb").write(pat * 16)
 PY
 size=$(stat -c %s "$T/v1.raw")
-A=$(loop "$T/slot-a.img") && B=$(loop "$T/slot-b.img") || { bad "setup: losetup"; done_tests; exit; }
+loop A "$T/slot-a.img" && loop B "$T/slot-b.img" || { bad "setup: losetup"; done_tests; exit; }
 dd if="$T/v1.raw" of="$A" bs=1M conv=fsync status=none
 tailsum() { tail -c +$((size + 1)) "$1" | sha256sum | cut -d' ' -f1; }
 tail_a=$(tailsum "$A") tail_b=$(tailsum "$B")
@@ -78,7 +80,7 @@ has "--old-size past the device" 'asked for its first [0-9]+ bytes, it has 16777
 
 # --- a mounted slot is never written; two applies never write one slot -------
 dd if=/dev/zero of="$T/slot-c.img" bs=1M count=16 status=none
-C=$(loop "$T/slot-c.img")
+loop C "$T/slot-c.img"
 mkfs.ext4 -q "$C"
 mnt=$T/mnt
 mkdir -p "$mnt"
