@@ -871,6 +871,16 @@ static int enc_lzma(const uint8_t *data, size_t len, unsigned bcj, uint8_t *out,
 	return 0;
 }
 
+/*
+ * Data zstd left at more than 31/32 of its size, even with a reference to
+ * match against, is compressed already (packages, archives): LZMA2 gains
+ * nothing there, and trying it is most of delta's time.
+ */
+static int enc_incompressible(size_t data_len, size_t zstd_len)
+{
+	return (uint64_t)zstd_len * 32 > (uint64_t)data_len * 31;
+}
+
 /* The bytes enc_lzma() takes at most (its encoder, preset 6, the largest data). */
 static uint64_t enc_lzma_mem(void)
 {
@@ -935,7 +945,8 @@ static int enc_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 	 * are smaller than the zstd frames.  The zstd context is let go
 	 * first, so that a worker holds one of the two encoders at a time.
 	 */
-	if (m.data_len && m.data_len <= DELTA_MAX_LZMA_DATA && enc->o->lzma) {
+	if (m.data_len && m.data_len <= DELTA_MAX_LZMA_DATA && enc->o->lzma &&
+	    !enc_incompressible(m.data_len, dzl)) {
 		unsigned bcj = enc_bcj_pick(data, m.data_len);
 		size_t lzl, ozl2;
 
