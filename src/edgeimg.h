@@ -193,6 +193,15 @@ struct ei_convert_opts {
 	 * in the same pass; it appears after OUT, like OUT.
 	 */
 	const char *bmap;
+	/*
+	 * Or NULL: an earlier build, a container of o->format that edgeimg
+	 * wrote with the same options (squashfs; qcow2 with -c).  Where a
+	 * block of OUT holds content one of its blocks holds, its compressed
+	 * bytes are copied instead of compressing the block again: the bytes
+	 * of a full build, in less time.  It need not be such a container
+	 * (res->reuse_taken says whether it was).
+	 */
+	const char *reuse;
 	struct ei_progress progress;
 	/* ei_convert_files(): warnings ("PATH: POSIX ACL not kept"), or NULL */
 	void (*warn)(void *arg, const char *msg);
@@ -206,6 +215,9 @@ struct ei_convert_result {
 	enum ei_out_kind out_kind;
 	int writer_differs;     /* -o named another edgeimg version (writer=) */
 	uint64_t bmap_mapped;   /* with bmap: the 4 KiB blocks it maps */
+	int reuse_taken;        /* with reuse: it compresses as OUT does */
+	uint64_t reuse_copied;  /* ... and this many of OUT's blocks were */
+	uint64_t reuse_blocks;  /*     copied from it, of this many compressed */
 };
 
 /*

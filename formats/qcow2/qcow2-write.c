@@ -782,13 +782,36 @@ static void qcow2_writer_free(struct qcow2_writer *q)
 	free(q->rt);
 }
 
+/* The writer's compression, from its parsed options. */
+static void qcow2_writer_setup(struct qcow2_writer *q, const struct write_parsed *parsed)
+{
+	struct qcow2_wopts opt;
+
+	memcpy(&opt, parsed->priv.bytes, sizeof(opt));
+	q->version = opt.version;
+	q->cluster_bits = opt.cluster_bits;
+	q->cs = 1ULL << opt.cluster_bits;
+	q->compression_type = opt.compression_type;
+	q->codec = opt.codec;
+	q->level = opt.level;
+	qcow2_writer_recipe(q);
+}
+
+void qcow2_write_recipe(const struct write_parsed *parsed, int tree, char *buf, size_t len)
+{
+	struct qcow2_writer q = { .l2_index = UINT64_MAX };
+
+	(void)tree;
+	qcow2_writer_setup(&q, parsed);
+	snprintf(buf, len, "%s", q.recipe);
+}
+
 int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopts,
 		struct err *e)
 {
 	struct qcow2_writer q = { .out = out, .l2_index = UINT64_MAX };
 	struct write_parsed tmp;
 	const struct write_parsed *parsed;
-	struct qcow2_wopts opt;
 	struct pipeline *p = NULL;
 	uint64_t l2_span, l1_size, fixed, ctx, rt_off = 0, rt_clusters = 0;
 	size_t in_cap, out_cap;
@@ -798,15 +821,8 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopt
 	r = format_write_opts(&fmt_qcow2, wopts, &tmp, &parsed, e);
 	if (r < 0)
 		return r;
-	memcpy(&opt, parsed->priv.bytes, sizeof(opt));
-	q.version = opt.version;
-	q.cluster_bits = opt.cluster_bits;
-	q.cs = 1ULL << opt.cluster_bits;
-	q.compression_type = opt.compression_type;
-	q.codec = opt.codec;
-	q.level = opt.level;
+	qcow2_writer_setup(&q, parsed);
 	q.reuse = wopts->reuse;
-	qcow2_writer_recipe(&q);
 	/* QEMU counts a disk in 512-byte sectors: a partial one is padded. */
 	if (src->size > UINT64_MAX - 511)
 		return err_set(e, EI_ELIMIT, "qcow2: disk of %llu bytes is too large",

@@ -52,6 +52,12 @@ int qcow2_write(struct vdisk *src, struct io *out, const struct write_opts *wopt
 int qcow2_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e);
 
 /*
+ * qcow2_write_recipe() - img_format.write_recipe: the recipe qcow2_write()
+ * records for @parsed (@tree has no meaning for a disk).
+ */
+void qcow2_write_recipe(const struct write_parsed *parsed, int tree, char *buf, size_t len);
+
+/*
  * qcow2_reuse_open() - img_format.reuse_open: the compressed clusters of
  * the qcow2 at @path by content, when its recipe compresses as @options
  * (the writer's recipe options) do; at most 16 MiB of index.

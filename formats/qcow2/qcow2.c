@@ -823,24 +823,21 @@ static int qcow2_decompress(struct qcow2 *q, size_t in_len, size_t *out_len,
 }
 
 /* Make q->dbuf hold the compressed cluster of L2 entry @l2e. */
-static int qcow2_comp_load(struct vdisk *vd, uint64_t l2e, struct err *e)
+/* The compressed stream of cluster @l2e, checked, into q->cbuf (*@csize bytes). */
+static int qcow2_comp_read(struct vdisk *vd, uint64_t l2e, uint64_t *csize, struct err *e)
 {
 	struct qcow2 *q = vd->priv;
 	uint64_t hoff = qcow2_comp_offset(l2e, q->cluster_bits);
-	uint64_t want = qcow2_comp_size(l2e, q->cluster_bits), csize;
+	uint64_t want = qcow2_comp_size(l2e, q->cluster_bits);
 	uint64_t fsize = vd->io->size;
-	size_t out_len = (size_t)q->cluster_size;
-	int r;
 
-	if (q->dbuf_key == l2e)
-		return 0;
 	if (hoff >= fsize || want - min_u64(want, fsize - hoff) >= QCOW2_COMPRESSED_SECTOR)
 		return err_set(e, EI_ECORRUPT,
 			       "qcow2: compressed cluster at 0x%llx+%llu lies past the end of the file (%llu bytes)",
 			       (unsigned long long)hoff, (unsigned long long)want,
 			       (unsigned long long)fsize);
 	/* The last sector of the file may be cut short. */
-	csize = min_u64(want, fsize - hoff);
+	*csize = min_u64(want, fsize - hoff);
 	if (!q->cbuf) {
 		q->cbuf = malloc((size_t)q->cluster_size * 2);
 		q->dbuf = malloc((size_t)q->cluster_size);
@@ -852,8 +849,20 @@ static int qcow2_comp_load(struct vdisk *vd, uint64_t l2e, struct err *e)
 		}
 	}
 	q->dbuf_key = 0;
-	r = io_read(vd->io, q->cbuf, (size_t)csize, hoff,
-		    "qcow2: compressed cluster", e);
+	return io_read(vd->io, q->cbuf, (size_t)*csize, hoff, "qcow2: compressed cluster", e);
+}
+
+static int qcow2_comp_load(struct vdisk *vd, uint64_t l2e, struct err *e)
+{
+	struct qcow2 *q = vd->priv;
+	uint64_t hoff = qcow2_comp_offset(l2e, q->cluster_bits);
+	uint64_t want = qcow2_comp_size(l2e, q->cluster_bits), csize;
+	size_t out_len = (size_t)q->cluster_size;
+	int r;
+
+	if (q->dbuf_key == l2e)
+		return 0;
+	r = qcow2_comp_read(vd, l2e, &csize, e);
 	if (r < 0)
 		return r;
 	r = qcow2_decompress(q, (size_t)csize, &out_len, e);
@@ -1108,18 +1117,16 @@ static int qcow2_reuse_add(struct qcow2_reuse *x, uint64_t l2e, struct err *e)
 {
 	struct vdisk *vd = x->vd;
 	struct qcow2 *q = vd->priv;
-	uint64_t hoff = qcow2_comp_offset(l2e, q->cluster_bits);
-	uint64_t want = qcow2_comp_size(l2e, q->cluster_bits);
+	uint64_t hoff = qcow2_comp_offset(l2e, q->cluster_bits), csize;
 	size_t out_len = (size_t)q->cluster_size, used = 0;
 	int r;
 
 	/* the reader's checks of the descriptor, and its buffers */
-	r = qcow2_comp_load(vd, l2e, e);
+	r = qcow2_comp_read(vd, l2e, &csize, e);
 	if (r < 0)
 		return r;
 	/* the stream's exact length: the sectors may hold the next one's start */
-	r = q->codec->decompress_prefix(&q->codec_ctx, q->cbuf,
-					(size_t)min_u64(want, vd->io->size - hoff),
+	r = q->codec->decompress_prefix(&q->codec_ctx, q->cbuf, (size_t)csize,
 					q->dbuf, &out_len, &used, e);
 	if (r < 0)
 		return r;
@@ -1198,4 +1205,5 @@ const struct img_format fmt_qcow2 = {
 	.write_parse = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_opts_parse : NULL,
 	.wopts = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_options : NULL,
 	.reuse_open = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_reuse_open : NULL,
+	.write_recipe = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_recipe : NULL,
 };

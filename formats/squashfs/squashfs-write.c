@@ -995,28 +995,50 @@ static int sqfs_writer_comp_opts(struct sqfs_writer *w, uint8_t *sb, struct err 
 	return sqfs_writer_write(w, b, n, e);
 }
 
-int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts *o, int tree,
-			   struct err *e)
+/* The recipe of the image @o writes (a root filesystem when @tree). */
+static int sqfs_recipe_print(const struct squashfs_wopts *o, int tree, char *buf, size_t len)
 {
-	char t[SQFS_RECIPE_MAX + 64], lib[64], mtime[24] = "";
+	char lib[64], mtime[24] = "";
 	const char *key = codec_library(codec_find(o->comp->codec), lib, sizeof(lib));
-	uint8_t zero[SQFS_DEVBLK] = { 0 };
-	uint64_t end;
-	int n, r;
 
 	if (!tree || (o->given & SQFS_GIVEN_MTIME))
 		snprintf(mtime, sizeof(mtime), ",mtime=%u", o->mtime);
 	if (tree)
-		n = snprintf(t, sizeof(t),
-			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			     "%s=%s,block_size=%u,files=on%s\n",
-			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
-	else
-		n = snprintf(t, sizeof(t),
-			     SQFS_RECIPE_TAG "format=squashfs,writer=%s,compression=%s,level=%d,"
-			     "%s=%s,block_size=%u,name=%s,partitions=%s%s\n",
-			     EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs,
-			     o->name, o->partitions ? "on" : "off", mtime);
+		return snprintf(buf, len,
+				"format=squashfs,writer=%s,compression=%s,level=%d,"
+				"%s=%s,block_size=%u,files=on%s",
+				EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
+	return snprintf(buf, len,
+			"format=squashfs,writer=%s,compression=%s,level=%d,"
+			"%s=%s,block_size=%u,name=%s,partitions=%s%s",
+			EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs,
+			o->name, o->partitions ? "on" : "off", mtime);
+}
+
+void squashfs_write_recipe(const struct write_parsed *parsed, int tree, char *buf, size_t len)
+{
+	struct squashfs_wopts o;
+
+	memcpy(&o, parsed->priv.bytes, sizeof(o));
+	sqfs_recipe_print(&o, tree || o.files, buf, len);
+}
+
+int squashfs_trailer_write(struct squashfs_sink *s, const struct squashfs_wopts *o, int tree,
+			   struct err *e)
+{
+	char t[SQFS_RECIPE_MAX + 64];
+	uint8_t zero[SQFS_DEVBLK] = { 0 };
+	uint64_t end;
+	int n, k, r;
+
+	memcpy(t, SQFS_RECIPE_TAG, strlen(SQFS_RECIPE_TAG));
+	n = (int)strlen(SQFS_RECIPE_TAG);
+	k = sqfs_recipe_print(o, tree, t + n, sizeof(t) - (size_t)n - 1);
+	if (k < 0 || (size_t)k >= sizeof(t) - (size_t)n - 1)
+		return err_set(e, EI_ELIMIT, "squashfs: the recipe takes more than %zu bytes",
+			       sizeof(t) - (size_t)n - 2);
+	n += k;
+	t[n++] = '\n';
 	r = squashfs_sink_write(s, t, (size_t)n, e);
 	end = (s->pos + SQFS_DEVBLK - 1) / SQFS_DEVBLK * SQFS_DEVBLK;
 	if (r >= 0 && end > s->pos)

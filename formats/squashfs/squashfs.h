@@ -370,6 +370,13 @@ size_t squashfs_comp_opts(const struct squashfs_comp *c, int level,
 			  uint8_t out[SQFS_COMP_OPTS_MAX]);
 
 /*
+ * squashfs_write_recipe() - img_format.write_recipe: the recipe
+ * squashfs_write() (ft_write_squashfs() when @tree) records for @parsed.
+ */
+struct write_parsed;
+void squashfs_write_recipe(const struct write_parsed *parsed, int tree, char *buf, size_t len);
+
+/*
  * squashfs_trailer_write() - the recipe of @o at s->pos (bytes_used), then
  * zeros to the next 4 KiB; @tree: a root filesystem's recipe (no name= nor
  * partitions=, mtime= only when given).

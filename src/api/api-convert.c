@@ -25,6 +25,39 @@ unsigned api_threads(unsigned n)
 	return n;
 }
 
+int api_reuse_open(const struct img_format *f, const struct write_parsed *parsed, int tree,
+		   const char *path, struct block_reuse **out, struct err *e)
+{
+	struct open_opts oo = { 0 };    /* the container is the whole file */
+	char recipe[2048];
+	int r;
+
+	*out = NULL;
+	if (!f->reuse_open || !f->write_recipe)
+		return err_set(e, EI_EUSAGE,
+			       "--reuse: a %s output copies no blocks from another (squashfs and compressed qcow2 do, when built in)",
+			       f->name);
+	if (!*path || !strcmp(path, "-"))
+		return err_set(e, EI_EUSAGE, "--reuse names a file, not '%s'", path);
+	f->write_recipe(parsed, tree, recipe, sizeof(recipe));
+	r = f->reuse_open(path, &oo, recipe, out, e);
+	if (r < 0 && !strstr(e->msg, path))
+		err_prefix(e, "--reuse %s", path);
+	else if (r < 0)
+		err_prefix(e, "--reuse");
+	return r;
+}
+
+void api_reuse_done(struct block_reuse *r, struct ei_convert_result *res)
+{
+	if (!r)
+		return;
+	res->reuse_taken = 1;
+	res->reuse_copied = __atomic_load_n(&r->copied, __ATOMIC_RELAXED);
+	res->reuse_blocks = __atomic_load_n(&r->asked, __ATOMIC_RELAXED);
+	r->free(r);
+}
+
 /* --bmap: a map of the disk's bytes, beside an output that holds them as they are */
 static int convert_bmap_check(const struct ei_convert_opts *o, struct err *e)
 {
@@ -61,9 +94,10 @@ int ei_convert(struct ei_image *in, const char *out,
 	       const struct ei_convert_opts *o, struct ei_convert_result *res,
 	       struct ei_err *pub)
 {
-	const char *const inputs[] = { in->path, NULL };
+	const char *const inputs[] = { in->path, o->reuse, NULL };
 	const char *const bmap_inputs[] = { in->path, out, NULL };
 	const struct img_format *f;
+	struct block_reuse *reuse = NULL;
 	struct outfile bof = { .io = NULL };
 	struct bmap *bmap = NULL;
 	struct write_opts wopts = { 0 };
@@ -92,13 +126,18 @@ int ei_convert(struct ei_image *in, const char *out,
 	r = convert_bmap_check(o, &e);
 	if (r >= 0 && o->bmap && !strcmp(o->bmap, out))
 		r = err_set(&e, EI_EUSAGE, "--bmap %s is OUT", o->bmap);
+	/* OLD's blocks are indexed before OUT exists: its errors leave none */
+	if (r >= 0 && o->reuse)
+		r = api_reuse_open(f, &parsed, 0, o->reuse, &reuse, &e);
 	if (r < 0)
 		return api_err(pub, &e, r);
 	if (api_format_streams(f))
 		flags |= OUTFILE_STREAM;
 	r = outfile_open(&of, out, flags, inputs, &e);
-	if (r < 0)
+	if (r < 0) {
+		api_reuse_done(reuse, res);
 		return api_err(pub, &e, r);
+	}
 	if (o->bmap) {
 		r = outfile_open(&bof, o->bmap, flags & OUTFILE_FORCE, bmap_inputs, &e);
 		if (r >= 0 && bof.kind != OUT_FILE)
@@ -109,6 +148,7 @@ int ei_convert(struct ei_image *in, const char *out,
 			if (bof.io)
 				outfile_abort(&bof);
 			outfile_abort(&of);
+			api_reuse_done(reuse, res);
 			return api_err(pub, &e, r);
 		}
 		wopts.data = bmap_data;
@@ -118,7 +158,9 @@ int ei_convert(struct ei_image *in, const char *out,
 	wopts.mem_cap = EI_MEM_CAP;
 	wopts.progress = o->progress.fn;
 	wopts.progress_arg = o->progress.arg;
+	wopts.reuse = reuse;
 	r = f->write(in->vd, of.io, &wopts, &e);
+	api_reuse_done(reuse, res);
 	if (r >= 0 && bmap) {
 		r = bmap_finish(bmap, &e);
 		res->bmap_mapped = bmap_mapped(bmap);

@@ -85,7 +85,8 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 		     const struct ei_convert_opts *o, struct ei_convert_result *res,
 		     struct ei_err *pub)
 {
-	const char *const inputs[] = { in, NULL };
+	const char *const inputs[] = { in, o->reuse, NULL };
+	struct block_reuse *reuse = NULL;
 	struct write_opts wopts = { 0 };
 	struct write_parsed parsed;
 	struct ft_source *src = NULL;
@@ -125,6 +126,9 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 		if (o->compress)
 			return api_err(pub, &e, err_set(&e, EI_EUSAGE,
 							"tar: -c does not apply; compress the stream (zstd, xz)"));
+		if (o->reuse)
+			return api_err(pub, &e, err_set(&e, EI_EUSAGE,
+							"--reuse: a tar output copies no blocks from another (squashfs does)"));
 	} else {
 		const struct img_format *f = format_find("squashfs");
 		struct opts kv;
@@ -143,20 +147,30 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 			return api_err(pub, &e, r);
 		wopts.parsed = &parsed;
 	}
+	/* OLD's blocks are indexed before OUT exists: its errors leave none */
+	if (o->reuse) {
+		r = api_reuse_open(format_find("squashfs"), &parsed, 1, o->reuse, &reuse, &e);
+		if (r < 0)
+			return api_err(pub, &e, r);
+	}
 	r = files_open(in, oo, &src, o->warn, o->warn_arg, &e);
-	if (r < 0)
+	if (r < 0) {
+		api_reuse_done(reuse, res);
 		return api_err(pub, &e, r);
+	}
 	src->warn_fatal = acl_error;
 	r = outfile_open(&of, out, (o->force ? OUTFILE_FORCE : 0) | (tar ? OUTFILE_STREAM : 0),
 			 inputs, &e);
 	if (r < 0) {
 		ft_close(src);
+		api_reuse_done(reuse, res);
 		return api_err(pub, &e, r);
 	}
 	wopts.threads = api_threads(o->threads);
 	wopts.mem_cap = EI_MEM_CAP;
 	wopts.progress = o->progress.fn;
 	wopts.progress_arg = o->progress.arg;
+	wopts.reuse = reuse;
 #if IS_ENABLED(CONFIG_FILES_TAR)
 	if (tar)
 		r = ft_write_tar(src, of.io, &wopts, &e);
@@ -166,6 +180,7 @@ int ei_convert_files(const char *in, const struct ei_open_opts *oo, const char *
 		r = ft_write_squashfs(src, of.io, &wopts, &e);
 #endif
 	ft_close(src);
+	api_reuse_done(reuse, res);
 	if (r < 0) {
 		outfile_abort(&of);
 		return api_err(pub, &e, r);

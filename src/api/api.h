@@ -38,4 +38,19 @@ int api_format_streams(const struct img_format *f);
 /* api_threads() - worker threads for @n: 0 is one per core (1 without threads). */
 unsigned api_threads(unsigned n);
 
+struct write_parsed;
+struct block_reuse;
+
+/*
+ * api_reuse_open() - "convert --reuse OLD": the compressed blocks of @path
+ * that the writer of @f, given @parsed (a root filesystem when @tree),
+ * may copy; *@out NULL when it holds none compressed so.  EI_EUSAGE when
+ * the writer copies none from anywhere.
+ */
+int api_reuse_open(const struct img_format *f, const struct write_parsed *parsed, int tree,
+		   const char *path, struct block_reuse **out, struct err *e);
+
+/* api_reuse_done() - what @r did, into @res; frees it. */
+void api_reuse_done(struct block_reuse *r, struct ei_convert_result *res);
+
 #endif

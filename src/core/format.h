@@ -184,6 +184,12 @@ struct img_format {
 	 */
 	int (*reuse_open)(const char *path, const struct open_opts *oo, const char *options,
 			  struct block_reuse **out, struct err *e);
+	/*
+	 * With reuse_open: the recipe write() records for @parsed (a root
+	 * filesystem's when @tree), NUL-terminated in @buf; what reuse_open()
+	 * is given when no recipe is at hand ("convert --reuse").
+	 */
+	void (*write_recipe)(const struct write_parsed *parsed, int tree, char *buf, size_t len);
 
 	/*
 	 * Write side, optional: stream the whole of @src into @out, which
