@@ -215,7 +215,9 @@ struct ei_convert_result {
 	enum ei_out_kind out_kind;
 	int writer_differs;     /* -o named another edgeimg version (writer=) */
 	uint64_t bmap_mapped;   /* with bmap: the 4 KiB blocks it maps */
-	int reuse_taken;        /* with reuse: it compresses as OUT does */
+	int reuse_taken;        /* with reuse: its recipe compresses as OUT does */
+	int reuse_refused;      /* ... but a block of it compressed again did
+				   not give its bytes: no more were copied */
 	uint64_t reuse_copied;  /* ... and this many of OUT's blocks were */
 	uint64_t reuse_blocks;  /*     copied from it, of this many compressed */
 };

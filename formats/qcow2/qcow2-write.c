@@ -38,6 +38,7 @@
 #include "core/kconfig.h"
 #include "core/limits.h"
 #include "codec/pipeline.h"
+#include "crypto/sha.h"
 #include "qcow2.h"
 #include "qcow2-write.h"
 
@@ -426,18 +427,28 @@ static int qcow2_writer_work(void *arg, void **ctx, struct pl_unit *u, struct er
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = u->in + i * cs;
 		uint8_t *c = u->out + q->results_len + i * cs;
-		uint32_t res = QCOW2W_PLAIN;
+		uint32_t res = QCOW2W_PLAIN, hit = 0;
+		uint8_t hsha[SHA256_LEN];
 		size_t olen = cs - 1;
-		int r = 0, raw = 0;
+		int r = 0, raw = 0, proving = 0;
 
 		if (buf_is_zero(p, cs)) {
 			res = QCOW2W_ZERO;
 			r = 1;
-		} else if (q->codec && q->reuse) {
+		} else if (q->codec && q->reuse && !reuse_refused(q->reuse)) {
 			/* a cluster OLD holds, compressed as this writer would */
 			r = q->reuse->lookup(q->reuse, p, cs, c, cs - 1, &olen, &raw, e);
 			if (r > 0)
 				res = raw ? QCOW2W_PLAIN : (uint32_t)olen;
+			if (r > 0 && !reuse_trusted(q->reuse)) {
+				/* compressed below, and compared with the hit */
+				proving = 1;
+				hit = res;
+				if (!raw)
+					sha256(c, olen, hsha);
+				res = QCOW2W_PLAIN;
+				r = 0;
+			}
 		}
 		if (r == 0 && q->codec) {
 			/* Stored compressed only when smaller than a cluster. */
@@ -449,6 +460,14 @@ static int qcow2_writer_work(void *arg, void **ctx, struct pl_unit *u, struct er
 		}
 		if (r < 0)
 			return r;
+		if (proving) {
+			uint8_t sha[SHA256_LEN];
+
+			if (res != QCOW2W_PLAIN)
+				sha256(c, res, sha);
+			reuse_proof(q->reuse, res == hit && (res == QCOW2W_PLAIN ||
+							     !memcmp(sha, hsha, SHA256_LEN)));
+		}
 		put_le32(u->out + QCOW2W_RESULT_LEN * i, res);
 	}
 	return 0;

@@ -31,6 +31,7 @@
 #include "generated/features.h"
 #include "core/limits.h"
 #include "codec/pipeline.h"
+#include "crypto/sha.h"
 #include "squashfs.h"
 
 #define SQW_ZERO SQFS_UNIT_ZERO /* unit: out_len sparse blocks, no data */
@@ -261,8 +262,9 @@ int squashfs_frag_table(struct squashfs_sink *s, const uint64_t *start, const ui
 int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_unit *u,
 		       int sparse_ok, struct err *e)
 {
-	size_t n = u->in_len - 1;
-	int r;
+	size_t n = u->in_len - 1, hit = 0;
+	uint8_t hsha[SHA256_LEN];
+	int r, proving = 0;
 
 	if (u->flags & SQFS_UNIT_ZERO)
 		return 0;
@@ -275,13 +277,19 @@ int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_uni
 		u->flags |= SQFS_UNIT_RAW;
 		return 0;
 	}
-	if (o->reuse) {
+	if (o->reuse && !reuse_refused(o->reuse)) {
 		int raw = 0;
 
 		r = o->reuse->lookup(o->reuse, u->in, u->in_len, u->out, n, &n, &raw, e);
 		if (r < 0)
 			return r;
-		if (r) {
+		if (r && !reuse_trusted(o->reuse)) {
+			/* compressed below, and compared with the hit (0: raw) */
+			proving = 1;
+			hit = raw ? 0 : n;
+			if (!raw)
+				sha256(u->out, n, hsha);
+		} else if (r) {
 			if (raw)
 				u->flags |= SQFS_UNIT_RAW;
 			else
@@ -293,11 +301,20 @@ int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_uni
 	r = squashfs_compress(o->comp, ctx, u->in, u->in_len, u->out, &n, o->level, o->bs, e);
 	if (r == -ENOSPC) {
 		u->flags |= SQFS_UNIT_RAW;
-		return 0;
+		n = 0;
+		r = 0;
 	}
 	if (r < 0)
 		return r;
-	u->out_len = n;
+	if (proving) {
+		uint8_t sha[SHA256_LEN];
+
+		if (n)
+			sha256(u->out, n, sha);
+		reuse_proof(o->reuse, n == hit && (!n || !memcmp(sha, hsha, SHA256_LEN)));
+	}
+	if (n)
+		u->out_len = n;
 	return 0;
 }
 

@@ -41,6 +41,8 @@ int api_reuse_open(const struct img_format *f, const struct write_parsed *parsed
 		return err_set(e, EI_EUSAGE, "--reuse names a file, not '%s'", path);
 	f->write_recipe(parsed, tree, recipe, sizeof(recipe));
 	r = f->reuse_open(path, &oo, recipe, out, e);
+	if (r >= 0 && *out)
+		(*out)->prove = 1;      /* nothing checks OUT's hash after */
 	if (r < 0 && !strstr(e->msg, path))
 		err_prefix(e, "--reuse %s", path);
 	else if (r < 0)
@@ -53,6 +55,7 @@ void api_reuse_done(struct block_reuse *r, struct ei_convert_result *res)
 	if (!r)
 		return;
 	res->reuse_taken = 1;
+	res->reuse_refused = reuse_refused(r);
 	res->reuse_copied = __atomic_load_n(&r->copied, __ATOMIC_RELAXED);
 	res->reuse_blocks = __atomic_load_n(&r->asked, __ATOMIC_RELAXED);
 	r->free(r);

@@ -114,6 +114,10 @@ static int convert_run(int argc, char **argv)
 				(unsigned long long)res.bmap_mapped,
 				(unsigned long long)((res.in_size + 4095) / 4096));
 	}
+	if (co.reuse && res.reuse_refused)
+		fprintf(stderr,
+			"edgeimg convert: warning: --reuse %s: its blocks are not what its recipe gives (compressed again, they differ): the rest were compressed\n",
+			co.reuse);
 	if (co.reuse && res.reuse_taken && ca.verbose)
 		fprintf(stderr, "%s: %llu of %llu compressed blocks copied from %s\n", out,
 			(unsigned long long)res.reuse_copied,
@@ -135,8 +139,9 @@ static int convert_run(int argc, char **argv)
 		if (co.reuse) {
 			printf(",\n    \"reuse\": ");
 			ei_json_string(stdout, co.reuse);
-			printf(",\n    \"reuse-taken\": %s,\n    \"reused-blocks\": %llu,\n"
-			       "    \"compressed-blocks\": %llu", res.reuse_taken ? "true" : "false",
+			printf(",\n    \"reuse-taken\": %s,\n    \"reuse-refused\": %s,\n"
+			       "    \"reused-blocks\": %llu,\n    \"compressed-blocks\": %llu",
+			       res.reuse_taken ? "true" : "false", res.reuse_refused ? "true" : "false",
 			       (unsigned long long)res.reuse_copied,
 			       (unsigned long long)res.reuse_blocks);
 		}

@@ -105,7 +105,46 @@ struct block_reuse {
 	void (*free)(struct block_reuse *r);
 	void *priv;
 	uint64_t copied, asked;         /* updated atomically */
+	/*
+	 * Set by the opener when nothing checks the writer's output against
+	 * a known hash (convert --reuse; apply checks): then a hit is copied
+	 * only once REUSE_PROOFS hits, compressed again, gave the bytes
+	 * looked up, and never after one did not (@refused), so that a
+	 * container whose recipe lies about its compression gets the bytes
+	 * of a full build.
+	 */
+	int prove;
+	uint64_t proven;                /* updated atomically */
+	int refused;                    /* set atomically */
 };
+
+#define REUSE_PROOFS 8
+
+/* reuse_refused() - a hit did not compress again to its bytes: look no more. */
+static inline int reuse_refused(const struct block_reuse *r)
+{
+	return __atomic_load_n(&r->refused, __ATOMIC_ACQUIRE);
+}
+
+/* reuse_trusted() - a hit of @r may be copied without compressing it again. */
+static inline int reuse_trusted(const struct block_reuse *r)
+{
+	return !r->prove || (!reuse_refused(r) &&
+			     __atomic_load_n(&r->proven, __ATOMIC_ACQUIRE) >= REUSE_PROOFS);
+}
+
+/* reuse_proof() - a hit not trusted was compressed again: @same said whether
+   to the bytes looked up.  It counts as compressed, not copied. */
+static inline void reuse_proof(const struct block_reuse *r, int same)
+{
+	struct block_reuse *w = (struct block_reuse *)r;
+
+	__atomic_fetch_sub(&w->copied, 1, __ATOMIC_RELAXED);
+	if (same)
+		__atomic_fetch_add(&w->proven, 1, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&w->refused, 1, __ATOMIC_RELEASE);
+}
 
 /* The most bytes a writer's parsed options (its struct <fmt>_wopts) take. */
 #define WRITE_PARSED_MAX 256
