@@ -106,6 +106,12 @@ $(obj)/fuzz/fuzz-tar: tests/fuzz/fuzz_tar.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The reuse indexes' fuzzer (qcow2 and squashfs reuse_open, lookups); its
+# seeds are containers seed-reuse.sh makes with the edgeimg binary.
+$(obj)/fuzz/fuzz-reuse: tests/fuzz/fuzz_reuse.c $(fuzz-objs) | $(obj)/edgeimg
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 # The ext2/3/4 file-view source's fuzzer (src/files/ext.c); seeds: seed-ext.sh.
 $(obj)/fuzz/fuzz-ext: tests/fuzz/fuzz_ext.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")
