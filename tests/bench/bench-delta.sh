@@ -129,7 +129,9 @@ bench_container() {
 	row "apply $fmt" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 	cmp -s "$tmp/e.out" "$tmp/c2.$x" || { echo "bench: apply did not rebuild v2's $fmt byte for byte" >&2; exit 1; }
 	verdicts+=("  $label: apply rebuilt v2's container byte for byte (cmp); ${copied:-no compressed blocks copied} from v1's")
-	rm -f "$tmp/c1.$x" "$tmp/c2.$x" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+	rm -f "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+	incremental "$label" "$tmp/c1.$x" "$tmp/c2.$x" "$@" -O "$fmt" "$v2"
+	rm -f "$tmp/c1.$x" "$tmp/c2.$x"
 }
 if has OUTPUT_SQUASHFS; then
 	bench_container "squashfs-backed" squashfs sqfs -o compression=zstd,level=15

@@ -95,6 +95,8 @@ row "apply rootfs" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 cmp -s "$tmp/e.out" "$tmp/r2.sqfs" || { echo "bench: apply did not rebuild v2's root filesystem byte for byte" >&2; exit 1; }
 verdicts+=("  rootfs: apply rebuilt v2's root filesystem byte for byte (cmp); ${copied:-no compressed blocks copied} from v1's")
 verdict "rootfs apply: peak RSS, MiB" "$(mib "$e_rss")" 64
+incremental "rootfs" "$tmp/r1.sqfs" "$tmp/r2.sqfs" --files --partition 2 -O squashfs \
+	-o compression=zstd,block_size=131072 "$corpus/disk-v2.qcow2"
 rm -f "$tmp"/r?.sqfs "$tmp/pp.patch" "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
 
 # libguestfs, what users run without root: its appliance VM mounts the

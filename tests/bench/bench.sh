@@ -86,6 +86,27 @@ row() {
 		"$(ratio "$e_rss" "$p_rss")" "$(ratio "$2" "$3")"
 }
 
+# incremental LABEL OLD FULL CONVERT-ARGS... IN: convert --reuse OLD of IN
+# against the same convert without it (best of $rep each), both compared
+# with FULL (the build made before) byte for byte; the blocks copied.
+incremental() {
+	local label=$1 old=$2 full=$3 n
+	shift 3
+	header "Incremental build, $label: edgeimg convert --reuse OLD vs the same convert without it (sizes: output bytes)"
+	eout=$tmp/inc.e pout=$tmp/inc.p
+	ecmd=("$ei" convert --reuse "$old" "$@" "$eout")
+	pcmd=("$ei" convert "$@" "$pout")
+	pair
+	cmp -s "$eout" "$full" || { echo "bench: convert --reuse did not write the full build's bytes" >&2; exit 1; }
+	cmp -s "$pout" "$full" || { echo "bench: two full builds differ" >&2; exit 1; }
+	row "convert --reuse" "$(size_of "$eout")" "$(size_of "$pout")"
+	rm -f "$eout"
+	n=$("$ei" convert -v --reuse "$old" "$@" "$eout" 2>&1 | grep -o '[0-9]* of [0-9]* compressed blocks copied')
+	verdict "$label: convert --reuse wall / full build's" "$(ratio "$e_wall" "$p_wall")" 0.3
+	verdicts+=("  $label: convert --reuse wrote the full build's bytes (cmp); ${n:-no compressed blocks copied} from OLD")
+	rm -f "$eout" "$pout"
+}
+
 echo "edgeimg bench: $("$ei" --version | head -n 1), $cores cores, corpus $corpus"
 
 for sec in $sections; do
