@@ -333,6 +333,7 @@ struct ei_delta_result {
 	uint8_t old_hash[EI_HASH_LEN], new_hash[EI_HASH_LEN];
 	uint64_t lzma_chunks;   /* chunks whose data is LZMA2 (BCJ-filtered code) */
 	uint64_t lzma_saved;    /* patch bytes that saved against zstd */
+	int lzma_tried;         /* 0: --no-lzma, or a build without xz */
 };
 
 /*

@@ -277,6 +277,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	res->threads = st.threads;
 	res->lzma_chunks = st.lzma_chunks;
 	res->lzma_saved = st.lzma_saved;
+	res->lzma_tried = enc_opts.lzma;
 	memcpy(res->old_hash, st.old_sha, CHASH_LEN);
 	memcpy(res->new_hash, st.new_sha, CHASH_LEN);
 	if (!ofmt)

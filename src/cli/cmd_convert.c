@@ -28,7 +28,7 @@ static int convert_run(int argc, char **argv)
 	const char *out;
 	int c, r, files = 0;
 	double t0 = cli_now();
-	char h1[32], h2[32], h3[32];
+	char h1[32], h2[32], h3[32], msg[8400];
 
 	while ((c = getopt_long(argc, argv, "f:O:o:cj:pv", lo, NULL)) != -1) {
 		switch (c) {
@@ -88,10 +88,12 @@ static int convert_run(int argc, char **argv)
 		return cli_error("convert", &e);
 	if (res.writer_differs)
 		cli_note("convert", "the options name another edgeimg version (writer=): the bytes may differ from that version's");
-	if (co.reuse && !res.reuse_taken)
-		fprintf(stderr,
-			"edgeimg convert: warning: --reuse %s: not a %s that edgeimg wrote with these options (see its recipe, edgeimg info): every block was compressed\n",
-			co.reuse, co.format);
+	if (co.reuse && !res.reuse_taken) {
+		snprintf(msg, sizeof(msg),
+			 "--reuse %s: not a %s that edgeimg wrote with these options (see its recipe, edgeimg info): every block was compressed",
+			 co.reuse, co.format);
+		cli_warn((void *)"convert", msg);
+	}
 	if (ca.verbose && files) {
 		fprintf(stderr, "%s: %s out, %.2f s\n", out,
 			ei_size_str(res.out_size, h2, sizeof(h2)), cli_now() - t0);
@@ -114,15 +116,16 @@ static int convert_run(int argc, char **argv)
 				(unsigned long long)res.bmap_mapped,
 				(unsigned long long)((res.in_size + 4095) / 4096));
 	}
-	if (co.reuse && res.reuse_refused)
-		fprintf(stderr,
-			"edgeimg convert: warning: --reuse %s: its blocks are not what its recipe gives (compressed again, they differ): the rest were compressed\n",
-			co.reuse);
+	if (co.reuse && res.reuse_refused) {
+		snprintf(msg, sizeof(msg),
+			 "--reuse %s: its blocks are not what its recipe gives (compressed again, they differ): the rest were compressed",
+			 co.reuse);
+		cli_warn((void *)"convert", msg);
+	}
 	if (co.reuse && res.reuse_taken && ca.verbose)
 		fprintf(stderr, "%s: %llu of %llu compressed blocks copied from %s\n", out,
 			(unsigned long long)res.reuse_copied,
 			(unsigned long long)res.reuse_blocks, co.reuse);
-
 	if (ca.json) {
 		printf("{\n    \"filename\": ");
 		ei_json_string(stdout, argv[optind]);

@@ -115,7 +115,10 @@ static int delta_run(int argc, char **argv)
 			ei_size_str(res.copy, h[2], 32), ei_size_str(res.zero, h[3], 32),
 			ei_size_str(res.data, h[4], 32), ei_size_str(res.ref, h[5], 32),
 			res.target[0] ? res.target : "raw", res.threads, cli_now() - t0);
-	if (ca.verbose)
+	if (ca.verbose && !res.lzma_tried)
+		fprintf(stderr, "%s: LZMA2 data frames: not tried (%s)\n", patch,
+			o.no_lzma ? "--no-lzma" : "this edgeimg is built without xz, CODEC_XZ");
+	else if (ca.verbose)
 		fprintf(stderr, "%s: LZMA2 data frames (BCJ for code): %llu of %llu chunks, %s (%llu bytes) smaller than zstd's\n",
 			patch, (unsigned long long)res.lzma_chunks,
 			(unsigned long long)res.chunks, ei_size_str(res.lzma_saved, h[0], 32),
