@@ -83,6 +83,27 @@ if both squashfs; then
 	done
 fi
 same rootfs-tar convert --files -O tar "$T/v1.raw"
+# incremental builds: v2's container given v1's (A's), on both machines
+# the bytes of A's full build of v2
+# reuse NAME CONVERT-OPTIONS...: v1's container as OLD, then same
+reuse() {
+	local n=$1
+	shift
+	if ! $a convert "$@" "$T/v1.raw" "$T/old.$n" 2>"$T/err" ||
+	   ! $a convert "$@" "$T/v2.raw" "$T/full.$n" 2>>"$T/err"; then
+		echo "FAIL arch-same: $n: setup: $(cat "$T/err")"
+		fail=$((fail + 1))
+		return
+	fi
+	same "$n" convert -j 3 --reuse "$T/old.$n" "$@" "$T/v2.raw"
+	if cmp -s "$T/1.$n" "$T/full.$n"; then pass=$((pass + 1)); else
+		echo "FAIL arch-same: $n: convert --reuse did not write the full build's bytes"
+		fail=$((fail + 1))
+	fi
+	rm -f "$T/old.$n" "$T/full.$n"
+}
+both qcow2 && reuse reuse-qcow2 -c -O qcow2 -o compression_type=zstd
+both squashfs && reuse reuse-squashfs -O squashfs -o compression=zstd
 # the block map: its file beside the image
 for i in 1 2; do
 	bin=$a
