@@ -141,6 +141,21 @@ done_tests() {
 	[ "$t_fail" -eq 0 ]
 }
 
+# recipe_level IMG ,level=N,: the ",level=1," in IMG's first 64 KiB (a
+# qcow2's recipe extension) made to say ,level=N, (one digit, so that
+# nothing moves): a container whose recipe lies about its blocks.
+recipe_level() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+p, lvl = sys.argv[1], sys.argv[2].encode()
+b = bytearray(open(p, 'rb').read(65536))
+i = b.index(b',level=1,')
+b[i:i + len(lvl)] = lvl
+with open(p, 'r+b') as f:
+    f.write(b)
+PY
+}
+
 # mkdisk OUT [SIZE_MIB]: the sample disk of tests/mkdisk.sh.
 mkdisk() { "$TOP/tests/mkdisk.sh" "$@"; }
 

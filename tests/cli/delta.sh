@@ -670,15 +670,7 @@ if has_feature OUTPUT_QCOW2 || ei --version | grep -qw OUTPUT_QCOW2; then
 	run_ei 0 -- info "$T/z2.qcow2"
 	lvl=$(grep -o ',level=[0-9],' <<<"$OUT")
 	check "qcow2: NEW's recipe names a one-digit level ($lvl)" test -n "$lvl"
-	python3 - "$T/liar.qcow2" "$lvl" <<'PY'
-import sys
-p, lvl = sys.argv[1], sys.argv[2].encode()
-b = bytearray(open(p, 'rb').read(65536))
-i = b.index(b',level=1,')
-b[i:i + len(lvl)] = lvl
-with open(p, 'r+b') as f:
-    f.write(b)
-PY
+	fixture "rewrite the liar's recipe" recipe_level "$T/liar.qcow2" "$lvl"
 	run_ei 0 -- delta "$T/liar.qcow2" "$T/z2.qcow2" "$T/pl"
 	run_ei 0 -- apply -v "$T/liar.qcow2" "$T/pl" "$T/o/n.qcow2"
 	has "qcow2: a lying OLD: its clusters were tried, then the container built again" \
