@@ -322,6 +322,13 @@ int map_pieces(struct vdisk *vd, uint64_t off, uint64_t len,
 	       struct err *e);
 
 /*
+ * map_decode_all() - a map() for a disk made wholly by its format's
+ * decode() (a view delta builds): one data run of all @len bytes.
+ */
+int map_decode_all(struct vdisk *vd, uint64_t off, uint64_t len, struct map_run *run,
+		   struct err *e);
+
+/*
  * map_backing() - the run at @off of at most @len bytes that reads from
  * @parent (a backing file or parent disk, or NULL): its bytes where it has
  * them (MAP_VDISK), a hole past its end or without one.

@@ -339,19 +339,6 @@ static int ftv_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
-static int ftv_map(struct vdisk *vd, uint64_t off, uint64_t len, struct map_run *run,
-		   struct err *e)
-{
-	(void)e;
-	(void)off;
-	(void)vd;
-	memset(run, 0, sizeof(*run));
-	run->len = len;
-	run->type = EXT_DATA;
-	run->src = MAP_DECODE;
-	return 0;
-}
-
 static void ftv_close(struct vdisk *vd)
 {
 	ftv_free(vd->priv);
@@ -374,7 +361,7 @@ static int ftv_recipe(struct vdisk *vd, char *buf, size_t len, struct err *e)
 static const struct img_format ftv_fmt = {
 	.name = "file-tree",
 	.desc = "the file-tree view of a root filesystem (delta and apply)",
-	.map = ftv_map,
+	.map = map_decode_all,
 	.decode = ftv_decode,
 	.close = ftv_close,
 	.recipe = ftv_recipe,
