@@ -159,6 +159,22 @@ PY
 # mkdisk OUT [SIZE_MIB]: the sample disk of tests/mkdisk.sh.
 mkdisk() { "$TOP/tests/mkdisk.sh" "$@"; }
 
+# mkdisk_v2 V1 V2 SEED: V1 with three ranges rewritten (text and random
+# bytes, from Python's random seeded with SEED), as a rebuilt appliance
+# differs from the last one.
+mkdisk_v2() {
+	python3 - "$@" <<'PY'
+import random, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+r = random.Random(int(sys.argv[3]))
+for off in (3 << 20, 9 << 20):
+    t = b''.join(b'line %d of the new version\n' % r.randrange(10**6) for _ in range(9000))
+    b[off:off + len(t)] = t
+b[12 << 20:(12 << 20) + 300000] = r.randbytes(300000)
+open(sys.argv[2], 'wb').write(b)
+PY
+}
+
 # codec_lib KEY: the KEY=VALUE a writer's recipe must carry for the library
 # of codec family KEY (deflate, zstd, xz, lz4), as pkg-config reports the
 # library this build links.

@@ -19,16 +19,7 @@ listing() { ls -A "$T/o"; }
 # v1: the sample disk; v2: v1 with three ranges rewritten (text and
 # random bytes), as a rebuilt appliance differs from the last one
 fixture "the sample disk" mkdisk "$T/v1.raw" 32 || { done_tests; exit; }
-fixture "v2 from v1" python3 - "$T/v1.raw" "$T/v2.raw" <<'PY' || { done_tests; exit; }
-import random, sys
-b = bytearray(open(sys.argv[1], 'rb').read())
-r = random.Random(7)
-for off in (3 << 20, 9 << 20):
-    t = b''.join(b'line %d of the new version\n' % r.randrange(10**6) for _ in range(9000))
-    b[off:off + len(t)] = t
-b[12 << 20:(12 << 20) + 300000] = r.randbytes(300000)
-open(sys.argv[2], 'wb').write(b)
-PY
+fixture "v2 from v1" mkdisk_v2 "$T/v1.raw" "$T/v2.raw" 7 || { done_tests; exit; }
 
 # copied DESC: the -v line says most blocks came from OLD, and not all
 copied() {

@@ -5,11 +5,7 @@
 # with LZMA2 data frames (a program's code).  Each
 # seed starts with the mode byte of fuzz_delta.c: 0 checks the checksums,
 # 1 skips them.
-set -eu
-dir=$1
-ei=${EDGEIMG:-$(cd "$(dirname "$dir")/.." && pwd)/edgeimg}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+. "$(dirname "$0")/seedlib.sh"
 python3 - "$t" <<'PY'
 import os, random, sys
 d = sys.argv[1]

@@ -4,11 +4,7 @@
 # the edgeimg next to DIR (or $EDGEIMG) from a small generated disk: qcow2
 # with zlib and zstd clusters (4 KiB), squashfs holding the disk (gzip,
 # zstd; 4 KiB blocks) and a squashfs root filesystem.
-set -eu
-dir=$1
-ei=${EDGEIMG:-$(cd "$(dirname "$dir")/.." && pwd)/edgeimg}
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+. "$(dirname "$0")/seedlib.sh"
 python3 - "$t" <<'PY'
 import os, random, sys
 d = sys.argv[1]
