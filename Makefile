@@ -117,7 +117,7 @@ core-$(CONFIG_CODEC_ZSTD) += src/api/api-delta.c
 core-$(if $(CONFIG_CODEC_ZSTD),,y) += src/api/api-nodelta.c
 # Delta patches need zstd.
 core-$(CONFIG_CODEC_ZSTD) += src/delta/delta-enc.c src/delta/delta-dec.c src/delta/delta-apply.c \
-	src/delta/delta-target.c
+	src/delta/delta-target.c src/delta/delta-pack.c
 core-$(CONFIG_DELTA_SIGN) += src/delta/delta-sign.c
 
 # The command line: one file per verb.

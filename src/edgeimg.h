@@ -319,6 +319,9 @@ struct ei_delta_opts {
 	struct ei_progress progress;
 	int no_lzma;            /* zstd data frames only: for devices whose
 				   edgeimg predates LZMA2 data frames */
+	int exact;              /* the target is NEW's file byte for byte, a
+				   container another tool made (qemu-img -c):
+				   OLD and NEW are read as their packed views */
 };
 
 struct ei_delta_result {
@@ -334,6 +337,9 @@ struct ei_delta_result {
 	uint64_t lzma_chunks;   /* chunks whose data is LZMA2 (BCJ-filtered code) */
 	uint64_t lzma_saved;    /* patch bytes that saved against zstd */
 	int lzma_tried;         /* 0: --no-lzma, or a build without xz */
+	/* exact: NEW's compressed blocks, those the device compresses again
+	   (they reproduce), those shipped as they are */
+	uint64_t exact_blocks, exact_rebuilt, exact_stored;
 };
 
 /*

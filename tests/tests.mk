@@ -112,6 +112,12 @@ $(obj)/fuzz/fuzz-reuse: tests/fuzz/fuzz_reuse.c $(fuzz-objs) | $(obj)/edgeimg
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
 
+# The packed views of delta --exact (both views of a container, the view
+# back to it, a view as the writer's input); seeds: seed-pack.sh.
+$(obj)/fuzz/fuzz-pack: tests/fuzz/fuzz_pack.c $(fuzz-objs) | $(obj)/edgeimg
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(EI_CFLAGS) $(FUZZ_FLAGS) -o $@ $^ $(libs-y)
+
 # The ext2/3/4 file-view source's fuzzer (src/files/ext.c); seeds: seed-ext.sh.
 $(obj)/fuzz/fuzz-ext: tests/fuzz/fuzz_ext.c $(fuzz-objs)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -1190,6 +1190,42 @@ int qcow2_reuse_open(const char *path, const struct open_opts *oo, const char *o
 	return 0;
 }
 
+/*
+ * The compressed clusters of the active L1 table, for the packed view of
+ * delta --exact (snapshots' clusters stay as they are in it).
+ */
+static int qcow2_pack_blocks(const char *path, const struct open_opts *oo,
+			     int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen,
+					unsigned method, struct err *e),
+			     void *arg, struct err *e)
+{
+	struct open_opts o = *oo;
+	struct vdisk *vd;
+	struct qcow2 *q;
+	unsigned method = PACK_QEMU_DEFLATE;
+	int r;
+
+	o.format = "qcow2";
+	r = vdisk_open(path, &o, &vd, e);
+	if (r < 0)
+		return r;
+	q = vd->priv;
+	if (q->h.compression_type == QCOW2_COMPRESSION_ZSTD)
+		method = PACK_QEMU_ZSTD;
+	for (uint64_t off = 0; r >= 0 && off < vd->size;) {
+		struct qcow2_run run;
+
+		r = qcow2_find(vd, off, vd->size - off, &run, e);
+		if (r >= 0 && run.kind == Q2_COMP)
+			r = add(arg, qcow2_comp_offset(run.host, q->cluster_bits),
+				qcow2_comp_size(run.host, q->cluster_bits),
+				(uint32_t)q->cluster_size, method, e);
+		off += run.len;
+	}
+	vdisk_close(vd);
+	return r;
+}
+
 const struct img_format fmt_qcow2 = {
 	.name = "qcow2",
 	.desc = "QEMU copy-on-write disk image, versions 2 and 3",
@@ -1206,4 +1242,5 @@ const struct img_format fmt_qcow2 = {
 	.wopts = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_options : NULL,
 	.reuse_open = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_reuse_open : NULL,
 	.write_recipe = IS_ENABLED(CONFIG_OUTPUT_QCOW2) ? qcow2_write_recipe : NULL,
+	.pack_blocks = qcow2_pack_blocks,
 };

@@ -1274,3 +1274,137 @@ int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char
 	*out = &x->r;
 	return 0;
 }
+
+/* --- the compressed blocks of a squashfs (packed views, delta --exact) --- */
+
+struct sqp_walk {
+	int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
+		   struct err *e);
+	void *arg;
+	unsigned method;        /* PACK_SQFS_* | level << 8 */
+};
+
+/* Every compressed data block of every file (ulen from the file's size). */
+static int sqp_visit(void *arg, const struct ft_entry *ent, struct ft_file *ff, struct err *e)
+{
+	struct sqp_walk *w = arg;
+	struct sqf_file *f;
+
+	(void)ent;
+	if (!ff)
+		return 0;
+	f = ff->priv;
+	for (uint64_t i = 0; i < f->nblocks; i++) {
+		uint64_t pos;
+		uint32_t word;
+		int r = sqf_word(f, i, &word, &pos, e);
+
+		if (r >= 0 && (word & SQFS_BLOCK_SIZE_MASK) && !(word & SQFS_BLOCK_UNCOMPRESSED))
+			r = w->add(w->arg, pos, word & SQFS_BLOCK_SIZE_MASK, sqf_blen(f, i),
+				   w->method, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * The compressed metadata blocks from @lo on, one after the other, up to
+ * @hi or the first that does not decompress (at most @max blocks).
+ */
+static int sqp_meta(struct sqf_src *q, struct sqp_walk *w, uint64_t lo, uint64_t hi,
+		    uint64_t max, struct err *e)
+{
+	struct squashfs_fs *fs = &q->fs;
+	uint8_t hdr[2], out[SQFS_META_SIZE];
+	struct err ignored = { 0 };
+	uint64_t pos = lo;
+	int r = 0;
+
+	for (uint64_t k = 0; r >= 0 && k < max && pos + 2 <= hi && pos + 2 <= fs->bytes_used; k++) {
+		uint32_t size;
+		size_t olen = sizeof(out);
+
+		r = io_read(&q->io, hdr, 2, pos, "squashfs: a metadata block", e);
+		if (r < 0)
+			break;
+		size = get_le16(hdr) & ~SQFS_META_UNCOMPRESSED;
+		if (!size || size > SQFS_META_SIZE || pos + 2 + size > hi ||
+		    pos + 2 + size > fs->bytes_used)
+			break;
+		if (!(get_le16(hdr) & SQFS_META_UNCOMPRESSED)) {
+			r = io_read(&q->io, fs->cbuf, size, pos + 2, "squashfs: a metadata block", e);
+			if (r < 0)
+				break;
+			if (squashfs_decompress(fs->comp, &fs->ctx, fs->cbuf, size, out, &olen,
+						fs->bs, &ignored) < 0)
+				break;
+			r = w->add(w->arg, pos + 2, size, (uint32_t)olen, w->method, e);
+		}
+		pos += 2 + size;
+	}
+	return r;
+}
+
+int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
+			 int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen,
+				    unsigned method, struct err *e),
+			 void *arg, struct err *e)
+{
+	struct open_opts o = *oo;
+	struct ft_source *src = NULL;
+	struct sqp_walk w = { add, arg, 0 };
+	struct vdisk *raw = NULL;
+	struct sqf_src *q;
+	struct squashfs_fs *fs;
+	int r;
+
+	o.format = "raw";
+	o.partition = NULL;
+	r = vdisk_open(path, &o, &raw, e);
+	if (r < 0)
+		return r;
+	r = ft_open_squashfs(raw, path, &src, e);
+	if (r < 0)
+		goto out;
+	q = src->priv;
+	fs = &q->fs;
+	/* mksquashfs's own codecs and defaults (gzip 9, zstd 15), or its options */
+	if (fs->comp->id == SQFS_COMP_GZIP)
+		w.method = PACK_SQFS_GZIP | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 9) << 8;
+	else if (fs->comp->id == SQFS_COMP_ZSTD)
+		w.method = PACK_SQFS_ZSTD | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 15) << 8;
+	if (!w.method)
+		goto out;       /* its blocks stay as they are */
+	r = ft_walk(src, sqp_visit, &w, e);
+	for (uint32_t i = 0; r >= 0 && i < fs->fragments; i++) {
+		uint64_t start;
+		uint32_t word;
+		size_t got;
+
+		r = squashfs_frag_entry(fs, i, &start, &word, e);
+		if (r < 0 || !(word & SQFS_BLOCK_SIZE_MASK) || (word & SQFS_BLOCK_UNCOMPRESSED))
+			continue;
+		r = sqf_unpack(q, word, start, q->fbuf, &got, "fragment", i, e);
+		if (r >= 0 && got)
+			r = add(arg, start, word & SQFS_BLOCK_SIZE_MASK, (uint32_t)got, w.method, e);
+	}
+	q->fidx = SQFS_INVALID_FRAG;
+	/* the tables: inodes, directories, then each index's blocks */
+	if (r >= 0)
+		r = sqp_meta(q, &w, fs->inode_table, fs->dir_table, UINT64_MAX, e);
+	if (r >= 0)
+		r = sqp_meta(q, &w, fs->dir_table, fs->dir_end, UINT64_MAX, e);
+	for (uint64_t i = 0; r >= 0 && fs->frag_ptr && i < (fs->fragments * 16ull + 8191) / 8192; i++)
+		r = sqp_meta(q, &w, fs->frag_ptr[i], fs->bytes_used, 1, e);
+	for (uint64_t i = 0; r >= 0 && fs->id_ptr && i < (fs->no_ids * 4ull + 8191) / 8192; i++)
+		r = sqp_meta(q, &w, fs->id_ptr[i], fs->bytes_used, 1, e);
+	if (r >= 0 && fs->xattr_ptr && fs->xattr_ids)
+		r = sqp_meta(q, &w, fs->xattr_kv, fs->xattr_ptr[0], UINT64_MAX, e);
+	for (uint64_t i = 0; r >= 0 && fs->xattr_ptr && i < (fs->xattr_ids * 16ull + 8191) / 8192; i++)
+		r = sqp_meta(q, &w, fs->xattr_ptr[i], fs->bytes_used, 1, e);
+out:
+	ft_close(src);
+	vdisk_close(raw);
+	return r;
+}

@@ -264,6 +264,7 @@ const struct img_format fmt_squashfs = {
 	.recipe = squashfs_recipe,
 #if IS_ENABLED(CONFIG_FILES) && IS_ENABLED(CONFIG_OUTPUT_SQUASHFS)
 	.reuse_open = squashfs_reuse_open,
+	.pack_blocks = squashfs_pack_blocks,
 	.write_recipe = squashfs_write_recipe,
 #endif
 	.write = IS_ENABLED(CONFIG_OUTPUT_SQUASHFS) ? squashfs_write : NULL,

@@ -356,6 +356,15 @@ int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_uni
  * block size @options name (squashfs-files.c).
  */
 struct block_reuse;
+/*
+ * squashfs_pack_blocks() - img_format.pack_blocks: the compressed data
+ * blocks, fragments and metadata blocks of the squashfs at @path, for
+ * mksquashfs's gzip and zstd (other codecs: none, its bytes stay as they are).
+ */
+int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
+			 int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen,
+				    unsigned method, struct err *e),
+			 void *arg, struct err *e);
 int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char *options,
 			struct block_reuse **out, struct err *e);
 

@@ -107,6 +107,38 @@ static int io_copy(struct io *from, struct io *to, struct err *e)
 	return r;
 }
 
+/* delta --exact: what it refuses, before PATCH exists. */
+static int delta_exact_check(const struct ei_image *old, const struct ei_image *new,
+			     const struct ei_delta_opts *o, struct err *e)
+{
+	if (o->target_format || o->target_options)
+		return err_set(e, EI_EUSAGE,
+			       "--exact: the target is NEW's own file; -O and -o name another");
+	if (new->opts.partition || old->opts.partition || new->opts.size || old->opts.size)
+		return err_set(e, EI_EUSAGE,
+			       "--exact: the target is NEW's whole file; --partition and --old-size/--new-size cut a disk out of it");
+	return 0;
+}
+
+/* delta --exact: OLD's and NEW's packed views (their files, whole). */
+static int delta_exact_views(const struct ei_image *old, const struct ei_image *new,
+			     unsigned threads, struct vdisk **oldv, struct vdisk **newv,
+			     struct pack_stats *st, struct err *e)
+{
+	struct open_opts oo = { .format = old->opts.format, .allow_refs = old->opts.allow_refs };
+	struct open_opts no = { .format = new->opts.format, .allow_refs = new->opts.allow_refs };
+	int r = pack_open(old->path, &oo, 0, 1, oldv, NULL, e);
+
+	if (r < 0) {
+		err_prefix(e, "OLD %s", old->path);
+		return r;
+	}
+	r = pack_open(new->path, &no, 1, threads, newv, st, e);
+	if (r < 0)
+		err_prefix(e, "NEW %s", new->path);
+	return r;
+}
+
 int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	     const struct ei_delta_opts *o, struct ei_delta_result *res,
 	     struct ei_err *pub)
@@ -116,7 +148,9 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	struct delta_enc_stats st = { 0 };
 	struct delta_key key;
 	const struct img_format *ofmt = NULL;
-	struct vdisk *old2 = NULL, *new2 = NULL;
+	struct vdisk *old2 = NULL, *new2 = NULL, *oldv = NULL, *newv = NULL;
+	struct vdisk *enc_old = old->vd, *enc_new = new->vd;
+	struct pack_stats pst = { 0 };
 	struct io *tmp = NULL, *enc_out;
 	struct outfile of = { 0 };
 	struct err e = { 0 };
@@ -133,7 +167,12 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	memset(res, 0, sizeof(*res));
 	memset(&key, 0, sizeof(key));
 	of.dirfd = -1;
-	if (o->target_format) {
+	if (o->exact) {
+		r = delta_exact_check(old, new, o, &e);
+		if (r < 0)
+			goto fail;
+		new_tree = old_tree = 0;        /* their files, for once, are not the point */
+	} else if (o->target_format) {
 		r = api_format_check(o->target_format, 1, &e);
 		if (r < 0)
 			goto fail;
@@ -221,7 +260,24 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 			goto fail_out;
 		enc_out = tmp;
 	}
-	if (ofmt) {
+	if (o->exact) {
+		r = delta_exact_views(old, new, threads, &oldv, &newv, &pst, &e);
+		if (r < 0)
+			goto fail_out;
+		enc_old = oldv;
+		enc_new = newv;
+		pack_recipe(&pst, res->target, sizeof(res->target));
+		tsize = pst.container_size;
+		r = chash_io(pack_container(newv), tsize, 0, tsha, &e);
+		if (r < 0)
+			goto fail_out;
+		enc_opts.recipe = res->target;
+		enc_opts.target_sha = tsha;
+		enc_opts.target_size = tsize;
+		res->exact_blocks = pst.blocks;
+		res->exact_rebuilt = pst.rebuilt;
+		res->exact_stored = pst.stored;
+	} else if (ofmt) {
 		snprintf(res->target, sizeof(res->target), "format=%s,writer=%s%s%s",
 			 ofmt->name, EDGEIMG_VERSION, ostr && ostr[0] ? "," : "",
 			 ostr ? ostr : "");
@@ -255,12 +311,12 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	enc_opts.progress = o->progress.fn;
 	enc_opts.progress_arg = o->progress.arg;
 	/* second handles: OLD's and NEW's hashes are computed in threads */
-	if (threads > 1 && api_open(old->path, &old->opts, &old2, &e) == 0 &&
+	if (threads > 1 && !o->exact && api_open(old->path, &old->opts, &old2, &e) == 0 &&
 	    api_open(new->path, &new->opts, &new2, &e) == 0) {
 		enc_opts.hash_old = old2;
 		enc_opts.hash_new = new2;
 	}
-	r = delta_encode(old->vd, new->vd, enc_out, &enc_opts, &st, &e);
+	r = delta_encode(enc_old, enc_new, enc_out, &enc_opts, &st, &e);
 	if (r < 0)
 		goto fail_out;
 	if (tmp && (r = io_copy(tmp, of.io, &e)) < 0)
@@ -280,7 +336,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	res->lzma_tried = enc_opts.lzma;
 	memcpy(res->old_hash, st.old_sha, CHASH_LEN);
 	memcpy(res->new_hash, st.new_sha, CHASH_LEN);
-	if (!ofmt)
+	if (!ofmt && !o->exact)
 		res->target[0] = 0;
 	goto out;
 fail_out:
@@ -293,6 +349,8 @@ out:
 	io_close(tmp);
 	vdisk_close(old2);
 	vdisk_close(new2);
+	vdisk_close(oldv);
+	vdisk_close(newv);
 	return api_err(pub, &e, r);
 }
 

@@ -19,6 +19,7 @@ static int delta_run(int argc, char **argv)
 		{ "old-size", required_argument, NULL, 'A' },
 		{ "new-size", required_argument, NULL, 'B' },
 		{ "no-lzma", no_argument, NULL, 'Z' },
+		{ "exact", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_args ca = { 0 };
@@ -59,6 +60,9 @@ static int delta_run(int argc, char **argv)
 			break;
 		case 'Z':
 			o.no_lzma = 1;
+			break;
+		case 'X':
+			o.exact = 1;
 			break;
 		case 'A':
 		case 'B':
@@ -115,6 +119,10 @@ static int delta_run(int argc, char **argv)
 			ei_size_str(res.copy, h[2], 32), ei_size_str(res.zero, h[3], 32),
 			ei_size_str(res.data, h[4], 32), ei_size_str(res.ref, h[5], 32),
 			res.target[0] ? res.target : "raw", res.threads, cli_now() - t0);
+	if (ca.verbose && o.exact)
+		fprintf(stderr, "%s: %llu of NEW's %llu compressed blocks are compressed again on the device, %llu shipped as they are (they do not reproduce)\n",
+			patch, (unsigned long long)res.exact_rebuilt,
+			(unsigned long long)res.exact_blocks, (unsigned long long)res.exact_stored);
 	if (ca.verbose && !res.lzma_tried)
 		fprintf(stderr, "%s: LZMA2 data frames: not tried (%s)\n", patch,
 			o.no_lzma ? "--no-lzma" : "this edgeimg is built without xz, CODEC_XZ");
@@ -138,6 +146,11 @@ static int delta_run(int argc, char **argv)
 		ei_json_string(stdout, res.target[0] ? res.target : "raw");
 		printf(",\n    \"lzma-chunks\": %llu,\n    \"lzma-saved\": %llu",
 		       (unsigned long long)res.lzma_chunks, (unsigned long long)res.lzma_saved);
+		if (o.exact)
+			printf(",\n    \"exact-blocks\": %llu,\n    \"exact-rebuilt\": %llu,\n    \"exact-stored\": %llu",
+			       (unsigned long long)res.exact_blocks,
+			       (unsigned long long)res.exact_rebuilt,
+			       (unsigned long long)res.exact_stored);
 		printf(",\n    \"threads\": %u,\n    \"seconds\": %.3f\n}\n", res.threads,
 		       cli_now() - t0);
 	}
@@ -150,7 +163,7 @@ const struct cmd cmd_delta = {
 	.needs = 1,
 	.usage = "delta [-f FMT] [-F FMT] [-O FMT [-o OPTS]] [-j N] [-p] [-v] [--json] [--level N] [--chunk SIZE]\n"
 		 "              [--old-size SIZE] [--new-size SIZE] [--force] [--allow-refs] [--ova-disk N|NAME] [--partition P]\n"
-		 "              [--sign KEY.pem] [--patch-version N] [--no-lzma] OLD NEW PATCH|-",
+		 "              [--sign KEY.pem] [--patch-version N] [--no-lzma] [--exact] OLD NEW PATCH|-",
 	.help =
 	"  -f FMT       read OLD as FMT    -F FMT   read NEW as FMT (a squashfs\n"
 	"               root filesystem, say, with -f raw -F raw: its bytes)\n"
@@ -186,6 +199,12 @@ const struct cmd cmd_delta = {
 	"               where that is smaller; for devices whose edgeimg predates\n"
 	"               them (it refuses such a patch: unknown incompatible\n"
 	"               features 0x8)\n"
+	"  --exact      the target is NEW's own file, byte for byte, though\n"
+	"               another tool made it: a qcow2 of qemu-img convert -c\n"
+	"               (zlib or zstd).  NEW's compressed clusters that compress\n"
+	"               again to the same bytes travel decompressed (patched\n"
+	"               against OLD's, decompressed too) and apply compresses\n"
+	"               them; the others, and the tables, travel as they are\n"
 	"\nOLD and NEW may be in any format edgeimg reads; a block device is read\n"
 	"as raw unless -f/-F say otherwise.  The patch describes NEW's disk\n"
 	"content in terms of OLD's: blocks found in OLD are copied, zero blocks\n"

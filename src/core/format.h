@@ -169,6 +169,19 @@ struct write_parsed {
 	} priv;                         /* the writer's own struct, copied in */
 };
 
+/* How a packed view's block is compressed (its record's method byte). */
+enum pack_method {
+	PACK_RAW = 0,           /* not a block: the container's bytes */
+	PACK_QEMU_DEFLATE = 1,  /* QEMU's qcow2 zlib cluster: raw deflate, level 6,
+				   window 2^12, memLevel 9 (zlib) */
+	PACK_QEMU_ZSTD = 2,     /* QEMU's qcow2 zstd cluster: one frame, libzstd's
+				   default parameters */
+	PACK_SQFS_GZIP = 3,     /* mksquashfs's gzip block: a zlib stream, the
+				   level given, window 2^15, memLevel 8 (zlib) */
+	PACK_SQFS_ZSTD = 4,     /* mksquashfs's zstd block: one frame of
+				   ZSTD_compressCCtx() at the level given */
+};
+
 struct img_format {
 	const char *name;       /* as given to -f and -O: "qcow2" */
 	const char *alias;      /* another name -f accepts (qemu's "vpc"), or NULL */
@@ -229,6 +242,18 @@ struct img_format {
 	 * is given when no recipe is at hand ("convert --reuse").
 	 */
 	void (*write_recipe)(const struct write_parsed *parsed, int tree, char *buf, size_t len);
+	/*
+	 * Optional: the compressed blocks of the container file at @path
+	 * (opened with @oo; EI_EFORMAT: not this format), for its packed
+	 * view (src/delta/delta-pack.c): @add(@arg, file offset, bytes its
+	 * stream may span, bytes it decodes to, PACK_* method | level << 8)
+	 * for each, in any order; blocks named twice or overlapping are left
+	 * as they are.  @add's error ends the walk.
+	 */
+	int (*pack_blocks)(const char *path, const struct open_opts *oo,
+			   int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen,
+				      unsigned method, struct err *e),
+			   void *arg, struct err *e);
 
 	/*
 	 * Write side, optional: stream the whole of @src into @out, which

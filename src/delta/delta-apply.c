@@ -510,6 +510,10 @@ static int apply_old(struct delta_apply *a, struct err *e)
 		r = ftv_open_path(a->o.old_path, &a->o.old_open, &a->old, e);
 	else
 #endif
+	/* a container rebuilt exactly: OLD is read as its packed view */
+	if (!strncmp(a->h.recipe, "format=repack,", 14))
+		r = pack_open(a->o.old_path, &a->o.old_open, 0, 1, &a->old, NULL, e);
+	else
 		r = vdisk_open(a->o.old_path, &a->o.old_open, &a->old, e);
 	if (r < 0) {
 		err_prefix(e, "OLD");

@@ -217,7 +217,9 @@ int delta_recipe_check(const char *recipe, struct err *e)
 		return 0;
 	r = delta_recipe_split(recipe, fmt, sizeof(fmt), ver, sizeof(ver),
 			       opts, sizeof(opts), e);
-	if (r >= 0)
+	if (r >= 0 && !strcmp(fmt, "repack"))
+		r = pack_recipe_check(opts, e);
+	else if (r >= 0)
 		r = format_write_check(fmt, opts[0] ? opts : NULL, 0, e);
 	if (r < 0) {
 		/* the patch asks what this build cannot do: not a usage error */
@@ -238,6 +240,9 @@ static int target_writer(const char *recipe, const struct img_format **f, char *
 
 	if (r < 0)
 		return r;
+	*f = NULL;
+	if (!strcmp(fmt, "repack"))     /* a container rebuilt from its packed view */
+		return pack_recipe_check(opts, e);
 	*f = format_find(fmt);
 	if (!*f || !(*f)->write)
 		return err_set(e, EI_EUNSUP,
@@ -254,7 +259,7 @@ int delta_target_reuse(const char *recipe, const char *path, const struct open_o
 	int r = target_writer(recipe, &f, opts, e);
 
 	*out = NULL;
-	if (r < 0 || !f->reuse_open)
+	if (r < 0 || !f || !f->reuse_open)
 		return r;
 	return f->reuse_open(path, oo, opts, out, e);
 }
@@ -273,6 +278,14 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 
 	if (r < 0)
 		return r;
+	if (!f) {
+		r = pack_write(new, out, threads, EI_MEM_CAP / 2, e);
+		if (r < 0) {
+			err_prefix(e, "rebuilding the container");
+			return r;
+		}
+		goto built;
+	}
 	r = delta_canon_open(new, &canon, e);
 	if (r < 0)
 		return r;
@@ -288,6 +301,7 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 		err_prefix(e, "building the %s container", f->name);
 		return r;
 	}
+built:
 	/* what the writer wrote: a block device holds more than the container */
 	*size = out->end;
 	r = io_sync(out, e);

@@ -256,6 +256,46 @@ struct open_opts;
 int delta_target_reuse(const char *recipe, const char *path, const struct open_opts *oo,
 		       struct block_reuse **out, struct err *e);
 
+/* --- containers rebuilt exactly (src/delta/delta-pack.c) ---------------- */
+
+struct pack_stats {
+	uint64_t blocks;        /* compressed blocks the container's tables name */
+	uint64_t rebuilt;       /* ... in the view decompressed (exact: they
+				   reproduce, so the device compresses them) */
+	uint64_t stored;        /* ... that decode but do not reproduce */
+	unsigned methods;       /* bit per PACK_* method of the view's blocks */
+	uint64_t container_size;
+	char format[32];        /* the container's format */
+};
+
+/*
+ * pack_open() - the packed view of the container file at @path (opened
+ * with @oo, its whole file): with @exact (NEW), only blocks that compress
+ * again to the same bytes are decompressed and the view is read to build;
+ * without (OLD), every block the tables name, read when the view is.
+ * @threads workers compress NEW's blocks again; the view is the same for any.
+ * @st (or NULL) gets the counts.
+ */
+int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned threads,
+	      struct vdisk **out, struct pack_stats *st, struct err *e);
+
+/* pack_container() - the container file of a packed view, else NULL. */
+struct io *pack_container(struct vdisk *vd);
+
+/* pack_recipe() - the target recipe of a view with @st's methods; snprintf's return. */
+size_t pack_recipe(const struct pack_stats *st, char *buf, size_t len);
+
+/* pack_recipe_check() - the recipe's options (zlib=, zstd=) against this build. */
+int pack_recipe_check(const char *opts, struct err *e);
+
+/*
+ * pack_write() - the container of the packed view @src into @out, checked
+ * as hostile; blocks compressed by @threads workers in units that fit
+ * @mem_cap.  The same bytes for any thread count.
+ */
+int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem_cap,
+	       struct err *e);
+
 /* --- encoder ------------------------------------------------------------ */
 
 struct delta_enc_opts {

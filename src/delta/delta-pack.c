@@ -1,0 +1,913 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Containers rebuilt exactly (src/delta/delta-format.md, "Containers
+ * rebuilt exactly: the packed view"): the packed view of a container file,
+ * whose compressed blocks are stored decompressed, and the writer that
+ * turns a packed view back into the container, byte for byte.
+ *
+ * A view made for NEW (exact) holds a block decompressed only where
+ * compressing it again, as the method names, gives the container's bytes;
+ * every other byte of the container is in the view as it is.  A view made
+ * for OLD is only a source of matches: every block the container's tables
+ * name is decompressed, nothing is compressed again, and nothing is read
+ * until the view is.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "core/bytes.h"
+#include "core/format.h"
+#include "core/limits.h"
+#include "codec/pipeline.h"
+#include "delta/delta.h"
+#include "generated/features.h"
+
+#define PK_MAGIC "EIPACKV\x1a"
+#define PK_HDR 4096u
+#define PK_ENT 16u
+#define PK_ALIGN 4096u
+/* At most 1 Mi records (16 MiB of table, 40 MiB of index in memory). */
+#define PK_MAX_RECS (1u << 20)
+/* A block decodes to at most 2 MiB (qcow2's largest cluster). */
+#define PK_MAX_ULEN (2u << 20)
+
+struct pk_rec {
+	uint64_t coff;          /* in the container */
+	uint64_t clen;          /* raw: bytes; block: its stream (or region) */
+	uint64_t voff;          /* its payload in the view */
+	uint32_t ulen;          /* block: bytes it decodes to; raw: 0 */
+	uint8_t method;         /* PACK_RAW, PACK_QEMU_*, PACK_SQFS_* */
+	uint8_t level;          /* PACK_SQFS_*: the compression level */
+};
+
+/* One thread's compressors and buffers. */
+struct pk_ctx {
+	z_stream def, inf;
+	int def_ok, inf_ok;     /* initialised, for this method | level << 8 */
+	ZSTD_CCtx *zc;
+	ZSTD_DCtx *zd;
+};
+
+struct pkview {
+	struct vdisk *in;       /* the container file, read as raw */
+	struct io *io;          /* its bytes */
+	const char *fmt;        /* its format */
+	struct pk_rec *r;
+	size_t n;
+	uint64_t data_off, size;
+	uint8_t hdr[PK_HDR];
+	struct pk_ctx ctx;
+	uint8_t *cbuf, *ubuf;   /* a block's stream, the block decoded */
+	size_t cached;          /* the record in ubuf, SIZE_MAX: none */
+};
+
+static const char *const pk_names[] = { "raw", "qemu-deflate", "qemu-zstd", "squashfs-gzip",
+					"squashfs-zstd" };
+
+/* A method's level: what PACK_SQFS_* take (zlib 1..9, zstd 1..22); others none. */
+static int pk_level_ok(unsigned method, unsigned level)
+{
+	if (method == PACK_SQFS_GZIP)
+		return level >= 1 && level <= 9;
+	if (method == PACK_SQFS_ZSTD)
+		return level >= 1 && level <= 22;
+	return level == 0;
+}
+
+static uint64_t pk_align(uint64_t v)
+{
+	return (v + PK_ALIGN - 1) & ~(uint64_t)(PK_ALIGN - 1);
+}
+
+static void pk_ctx_free(struct pk_ctx *c)
+{
+	if (c->def_ok)
+		deflateEnd(&c->def);
+	if (c->inf_ok)
+		inflateEnd(&c->inf);
+	ZSTD_freeCCtx(c->zc);
+	ZSTD_freeDCtx(c->zd);
+	memset(c, 0, sizeof(*c));
+}
+
+/* (Re)initialise the deflate stream for @key (method | level << 8). */
+static int pk_deflate_init(struct pk_ctx *c, unsigned key, int level, int wbits, int mem,
+			   struct err *e)
+{
+	if (c->def_ok == (int)key)
+		return deflateReset(&c->def) == Z_OK ? 0 :
+		       err_set(e, EI_ECODEC, "zlib: deflateReset failed");
+	if (c->def_ok)
+		deflateEnd(&c->def);
+	c->def_ok = 0;
+	memset(&c->def, 0, sizeof(c->def));
+	if (deflateInit2(&c->def, level, Z_DEFLATED, wbits, mem, Z_DEFAULT_STRATEGY) != Z_OK)
+		return err_set(e, -ENOMEM, "zlib: deflateInit2 failed");
+	c->def_ok = (int)key;
+	return 0;
+}
+
+static int pk_inflate_init(struct pk_ctx *c, int wbits, struct err *e)
+{
+	if (c->inf_ok == wbits)
+		return inflateReset(&c->inf) == Z_OK ? 0 :
+		       err_set(e, EI_ECODEC, "zlib: inflateReset failed");
+	if (c->inf_ok)
+		inflateEnd(&c->inf);
+	c->inf_ok = 0;
+	memset(&c->inf, 0, sizeof(c->inf));
+	if (inflateInit2(&c->inf, wbits) != Z_OK)
+		return err_set(e, -ENOMEM, "zlib: inflateInit2 failed");
+	c->inf_ok = wbits;
+	return 0;
+}
+
+/*
+ * Compress @n bytes as @method does at @level: QEMU's qcow2 zlib clusters
+ * (raw deflate, default level, 4 KiB window, memLevel 9) or zstd clusters
+ * (one frame, default parameters); mksquashfs's gzip blocks (zlib
+ * stream, window 2^15, memLevel 8) or zstd blocks (ZSTD_compressCCtx()).
+ * *@olen: bytes made, at most @cap.
+ */
+static int pk_compress(struct pk_ctx *c, unsigned method, unsigned level, const uint8_t *in,
+		       size_t n, uint8_t *out, size_t cap, size_t *olen, struct err *e)
+{
+	size_t z;
+	int r;
+
+	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
+		if (method == PACK_QEMU_DEFLATE)
+			r = pk_deflate_init(c, method, Z_DEFAULT_COMPRESSION, -12, 9, e);
+		else
+			r = pk_deflate_init(c, method | level << 8, (int)level, 15, 8, e);
+		if (r < 0)
+			return r;
+		c->def.next_in = (uint8_t *)in;
+		c->def.avail_in = (uInt)n;
+		c->def.next_out = out;
+		c->def.avail_out = (uInt)cap;
+		if (deflate(&c->def, Z_FINISH) != Z_STREAM_END)
+			return err_set(e, -ENOSPC, "zlib: the stream does not fit");
+		*olen = cap - c->def.avail_out;
+		return 0;
+	}
+	if (method == PACK_QEMU_ZSTD || method == PACK_SQFS_ZSTD) {
+		if (!c->zc && !(c->zc = ZSTD_createCCtx()))
+			return err_set(e, -ENOMEM, "zstd: out of memory");
+		if (method == PACK_QEMU_ZSTD) {
+			ZSTD_CCtx_reset(c->zc, ZSTD_reset_session_and_parameters);
+			z = ZSTD_compress2(c->zc, out, cap, in, n);
+		} else {
+			z = ZSTD_compressCCtx(c->zc, out, cap, in, n, (int)level);
+		}
+		if (ZSTD_isError(z))
+			return err_set(e, -ENOSPC, "zstd: %s", ZSTD_getErrorName(z));
+		*olen = z;
+		return 0;
+	}
+	return err_set(e, EI_ECORRUPT, "packed view: compression method %u is unknown", method);
+}
+
+/*
+ * Decompress the stream at the start of @in (@n bytes, unrelated bytes
+ * may follow) into exactly @ulen bytes; *@used: the stream's length.
+ */
+static int pk_decompress(struct pk_ctx *c, unsigned method, const uint8_t *in, size_t n,
+			 uint8_t *out, size_t ulen, size_t *used, struct err *e)
+{
+	size_t z;
+	int r;
+
+	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
+		r = pk_inflate_init(c, method == PACK_QEMU_DEFLATE ? -15 : 15, e);
+		if (r < 0)
+			return r;
+		c->inf.next_in = (uint8_t *)in;
+		c->inf.avail_in = (uInt)n;
+		c->inf.next_out = out;
+		c->inf.avail_out = (uInt)ulen;
+		if (inflate(&c->inf, Z_FINISH) != Z_STREAM_END || c->inf.avail_out)
+			return err_set(e, EI_ECODEC, "deflate: not one stream of %zu bytes (%s)",
+				       ulen, c->inf.msg ? c->inf.msg : "short");
+		*used = n - c->inf.avail_in;
+		return 0;
+	}
+	if (method == PACK_QEMU_ZSTD || method == PACK_SQFS_ZSTD) {
+		if (!c->zd && !(c->zd = ZSTD_createDCtx()))
+			return err_set(e, -ENOMEM, "zstd: out of memory");
+		z = ZSTD_findFrameCompressedSize(in, n);
+		if (ZSTD_isError(z))
+			return err_set(e, EI_ECODEC, "zstd: %s", ZSTD_getErrorName(z));
+		*used = z;
+		z = ZSTD_decompressDCtx(c->zd, out, ulen, in, z);
+		if (ZSTD_isError(z) || z != ulen)
+			return err_set(e, EI_ECODEC, "zstd: not one frame of %zu bytes (%s)", ulen,
+				       ZSTD_isError(z) ? ZSTD_getErrorName(z) : "short");
+		return 0;
+	}
+	return err_set(e, EI_ECORRUPT, "packed view: compression method %u is unknown", method);
+}
+
+/* The largest stream a block of @ulen bytes may have (a view's bound). */
+static uint64_t pk_clen_max(uint32_t ulen)
+{
+	return (uint64_t)ulen + ulen / 8 + 4096;
+}
+
+/* --- building the view -------------------------------------------------- */
+
+struct pk_cand {
+	uint64_t off, span;
+	uint32_t ulen;
+	uint8_t method, level;
+};
+
+struct pk_build {
+	struct pk_cand *c;
+	size_t n, cap;
+};
+
+static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
+		  struct err *e)
+{
+	struct pk_build *b = arg;
+	unsigned level = method >> 8;
+
+	method &= 0xff;
+	if (b->n >= PK_MAX_RECS / 2)
+		return err_set(e, EI_ELIMIT,
+			       "packed view: more than %u compressed blocks", PK_MAX_RECS / 2);
+	if (!ulen || ulen > PK_MAX_ULEN || !span || method < PACK_QEMU_DEFLATE ||
+	    method > PACK_SQFS_ZSTD || !pk_level_ok(method, level))
+		return 0;       /* not a block this view knows: its bytes stay as they are */
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 1024;
+		struct pk_cand *c = realloc(b->c, cap * sizeof(*c));
+
+		if (!c)
+			return err_set(e, -ENOMEM, "packed view: out of memory");
+		b->c = c;
+		b->cap = cap;
+	}
+	b->c[b->n].off = off;
+	b->c[b->n].span = span;
+	b->c[b->n].ulen = ulen;
+	b->c[b->n].method = (uint8_t)method;
+	b->c[b->n].level = (uint8_t)level;
+	b->n++;
+	return 0;
+}
+
+static int pk_cand_cmp(const void *a, const void *b)
+{
+	const struct pk_cand *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int pk_push(struct pkview *v, size_t *cap, uint64_t coff, uint64_t clen,
+		   uint32_t ulen, unsigned method, unsigned level, struct err *e)
+{
+	if (v->n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 1024;
+		struct pk_rec *r = realloc(v->r, nc * sizeof(*r));
+
+		if (!r)
+			return err_set(e, -ENOMEM, "packed view: out of memory");
+		v->r = r;
+		*cap = nc;
+	}
+	v->r[v->n].coff = coff;
+	v->r[v->n].clen = clen;
+	v->r[v->n].ulen = ulen;
+	v->r[v->n].method = (uint8_t)method;
+	v->r[v->n].level = (uint8_t)level;
+	v->n++;
+	return 0;
+}
+
+/* A worker's compressor (pack_write) or its buffer too (pk_records). */
+struct pk_tctx {
+	struct pk_ctx c;
+	uint8_t *ubuf;
+};
+
+static void pk_tctx_free(void *arg, void *ctx)
+{
+	struct pk_tctx *t = ctx;
+
+	(void)arg;
+	if (!t)
+		return;
+	pk_ctx_free(&t->c);
+	free(t->ubuf);
+	free(t);
+}
+
+static int pk_tctx_get(void **ctx, size_t ubuf, struct pk_tctx **out, struct err *e)
+{
+	struct pk_tctx *t = *ctx;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t || (ubuf && !(t->ubuf = malloc(ubuf)))) {
+			free(t);
+			return err_set(e, -ENOMEM, "repack: out of memory");
+		}
+		*ctx = t;
+	}
+	*out = t;
+	return 0;
+}
+
+/* The exact view being built: what its pipeline's emit() needs. */
+struct pk_exact {
+	struct pkview *v;
+	const struct pk_build *b;
+	struct pack_stats *st;
+	size_t cap;
+	uint64_t pos;
+};
+
+enum { PKX_NODECODE, PKX_STORED, PKX_SAME };
+
+/*
+ * Worker: candidate u->off, its bytes in u->in: decompressed, compressed
+ * again into u->out; u->flags says whether that gave them (u->out_len
+ * then the stream's length).
+ */
+static int pkx_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+{
+	const struct pk_exact *x = arg;
+	const struct pk_cand *c = &x->b->c[u->off];
+	size_t used = 0, olen = 0;
+	struct err ignored = { 0 };
+	struct pk_tctx *t = NULL;
+	int r = pk_tctx_get(ctx, PK_MAX_ULEN, &t, e);
+
+	if (r < 0)
+		return r;
+	u->flags = PKX_NODECODE;
+	u->out_len = 0;
+	if (pk_decompress(&t->c, c->method, u->in, u->in_len, t->ubuf, c->ulen, &used,
+			  &ignored) < 0)
+		return 0;
+	u->flags = PKX_STORED;
+	if (pk_compress(&t->c, c->method, c->level, t->ubuf, c->ulen, u->out,
+			(size_t)pk_clen_max(c->ulen), &olen, &ignored) < 0 ||
+	    olen != used || memcmp(u->out, u->in, used))
+		return 0;
+	u->flags = PKX_SAME;
+	u->out_len = used;
+	return 0;
+}
+
+/* In order: the blocks that reproduce become records, the bytes between RAW ones. */
+static int pkx_emit(void *arg, struct pl_unit *u, struct err *e)
+{
+	struct pk_exact *x = arg;
+	const struct pk_cand *c = &x->b->c[u->off];
+	int r = 0;
+
+	if (c->off < x->pos)
+		return 0;       /* a block named twice, or overlapping */
+	x->st->blocks++;
+	if (u->flags == PKX_STORED)
+		x->st->stored++;
+	if (u->flags != PKX_SAME)
+		return 0;
+	if (c->off > x->pos)
+		r = pk_push(x->v, &x->cap, x->pos, c->off - x->pos, 0, PACK_RAW, 0, e);
+	if (r >= 0)
+		r = pk_push(x->v, &x->cap, c->off, u->out_len, c->ulen, c->method, c->level, e);
+	x->pos = c->off + u->out_len;
+	x->st->rebuilt++;
+	x->st->methods |= 1u << c->method;
+	return r;
+}
+
+static const struct pl_ops pkx_ops = {
+	.work = pkx_work,
+	.emit = pkx_emit,
+	.ctx_free = pk_tctx_free,
+};
+
+/* NEW's records: every candidate tried by @threads workers, kept in order. */
+static int pk_exact_records(struct pkview *v, const struct pk_build *b, unsigned threads,
+			    struct pack_stats *st, size_t *cap, uint64_t *pos, struct err *e)
+{
+	struct pk_exact x = { v, b, st, 0, 0 };
+	struct pipeline *p = NULL;
+	uint64_t fsize = v->io->size;
+	uint32_t umax = 1;
+	size_t unit;
+	int r;
+
+	for (size_t i = 0; i < b->n; i++)
+		umax = b->c[i].ulen > umax ? b->c[i].ulen : umax;
+	unit = (size_t)pk_clen_max(umax);
+	r = pipeline_new(&pkx_ops, &x, threads ? threads : 1, unit, unit, EI_MEM_CAP, &p, e);
+	for (size_t i = 0; r >= 0 && i < b->n; i++) {
+		const struct pk_cand *c = &b->c[i];
+		struct pl_unit *u;
+
+		if (c->off >= fsize)
+			continue;
+		u = pipeline_get(p, e);
+		if (!u) {
+			r = e->code ? e->code : -EIO;
+			break;
+		}
+		u->in_len = (size_t)min_u64(min_u64(c->span, fsize - c->off), pk_clen_max(c->ulen));
+		u->off = i;
+		r = io_read(v->io, u->in, u->in_len, c->off, "packed view: a compressed block", e);
+		if (r >= 0)
+			r = pipeline_submit(p, u, e);
+	}
+	if (r >= 0)
+		r = pipeline_finish(p, e);
+	pipeline_free(p);
+	*cap = x.cap;
+	*pos = x.pos;
+	return r;
+}
+
+static int pk_records(struct pkview *v, struct pk_build *b, int exact, unsigned threads,
+		      struct pack_stats *st, struct err *e)
+{
+	uint64_t fsize = v->io->size, pos = 0, voff;
+	size_t cap = 0;
+	int r = 0;
+
+	if (b->n)
+		qsort(b->c, b->n, sizeof(*b->c), pk_cand_cmp);
+	if (exact)
+		r = pk_exact_records(v, b, threads, st, &cap, &pos, e);
+	for (size_t i = 0; !exact && i < b->n && r >= 0; i++) {
+		const struct pk_cand *c = &b->c[i];
+		uint64_t clen, end;
+
+		if (c->off < pos || c->off >= fsize)
+			continue;       /* a block named twice, or overlapping */
+		st->blocks++;
+		end = min_u64(c->off + min_u64(c->span, pk_clen_max(c->ulen)), fsize);
+		for (size_t k = i + 1; k < b->n; k++)
+			if (b->c[k].off > c->off) {
+				end = min_u64(end, b->c[k].off);
+				break;
+			}
+		clen = end - c->off;
+		if (c->off > pos)
+			r = pk_push(v, &cap, pos, c->off - pos, 0, PACK_RAW, 0, e);
+		if (r >= 0)
+			r = pk_push(v, &cap, c->off, clen, c->ulen, c->method, c->level, e);
+		pos = c->off + clen;
+		st->rebuilt++;
+		st->methods |= 1u << c->method;
+	}
+	if (r >= 0 && pos < fsize)
+		r = pk_push(v, &cap, pos, fsize - pos, 0, PACK_RAW, 0, e);
+	if (r < 0)
+		return r;
+	v->data_off = pk_align(PK_HDR + (uint64_t)PK_ENT * v->n);
+	voff = v->data_off;
+	for (size_t i = 0; i < v->n; i++) {
+		v->r[i].voff = voff;
+		voff = pk_align(voff + (v->r[i].method ? v->r[i].ulen : v->r[i].clen));
+	}
+	v->size = voff;
+	memcpy(v->hdr, PK_MAGIC, 8);
+	put_le32(v->hdr + 8, 1);
+	put_le32(v->hdr + 12, PK_HDR);
+	put_le64(v->hdr + 16, fsize);
+	put_le64(v->hdr + 24, v->n);
+	put_le64(v->hdr + 32, v->size);
+	return 0;
+}
+
+/* --- reading the view --------------------------------------------------- */
+
+static void pk_entry(const struct pk_rec *r, uint8_t out[PK_ENT])
+{
+	memset(out, 0, PK_ENT);
+	put_le64(out, r->clen);
+	put_le32(out + 8, r->ulen);
+	out[12] = r->method;
+	out[13] = r->level;
+}
+
+/* The record whose payload (and the padding after it) holds view byte @off. */
+static size_t pk_find(const struct pkview *v, uint64_t off)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->r[mid].voff <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int pk_load(struct pkview *v, size_t i, struct err *e)
+{
+	const struct pk_rec *r = &v->r[i];
+	size_t used;
+	int rc;
+
+	if (v->cached == i)
+		return 0;
+	v->cached = SIZE_MAX;
+	rc = io_read(v->io, v->cbuf, (size_t)r->clen, r->coff, "packed view: a compressed block", e);
+	if (rc >= 0)
+		rc = pk_decompress(&v->ctx, r->method, v->cbuf, (size_t)r->clen, v->ubuf, r->ulen,
+				   &used, e);
+	if (rc < 0) {
+		err_prefix(e, "%s: the %s block at byte %llu (%llu bytes)", v->io->name,
+			   pk_names[r->method], (unsigned long long)r->coff,
+			   (unsigned long long)r->clen);
+		return rc;
+	}
+	v->cached = i;
+	return 0;
+}
+
+static int pk_decode(struct vdisk *vd, void *buf, size_t len, uint64_t off, struct err *e)
+{
+	struct pkview *v = vd->priv;
+	uint8_t *d = buf;
+
+	while (len) {
+		size_t n;
+
+		if (off < PK_HDR) {
+			n = (size_t)min_u64(len, PK_HDR - off);
+			memcpy(d, v->hdr + off, n);
+		} else if (off < v->data_off) {
+			uint64_t t = off - PK_HDR, i = t / PK_ENT;
+			uint8_t ent[PK_ENT];
+
+			if (i < v->n) {
+				pk_entry(&v->r[i], ent);
+				n = (size_t)min_u64(len, PK_ENT - t % PK_ENT);
+				memcpy(d, ent + t % PK_ENT, n);
+			} else {
+				n = (size_t)min_u64(len, v->data_off - off);
+				memset(d, 0, n);
+			}
+		} else {
+			size_t i = pk_find(v, off);
+			const struct pk_rec *r = &v->r[i];
+			uint64_t plen = r->method ? r->ulen : r->clen, k = off - r->voff;
+			int rc;
+
+			if (k >= plen) {
+				n = (size_t)min_u64(len, pk_align(r->voff + plen) - off);
+				memset(d, 0, n);
+			} else {
+				n = (size_t)min_u64(len, plen - k);
+				if (r->method == PACK_RAW) {
+					rc = io_read(v->io, d, n, r->coff + k, "packed view", e);
+				} else {
+					rc = pk_load(v, i, e);
+					if (rc >= 0)
+						memcpy(d, v->ubuf + k, n);
+				}
+				if (rc < 0)
+					return rc;
+			}
+		}
+		d += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void pk_free(struct pkview *v)
+{
+	if (!v)
+		return;
+	pk_ctx_free(&v->ctx);
+	vdisk_close(v->in);
+	free(v->r);
+	free(v->cbuf);
+	free(v->ubuf);
+	free(v);
+}
+
+static void pk_close(struct vdisk *vd)
+{
+	pk_free(vd->priv);
+	vd->priv = NULL;
+}
+
+static const struct img_format pk_fmt = {
+	.name = "packed-view",
+	.desc = "a container with its compressed blocks decompressed (delta and apply)",
+	.map = map_decode_all,
+	.decode = pk_decode,
+	.close = pk_close,
+};
+
+int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned threads,
+	      struct vdisk **out, struct pack_stats *st, struct err *e)
+{
+	struct open_opts o = *oo;
+	struct pack_stats dummy;
+	struct pk_build b = { 0 };
+	struct pkview *v = calloc(1, sizeof(*v));
+	struct vdisk *vd = calloc(1, sizeof(*vd));
+	int r;
+
+	*out = NULL;
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	if (!v || !vd) {
+		free(v);
+		free(vd);
+		return err_set(e, -ENOMEM, "packed view: out of memory");
+	}
+	v->cached = SIZE_MAX;
+	o.partition = NULL;     /* the container is the whole file */
+	o.format = "raw";
+	r = vdisk_open(path, &o, &v->in, e);
+	if (r >= 0) {
+		v->io = v->in->io;
+		v->cbuf = malloc((size_t)pk_clen_max(PK_MAX_ULEN));
+		v->ubuf = malloc(PK_MAX_ULEN);
+		if (!v->cbuf || !v->ubuf)
+			r = err_set(e, -ENOMEM, "packed view: out of memory");
+	}
+	/* the first format whose tables the file has names its blocks */
+	for (size_t i = 0; r >= 0 && img_formats[i]; i++) {
+		const struct img_format *f = img_formats[i];
+
+		if (!f->pack_blocks || (oo->format && strcmp(oo->format, f->name)))
+			continue;
+		b.n = 0;
+		r = f->pack_blocks(path, oo, pk_add, &b, e);
+		if (r == EI_EFORMAT) {
+			r = 0;
+			continue;
+		}
+		if (r >= 0)
+			v->fmt = f->name;
+		break;
+	}
+	if (r >= 0 && !v->fmt && !exact)
+		v->fmt = "raw";         /* OLD: a source of matches all the same */
+	if (r >= 0 && !v->fmt)
+		r = err_set(e, EI_EUNSUP,
+			    "%s is no container an exact rebuild knows: %s (qcow2 with compressed clusters, squashfs)",
+			    path, oo->format ? oo->format : "no such format found in it");
+	if (r >= 0)
+		r = pk_records(v, &b, exact, threads, st, e);
+	free(b.c);
+	if (r >= 0)
+		vd->io = io_null(v->io->name, v->size);
+	if (r >= 0 && !vd->io)
+		r = err_set(e, -ENOMEM, "packed view: out of memory");
+	if (r < 0) {
+		pk_free(v);
+		free(vd);
+		return r;
+	}
+	snprintf(st->format, sizeof(st->format), "%s", v->fmt);
+	st->container_size = v->io->size;
+	vd->fmt = &pk_fmt;
+	vd->size = v->size;
+	vd->priv = v;
+	vd->opts = o;
+	vd->dirfd = -1;
+	*out = vd;
+	return 0;
+}
+
+struct io *pack_container(struct vdisk *vd)
+{
+	return vd->fmt == &pk_fmt ? ((struct pkview *)vd->priv)->io : NULL;
+}
+
+/* --- the recipe and the writer ------------------------------------------ */
+
+size_t pack_recipe(const struct pack_stats *st, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "format=repack,writer=%s", EDGEIMG_VERSION);
+
+	if (st->methods & (1u << PACK_QEMU_DEFLATE | 1u << PACK_SQFS_GZIP))
+		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",zlib=%s",
+				      zlibVersion());
+	if (st->methods & (1u << PACK_QEMU_ZSTD | 1u << PACK_SQFS_ZSTD))
+		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",zstd=%s",
+				      ZSTD_versionString());
+	return n;
+}
+
+int pack_recipe_check(const char *opts, struct err *e)
+{
+	const char *p = opts ? opts : "";
+
+	while (*p) {
+		const char *comma = strchr(p, ','), *eq = strchr(p, '='), *have = NULL;
+		size_t n = comma ? (size_t)(comma - p) : strlen(p), k;
+
+		if (!eq || eq > p + n)
+			return err_set(e, EI_ECORRUPT, "repack: '%.*s' is not key=value", (int)n, p);
+		k = (size_t)(eq - p);
+		if (k == 4 && !strncmp(p, "zlib", 4))
+			have = zlibVersion();
+		else if (k == 4 && !strncmp(p, "zstd", 4))
+			have = ZSTD_versionString();
+		else
+			return err_set(e, EI_EUNSUP, "repack: unknown option '%.*s'", (int)k, p);
+		if (strlen(have) != n - k - 1 || strncmp(eq + 1, have, n - k - 1))
+			return err_set(e, EI_EUNSUP,
+				       "repack: the container needs %.*s %.*s to be rebuilt, this build has %s",
+				       (int)k, p, (int)(n - k - 1), eq + 1, have);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+#define PK_BATCH 4096u
+
+/*
+ * A unit of pack_write(): RAW bytes (flags 0) in u->in, or a block's
+ * decoded bytes to compress with method | level << 8 (flags) into exactly
+ * the u->out_len bytes its record says.
+ */
+static int pkw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
+{
+	unsigned method = u->flags & 0xff, level = u->flags >> 8 & 0xff;
+	size_t want = u->out_len, olen = 0;
+	struct pk_tctx *t = NULL;
+	int r;
+
+	(void)arg;
+	if (method == PACK_RAW)
+		return 0;
+	r = pk_tctx_get(ctx, 0, &t, e);
+	if (r >= 0)
+		r = pk_compress(&t->c, method, level, u->in, u->in_len, u->out,
+				(size_t)pk_clen_max((uint32_t)u->in_len), &olen, e);
+	if (r >= 0 && olen != want)
+		r = err_set(e, EI_EMISMATCH,
+			    "repack: the %s block at container byte %llu compressed to %zu bytes, the view says %zu",
+			    pk_names[method], (unsigned long long)u->off, olen, want);
+	u->out_len = olen;
+	return r;
+}
+
+static int pkw_emit(void *arg, struct pl_unit *u, struct err *e)
+{
+	struct io *out = arg;
+
+	if (!(u->flags & 0xff))
+		return io_write(out, u->in, u->in_len, u->off, e);
+	return io_write(out, u->out, u->out_len, u->off, e);
+}
+
+static const struct pl_ops pkw_ops = {
+	.work = pkw_work,
+	.emit = pkw_emit,
+	.ctx_free = pk_tctx_free,
+};
+
+/* The header's fields, checked against the view @src. */
+static int pkw_header(struct vdisk *src, uint64_t *csize, uint64_t *n, struct err *e)
+{
+	uint8_t hdr[64];
+	uint64_t vsize;
+	int r;
+
+	if (src->size < PK_HDR)
+		return err_set(e, EI_ECORRUPT, "packed view: %llu bytes, shorter than its header",
+			       (unsigned long long)src->size);
+	r = vdisk_read(src, hdr, sizeof(hdr), 0, e);
+	if (r < 0)
+		return r;
+	*csize = get_le64(hdr + 16);
+	*n = get_le64(hdr + 24);
+	vsize = get_le64(hdr + 32);
+	if (memcmp(hdr, PK_MAGIC, 8) || get_le32(hdr + 8) != 1 || get_le32(hdr + 12) != PK_HDR ||
+	    *n > PK_MAX_RECS || vsize != src->size || *csize > (1ULL << 46))
+		return err_set(e, EI_ECORRUPT,
+			       "packed view: bad header (version %u, %llu records, size %llu of a view of %llu bytes)",
+			       get_le32(hdr + 8), (unsigned long long)*n, (unsigned long long)vsize,
+			       (unsigned long long)src->size);
+	return 0;
+}
+
+/*
+ * Walk the table: with @p NULL, check it and learn the largest block
+ * (*@umax); with @p, hand each record's bytes to the pipeline.
+ */
+static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
+		    struct pipeline *p, size_t piece, uint32_t *umax, struct err *e)
+{
+	uint64_t coff = 0, voff = pk_align(PK_HDR + PK_ENT * n), vsize = src->size;
+	int r = 0;
+
+	for (uint64_t i = 0; i < n && r >= 0; i++) {
+		const uint8_t *ent = tab + (i % PK_BATCH) * PK_ENT;
+		uint64_t clen;
+		uint32_t ulen;
+		unsigned method, level;
+		struct pl_unit *u;
+
+		if (i % PK_BATCH == 0) {
+			size_t m = (size_t)min_u64(PK_BATCH, n - i);
+
+			r = vdisk_read(src, tab, m * PK_ENT, PK_HDR + i * PK_ENT, e);
+			if (r < 0)
+				break;
+		}
+		clen = get_le64(ent);
+		ulen = get_le32(ent + 8);
+		method = ent[12];
+		level = ent[13];
+		if (!clen || clen > csize - coff || ent[14] || ent[15] ||
+		    method > PACK_SQFS_ZSTD || !pk_level_ok(method, level) ||
+		    (method == PACK_RAW) != !ulen ||
+		    ulen > PK_MAX_ULEN || (method && clen > pk_clen_max(ulen)) ||
+		    (method ? ulen : clen) > vsize - voff)
+			return err_set(e, EI_ECORRUPT,
+				       "packed view: record %llu (method %u, %llu bytes into %u, at container byte %llu) does not fit the container (%llu bytes) or the view (%llu)",
+				       (unsigned long long)i, method, (unsigned long long)clen, ulen,
+				       (unsigned long long)coff, (unsigned long long)csize,
+				       (unsigned long long)vsize);
+		if (!p) {
+			*umax = ulen > *umax ? ulen : *umax;
+		} else if (method == PACK_RAW) {
+			for (uint64_t k = 0; k < clen && r >= 0; k += piece) {
+				size_t m = (size_t)min_u64(clen - k, piece);
+
+				u = pipeline_get(p, e);
+				if (!u)
+					return e->code ? e->code : -EIO;
+				r = vdisk_read(src, u->in, m, voff + k, e);
+				u->in_len = m;
+				u->off = coff + k;
+				u->flags = 0;
+				if (r >= 0)
+					r = pipeline_submit(p, u, e);
+			}
+		} else {
+			u = pipeline_get(p, e);
+			if (!u)
+				return e->code ? e->code : -EIO;
+			r = vdisk_read(src, u->in, ulen, voff, e);
+			u->in_len = ulen;
+			u->out_len = (size_t)clen;
+			u->off = coff;
+			u->flags = method | level << 8;
+			if (r >= 0)
+				r = pipeline_submit(p, u, e);
+		}
+		voff = pk_align(voff + (method ? ulen : clen));
+		coff += clen;
+	}
+	if (r >= 0 && (coff != csize || voff != vsize))
+		r = err_set(e, EI_ECORRUPT,
+			    "packed view: its records make %llu of the container's %llu bytes and %llu of the view's %llu",
+			    (unsigned long long)coff, (unsigned long long)csize,
+			    (unsigned long long)voff, (unsigned long long)vsize);
+	return r;
+}
+
+int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem_cap,
+	       struct err *e)
+{
+	uint8_t *tab = malloc(PK_BATCH * PK_ENT);
+	struct pipeline *p = NULL;
+	uint64_t csize = 0, n = 0;
+	uint32_t umax = 0;
+	size_t piece;
+	int r;
+
+	if (!tab)
+		return err_set(e, -ENOMEM, "repack: out of memory");
+	r = pkw_header(src, &csize, &n, e);
+	if (r >= 0)     /* the whole table checked first: its largest block sizes the units */
+		r = pkw_walk(src, tab, csize, n, NULL, 0, &umax, e);
+	piece = umax > (256u << 10) ? umax : 256u << 10;
+	if (r >= 0)
+		r = pipeline_new(&pkw_ops, out, threads ? threads : 1, piece,
+				 (size_t)pk_clen_max((uint32_t)piece), mem_cap, &p, e);
+	if (r >= 0)
+		r = pkw_walk(src, tab, csize, n, p, piece, NULL, e);
+	if (r >= 0)
+		r = pipeline_finish(p, e);
+	pipeline_free(p);
+	free(tab);
+	return r;
+}
