@@ -159,6 +159,27 @@ PY
 			fail=$((fail + 1))
 		fi
 	fi
+	# containers other tools wrote (qemu-img -c zlib, mksquashfs gzip):
+	# the exact patch (views built by compressing NEW's blocks again) and
+	# its apply (compressing them on the device) on both machines
+	if command -v qemu-img >/dev/null && command -v mksquashfs >/dev/null &&
+	   qemu-img convert -c -O qcow2 "$T/v1.raw" "$T/q1.qcow2" &&
+	   qemu-img convert -c -O qcow2 "$T/v2.raw" "$T/q2.qcow2" &&
+	   mkdir -p "$T/d1" "$T/d2" && cp "$T/v1.raw" "$T/d1/disk.img" && cp "$T/v2.raw" "$T/d2/disk.img" &&
+	   mksquashfs "$T/d1" "$T/s1.sqfs" -quiet -no-progress -all-root >/dev/null &&
+	   mksquashfs "$T/d2" "$T/s2.sqfs" -quiet -no-progress -all-root >/dev/null; then
+		for x in q:qcow2 s:sqfs; do
+			same exact-${x#*:} delta -j 3 --exact "$T/${x%%:*}1.${x#*:}" "$T/${x%%:*}2.${x#*:}"
+			same exact-apply-${x#*:} apply "$T/${x%%:*}1.${x#*:}" "$T/1.exact-${x#*:}"
+			if cmp -s "$T/1.exact-apply-${x#*:}" "$T/${x%%:*}2.${x#*:}"; then pass=$((pass + 1)); else
+				echo "FAIL arch-same: exact-apply-${x#*:}: apply did not rebuild NEW's file"
+				fail=$((fail + 1))
+			fi
+		done
+	elif [ -n "${CI:-}" ]; then
+		echo "FAIL arch-same: exact: qemu-img or mksquashfs missing or failed"
+		fail=$((fail + 1))
+	fi
 fi
 echo "arch-same: $pass passed, $fail failed"
 [ $fail -eq 0 ]
