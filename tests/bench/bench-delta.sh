@@ -3,8 +3,10 @@
 # its ei, corpus, tmp, has, measure, header, row, ratio and size_of).
 # Patches a1 -> a2 (arm64) and v1 -> v2 of the corpus as raw disks against
 # zstd --patch-from and xdelta3, apply against xdelta3 -d, then the same two disks as squashfs-
-# backed and compressed qcow2 images written by edgeimg, and prints the
-# issue's targets with the measured ratios.
+# backed and compressed qcow2 images written by edgeimg, containers other
+# tools wrote (qemu-img convert -c, mksquashfs of the root partitions)
+# through delta --exact, and prints the issue's targets with the measured
+# ratios.
 for t in zstd xdelta3; do
 	command -v $t >/dev/null || { echo "bench: delta needs $t (the peer)" >&2; exit 1; }
 done
@@ -133,6 +135,64 @@ bench_container() {
 	incremental "$label" "$tmp/c1.$x" "$tmp/c2.$x" "$@" -O "$fmt" "$v2"
 	rm -f "$tmp/c1.$x" "$tmp/c2.$x"
 }
+# bench_foreign LABEL OLD NEW BASE: containers another tool wrote, through
+# delta --exact (apply must rebuild NEW byte for byte) against xdelta3 -9
+# between the files; BASE is the size of the patch between their decoded
+# contents, which the exact patch should stay within 1.2 times of.
+bench_foreign() {
+	local label=$1 o=$2 n=$3 base=$4 counts
+	header "Delta --exact, $label: edgeimg delta --exact vs xdelta3 -9 between the files (sizes: patch bytes)"
+	rm -f "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+	measure e "$ei" delta -v --exact "$o" "$n" "$tmp/e.patch"
+	counts=$(sed -n "s/.*: \([0-9]*\) of NEW's \([0-9]*\) compressed blocks are compressed again.*/\1 of \2/p" "$tmp/.err")
+	de_wall=$e_wall de_rss=$e_rss
+	measure p "${synced[@]}" "$tmp/x.patch" xdelta3 -f -9 -B 1073741824 -e -s "$o" "$n" "$tmp/x.patch"
+	row "exact vs xdelta3 -9" "$(size_of "$tmp/e.patch")" "$(size_of "$tmp/x.patch")"
+	verdict "$label: patch / the decoded contents' patch" "$(ratio "$(size_of "$tmp/e.patch")" "$base")" 1.2
+	verdict "$label: delta peak RSS, MiB" "$(mib "$de_rss")" 512
+	measure e "$ei" apply "$o" "$tmp/e.patch" "$tmp/e.out"
+	measure p "${synced[@]}" "$tmp/x.out" xdelta3 -f -d -s "$o" "$tmp/x.patch" "$tmp/x.out"
+	row "apply exact" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
+	cmp -s "$tmp/e.out" "$n" || { echo "bench: apply did not rebuild $label byte for byte" >&2; exit 1; }
+	verdict "$label: apply peak RSS, MiB" "$(mib "$e_rss")" 64
+	verdicts+=("  $label: apply rebuilt NEW byte for byte (cmp); ${counts:-?} of NEW's compressed blocks compressed again on the device, the others shipped; patch $(size_of "$tmp/e.patch") bytes, the decoded contents' $base")
+	rm -f "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
+}
+# qcow2 from qemu-img convert -c (zlib, zstd) of the two raw disks: the
+# decoded contents' patch is the raw one
+if command -v qemu-img >/dev/null; then
+	for ct in zlib zstd; do
+		qemu-img convert -c -O qcow2 -o compression_type=$ct "$v1" "$tmp/q1.qcow2" &&
+		qemu-img convert -c -O qcow2 -o compression_type=$ct "$v2" "$tmp/q2.qcow2" ||
+			{ echo "bench: qemu-img convert -c failed" >&2; exit 1; }
+		bench_foreign "qemu-img -c $ct qcow2" "$tmp/q1.qcow2" "$tmp/q2.qcow2" "$raw_patch"
+		rm -f "$tmp/q1.qcow2" "$tmp/q2.qcow2"
+	done
+else
+	echo; echo "SKIPPED: no qemu-img: the foreign qcow2 rows are missing"
+fi
+# root filesystems from mksquashfs of the loop-mounted root partitions
+# (gzip, zstd): the decoded contents' patch is the file trees' (delta -O squashfs)
+if has FORMAT_SQUASHFS && command -v mksquashfs >/dev/null && [ "$(id -u)" = 0 ]; then
+	mkdir -p "$tmp/mnt"
+	for comp in gzip zstd; do
+		for v in 1 2; do
+			off=$(sfdisk --json "$corpus/disk-v$v.raw" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][1]["start"] * 512)')
+			mount -o ro,loop,offset="$off" "$corpus/disk-v$v.raw" "$tmp/mnt" &&
+			mksquashfs "$tmp/mnt" "$tmp/r$v.sqfs" -comp $comp -noappend -quiet -no-progress >/dev/null
+			r=$?
+			umount "$tmp/mnt"
+			[ $r = 0 ] || { echo "bench: mount + mksquashfs of v$v failed" >&2; exit 1; }
+		done
+		"$ei" delta -O squashfs "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$tmp/t.patch" 2>/dev/null ||
+			{ echo "bench: the file trees' patch failed" >&2; exit 1; }
+		bench_foreign "mksquashfs -comp $comp rootfs" "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$(size_of "$tmp/t.patch")"
+		rm -f "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$tmp/t.patch"
+	done
+else
+	echo; echo "SKIPPED: the mksquashfs root filesystem rows need root, mksquashfs and the squashfs reader"
+fi
+
 if has OUTPUT_SQUASHFS; then
 	bench_container "squashfs-backed" squashfs sqfs -o compression=zstd,level=15
 else
