@@ -835,7 +835,7 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 		ulen = get_le32(ent + 8);
 		method = ent[12];
 		level = ent[13];
-		if (!clen || clen > csize - coff || ent[14] || ent[15] ||
+		if (!clen || clen > csize - coff || voff > vsize || ent[14] || ent[15] ||
 		    method > PACK_SQFS_ZSTD || !pk_level_ok(method, level) ||
 		    (method == PACK_RAW) != !ulen ||
 		    ulen > PK_MAX_ULEN || (method && clen > pk_clen_max(ulen)) ||
