@@ -155,7 +155,7 @@ bench_foreign() {
 	row "apply exact" "$(size_of "$tmp/e.out")" "$(size_of "$tmp/x.out")"
 	cmp -s "$tmp/e.out" "$n" || { echo "bench: apply did not rebuild $label byte for byte" >&2; exit 1; }
 	verdict "$label: apply peak RSS, MiB" "$(mib "$e_rss")" 64
-	verdicts+=("  $label: apply rebuilt NEW byte for byte (cmp); ${counts:-?} of NEW's compressed blocks compressed again on the device, the others shipped; patch $(size_of "$tmp/e.patch") bytes, the decoded contents' $base")
+	verdicts+=("  $label: apply rebuilt NEW byte for byte (cmp); NEW's compressed blocks compressed again on the device: ${counts:-?}, the others shipped; patch $(size_of "$tmp/e.patch") bytes, the decoded contents' $base")
 	rm -f "$tmp/e.patch" "$tmp/x.patch" "$tmp/e.out" "$tmp/x.out"
 }
 # qcow2 from qemu-img convert -c (zlib, zstd) of the two raw disks: the
