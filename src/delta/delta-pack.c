@@ -738,6 +738,123 @@ int pack_recipe_check(const char *opts, struct err *e)
 	return 0;
 }
 
+/* --- apply: the blocks OLD's file holds already ------------------------- */
+
+struct pkr_ent {
+	uint8_t sha[SHA256_LEN];        /* of the decoded block */
+	uint8_t method, level;
+	uint64_t coff, clen;            /* its stream in OLD (clen: the region) */
+};
+
+/* At most 16 MiB of index, as the other containers' reuse indexes. */
+#define PKR_MAX ((16u << 20) / sizeof(struct pkr_ent))
+
+struct pk_reuse {
+	struct block_reuse r;
+	struct vdisk *old;              /* OLD's packed view */
+	struct pkr_ent *e;
+	size_t n;
+};
+
+static int pkr_cmp(const void *a, const void *b)
+{
+	const struct pkr_ent *x = a, *y = b;
+	int c = memcmp(x->sha, y->sha, SHA256_LEN);
+
+	if (!c)
+		c = x->method != y->method ? x->method - y->method : x->level - y->level;
+	return c;
+}
+
+static void pkr_free(struct block_reuse *r)
+{
+	struct pk_reuse *x;
+
+	if (!r)
+		return;
+	x = r->priv;
+	vdisk_close(x->old);
+	free(x->e);
+	free(x);
+}
+
+int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_reuse **out,
+		    struct err *e)
+{
+	struct pk_reuse *x = calloc(1, sizeof(*x));
+	struct pkview *v;
+	size_t cap = 0;
+	int r;
+
+	*out = NULL;
+	if (!x)
+		return err_set(e, -ENOMEM, "repack: out of memory");
+	x->r.priv = x;
+	x->r.free = pkr_free;   /* no ->lookup: pack_write() asks by method too */
+	r = pack_open(path, oo, 0, 1, &x->old, NULL, e);
+	v = r < 0 ? NULL : x->old->priv;
+	for (size_t i = 0; r >= 0 && i < v->n && x->n < PKR_MAX; i++) {
+		struct pkr_ent *n;
+
+		if (!v->r[i].method)
+			continue;
+		r = pk_load(v, i, e);
+		if (r < 0)
+			break;
+		if (x->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			n = realloc(x->e, cap * sizeof(*n));
+			if (!n) {
+				r = err_set(e, -ENOMEM, "repack: out of memory");
+				break;
+			}
+			x->e = n;
+		}
+		n = &x->e[x->n++];
+		sha256(v->ubuf, v->r[i].ulen, n->sha);
+		n->method = v->r[i].method;
+		n->level = v->r[i].level;
+		n->coff = v->r[i].coff;
+		n->clen = v->r[i].clen;
+	}
+	if (r < 0) {
+		pkr_free(&x->r);
+		return r;
+	}
+	if (x->n)
+		qsort(x->e, x->n, sizeof(*x->e), pkr_cmp);
+	*out = &x->r;
+	return 0;
+}
+
+/*
+ * A block of @len bytes at @in that OLD holds, compressed by @method at
+ * @level: its first @want bytes (the stream NEW's record names) into @out.
+ * The same content, method, level and library give the same stream; the
+ * container's hash judges the result all the same.
+ */
+static int pkr_copy(const struct block_reuse *r, unsigned method, unsigned level,
+		    const uint8_t *in, size_t len, uint8_t *out, size_t want)
+{
+	struct block_reuse *rw = (struct block_reuse *)r;
+	const struct pk_reuse *x = r->priv;
+	struct pkr_ent key = { .method = (uint8_t)method, .level = (uint8_t)level };
+	const struct pkr_ent *hit;
+	struct err ignored = { 0 };
+
+	__atomic_fetch_add(&rw->asked, 1, __ATOMIC_RELAXED);
+	if (!x->n)
+		return 0;
+	sha256(in, len, key.sha);
+	hit = bsearch(&key, x->e, x->n, sizeof(*x->e), pkr_cmp);
+	if (!hit || hit->clen < want ||
+	    io_read(((struct pkview *)x->old->priv)->io, out, want, hit->coff,
+		    "repack: a block of OLD", &ignored) < 0)
+		return 0;
+	__atomic_fetch_add(&rw->copied, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
 #define PK_BATCH 4096u
 
 /*
@@ -745,16 +862,23 @@ int pack_recipe_check(const char *opts, struct err *e)
  * decoded bytes to compress with method | level << 8 (flags) into exactly
  * the u->out_len bytes its record says.
  */
+struct pkw {
+	struct io *out;
+	const struct block_reuse *reuse;        /* OLD's blocks, or NULL */
+};
+
 static int pkw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
+	const struct pkw *w = arg;
 	unsigned method = u->flags & 0xff, level = u->flags >> 8 & 0xff;
 	size_t want = u->out_len, olen = 0;
 	struct pk_tctx *t = NULL;
 	int r;
 
-	(void)arg;
 	if (method == PACK_RAW)
 		return 0;
+	if (w->reuse && pkr_copy(w->reuse, method, level, u->in, u->in_len, u->out, want))
+		return 0;       /* OLD's stream: u->out_len stays the record's */
 	r = pk_tctx_get(ctx, 0, &t, e);
 	if (r >= 0)
 		r = pk_compress(&t->c, method, level, u->in, u->in_len, u->out,
@@ -769,7 +893,7 @@ static int pkw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 
 static int pkw_emit(void *arg, struct pl_unit *u, struct err *e)
 {
-	struct io *out = arg;
+	struct io *out = ((const struct pkw *)arg)->out;
 
 	if (!(u->flags & 0xff))
 		return io_write(out, u->in, u->in_len, u->off, e);
@@ -885,8 +1009,9 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 }
 
 int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem_cap,
-	       struct err *e)
+	       const struct block_reuse *reuse, struct err *e)
 {
+	struct pkw w = { out, reuse };
 	uint8_t *tab = malloc(PK_BATCH * PK_ENT);
 	struct pipeline *p = NULL;
 	uint64_t csize = 0, n = 0;
@@ -901,7 +1026,7 @@ int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem
 		r = pkw_walk(src, tab, csize, n, NULL, 0, &umax, e);
 	piece = umax > (256u << 10) ? umax : 256u << 10;
 	if (r >= 0)
-		r = pipeline_new(&pkw_ops, out, threads ? threads : 1, piece,
+		r = pipeline_new(&pkw_ops, &w, threads ? threads : 1, piece,
 				 (size_t)pk_clen_max((uint32_t)piece), mem_cap, &p, e);
 	if (r >= 0)
 		r = pkw_walk(src, tab, csize, n, p, piece, NULL, e);

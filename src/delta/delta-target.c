@@ -259,8 +259,12 @@ int delta_target_reuse(const char *recipe, const char *path, const struct open_o
 	int r = target_writer(recipe, &f, opts, e);
 
 	*out = NULL;
-	if (r < 0 || !f || !f->reuse_open)
+	if (r < 0)
 		return r;
+	if (!f)         /* repack: the blocks of OLD's file, by content and method */
+		return pack_reuse_open(path, oo, out, e);
+	if (!f->reuse_open)
+		return 0;
 	return f->reuse_open(path, oo, opts, out, e);
 }
 
@@ -279,7 +283,7 @@ int delta_target_build(struct vdisk *new, const char *recipe, struct io *out,
 	if (r < 0)
 		return r;
 	if (!f) {
-		r = pack_write(new, out, threads, EI_MEM_CAP / 2, e);
+		r = pack_write(new, out, threads, EI_MEM_CAP / 2, reuse, e);
 		if (r < 0) {
 			err_prefix(e, "rebuilding the container");
 			return r;

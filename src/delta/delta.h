@@ -291,10 +291,20 @@ int pack_recipe_check(const char *opts, struct err *e);
 /*
  * pack_write() - the container of the packed view @src into @out, checked
  * as hostile; blocks compressed by @threads workers in units that fit
- * @mem_cap.  The same bytes for any thread count.
+ * @mem_cap, copying OLD's stream of a block from @reuse (NULL: none) where
+ * pack_reuse_open() finds it.  The same bytes for any thread count.
  */
 int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem_cap,
-	       struct err *e);
+	       const struct block_reuse *reuse, struct err *e);
+
+/*
+ * pack_reuse_open() - for pack_write(): the compressed blocks of OLD's
+ * file at @path (its packed view's, decoded once and hashed; at most
+ * 16 MiB of index), copied where NEW's block has the same content,
+ * method and level; counts in ->copied and ->asked.
+ */
+int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_reuse **out,
+		    struct err *e);
 
 /* --- encoder ------------------------------------------------------------ */
 

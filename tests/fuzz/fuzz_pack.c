@@ -85,7 +85,7 @@ static void fuzz_container(const char *path, const uint8_t *data, size_t size)
 		goto out;
 	if (fuzz_io("container", &out) < 0)
 		goto out;
-	if (pack_write(back, out, 2, 16u << 20, &e) < 0 || out->end != size) {
+	if (pack_write(back, out, 2, 16u << 20, NULL, &e) < 0 || out->end != size) {
 		fprintf(stderr, "packed view round trip: %s\n", e.msg);
 		abort();
 	}
@@ -122,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_container(path, data, size);
 	/* the input as a view a patch brought */
 	if (vdisk_open(path, &raw, &vd, &e) >= 0 && fuzz_io("out", &out) >= 0)
-		pack_write(vd, out, 1, 16u << 20, &e);
+		pack_write(vd, out, 1, 16u << 20, NULL, &e);
 	io_close(out);
 	vdisk_close(vd);
 	close(fd);
