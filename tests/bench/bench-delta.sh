@@ -179,10 +179,11 @@ if has FORMAT_SQUASHFS && command -v mksquashfs >/dev/null && [ "$(id -u)" = 0 ]
 		for v in 1 2; do
 			off=$(sfdisk --json "$corpus/disk-v$v.raw" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][1]["start"] * 512)')
 			mount -o ro,loop,offset="$off" "$corpus/disk-v$v.raw" "$tmp/mnt" &&
-			mksquashfs "$tmp/mnt" "$tmp/r$v.sqfs" -comp $comp -noappend -quiet -no-progress >/dev/null
+			mksquashfs "$tmp/mnt" "$tmp/r$v.sqfs" -comp $comp -noappend -quiet -no-progress \
+				>/dev/null 2>"$tmp/mksq.err"    # it warns of each ACL it cannot store
 			r=$?
 			umount "$tmp/mnt"
-			[ $r = 0 ] || { echo "bench: mount + mksquashfs of v$v failed" >&2; exit 1; }
+			[ $r = 0 ] || { echo "bench: mount + mksquashfs of v$v failed: $(cat "$tmp/mksq.err")" >&2; exit 1; }
 		done
 		"$ei" delta -O squashfs "$tmp/r1.sqfs" "$tmp/r2.sqfs" "$tmp/t.patch" 2>/dev/null ||
 			{ echo "bench: the file trees' patch failed" >&2; exit 1; }
