@@ -53,7 +53,6 @@ struct pk_ctx {
 struct pkview {
 	struct vdisk *in;       /* the container file, read as raw */
 	struct io *io;          /* its bytes */
-	const char *fmt;        /* its format */
 	struct pk_rec *r;
 	size_t n;
 	uint64_t data_off, size;
@@ -621,6 +620,7 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 	struct open_opts o = *oo;
 	struct pack_stats dummy;
 	struct pk_build b = { 0 };
+	const char *fmt = NULL; /* the format whose tables name the blocks */
 	struct pkview *v = calloc(1, sizeof(*v));
 	struct vdisk *vd = calloc(1, sizeof(*vd));
 	int r;
@@ -658,12 +658,12 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 			continue;
 		}
 		if (r >= 0)
-			v->fmt = f->name;
+			fmt = f->name;
 		break;
 	}
-	if (r >= 0 && !v->fmt && !exact)
-		v->fmt = "raw";         /* OLD: a source of matches all the same */
-	if (r >= 0 && !v->fmt)
+	if (r >= 0 && !fmt && !exact)
+		fmt = "raw";            /* OLD: a source of matches all the same */
+	if (r >= 0 && !fmt)
 		r = err_set(e, EI_EUNSUP,
 			    "%s is no container an exact rebuild knows: %s (qcow2 with compressed clusters, squashfs)",
 			    path, oo->format ? oo->format : "no such format found in it");
@@ -679,7 +679,6 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 		free(vd);
 		return r;
 	}
-	snprintf(st->format, sizeof(st->format), "%s", v->fmt);
 	st->container_size = v->io->size;
 	vd->fmt = &pk_fmt;
 	vd->size = v->size;

@@ -265,7 +265,6 @@ struct pack_stats {
 	uint64_t stored;        /* ... that decode but do not reproduce */
 	unsigned methods;       /* bit per PACK_* method of the view's blocks */
 	uint64_t container_size;
-	char format[32];        /* the container's format */
 };
 
 /*
