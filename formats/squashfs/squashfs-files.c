@@ -1369,11 +1369,18 @@ int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
 		goto out;
 	q = src->priv;
 	fs = &q->fs;
-	/* mksquashfs's own codecs and defaults (gzip 9, zstd 15), or its options */
+	/*
+	 * mksquashfs's own codecs and defaults (gzip 9, zstd 15), or its
+	 * options; xz's filter and dictionary are in each block's stream.
+	 */
 	if (fs->comp->id == SQFS_COMP_GZIP)
 		w.method = PACK_SQFS_GZIP | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 9) << 8;
 	else if (fs->comp->id == SQFS_COMP_ZSTD)
 		w.method = PACK_SQFS_ZSTD | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 15) << 8;
+	else if (fs->comp->id == SQFS_COMP_XZ)
+		w.method = PACK_SQFS_XZ;
+	else if (fs->comp->id == SQFS_COMP_LZ4)
+		w.method = PACK_SQFS_LZ4 | (fs->opt_lz4_hc ? 12u : 0u) << 8;
 	if (!w.method)
 		goto out;       /* its blocks stay as they are */
 	r = ft_walk(src, sqp_visit, &w, e);

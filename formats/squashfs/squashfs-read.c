@@ -317,6 +317,7 @@ static int squashfs_read_comp_opts(struct squashfs_fs *fs, struct err *e)
 			return err_set(e, EI_EUNSUP,
 				       "squashfs: lz4 version %u is not 1 (legacy)",
 				       get_le32(o));
+		fs->opt_lz4_hc = !!(get_le32(o + 4) & SQFS_LZ4_HC);
 		break;
 	case SQFS_COMP_ZSTD:
 		fs->opt_level = (int)get_le32(o);

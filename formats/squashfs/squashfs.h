@@ -178,6 +178,7 @@ struct squashfs_fs {
 	uint64_t *xattr_ptr;    /* the xattr id table's metadata blocks */
 	uint32_t xattr_ids;
 	int opt_level;          /* from compressor options, or -1 */
+	int opt_lz4_hc;         /* lz4: the options' high-compression flag */
 	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
 	struct squashfs_mblock *mc;
 };

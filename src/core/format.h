@@ -180,6 +180,11 @@ enum pack_method {
 				   level given, window 2^15, memLevel 8 (zlib) */
 	PACK_SQFS_ZSTD = 4,     /* mksquashfs's zstd block: one frame of
 				   ZSTD_compressCCtx() at the level given */
+	PACK_SQFS_XZ = 5,       /* mksquashfs's xz block: one .xz stream, CRC32,
+				   LZMA2 preset 6 after an optional BCJ filter
+				   (its filter and dictionary from the stream) */
+	PACK_SQFS_LZ4 = 6,      /* mksquashfs's lz4 block: LZ4_compress_default(),
+				   or LZ4_compress_HC() at level 12 (-Xhc) */
 };
 
 struct img_format {

@@ -24,6 +24,14 @@
 #include "delta/delta.h"
 #include "generated/features.h"
 
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+#include <lzma.h>
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+#include <lz4.h>
+#include <lz4hc.h>
+#endif
+
 #define PK_MAGIC "EIPACKV\x1a"
 #define PK_HDR 4096u
 #define PK_ENT 16u
@@ -39,7 +47,8 @@ struct pk_rec {
 	uint64_t voff;          /* its payload in the view */
 	uint32_t ulen;          /* block: bytes it decodes to; raw: 0 */
 	uint8_t method;         /* PACK_RAW, PACK_QEMU_*, PACK_SQFS_* */
-	uint8_t level;          /* PACK_SQFS_*: the compression level */
+	uint8_t level;          /* PACK_SQFS_*: the compression level (xz: filter) */
+	uint8_t param;          /* PACK_SQFS_XZ: the LZMA2 dictionary byte */
 };
 
 /* One thread's compressors and buffers. */
@@ -63,16 +72,102 @@ struct pkview {
 };
 
 static const char *const pk_names[] = { "raw", "qemu-deflate", "qemu-zstd", "squashfs-gzip",
-					"squashfs-zstd" };
+					"squashfs-zstd", "squashfs-xz", "squashfs-lz4" };
 
-/* A method's level: what PACK_SQFS_* take (zlib 1..9, zstd 1..22); others none. */
-static int pk_level_ok(unsigned method, unsigned level)
+/* The largest LZMA2 dictionary byte a view takes: 2^20 bytes (squashfs's largest block). */
+#define PK_XZ_DICT_MAX 16u
+#define PK_LZ4_HC 12u
+
+/*
+ * A method's level and parameter: zlib 1..9, zstd 1..22; xz a BCJ filter
+ * (0 none, else its .xz filter ID, 4..9) and its dictionary byte; lz4 0
+ * or 12 (high compression); the others none.
+ */
+static int pk_level_ok(unsigned method, unsigned level, unsigned param)
 {
+	if (method == PACK_SQFS_XZ)
+		return (level == 0 || (level >= 4 && level <= 9)) && param <= PK_XZ_DICT_MAX;
+	if (param)
+		return 0;
 	if (method == PACK_SQFS_GZIP)
 		return level >= 1 && level <= 9;
 	if (method == PACK_SQFS_ZSTD)
 		return level >= 1 && level <= 22;
+	if (method == PACK_SQFS_LZ4)
+		return level == 0 || level == PK_LZ4_HC;
 	return level == 0;
+}
+
+/* Whether this build has @method's codec (xz and lz4 are options). */
+static int pk_built(unsigned method)
+{
+	if (method == PACK_SQFS_XZ)
+		return IS_ENABLED(CONFIG_CODEC_XZ);
+	if (method == PACK_SQFS_LZ4)
+		return IS_ENABLED(CONFIG_CODEC_LZ4);
+	return method <= PACK_SQFS_ZSTD;
+}
+
+/* Read a .xz variable-length integer at @p (@end bounds it); 0: malformed. */
+static size_t pk_xz_vli(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < 9 && p + i < end; i++) {
+		*v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80))
+			return i + 1;
+	}
+	return 0;
+}
+
+/*
+ * The filter and the LZMA2 dictionary byte of the .xz stream of @n bytes
+ * at @in, as mksquashfs writes it: one block of [BCJ,] LZMA2, CRC32.  Only
+ * parameters: whether they give the stream is what compressing tells.
+ */
+static int pk_xz_params(const uint8_t *in, size_t n, unsigned *filter, unsigned *dict)
+{
+	static const uint8_t magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
+	const uint8_t *p, *end;
+	uint64_t id, psize, skip;
+	unsigned nf;
+	size_t k;
+
+	if (n < 14 || memcmp(in, magic, 6) || in[6] || in[7] != 0x01 || !in[12])
+		return -1;
+	end = in + 12 + ((size_t)in[12] + 1) * 4;
+	if (end > in + n || (in[13] & 0x3c))
+		return -1;
+	nf = (in[13] & 3u) + 1;
+	p = in + 14;
+	for (unsigned f = 0; f < 2; f++)        /* compressed, uncompressed size */
+		if (in[13] & (0x40u << f)) {
+			if (!(k = pk_xz_vli(p, end, &skip)))
+				return -1;
+			p += k;
+		}
+	*filter = 0;
+	for (unsigned f = 0; f < nf; f++) {
+		if (!(k = pk_xz_vli(p, end, &id)))
+			return -1;
+		p += k;
+		if (!(k = pk_xz_vli(p, end, &psize)))
+			return -1;
+		p += k;
+		if (psize > (uint64_t)(end - p))
+			return -1;
+		if (f + 1 < nf) {       /* a BCJ filter, without a start offset */
+			if (nf != 2 || id < 4 || id > 9 || psize)
+				return -1;
+			*filter = (unsigned)id;
+		} else {
+			if (id != 0x21 || psize != 1 || p[0] > PK_XZ_DICT_MAX)
+				return -1;
+			*dict = p[0];
+		}
+		p += psize;
+	}
+	return 0;
 }
 
 static uint64_t pk_align(uint64_t v)
@@ -130,11 +225,49 @@ static int pk_inflate_init(struct pk_ctx *c, int wbits, struct err *e)
  * stream, window 2^15, memLevel 8) or zstd blocks (ZSTD_compressCCtx()).
  * *@olen: bytes made, at most @cap.
  */
-static int pk_compress(struct pk_ctx *c, unsigned method, unsigned level, const uint8_t *in,
-		       size_t n, uint8_t *out, size_t cap, size_t *olen, struct err *e)
+static int pk_compress(struct pk_ctx *c, unsigned method, unsigned level, unsigned param,
+		       const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *olen,
+		       struct err *e)
 {
 	size_t z;
 	int r;
+
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (method == PACK_SQFS_XZ) {
+		lzma_options_lzma lz;
+		lzma_filter f[3];
+		unsigned k = 0;
+		lzma_ret xr;
+
+		if (lzma_lzma_preset(&lz, LZMA_PRESET_DEFAULT))
+			return err_set(e, EI_ECODEC, "xz: preset 6 refused");
+		lz.dict_size = (2u | (param & 1u)) << (param / 2 + 11);
+		if (level)
+			f[k++] = (lzma_filter){ .id = level, .options = NULL };
+		f[k++] = (lzma_filter){ .id = LZMA_FILTER_LZMA2, .options = &lz };
+		f[k] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN, .options = NULL };
+		*olen = 0;
+		xr = lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, NULL, in, n, out, olen, cap);
+		if (xr == LZMA_MEM_ERROR)
+			return err_set(e, -ENOMEM, "xz: out of memory");
+		return xr == LZMA_OK ? 0 : err_set(e, -ENOSPC, "xz: the stream does not fit (%d)",
+						   (int)xr);
+	}
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	if (method == PACK_SQFS_LZ4) {
+		int m = n > LZ4_MAX_INPUT_SIZE || cap > INT32_MAX ? 0 :
+			level ? LZ4_compress_HC((const char *)in, (char *)out, (int)n, (int)cap,
+						(int)level) :
+			LZ4_compress_default((const char *)in, (char *)out, (int)n, (int)cap);
+
+		if (m <= 0)
+			return err_set(e, -ENOSPC, "lz4: the block does not fit");
+		*olen = (size_t)m;
+		return 0;
+	}
+#endif
+	(void)param;
 
 	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
 		if (method == PACK_QEMU_DEFLATE)
@@ -179,6 +312,34 @@ static int pk_decompress(struct pk_ctx *c, unsigned method, const uint8_t *in, s
 	size_t z;
 	int r;
 
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (method == PACK_SQFS_XZ) {
+		/* a dictionary of at most 2^20 bytes needs far less */
+		uint64_t memlimit = 16u << 20;
+		size_t ipos = 0, opos = 0;
+		lzma_ret xr = lzma_stream_buffer_decode(&memlimit, 0, NULL, in, &ipos, n, out,
+							&opos, ulen);
+
+		if (xr != LZMA_OK || opos != ulen)
+			return err_set(e, EI_ECODEC, "xz: not one stream of %zu bytes (%d)", ulen,
+				       (int)xr);
+		*used = ipos;
+		return 0;
+	}
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	if (method == PACK_SQFS_LZ4) {
+		/* no end mark: the block is all of @in */
+		int m = n > INT32_MAX || ulen > INT32_MAX ? -1 :
+			LZ4_decompress_safe((const char *)in, (char *)out, (int)n, (int)ulen);
+
+		if (m < 0 || (size_t)m != ulen)
+			return err_set(e, EI_ECODEC, "lz4: not one block of %zu bytes", ulen);
+		*used = n;
+		return 0;
+	}
+#endif
+
 	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
 		r = pk_inflate_init(c, method == PACK_QEMU_DEFLATE ? -15 : 15, e);
 		if (r < 0)
@@ -220,7 +381,7 @@ static uint64_t pk_clen_max(uint32_t ulen)
 struct pk_cand {
 	uint64_t off, span;
 	uint32_t ulen;
-	uint8_t method, level;
+	uint8_t method, level, param;
 };
 
 struct pk_build {
@@ -232,14 +393,14 @@ static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigne
 		  struct err *e)
 {
 	struct pk_build *b = arg;
-	unsigned level = method >> 8;
+	unsigned level = method >> 8 & 0xff, param = method >> 16;
 
 	method &= 0xff;
 	if (b->n >= PK_MAX_RECS / 2)
 		return err_set(e, EI_ELIMIT,
 			       "packed view: more than %u compressed blocks", PK_MAX_RECS / 2);
 	if (!ulen || ulen > PK_MAX_ULEN || !span || method < PACK_QEMU_DEFLATE ||
-	    method > PACK_SQFS_ZSTD || !pk_level_ok(method, level))
+	    method > PACK_SQFS_LZ4 || !pk_built(method) || !pk_level_ok(method, level, param))
 		return 0;       /* not a block this view knows: its bytes stay as they are */
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? 2 * b->cap : 1024;
@@ -255,6 +416,7 @@ static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigne
 	b->c[b->n].ulen = ulen;
 	b->c[b->n].method = (uint8_t)method;
 	b->c[b->n].level = (uint8_t)level;
+	b->c[b->n].param = (uint8_t)param;
 	b->n++;
 	return 0;
 }
@@ -267,7 +429,7 @@ static int pk_cand_cmp(const void *a, const void *b)
 }
 
 static int pk_push(struct pkview *v, size_t *cap, uint64_t coff, uint64_t clen,
-		   uint32_t ulen, unsigned method, unsigned level, struct err *e)
+		   uint32_t ulen, unsigned method, unsigned level, unsigned param, struct err *e)
 {
 	if (v->n == *cap) {
 		size_t nc = *cap ? 2 * *cap : 1024;
@@ -283,6 +445,7 @@ static int pk_push(struct pkview *v, size_t *cap, uint64_t coff, uint64_t clen,
 	v->r[v->n].ulen = ulen;
 	v->r[v->n].method = (uint8_t)method;
 	v->r[v->n].level = (uint8_t)level;
+	v->r[v->n].param = (uint8_t)param;
 	v->n++;
 	return 0;
 }
@@ -335,12 +498,14 @@ enum { PKX_NODECODE, PKX_STORED, PKX_SAME };
 /*
  * Worker: candidate u->off, its bytes in u->in: decompressed, compressed
  * again into u->out; u->flags says whether that gave them (u->out_len
- * then the stream's length).
+ * then the stream's length), with the level and parameter used (bits
+ * 8..15 and 16..23: xz's are the stream's own).
  */
 static int pkx_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
 	const struct pk_exact *x = arg;
 	const struct pk_cand *c = &x->b->c[u->off];
+	unsigned level = c->level, param = c->param;
 	size_t used = 0, olen = 0;
 	struct err ignored = { 0 };
 	struct pk_tctx *t = NULL;
@@ -354,11 +519,12 @@ static int pkx_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 			  &ignored) < 0)
 		return 0;
 	u->flags = PKX_STORED;
-	if (pk_compress(&t->c, c->method, c->level, t->ubuf, c->ulen, u->out,
+	if ((c->method == PACK_SQFS_XZ && pk_xz_params(u->in, used, &level, &param) < 0) ||
+	    pk_compress(&t->c, c->method, level, param, t->ubuf, c->ulen, u->out,
 			(size_t)pk_clen_max(c->ulen), &olen, &ignored) < 0 ||
 	    olen != used || memcmp(u->out, u->in, used))
 		return 0;
-	u->flags = PKX_SAME;
+	u->flags = PKX_SAME | level << 8 | param << 16;
 	u->out_len = used;
 	return 0;
 }
@@ -375,12 +541,13 @@ static int pkx_emit(void *arg, struct pl_unit *u, struct err *e)
 	x->st->blocks++;
 	if (u->flags == PKX_STORED)
 		x->st->stored++;
-	if (u->flags != PKX_SAME)
+	if ((u->flags & 0xff) != PKX_SAME)
 		return 0;
 	if (c->off > x->pos)
-		r = pk_push(x->v, &x->cap, x->pos, c->off - x->pos, 0, PACK_RAW, 0, e);
+		r = pk_push(x->v, &x->cap, x->pos, c->off - x->pos, 0, PACK_RAW, 0, 0, e);
 	if (r >= 0)
-		r = pk_push(x->v, &x->cap, c->off, u->out_len, c->ulen, c->method, c->level, e);
+		r = pk_push(x->v, &x->cap, c->off, u->out_len, c->ulen, c->method,
+			    u->flags >> 8 & 0xff, u->flags >> 16 & 0xff, e);
 	x->pos = c->off + u->out_len;
 	x->st->rebuilt++;
 	x->st->methods |= 1u << c->method;
@@ -459,15 +626,15 @@ static int pk_records(struct pkview *v, struct pk_build *b, int exact, unsigned 
 			}
 		clen = end - c->off;
 		if (c->off > pos)
-			r = pk_push(v, &cap, pos, c->off - pos, 0, PACK_RAW, 0, e);
+			r = pk_push(v, &cap, pos, c->off - pos, 0, PACK_RAW, 0, 0, e);
 		if (r >= 0)
-			r = pk_push(v, &cap, c->off, clen, c->ulen, c->method, c->level, e);
+			r = pk_push(v, &cap, c->off, clen, c->ulen, c->method, c->level, c->param, e);
 		pos = c->off + clen;
 		st->rebuilt++;
 		st->methods |= 1u << c->method;
 	}
 	if (r >= 0 && pos < fsize)
-		r = pk_push(v, &cap, pos, fsize - pos, 0, PACK_RAW, 0, e);
+		r = pk_push(v, &cap, pos, fsize - pos, 0, PACK_RAW, 0, 0, e);
 	if (r < 0)
 		return r;
 	v->data_off = pk_align(PK_HDR + (uint64_t)PK_ENT * v->n);
@@ -495,6 +662,7 @@ static void pk_entry(const struct pk_rec *r, uint8_t out[PK_ENT])
 	put_le32(out + 8, r->ulen);
 	out[12] = r->method;
 	out[13] = r->level;
+	out[14] = r->param;
 }
 
 /* The record whose payload (and the padding after it) holds view byte @off. */
@@ -706,6 +874,16 @@ size_t pack_recipe(const struct pack_stats *st, char *buf, size_t len)
 	if (st->methods & (1u << PACK_QEMU_ZSTD | 1u << PACK_SQFS_ZSTD))
 		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",zstd=%s",
 				      ZSTD_versionString());
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (st->methods & 1u << PACK_SQFS_XZ)
+		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",xz=%s",
+				      lzma_version_string());
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	if (st->methods & 1u << PACK_SQFS_LZ4)
+		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",lz4=%s",
+				      LZ4_versionString());
+#endif
 	return n;
 }
 
@@ -724,6 +902,19 @@ int pack_recipe_check(const char *opts, struct err *e)
 			have = zlibVersion();
 		else if (k == 4 && !strncmp(p, "zstd", 4))
 			have = ZSTD_versionString();
+		else if ((k == 2 && !strncmp(p, "xz", 2)) || (k == 3 && !strncmp(p, "lz4", 3)))
+			have = k == 2 ?
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+				lzma_version_string()
+#else
+				"no xz"
+#endif
+				:
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+				LZ4_versionString();
+#else
+				"no lz4";
+#endif
 		else
 			return err_set(e, EI_EUNSUP, "repack: unknown option '%.*s'", (int)k, p);
 		if (strlen(have) != n - k - 1 || strncmp(eq + 1, have, n - k - 1))
@@ -741,7 +932,7 @@ int pack_recipe_check(const char *opts, struct err *e)
 
 struct pkr_ent {
 	uint8_t sha[SHA256_LEN];        /* of the decoded block */
-	uint8_t method, level;
+	uint8_t method, level, param;
 	uint64_t coff, clen;            /* its stream in OLD (clen: the region) */
 };
 
@@ -761,7 +952,8 @@ static int pkr_cmp(const void *a, const void *b)
 	int c = memcmp(x->sha, y->sha, SHA256_LEN);
 
 	if (!c)
-		c = x->method != y->method ? x->method - y->method : x->level - y->level;
+		c = x->method != y->method ? x->method - y->method :
+		    x->level != y->level ? x->level - y->level : x->param - y->param;
 	return c;
 }
 
@@ -793,6 +985,7 @@ int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_r
 	r = pack_open(path, oo, 0, 1, &x->old, NULL, e);
 	v = r < 0 ? NULL : x->old->priv;
 	for (size_t i = 0; r >= 0 && i < v->n && x->n < PKR_MAX; i++) {
+		unsigned level = v->r[i].level, param = v->r[i].param;
 		struct pkr_ent *n;
 
 		if (!v->r[i].method)
@@ -800,6 +993,10 @@ int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_r
 		r = pk_load(v, i, e);
 		if (r < 0)
 			break;
+		/* xz: the stream's own filter and dictionary (pk_load read it) */
+		if (v->r[i].method == PACK_SQFS_XZ &&
+		    pk_xz_params(v->cbuf, (size_t)v->r[i].clen, &level, &param) < 0)
+			continue;
 		if (x->n == cap) {
 			cap = cap ? 2 * cap : 1024;
 			n = realloc(x->e, cap * sizeof(*n));
@@ -812,7 +1009,8 @@ int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_r
 		n = &x->e[x->n++];
 		sha256(v->ubuf, v->r[i].ulen, n->sha);
 		n->method = v->r[i].method;
-		n->level = v->r[i].level;
+		n->level = (uint8_t)level;
+		n->param = (uint8_t)param;
 		n->coff = v->r[i].coff;
 		n->clen = v->r[i].clen;
 	}
@@ -833,11 +1031,12 @@ int pack_reuse_open(const char *path, const struct open_opts *oo, struct block_r
  * container's hash judges the result all the same.
  */
 static int pkr_copy(const struct block_reuse *r, unsigned method, unsigned level,
-		    const uint8_t *in, size_t len, uint8_t *out, size_t want)
+		    unsigned param, const uint8_t *in, size_t len, uint8_t *out, size_t want)
 {
 	struct block_reuse *rw = (struct block_reuse *)r;
 	const struct pk_reuse *x = r->priv;
-	struct pkr_ent key = { .method = (uint8_t)method, .level = (uint8_t)level };
+	struct pkr_ent key = { .method = (uint8_t)method, .level = (uint8_t)level,
+			       .param = (uint8_t)param };
 	const struct pkr_ent *hit;
 	struct err ignored = { 0 };
 
@@ -869,18 +1068,18 @@ struct pkw {
 static int pkw_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 {
 	const struct pkw *w = arg;
-	unsigned method = u->flags & 0xff, level = u->flags >> 8 & 0xff;
+	unsigned method = u->flags & 0xff, level = u->flags >> 8 & 0xff, param = u->flags >> 16;
 	size_t want = u->out_len, olen = 0;
 	struct pk_tctx *t = NULL;
 	int r;
 
 	if (method == PACK_RAW)
 		return 0;
-	if (w->reuse && pkr_copy(w->reuse, method, level, u->in, u->in_len, u->out, want))
+	if (w->reuse && pkr_copy(w->reuse, method, level, param, u->in, u->in_len, u->out, want))
 		return 0;       /* OLD's stream: u->out_len stays the record's */
 	r = pk_tctx_get(ctx, 0, &t, e);
 	if (r >= 0)
-		r = pk_compress(&t->c, method, level, u->in, u->in_len, u->out,
+		r = pk_compress(&t->c, method, level, param, u->in, u->in_len, u->out,
 				(size_t)pk_clen_max((uint32_t)u->in_len), &olen, e);
 	if (r >= 0 && olen != want)
 		r = err_set(e, EI_EMISMATCH,
@@ -944,7 +1143,7 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 		const uint8_t *ent = tab + (i % PK_BATCH) * PK_ENT;
 		uint64_t clen;
 		uint32_t ulen;
-		unsigned method, level;
+		unsigned method, level, param;
 		struct pl_unit *u;
 
 		if (i % PK_BATCH == 0) {
@@ -958,8 +1157,14 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 		ulen = get_le32(ent + 8);
 		method = ent[12];
 		level = ent[13];
-		if (!clen || clen > csize - coff || voff > vsize || ent[14] || ent[15] ||
-		    method > PACK_SQFS_ZSTD || !pk_level_ok(method, level) ||
+		param = ent[14];
+		if (method <= PACK_SQFS_LZ4 && !pk_built(method))
+			return err_set(e, EI_EUNSUP,
+				       "packed view: record %llu is a %s block, and this build has no %s",
+				       (unsigned long long)i, pk_names[method],
+				       method == PACK_SQFS_XZ ? "xz" : "lz4");
+		if (!clen || clen > csize - coff || voff > vsize || ent[15] ||
+		    method > PACK_SQFS_LZ4 || !pk_level_ok(method, level, param) ||
 		    (method == PACK_RAW) != !ulen ||
 		    ulen > PK_MAX_ULEN || (method && clen > pk_clen_max(ulen)) ||
 		    (method ? ulen : clen) > vsize - voff)
@@ -992,7 +1197,7 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 			u->in_len = ulen;
 			u->out_len = (size_t)clen;
 			u->off = coff;
-			u->flags = method | level << 8;
+			u->flags = method | level << 8 | param << 16;
 			if (r >= 0)
 				r = pipeline_submit(p, u, e);
 		}
