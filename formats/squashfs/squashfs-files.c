@@ -1281,7 +1281,8 @@ struct sqp_walk {
 	int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
 		   struct err *e);
 	void *arg;
-	unsigned method;        /* PACK_SQFS_* | level << 8 */
+	unsigned method;        /* data blocks: PACK_SQFS_* | level << 8 | ... */
+	unsigned meta;          /* metadata blocks: the same */
 };
 
 /* Every compressed data block of every file (ulen from the file's size). */
@@ -1339,7 +1340,7 @@ static int sqp_meta(struct sqf_src *q, struct sqp_walk *w, uint64_t lo, uint64_t
 			if (squashfs_decompress(fs->comp, &fs->ctx, fs->cbuf, size, out, &olen,
 						fs->bs, &ignored) < 0)
 				break;
-			r = w->add(w->arg, pos + 2, size, (uint32_t)olen, w->method, e);
+			r = w->add(w->arg, pos + 2, size, (uint32_t)olen, w->meta, e);
 		}
 		pos += 2 + size;
 	}
@@ -1353,7 +1354,7 @@ int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
 {
 	struct open_opts o = *oo;
 	struct ft_source *src = NULL;
-	struct sqp_walk w = { add, arg, 0 };
+	struct sqp_walk w = { add, arg, 0, 0 };
 	struct vdisk *raw = NULL;
 	struct sqf_src *q;
 	struct squashfs_fs *fs;
@@ -1372,15 +1373,22 @@ int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
 	/*
 	 * mksquashfs's own codecs and defaults (gzip 9, zstd 15), or its
 	 * options; xz's filter and dictionary are in each block's stream.
+	 * gzip: the window as 15 - bits << 16; the strategies it may have
+	 * tried for a data block (bit i: zlib's strategy i) << 24.
 	 */
 	if (fs->comp->id == SQFS_COMP_GZIP)
-		w.method = PACK_SQFS_GZIP | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 9) << 8;
+		w.meta = PACK_SQFS_GZIP | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 9) << 8 |
+			 (unsigned)(fs->opt_gzip_window ? 15 - fs->opt_gzip_window : 0) << 16;
+	if (fs->comp->id == SQFS_COMP_GZIP)
+		w.method = w.meta | fs->opt_gzip_strategies << 24;
 	else if (fs->comp->id == SQFS_COMP_ZSTD)
 		w.method = PACK_SQFS_ZSTD | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 15) << 8;
 	else if (fs->comp->id == SQFS_COMP_XZ)
 		w.method = PACK_SQFS_XZ;
 	else if (fs->comp->id == SQFS_COMP_LZ4)
 		w.method = PACK_SQFS_LZ4 | (fs->opt_lz4_hc ? 12u : 0u) << 8;
+	if (!w.meta)
+		w.meta = w.method;
 	if (!w.method)
 		goto out;       /* its blocks stay as they are */
 	r = ft_walk(src, sqp_visit, &w, e);

@@ -311,6 +311,13 @@ static int squashfs_read_comp_opts(struct squashfs_fs *fs, struct err *e)
 			return err_set(e, EI_ECORRUPT,
 				       "squashfs: gzip compression_level %d is not 1..9",
 				       fs->opt_level);
+		fs->opt_gzip_window = get_le16(o + 4);
+		fs->opt_gzip_strategies = get_le16(o + 6);
+		if (fs->opt_gzip_window < 8 || fs->opt_gzip_window > 15 ||
+		    fs->opt_gzip_strategies >= 1u << 5)
+			return err_set(e, EI_ECORRUPT,
+				       "squashfs: gzip window_size %d (not 8..15) or strategy 0x%x (not below 0x20)",
+				       fs->opt_gzip_window, fs->opt_gzip_strategies);
 		break;
 	case SQFS_COMP_LZ4:
 		if (get_le32(o) != SQFS_LZ4_LEGACY)

@@ -179,6 +179,8 @@ struct squashfs_fs {
 	uint32_t xattr_ids;
 	int opt_level;          /* from compressor options, or -1 */
 	int opt_lz4_hc;         /* lz4: the options' high-compression flag */
+	int opt_gzip_window;    /* gzip: the options' window bits (8..15), or 0 */
+	unsigned opt_gzip_strategies; /* gzip: the options' strategy bits (0: default) */
 	uint8_t *cbuf;          /* max(bs, 8 KiB): compressed input */
 	struct squashfs_mblock *mc;
 };

@@ -177,7 +177,7 @@ enum pack_method {
 	PACK_QEMU_ZSTD = 2,     /* QEMU's qcow2 zstd cluster: one frame, libzstd's
 				   default parameters */
 	PACK_SQFS_GZIP = 3,     /* mksquashfs's gzip block: a zlib stream, the
-				   level given, window 2^15, memLevel 8 (zlib) */
+				   level, window and strategy given, memLevel 8 */
 	PACK_SQFS_ZSTD = 4,     /* mksquashfs's zstd block: one frame of
 				   ZSTD_compressCCtx() at the level given */
 	PACK_SQFS_XZ = 5,       /* mksquashfs's xz block: one .xz stream, CRC32,

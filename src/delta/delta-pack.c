@@ -48,7 +48,8 @@ struct pk_rec {
 	uint32_t ulen;          /* block: bytes it decodes to; raw: 0 */
 	uint8_t method;         /* PACK_RAW, PACK_QEMU_*, PACK_SQFS_* */
 	uint8_t level;          /* PACK_SQFS_*: the compression level (xz: filter) */
-	uint8_t param;          /* PACK_SQFS_XZ: the LZMA2 dictionary byte */
+	uint8_t param;          /* PACK_SQFS_XZ: the LZMA2 dictionary byte;
+				   PACK_SQFS_GZIP: 15 - window bits | strategy << 4 */
 };
 
 /* One thread's compressors and buffers. */
@@ -79,18 +80,19 @@ static const char *const pk_names[] = { "raw", "qemu-deflate", "qemu-zstd", "squ
 #define PK_LZ4_HC 12u
 
 /*
- * A method's level and parameter: zlib 1..9, zstd 1..22; xz a BCJ filter
- * (0 none, else its .xz filter ID, 4..9) and its dictionary byte; lz4 0
- * or 12 (high compression); the others none.
+ * A method's level and parameter: zlib 1..9 and 15 - its window bits
+ * (8..15) | its strategy (zlib's Z_DEFAULT_STRATEGY 0 .. Z_FIXED 4) << 4;
+ * zstd 1..22; xz a BCJ filter (0 none, else its .xz filter ID, 4..9) and
+ * its dictionary byte; lz4 0 or 12 (high compression); the others none.
  */
 static int pk_level_ok(unsigned method, unsigned level, unsigned param)
 {
 	if (method == PACK_SQFS_XZ)
 		return (level == 0 || (level >= 4 && level <= 9)) && param <= PK_XZ_DICT_MAX;
+	if (method == PACK_SQFS_GZIP)
+		return level >= 1 && level <= 9 && (param & 15) <= 7 && param >> 4 <= Z_FIXED;
 	if (param)
 		return 0;
-	if (method == PACK_SQFS_GZIP)
-		return level >= 1 && level <= 9;
 	if (method == PACK_SQFS_ZSTD)
 		return level >= 1 && level <= 22;
 	if (method == PACK_SQFS_LZ4)
@@ -186,9 +188,9 @@ static void pk_ctx_free(struct pk_ctx *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* (Re)initialise the deflate stream for @key (method | level << 8). */
+/* (Re)initialise the deflate stream for @key (method | level << 8 | param << 16). */
 static int pk_deflate_init(struct pk_ctx *c, unsigned key, int level, int wbits, int mem,
-			   struct err *e)
+			   int strategy, struct err *e)
 {
 	if (c->def_ok == (int)key)
 		return deflateReset(&c->def) == Z_OK ? 0 :
@@ -197,7 +199,7 @@ static int pk_deflate_init(struct pk_ctx *c, unsigned key, int level, int wbits,
 		deflateEnd(&c->def);
 	c->def_ok = 0;
 	memset(&c->def, 0, sizeof(c->def));
-	if (deflateInit2(&c->def, level, Z_DEFLATED, wbits, mem, Z_DEFAULT_STRATEGY) != Z_OK)
+	if (deflateInit2(&c->def, level, Z_DEFLATED, wbits, mem, strategy) != Z_OK)
 		return err_set(e, -ENOMEM, "zlib: deflateInit2 failed");
 	c->def_ok = (int)key;
 	return 0;
@@ -271,9 +273,10 @@ static int pk_compress(struct pk_ctx *c, unsigned method, unsigned level, unsign
 
 	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
 		if (method == PACK_QEMU_DEFLATE)
-			r = pk_deflate_init(c, method, Z_DEFAULT_COMPRESSION, -12, 9, e);
+			r = pk_deflate_init(c, method, Z_DEFAULT_COMPRESSION, -12, 9, 0, e);
 		else
-			r = pk_deflate_init(c, method | level << 8, (int)level, 15, 8, e);
+			r = pk_deflate_init(c, method | level << 8 | param << 16, (int)level,
+					    15 - (int)(param & 15), 8, (int)(param >> 4), e);
 		if (r < 0)
 			return r;
 		c->def.next_in = (uint8_t *)in;
@@ -382,6 +385,7 @@ struct pk_cand {
 	uint64_t off, span;
 	uint32_t ulen;
 	uint8_t method, level, param;
+	uint8_t tries;          /* gzip: the strategies a block may have (bit i: i) */
 };
 
 struct pk_build {
@@ -393,7 +397,7 @@ static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigne
 		  struct err *e)
 {
 	struct pk_build *b = arg;
-	unsigned level = method >> 8 & 0xff, param = method >> 16;
+	unsigned level = method >> 8 & 0xff, param = method >> 16 & 0xff, tries = method >> 24;
 
 	method &= 0xff;
 	if (b->n >= PK_MAX_RECS / 2)
@@ -416,7 +420,11 @@ static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigne
 	b->c[b->n].ulen = ulen;
 	b->c[b->n].method = (uint8_t)method;
 	b->c[b->n].level = (uint8_t)level;
+	tries = method == PACK_SQFS_GZIP ? tries & 0x1f : 0;
+	if (tries && !(tries & (tries - 1)))
+		param |= (unsigned)__builtin_ctz(tries) << 4;  /* one strategy: OLD's too */
 	b->c[b->n].param = (uint8_t)param;
+	b->c[b->n].tries = (uint8_t)tries;
 	b->n++;
 	return 0;
 }
@@ -519,11 +527,21 @@ static int pkx_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 			  &ignored) < 0)
 		return 0;
 	u->flags = PKX_STORED;
-	if ((c->method == PACK_SQFS_XZ && pk_xz_params(u->in, used, &level, &param) < 0) ||
-	    pk_compress(&t->c, c->method, level, param, t->ubuf, c->ulen, u->out,
-			(size_t)pk_clen_max(c->ulen), &olen, &ignored) < 0 ||
-	    olen != used || memcmp(u->out, u->in, used))
+	if (c->method == PACK_SQFS_XZ && pk_xz_params(u->in, used, &level, &param) < 0)
 		return 0;
+	/* gzip: each strategy mksquashfs may have kept, in its order */
+	for (unsigned s = 0, tries = c->tries ? c->tries : 1;; s++) {
+		if (s > Z_FIXED)
+			return 0;
+		if (!(tries >> s & 1))
+			continue;
+		if (c->tries)
+			param = (c->param & 15u) | s << 4;
+		if (pk_compress(&t->c, c->method, level, param, t->ubuf, c->ulen, u->out,
+				(size_t)pk_clen_max(c->ulen), &olen, &ignored) >= 0 &&
+		    olen == used && !memcmp(u->out, u->in, used))
+			break;
+	}
 	u->flags = PKX_SAME | level << 8 | param << 16;
 	u->out_len = used;
 	return 0;

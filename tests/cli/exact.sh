@@ -2,9 +2,10 @@
 # requires: CODEC_ZSTD
 # SPDX-License-Identifier: MIT
 # delta --exact: containers other tools made (qemu-img convert -c qcow2,
-# zlib and zstd; mksquashfs gzip, zstd, xz (with BCJ filters and another
-# dictionary) and lz4 (and -Xhc) root filesystems and a disk-backed
-# squashfs) rebuilt by apply byte for byte.  Judged by cmp
+# zlib and zstd; mksquashfs gzip (and its level, window and strategies),
+# zstd, xz (with BCJ filters and another dictionary) and lz4 (and -Xhc)
+# root filesystems and a disk-backed squashfs) rebuilt by apply byte for
+# byte.  Judged by cmp
 # against NEW, by qemu-img check and unsquashfs on the result, by the
 # patch's size against the patch between the decoded contents (raw disks,
 # file trees), and by the counts -v and --json print.  Blocks that do not
@@ -150,7 +151,8 @@ b = bytearray(open(f"{t2}/usr/bin/tool", "rb").read())
 b[100000:100100] = r.randbytes(100)
 open(f"{t2}/usr/bin/tool", "wb").write(b)
 PY
-	for c in zstd gzip "xz" "xz -Xbcj x86,arm -Xdict-size 50%" lz4 "lz4 -Xhc"; do
+	for c in zstd gzip "gzip -Xcompression-level 6 -Xwindow-size 10 -Xstrategy default,filtered,run_length_encoded" \
+		"xz" "xz -Xbcj x86,arm -Xdict-size 50%" lz4 "lz4 -Xhc -b 65536"; do
 		k=${c%% *}
 		if [ "$k" = xz ] || [ "$k" = lz4 ]; then
 			if ! has_feature "CODEC_${k^^}"; then
@@ -165,6 +167,16 @@ PY
 		# shellcheck disable=SC2086
 		fixture "mksquashfs $c 2" mksquashfs "$T/t2" "$T/s2.sqfs" -comp $c -noappend -quiet \
 			-no-progress -all-root || continue
+		if [ "$c" != "${c#gzip -X}" ]; then
+			# its compressor options (after the 96-byte superblock and a
+			# 2-byte header: level, window, strategies) lying about the window
+			cp "$T/s1.sqfs" "$T/bad.sqfs"
+			printf '\003' | dd of="$T/bad.sqfs" bs=1 seek=102 conv=notrunc status=none
+			run_ei 1 -- delta --exact "$T/bad.sqfs" "$T/s2.sqfs" "$T/o/bad.patch"
+			has "squashfs $c: a window of 2^3 in OLD's options is refused by name" \
+				'squashfs: gzip window_size 3 \(not 8\.\.15\)' "$ERR"
+			check "squashfs $c: and no patch is left" test ! -e "$T/o/bad.patch"
+		fi
 		if [ "$c" != "${c#xz -Xbcj}" ] && [ "$(uname -m)" = x86_64 ]; then
 			# the x86 machine code made mksquashfs keep an x86 BCJ block
 			check "squashfs $c: NEW has blocks filtered by BCJ" python3 - "$T/s2.sqfs" <<'PY'
