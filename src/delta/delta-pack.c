@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY        /* ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 
 #include "core/bytes.h"
@@ -379,6 +380,71 @@ static uint64_t pk_clen_max(uint32_t ulen)
 	return (uint64_t)ulen + ulen / 8 + 4096;
 }
 
+/* What a view's blocks need compressed: the methods, the largest parameters. */
+struct pk_need {
+	unsigned methods;       /* bit per PACK_* method */
+	unsigned zstd_level;    /* PACK_SQFS_ZSTD's highest level */
+	unsigned xz_dict;       /* PACK_SQFS_XZ's largest dictionary byte */
+	uint32_t umax;          /* the largest block */
+};
+
+static void pk_need_add(struct pk_need *n, unsigned method, unsigned level, unsigned param,
+			uint32_t ulen)
+{
+	n->methods |= 1u << method;
+	if (method == PACK_SQFS_ZSTD && level > n->zstd_level)
+		n->zstd_level = level;
+	if (method == PACK_SQFS_XZ && param > n->xz_dict)
+		n->xz_dict = param;
+	if (ulen > n->umax)
+		n->umax = ulen;
+}
+
+/*
+ * A worker's compressor state for @n's blocks, as the libraries estimate
+ * it (zlib's: its window and hash at memLevel 9, and a margin): what the
+ * thread count must fit in the memory cap besides the units.
+ */
+static uint64_t pk_ctx_bytes(const struct pk_need *n)
+{
+	uint64_t m = 64u << 10;
+
+	if (n->methods & (1u << PACK_QEMU_DEFLATE | 1u << PACK_SQFS_GZIP))
+		m += 512u << 10;
+	if (n->methods & 1u << PACK_QEMU_ZSTD)
+		m += ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(ZSTD_CLEVEL_DEFAULT,
+									n->umax, 0));
+	if (n->methods & 1u << PACK_SQFS_ZSTD)
+		m += ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams((int)n->zstd_level,
+									n->umax, 0));
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	if (n->methods & 1u << PACK_SQFS_XZ) {
+		lzma_options_lzma lz;
+		lzma_filter f[2] = { { LZMA_FILTER_LZMA2, &lz }, { LZMA_VLI_UNKNOWN, NULL } };
+		uint64_t x;
+
+		lzma_lzma_preset(&lz, LZMA_PRESET_DEFAULT);
+		lz.dict_size = (2u | (n->xz_dict & 1u)) << (n->xz_dict / 2 + 11);
+		x = lzma_raw_encoder_memusage(f);
+		m += (x == UINT64_MAX ? 64u << 20 : x) + (256u << 10);
+	}
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	if (n->methods & 1u << PACK_SQFS_LZ4)
+		m += (uint64_t)LZ4_sizeofStateHC();
+#endif
+	return m;
+}
+
+/* Threads (from @threads) whose state and @per bytes of units each fit @cap. */
+static unsigned pk_threads(unsigned threads, uint64_t ctx, uint64_t per, uint64_t cap)
+{
+	threads = threads ? threads : 1;
+	while (threads > 1 && threads * (ctx + per) > cap)
+		threads--;
+	return threads;
+}
+
 /* --- building the view -------------------------------------------------- */
 
 struct pk_cand {
@@ -583,16 +649,22 @@ static int pk_exact_records(struct pkview *v, const struct pk_build *b, unsigned
 			    struct pack_stats *st, size_t *cap, uint64_t *pos, struct err *e)
 {
 	struct pk_exact x = { v, b, st, 0, 0 };
+	struct pk_need need = { 0, 0, PK_XZ_DICT_MAX, 1 };
 	struct pipeline *p = NULL;
-	uint64_t fsize = v->io->size;
-	uint32_t umax = 1;
+	uint64_t fsize = v->io->size, ctx;
 	size_t unit;
 	int r;
 
+	/* xz's dictionaries are in the streams: counted at their largest */
 	for (size_t i = 0; i < b->n; i++)
-		umax = b->c[i].ulen > umax ? b->c[i].ulen : umax;
-	unit = (size_t)pk_clen_max(umax);
-	r = pipeline_new(&pkx_ops, &x, threads ? threads : 1, unit, unit, EI_MEM_CAP, &p, e);
+		pk_need_add(&need, b->c[i].method, b->c[i].level, b->c[i].param, b->c[i].ulen);
+	unit = (size_t)pk_clen_max(need.umax);
+	/* a worker: its compressor, its buffer for the decoded block, two units */
+	ctx = pk_ctx_bytes(&need) + PK_MAX_ULEN;
+	threads = pk_threads(threads, ctx, 4ull * unit, EI_MEM_CAP);
+	r = pipeline_new(&pkx_ops, &x, threads, unit, unit,
+			 EI_MEM_CAP > threads * ctx + 2 * unit ? EI_MEM_CAP - threads * ctx : 2 * unit,
+			 &p, e);
 	for (size_t i = 0; r >= 0 && i < b->n; i++) {
 		const struct pk_cand *c = &b->c[i];
 		struct pl_unit *u;
@@ -1152,7 +1224,7 @@ static int pkw_header(struct vdisk *src, uint64_t *csize, uint64_t *n, struct er
  * (*@umax); with @p, hand each record's bytes to the pipeline.
  */
 static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
-		    struct pipeline *p, size_t piece, uint32_t *umax, struct err *e)
+		    struct pipeline *p, size_t piece, struct pk_need *need, struct err *e)
 {
 	uint64_t coff = 0, voff = pk_align(PK_HDR + PK_ENT * n), vsize = src->size;
 	int r = 0;
@@ -1192,7 +1264,7 @@ static int pkw_walk(struct vdisk *src, uint8_t *tab, uint64_t csize, uint64_t n,
 				       (unsigned long long)coff, (unsigned long long)csize,
 				       (unsigned long long)vsize);
 		if (!p) {
-			*umax = ulen > *umax ? ulen : *umax;
+			pk_need_add(need, method, level, param, ulen);
 		} else if (method == PACK_RAW) {
 			for (uint64_t k = 0; k < clen && r >= 0; k += piece) {
 				size_t m = (size_t)min_u64(clen - k, piece);
@@ -1237,7 +1309,8 @@ int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem
 	uint8_t *tab = malloc(PK_BATCH * PK_ENT);
 	struct pipeline *p = NULL;
 	uint64_t csize = 0, n = 0;
-	uint32_t umax = 0;
+	struct pk_need need = { 0 };
+	uint64_t ctx;
 	size_t piece;
 	int r;
 
@@ -1245,11 +1318,19 @@ int pack_write(struct vdisk *src, struct io *out, unsigned threads, uint64_t mem
 		return err_set(e, -ENOMEM, "repack: out of memory");
 	r = pkw_header(src, &csize, &n, e);
 	if (r >= 0)     /* the whole table checked first: its largest block sizes the units */
-		r = pkw_walk(src, tab, csize, n, NULL, 0, &umax, e);
-	piece = umax > (256u << 10) ? umax : 256u << 10;
+		r = pkw_walk(src, tab, csize, n, NULL, 0, &need, e);
+	piece = need.umax > (256u << 10) ? need.umax : 256u << 10;
+	/* each worker's compressor and a unit of its own fit the cap */
+	ctx = pk_ctx_bytes(&need);
+	threads = pk_threads(threads, ctx, piece + pk_clen_max((uint32_t)piece), mem_cap);
+	if (r >= 0 && ctx + piece + pk_clen_max((uint32_t)piece) > mem_cap)
+		r = err_set(e, EI_ELIMIT,
+			    "repack: a worker needs %llu bytes for its compressor and a %zu-byte block, more than the memory cap of %llu",
+			    (unsigned long long)(ctx + piece + pk_clen_max((uint32_t)piece)), piece,
+			    (unsigned long long)mem_cap);
 	if (r >= 0)
-		r = pipeline_new(&pkw_ops, &w, threads ? threads : 1, piece,
-				 (size_t)pk_clen_max((uint32_t)piece), mem_cap, &p, e);
+		r = pipeline_new(&pkw_ops, &w, threads, piece,
+				 (size_t)pk_clen_max((uint32_t)piece), mem_cap - threads * ctx, &p, e);
 	if (r >= 0)
 		r = pkw_walk(src, tab, csize, n, p, piece, NULL, e);
 	if (r >= 0)

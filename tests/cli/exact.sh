@@ -225,6 +225,25 @@ PY
 		check "disk-backed squashfs: blocks reproduce ($REBUILT of $BLOCKS)" \
 			test "$REBUILT" = "$BLOCKS" -a "$BLOCKS" -gt 10
 	fi
+	# memory: 1 MiB xz blocks, each compressed again on the device (OLD, a
+	# gzip image, holds none of them), with -j 16 in the 64 MiB cap
+	if [ -z "${SAN:-}" ] && [[ $EDGEIMG != *" "* ]] && has_feature CODEC_XZ &&
+		has_oracle /usr/bin/time; then
+		cp -a "$T/t2" "$T/t3"
+		python3 -c "import random; r = random.Random(5); open('$T/t3/big', 'w').write(''.join('%d %s\n' % (i, r.choice(['alpha', 'beta', 'gamma'])) for i in range(900000)))"
+		if fixture "mksquashfs xz, 1 MiB blocks" mksquashfs "$T/t3" "$T/x3.sqfs" -comp xz \
+			-b 1048576 -noappend -quiet -no-progress -all-root &&
+			fixture "mksquashfs gzip" mksquashfs "$T/t1" "$T/g1.sqfs" -comp gzip -noappend \
+				-quiet -no-progress -all-root; then
+			rm -f "$T/p.patch" "$T/o/out"
+			run_ei 0 -- delta --exact "$T/g1.sqfs" "$T/x3.sqfs" "$T/p.patch"
+			/usr/bin/time -f %M -o "$T/rss" $EDGEIMG apply -j 16 "$T/g1.sqfs" "$T/p.patch" \
+				"$T/o/out" 2>/dev/null
+			rss=$(tail -n 1 "$T/rss")
+			check "xz, 1 MiB blocks: apply -j 16 rebuilds NEW" cmp "$T/x3.sqfs" "$T/o/out"
+			check "xz, 1 MiB blocks: apply -j 16 peak RSS ${rss} KiB < 64 MiB" test "$rss" -lt 65536
+		fi
+	fi
 else
 	echo "SKIP $NAME: squashfs reader not built (FORMAT_SQUASHFS): mksquashfs's containers"
 	t_skip=$((t_skip + 1))
