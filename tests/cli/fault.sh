@@ -5,9 +5,12 @@
 # build only), the file-system calls edgeimg makes on the files of a command
 # fail (EIO, ENOSPC), come back short, or are the moment the power goes,
 # one point per run, for: convert to raw, qcow2 -c, squashfs, compressed raw
-# (zstd) and Android sparse, a root filesystem from an ext4 image (--files); delta;
-# apply into a file (raw and qcow2 targets), apply --resume from a half-done
-# state, and, as root, apply into a loop device.
+# (zstd) and Android sparse, a root filesystem and a tar archive from an
+# ext4 image's files (--files),
+# an incremental qcow2 build (--reuse); delta; apply into a file (raw, qcow2
+# and root filesystem targets, and qemu-img's qcow2 rebuilt by a delta
+# --exact patch), apply --resume from a half-done state, and, as root,
+# apply into a loop device.
 # A failed call must give a non-zero exit, a message that names the error,
 # the operation and the file, no OUT and nothing left but apply's state;
 # the same command again (convert, delta) or apply --resume must then give
@@ -559,6 +562,20 @@ if has_feature FILES_EXT; then
 		sweep convert-files && fault_sweep convert-files again -- "${args[@]}" "$W/fs.ext4" "$OUTPATH"
 		sweep cut-convert-files && cut_sweep cut-convert-files again -- "${args[@]}" "$W/fs.ext4" "$OUTPATH"
 	fi
+	# the same tree as a tar archive (libarchive writes it)
+	if has_feature FILES_TAR; then
+		OUTPATH=$W/c.tar REF=$T/ref.tar
+		fe -- convert --files -O tar "$W/fs.ext4" "$OUTPATH"
+		if made "convert --files -O tar"; then
+			mv "$OUTPATH" "$REF"
+			check "convert --files -O tar: tar -xO b is the file" \
+				sh -c "tar -xOf '$REF' ./b | cmp -s - '$T/ftree/b'"
+			sweep convert-tar && fault_sweep convert-tar again -- \
+				convert --files -O tar "$W/fs.ext4" "$OUTPATH"
+			sweep cut-convert-tar && cut_sweep cut-convert-tar again -- \
+				convert --files -O tar "$W/fs.ext4" "$OUTPATH"
+		fi
+	fi
 	rm -f "$W/fs.ext4"
 fi
 
@@ -636,6 +653,29 @@ if has_feature FILES_EXT && [ -f "$T/ref.rootfs" ]; then
 		fi
 		rm -f "$W/pr" "$W/old.sqfs" "$T/fs2.ext4"
 	fi
+fi
+
+# An incremental build of NEW's qcow2 given OLD's (convert --reuse); the
+# compressed qcow2 of OLD and NEW that qemu-img made, and a delta --exact
+# patch between them, whose apply rebuilds qemu-img's file byte for byte (the
+# repack writer, copying OLD's clusters where NEW's are the same)
+if fixture "qemu-img convert -c of OLD" qemu-img convert -c -O qcow2 "$W/old.raw" "$T/old.qcow2" &&
+	fixture "qemu-img convert -c of NEW" qemu-img convert -c -O qcow2 "$W/new.raw" "$T/ref.exact"; then
+	cp "$T/old.qcow2" "$W/old.qcow2"
+	cp "$T/ref.qcow2" "$W/old-ei.qcow2"
+	OUTPATH=$W/r.qcow2 REF=$T/ref.reuse
+	fe -- convert -j 2 -O qcow2 -c "$W/new.raw" "$REF"
+	made "convert -c of NEW" && sweep convert-reuse && fault_sweep convert-reuse again -- \
+		convert -j 2 -O qcow2 -c --reuse "$W/old-ei.qcow2" "$W/new.raw" "$OUTPATH"
+	rm -f "$W/old-ei.qcow2"
+	fe -- delta -j 1 --exact "$W/old.qcow2" "$T/ref.exact" "$W/px"
+	if made "delta --exact"; then
+		OUTPATH=$W/n.qcow2 PREFIX=n.qcow2 REF=$T/ref.exact
+		sweep apply-exact && fault_sweep apply-exact resume -- apply "$W/old.qcow2" "$W/px" "$OUTPATH"
+		sweep cut-apply-exact && cut_sweep cut-apply-exact resume -- \
+			apply "$W/old.qcow2" "$W/px" "$OUTPATH"
+	fi
+	rm -f "$W/px" "$W/old.qcow2"
 fi
 
 # --- apply into a loop device standing in for an inactive A/B slot -------------
