@@ -340,6 +340,9 @@ struct ei_delta_result {
 	/* exact: NEW's compressed blocks, those the device compresses again
 	   (they reproduce), those shipped as they are */
 	uint64_t exact_blocks, exact_rebuilt, exact_stored;
+	int exact_recipe;       /* exact: NEW is edgeimg's own container, which
+				   its recipe rebuilds byte for byte (the
+				   fast path: no packed views) */
 };
 
 /*

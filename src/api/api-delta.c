@@ -158,6 +158,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	const char *ostr = o->target_options;
 	char tree_opts[DELTA_RECIPE_MAX + 1];
 	int new_tree = !strcmp(new->vd->fmt->name, "file-tree");
+	int views = 0;          /* exact: OLD and NEW as their packed views */
 	int old_tree = !strcmp(old->vd->fmt->name, "file-tree");
 	uint8_t tsha[CHASH_LEN];
 	uint64_t tsize = 0;
@@ -168,10 +169,30 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	memset(&key, 0, sizeof(key));
 	of.dirfd = -1;
 	if (o->exact) {
+		struct err ignored = { 0 };
+
 		r = delta_exact_check(old, new, o, &e);
 		if (r < 0)
 			goto fail;
-		new_tree = old_tree = 0;        /* their files, for once, are not the point */
+		/*
+		 * NEW that an edgeimg wrote, with a recipe this build writes:
+		 * the recipe is the fast path (the container rebuilt from
+		 * NEW's content), kept below only if it gives NEW's file.
+		 */
+		if (new_tree == old_tree && new->vd->fmt->recipe &&
+		    new->vd->fmt->recipe(new->vd, res->target, sizeof(res->target), &ignored) > 0 &&
+		    delta_recipe_split(res->target, rfmt, sizeof(rfmt), rver, sizeof(rver), ropts,
+				       sizeof(ropts), &ignored) >= 0 &&
+		    (ofmt = format_find(rfmt)) && ofmt->write &&
+		    format_write_check(ofmt->name, ropts, 0, &ignored) >= 0) {
+			ostr = ropts;
+			res->exact_recipe = 1;
+		} else {
+			ofmt = NULL;
+			res->target[0] = 0;
+			views = 1;
+			new_tree = old_tree = 0;        /* their files are not the point */
+		}
 	} else if (o->target_format) {
 		r = api_format_check(o->target_format, 1, &e);
 		if (r < 0)
@@ -260,24 +281,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 			goto fail_out;
 		enc_out = tmp;
 	}
-	if (o->exact) {
-		r = delta_exact_views(old, new, threads, &oldv, &newv, &pst, &e);
-		if (r < 0)
-			goto fail_out;
-		enc_old = oldv;
-		enc_new = newv;
-		pack_recipe(&pst, res->target, sizeof(res->target));
-		tsize = pst.container_size;
-		r = chash_io(pack_container(newv), tsize, 0, tsha, &e);
-		if (r < 0)
-			goto fail_out;
-		enc_opts.recipe = res->target;
-		enc_opts.target_sha = tsha;
-		enc_opts.target_size = tsize;
-		res->exact_blocks = pst.blocks;
-		res->exact_rebuilt = pst.rebuilt;
-		res->exact_stored = pst.stored;
-	} else if (ofmt) {
+	if (ofmt) {
 		snprintf(res->target, sizeof(res->target), "format=%s,writer=%s%s%s",
 			 ofmt->name, EDGEIMG_VERSION, ostr && ostr[0] ? "," : "",
 			 ostr ? ostr : "");
@@ -302,6 +306,29 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		enc_opts.recipe = res->target;
 		enc_opts.target_sha = tsha;
 		enc_opts.target_size = tsize;
+		if (res->exact_recipe && res->target_differs) {
+			/* the recipe does not give NEW's file: the views do */
+			res->exact_recipe = res->target_differs = 0;
+			views = 1;
+		}
+	}
+	if (views) {
+		r = delta_exact_views(old, new, threads, &oldv, &newv, &pst, &e);
+		if (r < 0)
+			goto fail_out;
+		enc_old = oldv;
+		enc_new = newv;
+		pack_recipe(&pst, res->target, sizeof(res->target));
+		tsize = pst.container_size;
+		r = chash_io(pack_container(newv), tsize, 0, tsha, &e);
+		if (r < 0)
+			goto fail_out;
+		enc_opts.recipe = res->target;
+		enc_opts.target_sha = tsha;
+		enc_opts.target_size = tsize;
+		res->exact_blocks = pst.blocks;
+		res->exact_rebuilt = pst.rebuilt;
+		res->exact_stored = pst.stored;
 	}
 	enc_opts.level = o->level;
 	enc_opts.threads = threads;
@@ -311,7 +338,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	enc_opts.progress = o->progress.fn;
 	enc_opts.progress_arg = o->progress.arg;
 	/* second handles: OLD's and NEW's hashes are computed in threads */
-	if (threads > 1 && !o->exact && api_open(old->path, &old->opts, &old2, &e) == 0 &&
+	if (threads > 1 && !views && api_open(old->path, &old->opts, &old2, &e) == 0 &&
 	    api_open(new->path, &new->opts, &new2, &e) == 0) {
 		enc_opts.hash_old = old2;
 		enc_opts.hash_new = new2;

@@ -119,7 +119,10 @@ static int delta_run(int argc, char **argv)
 			ei_size_str(res.copy, h[2], 32), ei_size_str(res.zero, h[3], 32),
 			ei_size_str(res.data, h[4], 32), ei_size_str(res.ref, h[5], 32),
 			res.target[0] ? res.target : "raw", res.threads, cli_now() - t0);
-	if (ca.verbose && o.exact)
+	if (ca.verbose && res.exact_recipe)
+		fprintf(stderr, "%s: NEW is edgeimg's own container: its recipe rebuilds it byte for byte\n",
+			patch);
+	else if (ca.verbose && o.exact)
 		fprintf(stderr, "%s: %llu of NEW's %llu compressed blocks are compressed again on the device, %llu shipped as they are (they do not reproduce)\n",
 			patch, (unsigned long long)res.exact_rebuilt,
 			(unsigned long long)res.exact_blocks, (unsigned long long)res.exact_stored);
@@ -147,7 +150,8 @@ static int delta_run(int argc, char **argv)
 		printf(",\n    \"lzma-chunks\": %llu,\n    \"lzma-saved\": %llu",
 		       (unsigned long long)res.lzma_chunks, (unsigned long long)res.lzma_saved);
 		if (o.exact)
-			printf(",\n    \"exact-blocks\": %llu,\n    \"exact-rebuilt\": %llu,\n    \"exact-stored\": %llu",
+			printf(",\n    \"exact-recipe\": %s,\n    \"exact-blocks\": %llu,\n    \"exact-rebuilt\": %llu,\n    \"exact-stored\": %llu",
+			       res.exact_recipe ? "true" : "false",
 			       (unsigned long long)res.exact_blocks,
 			       (unsigned long long)res.exact_rebuilt,
 			       (unsigned long long)res.exact_stored);
@@ -205,7 +209,8 @@ const struct cmd cmd_delta = {
 	"               lz4).  NEW's compressed blocks that compress again to\n"
 	"               the same bytes travel decompressed (patched against\n"
 	"               OLD's, decompressed too) and apply compresses them; the\n"
-	"               others, and the rest of the file, travel as they are\n"
+	"               others, and the rest of the file, travel as they are.\n"
+	"               NEW that edgeimg wrote takes its recipe, as without it\n"
 	"\nOLD and NEW may be in any format edgeimg reads; a block device is read\n"
 	"as raw unless -f/-F say otherwise.  The patch describes NEW's disk\n"
 	"content in terms of OLD's: blocks found in OLD are copied, zero blocks\n"
