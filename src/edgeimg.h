@@ -343,6 +343,9 @@ struct ei_delta_result {
 	int exact_recipe;       /* exact: NEW is edgeimg's own container, which
 				   its recipe rebuilds byte for byte (the
 				   fast path: no packed views) */
+	int exact_views;        /* the target is NEW's own file through the
+				   packed views: --exact, or NEW a compressed
+				   container no edgeimg wrote, with no -O */
 };
 
 /*

@@ -221,6 +221,22 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 			ostr = ropts;
 		}
 	}
+	/*
+	 * NEW a compressed container that no edgeimg wrote (qemu-img -c,
+	 * mksquashfs), no target named, no disk cut out of it: the target
+	 * is its file, as --exact makes it (-O raw: its disk).
+	 */
+	if (!o->exact && !ofmt && !o->target_format && !ostr && !new->opts.partition &&
+	    !old->opts.partition && !new->opts.size && !old->opts.size) {
+		struct open_opts no = { .format = new->opts.format,
+					.allow_refs = new->opts.allow_refs };
+		struct err ignored = { 0 };
+
+		if (pack_has_blocks(new->path, &no, &ignored) > 0) {
+			views = 1;
+			new_tree = old_tree = 0;
+		}
+	}
 	if (new_tree != old_tree) {
 		r = err_set(&e, EI_EUSAGE,
 			    "%s is a squashfs root filesystem and %s is not: a root filesystem's patch is made from another root filesystem (its files), a disk's from another disk",
@@ -329,6 +345,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		res->exact_blocks = pst.blocks;
 		res->exact_rebuilt = pst.rebuilt;
 		res->exact_stored = pst.stored;
+		res->exact_views = 1;
 	}
 	enc_opts.level = o->level;
 	enc_opts.threads = threads;
@@ -363,7 +380,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	res->lzma_tried = enc_opts.lzma;
 	memcpy(res->old_hash, st.old_sha, CHASH_LEN);
 	memcpy(res->new_hash, st.new_sha, CHASH_LEN);
-	if (!ofmt && !o->exact)
+	if (!ofmt && !views)
 		res->target[0] = 0;
 	goto out;
 fail_out:

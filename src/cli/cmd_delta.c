@@ -122,7 +122,7 @@ static int delta_run(int argc, char **argv)
 	if (ca.verbose && res.exact_recipe)
 		fprintf(stderr, "%s: NEW is edgeimg's own container: its recipe rebuilds it byte for byte\n",
 			patch);
-	else if (ca.verbose && o.exact)
+	else if (ca.verbose && res.exact_views)
 		fprintf(stderr, "%s: %llu of NEW's %llu compressed blocks are compressed again on the device, %llu shipped as they are (they do not reproduce)\n",
 			patch, (unsigned long long)res.exact_rebuilt,
 			(unsigned long long)res.exact_blocks, (unsigned long long)res.exact_stored);
@@ -149,7 +149,7 @@ static int delta_run(int argc, char **argv)
 		ei_json_string(stdout, res.target[0] ? res.target : "raw");
 		printf(",\n    \"lzma-chunks\": %llu,\n    \"lzma-saved\": %llu",
 		       (unsigned long long)res.lzma_chunks, (unsigned long long)res.lzma_saved);
-		if (o.exact)
+		if (o.exact || res.exact_views)
 			printf(",\n    \"exact-recipe\": %s,\n    \"exact-blocks\": %llu,\n    \"exact-rebuilt\": %llu,\n    \"exact-stored\": %llu",
 			       res.exact_recipe ? "true" : "false",
 			       (unsigned long long)res.exact_blocks,
@@ -210,7 +210,9 @@ const struct cmd cmd_delta = {
 	"               the same bytes travel decompressed (patched against\n"
 	"               OLD's, decompressed too) and apply compresses them; the\n"
 	"               others, and the rest of the file, travel as they are.\n"
-	"               NEW that edgeimg wrote takes its recipe, as without it\n"
+	"               NEW that edgeimg wrote takes its recipe, as without it.\n"
+	"               Without -O, a compressed container NEW no edgeimg wrote\n"
+	"               is its own file's target as if --exact were given\n"
 	"\nOLD and NEW may be in any format edgeimg reads; a block device is read\n"
 	"as raw unless -f/-F say otherwise.  The patch describes NEW's disk\n"
 	"content in terms of OLD's: blocks found in OLD are copied, zero blocks\n"

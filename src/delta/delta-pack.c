@@ -947,6 +947,42 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 	return 0;
 }
 
+/* pack_has_blocks(): the first block found ends the walk. */
+static int pk_found(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
+		    struct err *e)
+{
+	struct pk_build b = { 0 };
+	int r = pk_add(&b, off, span, ulen, method, e);
+
+	free(b.c);
+	if (r < 0 || !b.n)
+		return r;
+	*(int *)arg = 1;
+	return -ECANCELED;
+}
+
+int pack_has_blocks(const char *path, const struct open_opts *oo, struct err *e)
+{
+	struct open_opts o = *oo;
+	int found = 0, r = 0;
+
+	o.partition = NULL;
+	for (size_t i = 0; img_formats[i]; i++) {
+		const struct img_format *f = img_formats[i];
+
+		if (!f->pack_blocks || (oo->format && strcmp(oo->format, f->name)))
+			continue;
+		r = f->pack_blocks(path, &o, pk_found, &found, e);
+		if (r != EI_EFORMAT)
+			break;
+	}
+	if (found) {
+		memset(e, 0, sizeof(*e));
+		return 1;
+	}
+	return r == EI_EFORMAT ? 0 : r < 0 ? r : 0;
+}
+
 struct io *pack_container(struct vdisk *vd)
 {
 	return vd->fmt == &pk_fmt ? ((struct pkview *)vd->priv)->io : NULL;

@@ -278,6 +278,13 @@ struct pack_stats {
 int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned threads,
 	      struct vdisk **out, struct pack_stats *st, struct err *e);
 
+/*
+ * pack_has_blocks() - 1 when the file at @path is a container whose
+ * tables name a compressed block its packed view knows (qcow2 with
+ * compressed clusters, squashfs), 0 when not, or a negative error.
+ */
+int pack_has_blocks(const char *path, const struct open_opts *oo, struct err *e);
+
 /* pack_container() - the container file of a packed view, else NULL. */
 struct io *pack_container(struct vdisk *vd);
 

@@ -75,6 +75,14 @@ if [ -f "$T/p-zlib.patch" ]; then
 	has "qcow2: --json counts the blocks" '"exact-blocks": [1-9][0-9]*,' "$OUT"
 	has "qcow2: --json counts the blocks rebuilt" '"exact-rebuilt": [1-9]' "$OUT"
 	rm -f "$T/o/j.patch"
+	# without --exact: NEW, a compressed qcow2 no edgeimg wrote, is the
+	# target all the same (the same patch); -O raw makes its disk the target
+	run_ei 0 -- delta "$T/q1.qcow2" "$T/q2.qcow2" "$T/auto.patch"
+	check "qcow2: delta without --exact, the same patch" cmp "$T/p-zstd.patch" "$T/auto.patch"
+	run_ei 0 -- delta -O raw "$T/q1.qcow2" "$T/q2.qcow2" "$T/rawt.patch"
+	run_ei 0 -- apply "$T/q1.qcow2" "$T/rawt.patch" "$T/o/out.raw"
+	check "qcow2: delta -O raw: apply gives NEW's disk" cmp "$T/v2.raw" "$T/o/out.raw"
+	rm -f "$T/o/out.raw" "$T/auto.patch" "$T/rawt.patch"
 
 	# a recipe that names another zlib: refused before anything is written
 	rm -f "$T/o/out"
