@@ -1379,16 +1379,14 @@ int squashfs_pack_blocks(const char *path, const struct open_opts *oo,
 	if (fs->comp->id == SQFS_COMP_GZIP)
 		w.meta = PACK_SQFS_GZIP | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 9) << 8 |
 			 (unsigned)(fs->opt_gzip_window ? 15 - fs->opt_gzip_window : 0) << 16;
-	if (fs->comp->id == SQFS_COMP_GZIP)
-		w.method = w.meta | fs->opt_gzip_strategies << 24;
 	else if (fs->comp->id == SQFS_COMP_ZSTD)
-		w.method = PACK_SQFS_ZSTD | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 15) << 8;
+		w.meta = PACK_SQFS_ZSTD | (unsigned)(fs->opt_level > 0 ? fs->opt_level : 15) << 8;
 	else if (fs->comp->id == SQFS_COMP_XZ)
-		w.method = PACK_SQFS_XZ;
+		w.meta = PACK_SQFS_XZ;
 	else if (fs->comp->id == SQFS_COMP_LZ4)
-		w.method = PACK_SQFS_LZ4 | (fs->opt_lz4_hc ? 12u : 0u) << 8;
-	if (!w.meta)
-		w.meta = w.method;
+		w.meta = PACK_SQFS_LZ4 | (fs->opt_lz4_hc ? 12u : 0u) << 8;
+	/* data blocks only: gzip's other strategies (metadata: the default) */
+	w.method = w.meta | (fs->comp->id == SQFS_COMP_GZIP ? fs->opt_gzip_strategies << 24 : 0);
 	if (!w.method)
 		goto out;       /* its blocks stay as they are */
 	r = ft_walk(src, sqp_visit, &w, e);

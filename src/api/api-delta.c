@@ -107,6 +107,37 @@ static int io_copy(struct io *from, struct io *to, struct err *e)
 	return r;
 }
 
+/*
+ * NEW's recipe, when an edgeimg writer made it, into @target; its format
+ * (*@ofmt, one this build writes) and options split out.  Returns 1, 0
+ * when NEW carries none, or a negative error.
+ */
+static int delta_new_recipe(const struct ei_image *new, char *target, size_t tlen,
+			    char *rfmt, size_t flen, char *ropts, size_t olen,
+			    const struct img_format **ofmt, struct err *e)
+{
+	char rver[64];
+	int r;
+
+	*ofmt = NULL;
+	if (!new->vd->fmt->recipe)
+		return 0;
+	r = new->vd->fmt->recipe(new->vd, target, tlen, e);
+	if (r <= 0)
+		return r;
+	r = delta_recipe_split(target, rfmt, flen, rver, sizeof(rver), ropts, olen, e);
+	if (r < 0)
+		return r;
+	*ofmt = format_find(rfmt);
+	if (!*ofmt || !(*ofmt)->write) {
+		*ofmt = NULL;
+		return err_set(e, EI_EUNSUP,
+			       "NEW was written as '%s', which this edgeimg cannot write; name a target with -O",
+			       rfmt);
+	}
+	return 1;
+}
+
 /* delta --exact: what it refuses, before PATCH exists. */
 static int delta_exact_check(const struct ei_image *old, const struct ei_image *new,
 			     const struct ei_delta_opts *o, struct err *e)
@@ -154,7 +185,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	struct io *tmp = NULL, *enc_out;
 	struct outfile of = { 0 };
 	struct err e = { 0 };
-	char rfmt[64], rver[64], ropts[DELTA_RECIPE_MAX + 1];
+	char rfmt[64], ropts[DELTA_RECIPE_MAX + 1];
 	const char *ostr = o->target_options;
 	char tree_opts[DELTA_RECIPE_MAX + 1];
 	int new_tree = !strcmp(new->vd->fmt->name, "file-tree");
@@ -179,11 +210,9 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		 * the recipe is the fast path (the container rebuilt from
 		 * NEW's content), kept below only if it gives NEW's file.
 		 */
-		if (new_tree == old_tree && new->vd->fmt->recipe &&
-		    new->vd->fmt->recipe(new->vd, res->target, sizeof(res->target), &ignored) > 0 &&
-		    delta_recipe_split(res->target, rfmt, sizeof(rfmt), rver, sizeof(rver), ropts,
-				       sizeof(ropts), &ignored) >= 0 &&
-		    (ofmt = format_find(rfmt)) && ofmt->write &&
+		if (new_tree == old_tree &&
+		    delta_new_recipe(new, res->target, sizeof(res->target), rfmt, sizeof(rfmt),
+				     ropts, sizeof(ropts), &ofmt, &ignored) > 0 &&
 		    format_write_check(ofmt->name, ropts, 0, &ignored) >= 0) {
 			ostr = ropts;
 			res->exact_recipe = 1;
@@ -201,25 +230,14 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	} else if (ostr) {
 		r = err_set(&e, EI_EUSAGE, "target options need a target format (-O)");
 		goto fail;
-	} else if (new->vd->fmt->recipe) {
+	} else {
 		/* the target: NEW's own container when an edgeimg writer made it */
-		r = new->vd->fmt->recipe(new->vd, res->target, sizeof(res->target), &e);
+		r = delta_new_recipe(new, res->target, sizeof(res->target), rfmt, sizeof(rfmt),
+				     ropts, sizeof(ropts), &ofmt, &e);
 		if (r < 0)
 			goto fail;
-		if (r > 0) {
-			r = delta_recipe_split(res->target, rfmt, sizeof(rfmt), rver,
-					       sizeof(rver), ropts, sizeof(ropts), &e);
-			if (r < 0)
-				goto fail;
-			ofmt = format_find(rfmt);
-			if (!ofmt || !ofmt->write) {
-				r = err_set(&e, EI_EUNSUP,
-					    "NEW was written as '%s', which this edgeimg cannot write; name a target with -O",
-					    rfmt);
-				goto fail;
-			}
+		if (r > 0)
 			ostr = ropts;
-		}
 	}
 	/*
 	 * NEW a compressed container that no edgeimg wrote (qemu-img -c,

@@ -21,6 +21,7 @@
 #include "core/bytes.h"
 #include "core/format.h"
 #include "core/limits.h"
+#include "codec/codec.h"
 #include "codec/pipeline.h"
 #include "delta/delta.h"
 #include "generated/features.h"
@@ -316,33 +317,21 @@ static int pk_decompress(struct pk_ctx *c, unsigned method, const uint8_t *in, s
 	size_t z;
 	int r;
 
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-	if (method == PACK_SQFS_XZ) {
-		/* a dictionary of at most 2^20 bytes needs far less */
-		uint64_t memlimit = 16u << 20;
-		size_t ipos = 0, opos = 0;
-		lzma_ret xr = lzma_stream_buffer_decode(&memlimit, 0, NULL, in, &ipos, n, out,
-							&opos, ulen);
+	if (method == PACK_SQFS_XZ || method == PACK_SQFS_LZ4) {
+		/* the codecs' own: a squashfs block is all of @in (its size word's) */
+		const struct codec *k = codec_find(method == PACK_SQFS_XZ ? "xz" : "lz4");
+		void *kctx = NULL;
 
-		if (xr != LZMA_OK || opos != ulen)
-			return err_set(e, EI_ECODEC, "xz: not one stream of %zu bytes (%d)", ulen,
-				       (int)xr);
-		*used = ipos;
-		return 0;
-	}
-#endif
-#if IS_ENABLED(CONFIG_CODEC_LZ4)
-	if (method == PACK_SQFS_LZ4) {
-		/* no end mark: the block is all of @in */
-		int m = n > INT32_MAX || ulen > INT32_MAX ? -1 :
-			LZ4_decompress_safe((const char *)in, (char *)out, (int)n, (int)ulen);
-
-		if (m < 0 || (size_t)m != ulen)
-			return err_set(e, EI_ECODEC, "lz4: not one block of %zu bytes", ulen);
+		z = ulen;
+		r = k ? k->decompress(&kctx, in, n, out, &z, e) :
+			err_set(e, EI_EUNSUP, "packed view: %s is not built in", pk_names[method]);
+		if (k)
+			codec_ctx_free(k, kctx);
+		if (r >= 0 && z != ulen)
+			r = err_set(e, EI_ECODEC, "%s: not one block of %zu bytes", k->name, ulen);
 		*used = n;
-		return 0;
+		return r;
 	}
-#endif
 
 	if (method == PACK_QEMU_DEFLATE || method == PACK_SQFS_GZIP) {
 		r = pk_inflate_init(c, method == PACK_QEMU_DEFLATE ? -15 : 15, e);
@@ -459,19 +448,28 @@ struct pk_build {
 	size_t n, cap;
 };
 
+/* Whether pack_blocks() names a block this view knows (@method as it gives it). */
+static int pk_known(uint64_t span, uint32_t ulen, unsigned method)
+{
+	unsigned m = method & 0xff;
+
+	return ulen && ulen <= PK_MAX_ULEN && span && m >= PACK_QEMU_DEFLATE &&
+	       m <= PACK_SQFS_LZ4 && pk_built(m) &&
+	       pk_level_ok(m, method >> 8 & 0xff, method >> 16 & 0xff);
+}
+
 static int pk_add(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
 		  struct err *e)
 {
 	struct pk_build *b = arg;
 	unsigned level = method >> 8 & 0xff, param = method >> 16 & 0xff, tries = method >> 24;
 
-	method &= 0xff;
 	if (b->n >= PK_MAX_RECS / 2)
 		return err_set(e, EI_ELIMIT,
 			       "packed view: more than %u compressed blocks", PK_MAX_RECS / 2);
-	if (!ulen || ulen > PK_MAX_ULEN || !span || method < PACK_QEMU_DEFLATE ||
-	    method > PACK_SQFS_LZ4 || !pk_built(method) || !pk_level_ok(method, level, param))
+	if (!pk_known(span, ulen, method))
 		return 0;       /* not a block this view knows: its bytes stay as they are */
+	method &= 0xff;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? 2 * b->cap : 1024;
 		struct pk_cand *c = realloc(b->c, cap * sizeof(*c));
@@ -872,6 +870,32 @@ static const struct img_format pk_fmt = {
 	.close = pk_close,
 };
 
+/*
+ * The blocks of the first format whose tables the file at @path has
+ * (*@fmt its name; NULL and 0: none), each to @add, as pack_blocks() does
+ * (a format that answers EI_EFORMAT has named nothing).
+ */
+static int pk_blocks(const char *path, const struct open_opts *oo,
+		     int (*add)(void *arg, uint64_t off, uint64_t span, uint32_t ulen,
+				unsigned method, struct err *e),
+		     void *arg, const char **fmt, struct err *e)
+{
+	for (size_t i = 0; img_formats[i]; i++) {
+		const struct img_format *f = img_formats[i];
+		int r;
+
+		if (!f->pack_blocks || (oo->format && strcmp(oo->format, f->name)))
+			continue;
+		r = f->pack_blocks(path, oo, add, arg, e);
+		if (r == EI_EFORMAT)
+			continue;
+		if (r >= 0)
+			*fmt = f->name;
+		return r;
+	}
+	return 0;
+}
+
 int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned threads,
 	      struct vdisk **out, struct pack_stats *st, struct err *e)
 {
@@ -903,22 +927,8 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 		if (!v->cbuf || !v->ubuf)
 			r = err_set(e, -ENOMEM, "packed view: out of memory");
 	}
-	/* the first format whose tables the file has names its blocks */
-	for (size_t i = 0; r >= 0 && img_formats[i]; i++) {
-		const struct img_format *f = img_formats[i];
-
-		if (!f->pack_blocks || (oo->format && strcmp(oo->format, f->name)))
-			continue;
-		b.n = 0;
-		r = f->pack_blocks(path, oo, pk_add, &b, e);
-		if (r == EI_EFORMAT) {
-			r = 0;
-			continue;
-		}
-		if (r >= 0)
-			fmt = f->name;
-		break;
-	}
+	if (r >= 0)
+		r = pk_blocks(path, oo, pk_add, &b, &fmt, e);
 	if (r >= 0 && !fmt && !exact)
 		fmt = "raw";            /* OLD: a source of matches all the same */
 	if (r >= 0 && !fmt)
@@ -947,16 +957,14 @@ int pack_open(const char *path, const struct open_opts *oo, int exact, unsigned 
 	return 0;
 }
 
-/* pack_has_blocks(): the first block found ends the walk. */
+/* pack_has_blocks(): the first block the view knows ends the walk. */
 static int pk_found(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsigned method,
 		    struct err *e)
 {
-	struct pk_build b = { 0 };
-	int r = pk_add(&b, off, span, ulen, method, e);
-
-	free(b.c);
-	if (r < 0 || !b.n)
-		return r;
+	(void)off;
+	(void)e;
+	if (!pk_known(span, ulen, method))
+		return 0;
 	*(int *)arg = 1;
 	return -ECANCELED;
 }
@@ -964,23 +972,16 @@ static int pk_found(void *arg, uint64_t off, uint64_t span, uint32_t ulen, unsig
 int pack_has_blocks(const char *path, const struct open_opts *oo, struct err *e)
 {
 	struct open_opts o = *oo;
-	int found = 0, r = 0;
+	const char *fmt = NULL;
+	int found = 0, r;
 
 	o.partition = NULL;
-	for (size_t i = 0; img_formats[i]; i++) {
-		const struct img_format *f = img_formats[i];
-
-		if (!f->pack_blocks || (oo->format && strcmp(oo->format, f->name)))
-			continue;
-		r = f->pack_blocks(path, &o, pk_found, &found, e);
-		if (r != EI_EFORMAT)
-			break;
-	}
+	r = pk_blocks(path, &o, pk_found, &found, &fmt, e);
 	if (found) {
 		memset(e, 0, sizeof(*e));
 		return 1;
 	}
-	return r == EI_EFORMAT ? 0 : r < 0 ? r : 0;
+	return r < 0 ? r : 0;
 }
 
 struct io *pack_container(struct vdisk *vd)
@@ -990,26 +991,45 @@ struct io *pack_container(struct vdisk *vd)
 
 /* --- the recipe and the writer ------------------------------------------ */
 
+/* The recipe's library keys, in order, and the methods whose bytes each makes. */
+static const struct {
+	const char *key;
+	unsigned methods;
+} pk_libs[] = {
+	{ "zlib", 1u << PACK_QEMU_DEFLATE | 1u << PACK_SQFS_GZIP },
+	{ "zstd", 1u << PACK_QEMU_ZSTD | 1u << PACK_SQFS_ZSTD },
+	{ "xz", 1u << PACK_SQFS_XZ },
+	{ "lz4", 1u << PACK_SQFS_LZ4 },
+};
+
+/* This build's version of pk_libs[@i]'s library ("none": not built in). */
+static const char *pk_lib_version(size_t i)
+{
+	switch (i) {
+	case 0:
+		return zlibVersion();
+	case 1:
+		return ZSTD_versionString();
+#if IS_ENABLED(CONFIG_CODEC_XZ)
+	case 2:
+		return lzma_version_string();
+#endif
+#if IS_ENABLED(CONFIG_CODEC_LZ4)
+	case 3:
+		return LZ4_versionString();
+#endif
+	}
+	return "none";
+}
+
 size_t pack_recipe(const struct pack_stats *st, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "format=repack,writer=%s", EDGEIMG_VERSION);
 
-	if (st->methods & (1u << PACK_QEMU_DEFLATE | 1u << PACK_SQFS_GZIP))
-		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",zlib=%s",
-				      zlibVersion());
-	if (st->methods & (1u << PACK_QEMU_ZSTD | 1u << PACK_SQFS_ZSTD))
-		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",zstd=%s",
-				      ZSTD_versionString());
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-	if (st->methods & 1u << PACK_SQFS_XZ)
-		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",xz=%s",
-				      lzma_version_string());
-#endif
-#if IS_ENABLED(CONFIG_CODEC_LZ4)
-	if (st->methods & 1u << PACK_SQFS_LZ4)
-		n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len), ",lz4=%s",
-				      LZ4_versionString());
-#endif
+	for (size_t i = 0; i < sizeof(pk_libs) / sizeof(pk_libs[0]); i++)
+		if (st->methods & pk_libs[i].methods)
+			n += (size_t)snprintf(buf + min_u64(n, len), len - min_u64(n, len),
+					      ",%s=%s", pk_libs[i].key, pk_lib_version(i));
 	return n;
 }
 
@@ -1024,24 +1044,10 @@ int pack_recipe_check(const char *opts, struct err *e)
 		if (!eq || eq > p + n)
 			return err_set(e, EI_ECORRUPT, "repack: '%.*s' is not key=value", (int)n, p);
 		k = (size_t)(eq - p);
-		if (k == 4 && !strncmp(p, "zlib", 4))
-			have = zlibVersion();
-		else if (k == 4 && !strncmp(p, "zstd", 4))
-			have = ZSTD_versionString();
-		else if ((k == 2 && !strncmp(p, "xz", 2)) || (k == 3 && !strncmp(p, "lz4", 3)))
-			have = k == 2 ?
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-				lzma_version_string()
-#else
-				"no xz"
-#endif
-				:
-#if IS_ENABLED(CONFIG_CODEC_LZ4)
-				LZ4_versionString();
-#else
-				"no lz4";
-#endif
-		else
+		for (size_t i = 0; i < sizeof(pk_libs) / sizeof(pk_libs[0]); i++)
+			if (strlen(pk_libs[i].key) == k && !strncmp(p, pk_libs[i].key, k))
+				have = pk_lib_version(i);
+		if (!have)
 			return err_set(e, EI_EUNSUP, "repack: unknown option '%.*s'", (int)k, p);
 		if (strlen(have) != n - k - 1 || strncmp(eq + 1, have, n - k - 1))
 			return err_set(e, EI_EUNSUP,

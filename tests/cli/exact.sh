@@ -197,7 +197,10 @@ PY
 				'squashfs: gzip window_size 3 \(not 8\.\.15\)' "$ERR"
 			check "squashfs $c: and no patch is left" test ! -e "$T/o/bad.patch"
 		fi
-		if [ "$c" != "${c#xz -Xbcj}" ] && [ "$(uname -m)" = x86_64 ]; then
+		if [ "$c" != "${c#xz -Xbcj}" ] && [ "$(uname -m)" != x86_64 ]; then
+			echo "SKIP $NAME: squashfs $c: BCJ blocks looked for on x86_64 hosts only (the tree's code is this host's)"
+			t_skip=$((t_skip + 1))
+		elif [ "$c" != "${c#xz -Xbcj}" ]; then
 			# the x86 machine code made mksquashfs keep an x86 BCJ block
 			check "squashfs $c: NEW has blocks filtered by BCJ" python3 - "$T/s2.sqfs" <<'PY'
 import sys
@@ -247,8 +250,10 @@ PY
 	fi
 	# memory: 1 MiB xz blocks, each compressed again on the device (OLD, a
 	# gzip image, holds none of them), with -j 16 in the 64 MiB cap
-	if [ -z "${SAN:-}" ] && [[ $EDGEIMG != *" "* ]] && has_feature CODEC_XZ &&
-		has_oracle /usr/bin/time; then
+	if [ -n "${SAN:-}" ] || [[ $EDGEIMG == *" "* ]] || ! has_feature CODEC_XZ; then
+		echo "SKIP $NAME: apply's peak RSS: not under ASan or a runner, not without CODEC_XZ"
+		t_skip=$((t_skip + 1))
+	elif has_oracle /usr/bin/time; then
 		cp -a "$T/t2" "$T/t3"
 		python3 -c "import random; r = random.Random(5); open('$T/t3/big', 'w').write(''.join('%d %s\n' % (i, r.choice(['alpha', 'beta', 'gamma'])) for i in range(900000)))"
 		if fixture "mksquashfs xz, 1 MiB blocks" mksquashfs "$T/t3" "$T/x3.sqfs" -comp xz \
