@@ -349,7 +349,9 @@ cn=$(python3 -c 'import struct,sys; print(struct.unpack_from("<I", open(sys.argv
 cc=$(chunk "$C" $((cn - 1)))
 mk "$C" $((cc + 12)) '<I' 0x12345678
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): 0x12345678 is not 0x[0-9a-f]{8}, the CRC32 of the [0-9]+ blocks before it" "CRC32 chunk wrong"
-mk "$C" $(($(chunk "$C" 0) + 12 + 100)) '<B' 0x5a
+# the byte inverted (a fixed value would match random data once in 256 runs)
+off=$(($(chunk "$C" 0) + 12 + 100))
+mk "$C" $off '<B' "$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read()[int(sys.argv[2])] ^ 0xff)' "$C" $off)"
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): 0x[0-9a-f]{8} is not" "a RAW byte changed under a CRC32 chunk"
 mk "$C" $((cc + 4)) '<I' 1
 bad_img "$H" "simg: chunk $((cn - 1)) \\(CRC32\\): chunk_sz 1 is not 0" "CRC32 chunk_sz"
