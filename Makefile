@@ -98,7 +98,7 @@ formats-$(CONFIG_FORMAT_QCOW2) += formats/qcow2/qcow2-check.c
 formats-$(CONFIG_OUTPUT_QCOW2) += formats/qcow2/qcow2-write.c
 formats-$(CONFIG_FORMAT_VMDK) += formats/vmdk.c
 formats-$(CONFIG_FORMAT_OVA) += formats/ova.c
-formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c formats/craw-write.c
+formats-$(CONFIG_FORMAT_CRAW) += formats/craw.c formats/craw-write.c formats/craw-frames.c
 formats-$(CONFIG_FORMAT_VHD) += formats/vhd.c
 formats-$(CONFIG_FORMAT_VDI) += formats/vdi.c
 # The file view (--files): sources and consumers of a tree of entries.

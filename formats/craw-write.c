@@ -3,19 +3,20 @@
  * The compressed raw writer: a disk as one gzip, xz or zstd stream that
  * the codecs' own tools decompress, made in parallel and readable at
  * random.  The disk is cut into units of block_size bytes, each compressed
- * alone by a pipeline worker, so the bytes are the same for any -j:
+ * alone, so the bytes are the same for any -j:
  *
  *   zstd  one frame per unit, then edgeimg's recipe in a skippable frame
  *         and the seek table of the zstd seekable format (facebook/zstd
  *         contrib/seekable_format/zstd_seekable_compression_format.md);
- *   xz    one block per unit (lzma_block_buffer_encode), then the index
- *         and the stream footer (the .xz file format 1.1.0), as xz -T makes;
+ *   xz    one block per unit, then the index and the stream footer (the
+ *         .xz file format 1.1.0), as xz -T makes;
  *   gzip  one member (RFC 1952) whose deflate data is one raw-deflate
  *         piece per unit, each ended on a byte boundary by a sync flush,
  *         the last one final, their CRC-32s combined, as pigz makes it.
  *
- * A unit of zeros (holes and zero extents, never read, or data that reads
- * as zeros) is compressed once, up front, and its bytes reused.
+ * zstd and xz units are large and streamed by their workers (craw-frames.c);
+ * gzip's go through the pipeline.  A unit of zeros (holes and zero
+ * extents, never read) is compressed once, up front, and its bytes reused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,69 +27,20 @@
 #include "core/bytes.h"
 #include "codec/codec.h"
 #include "codec/pipeline.h"
-#include "core/kconfig.h"
-#include "craw.h"
-#include "generated/features.h"
-
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-#define ZSTD_STATIC_LINKING_ONLY        /* ZSTD_getCParams, ZSTD_estimateCCtxSize_usingCParams */
-#include <zstd.h>
-#endif
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-#include <lzma.h>
-#endif
+#include "craw-write.h"
 
 extern const struct img_format fmt_craw;
 
-enum craww_kind { CRAWW_GZIP, CRAWW_XZ, CRAWW_ZSTD };
-
 #define CRAWW_BLOCK_MIN (64u << 10)
 #define CRAWW_BLOCK_MAX (64u << 20)
-/* Memory besides the pipeline: the program, the reader, the zero unit's bytes. */
-#define CRAWW_BASELINE (4u << 20)
 /* A gzip context: deflate's window and hash (windowBits 15, memLevel 8) and some. */
 #define CRAWW_GZIP_CTX (320u << 10)
 #define CRAWW_GZIP_HEADER 10
 /* Unit flags. */
 #define CRAWW_ZEROS 1u          /* the unit is zeros: its bytes are the zero unit's */
 #define CRAWW_LAST 2u           /* gzip: the last unit, its deflate block final */
-/*
- * A unit's output: CRAWW_AUX bytes for emit (xz: the block's unpadded size,
- * LE64; gzip: the CRC-32 of its input, LE32), then the compressed bytes.
- */
-#define CRAWW_AUX 16
 
-struct craw_wopts {
-	enum craww_kind kind;
-	int level;
-	uint32_t block_size;
-};
-
-struct craw_writer {
-	struct craw_wopts o;
-	struct io *out;
-	uint64_t cur;                   /* bytes written */
-	uint64_t size;                  /* the disk's */
-	char recipe[CRAW_RECIPE_MAX];
-	size_t out_cap;
-	/* The zero unit, compressed once (a whole unit of block_size). */
-	uint8_t *zero;          /* CRAWW_AUX bytes, then zero_len bytes */
-	size_t zero_len;
-	/* zstd: the seek table's entries, 8 bytes each. */
-	uint8_t *seek;
-	uint64_t frames, seek_cap;
-	/* gzip: the CRC-32 of the disk so far. */
-	uint32_t crc;
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-	ZSTD_compressionParameters cp;
-#endif
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-	lzma_options_lzma lz;
-	lzma_index *idx;
-#endif
-};
-
-static const char *const craww_names[] = { "gzip", "xz", "zstd" };
+const char *const craww_names[] = { "gzip", "xz", "zstd" };
 
 /* --- options ----------------------------------------------------------- */
 
@@ -121,7 +73,7 @@ const struct opt_desc craw_write_options[] = {
 	[CRO_LEVEL] = { "level", NULL, NULL, "compression level",
 		.describe = craww_level_describe },
 	[CRO_BLOCK_SIZE] = { "block_size", "a power of two from 64 KiB to 64 MiB",
-		"zstd 8M, xz 2M, gzip 1M",
+		"zstd 16M, xz 8M, gzip 1M",
 		"disk bytes per independent frame or block: larger ones compress better, random reads decode one",
 		CRAWW_BLOCK_MIN, CRAWW_BLOCK_MAX, 1 },
 	{ .key = "deflate", .help = "the zlib library and version a gzip recipe names",
@@ -139,11 +91,12 @@ static const int craww_level_min[] = { 1, 0, 1 };
 static const int craww_level_max[] = { 9, 9, 19 };
 static const int craww_level_def[] = { 6, 6, 3 };
 /*
- * block_size: zstd 8 MiB and xz 2 MiB are the largest at which two threads
- * of level 19 or 6 fit in the 64 MiB default cap (xz's dictionary is
- * block_size at most: 24 MiB of encoder at 2 MiB); gzip's window is 32 KiB.
+ * block_size: zstd 16 MiB and xz 8 MiB, which two workers of level 19 or 6
+ * stream within the 64 MiB default cap (craw-frames.c); larger frames
+ * compress better, each starting with an empty window.  gzip's window is
+ * 32 KiB: 1 MiB loses little.
  */
-static const uint32_t craww_block_def[] = { 1u << 20, 2u << 20, 8u << 20 };
+static const uint32_t craww_block_def[] = { 1u << 20, 8u << 20, 16u << 20 };
 
 /* The library key and version a recipe names for @kind. */
 static const char *craww_library(enum craww_kind kind, char *buf, size_t len)
@@ -228,83 +181,7 @@ static void craww_recipe(struct craw_writer *w)
 		 (unsigned long)w->o.block_size, key, lib);
 }
 
-/* --- one unit, in a worker --------------------------------------------- */
-
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-/*
- * Parameters sized for a unit: a level's own for a source of that size,
- * its match finder's tables at most 2^CRAWW_ZSTD_TABLE_LOG entries.  Level
- * 19 for 8 MiB takes 2^24 and 2^22 (81 MiB a thread); capped, 9 MiB,
- * which lets two threads work within the 64 MiB default cap, for a result
- * about 3% larger.  The parameters depend on the level and block_size
- * only, never on the threads or the cap: the bytes are the recipe's.
- */
-#define CRAWW_ZSTD_TABLE_LOG 20
-
-static ZSTD_compressionParameters craww_zstd_params(int level, size_t unit)
-{
-	ZSTD_compressionParameters cp = ZSTD_getCParams(level, unit, 0);
-
-	if (cp.chainLog > CRAWW_ZSTD_TABLE_LOG)
-		cp.chainLog = CRAWW_ZSTD_TABLE_LOG;
-	if (cp.hashLog > CRAWW_ZSTD_TABLE_LOG)
-		cp.hashLog = CRAWW_ZSTD_TABLE_LOG;
-	return cp;
-}
-
-static int craww_zstd(const struct craw_writer *w, void **ctx, const uint8_t *in,
-		      size_t len, uint8_t *out, size_t *out_len, struct err *e)
-{
-	ZSTD_CCtx *c = *ctx;
-	size_t r;
-
-	if (!c) {
-		const ZSTD_compressionParameters *p = &w->cp;
-
-		c = ZSTD_createCCtx();
-		if (!c)
-			return err_set(e, -ENOMEM, "craw: out of memory");
-		*ctx = c;
-		if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, w->o.level)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)p->windowLog)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, (int)p->chainLog)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, (int)p->hashLog)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_searchLog, (int)p->searchLog)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_minMatch, (int)p->minMatch)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_targetLength, (int)p->targetLength)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_strategy, (int)p->strategy)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)) ||
-		    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)))
-			return err_set(e, -EINVAL, "craw: zstd refuses the parameters of level %d",
-				       w->o.level);
-	}
-	r = ZSTD_compress2(c, out, *out_len, in, len);
-	if (ZSTD_isError(r))
-		return err_set(e, EI_ECODEC, "craw: zstd: %s", ZSTD_getErrorName(r));
-	*out_len = r;
-	return 0;
-}
-#endif
-
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-static int craww_xz(const struct craw_writer *w, const uint8_t *in, size_t len,
-		    uint8_t *aux, uint8_t *out, size_t *out_len, struct err *e)
-{
-	lzma_options_lzma lz = w->lz;
-	lzma_filter f[2] = { { LZMA_FILTER_LZMA2, &lz }, { LZMA_VLI_UNKNOWN, NULL } };
-	lzma_block b = { .version = 0, .check = LZMA_CHECK_CRC64, .filters = f };
-	size_t pos = 0;
-	lzma_ret xr = lzma_block_buffer_encode(&b, NULL, in, len, out, &pos, *out_len);
-
-	if (xr == LZMA_MEM_ERROR)
-		return err_set(e, -ENOMEM, "craw: xz: out of memory");
-	if (xr != LZMA_OK)
-		return err_set(e, EI_ECODEC, "craw: xz: block encoder error %d", (int)xr);
-	*out_len = pos;
-	put_le64(aux, lzma_block_unpadded_size(&b));
-	return 0;
-}
-#endif
+/* --- gzip: one unit, in a pipeline worker ---------------------------- */
 
 /* gzip: raw deflate ended on a byte boundary (sync flush), or final. */
 static int craww_gzip(const struct craw_writer *w, void **ctx, const uint8_t *in,
@@ -346,44 +223,20 @@ static int craww_gzip(const struct craw_writer *w, void **ctx, const uint8_t *in
 static int craww_unit(const struct craw_writer *w, void **ctx, const uint8_t *in,
 		      size_t len, int last, uint8_t *out, size_t *out_len, struct err *e)
 {
-	uint8_t *aux = out;
-
-	memset(aux, 0, CRAWW_AUX);
-	out += CRAWW_AUX;
+	memset(out, 0, CRAWW_AUX);
 	*out_len = w->out_cap - CRAWW_AUX;
-	switch (w->o.kind) {
-	case CRAWW_GZIP:
-		return craww_gzip(w, ctx, in, len, last, aux, out, out_len, e);
-	case CRAWW_XZ:
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-		return craww_xz(w, in, len, aux, out, out_len, e);
-#else
-		break;
-#endif
-	case CRAWW_ZSTD:
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-		return craww_zstd(w, ctx, in, len, out, out_len, e);
-#else
-		break;
-#endif
-	}
-	return err_set(e, EI_EUNSUP, "craw: compression %d is not built in", (int)w->o.kind);
+	return craww_gzip(w, ctx, in, len, last, out, out + CRAWW_AUX, out_len, e);
 }
 
 static void craww_ctx_free(void *arg, void *ctx)
 {
 	const struct craw_writer *w = arg;
 
+	(void)w;
 	if (!ctx)
 		return;
-	if (w->o.kind == CRAWW_GZIP) {
-		deflateEnd(ctx);
-		free(ctx);
-	}
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-	if (w->o.kind == CRAWW_ZSTD)
-		ZSTD_freeCCtx(ctx);
-#endif
+	deflateEnd(ctx);
+	free(ctx);
 }
 
 /*
@@ -409,7 +262,7 @@ static int craww_work(void *arg, void **ctx, struct pl_unit *u, struct err *e)
 
 /* --- the output -------------------------------------------------------- */
 
-static int craww_put(struct craw_writer *w, const void *p, size_t len, struct err *e)
+int craww_put(struct craw_writer *w, const void *p, size_t len, struct err *e)
 {
 	int r = io_write(w->out, p, len, w->cur, e);
 
@@ -419,20 +272,13 @@ static int craww_put(struct craw_writer *w, const void *p, size_t len, struct er
 	return 0;
 }
 
-/* Caller's thread, in disk order: append the unit and index it. */
-static int craww_emit(void *arg, struct pl_unit *u, struct err *e)
+int craww_index(struct craw_writer *w, uint64_t in_len, const uint8_t *aux, uint64_t out_len,
+		struct err *e)
 {
-	struct craw_writer *w = arg;
-	const uint8_t *aux = u->out;
-	size_t len = u->out_len;
-
-	if (u->flags & CRAWW_ZEROS) {
-		aux = w->zero;
-		len = w->zero_len;
-	}
 	if (w->o.kind == CRAWW_ZSTD) {
-		if (len > UINT32_MAX)
-			return err_set(e, EI_ELIMIT, "craw: zstd frame of %zu bytes", len);
+		if (out_len > UINT32_MAX)
+			return err_set(e, EI_ELIMIT, "craw: zstd frame of %llu bytes",
+				       (unsigned long long)out_len);
 		if (w->frames == w->seek_cap) {
 			uint64_t cap = w->seek_cap ? 2 * w->seek_cap : 1024;
 			uint8_t *s = realloc(w->seek, (size_t)cap * 8);
@@ -442,18 +288,53 @@ static int craww_emit(void *arg, struct pl_unit *u, struct err *e)
 			w->seek = s;
 			w->seek_cap = cap;
 		}
-		put_le32(w->seek + w->frames * 8, (uint32_t)len);
-		put_le32(w->seek + w->frames * 8 + 4, (uint32_t)u->in_len);
+		put_le32(w->seek + w->frames * 8, (uint32_t)out_len);
+		put_le32(w->seek + w->frames * 8 + 4, (uint32_t)in_len);
 		w->frames++;
 	}
 #if IS_ENABLED(CONFIG_CODEC_XZ)
 	if (w->o.kind == CRAWW_XZ &&
-	    lzma_index_append(w->idx, NULL, get_le64(aux), u->in_len) != LZMA_OK)
+	    lzma_index_append(w->idx, NULL, get_le64(aux), in_len) != LZMA_OK)
 		return err_set(e, -ENOMEM, "craw: xz: cannot index block %llu",
-			       (unsigned long long)(u->off / w->o.block_size));
+			       (unsigned long long)lzma_index_block_count(w->idx));
 #endif
 	if (w->o.kind == CRAWW_GZIP)
-		w->crc = (uint32_t)crc32_combine(w->crc, get_le32(aux), (z_off_t)u->in_len);
+		w->crc = (uint32_t)crc32_combine(w->crc, get_le32(aux), (z_off_t)in_len);
+	return 0;
+}
+
+int craww_fixed(const struct craw_writer *w, const struct write_opts *wopts, uint64_t units,
+		uint64_t per, uint64_t *fixed, struct err *e)
+{
+	uint64_t need;
+
+	*fixed = units * CRAW_INDEX_ENTRY + (64u << 10);
+	need = *fixed + per;
+	if (wopts->mem_cap < need)
+		return err_set(e, EI_ELIMIT,
+			       "craw: the memory cap of %llu bytes is below the %llu the writer needs for %s level %d with block_size=%lu; a smaller block_size needs less",
+			       (unsigned long long)wopts->mem_cap, (unsigned long long)need,
+			       craww_names[w->o.kind], w->o.level, (unsigned long)w->o.block_size);
+	if (wopts->mem_cap >= need + CRAWW_BASELINE)
+		*fixed += CRAWW_BASELINE;
+	return 0;
+}
+
+/* Caller's thread, in disk order: append the unit and index it. */
+static int craww_emit(void *arg, struct pl_unit *u, struct err *e)
+{
+	struct craw_writer *w = arg;
+	const uint8_t *aux = u->out;
+	size_t len = u->out_len;
+	int r;
+
+	if (u->flags & CRAWW_ZEROS) {
+		aux = w->zero;
+		len = w->zero_len;
+	}
+	r = craww_index(w, u->in_len, aux, len, e);
+	if (r < 0)
+		return r;
 	return craww_put(w, aux + CRAWW_AUX, len, e);
 }
 
@@ -622,55 +503,7 @@ static int craww_head(struct craw_writer *w, struct err *e)
 	return 0;
 }
 
-/*
- * The codec's state per thread and the bound of a unit's compressed bytes,
- * for block_size bytes at the level chosen.
- */
-static int craww_sizes(struct craw_writer *w, uint64_t *ctx, size_t *bound, struct err *e)
-{
-	size_t bs = w->o.block_size;
-
-	switch (w->o.kind) {
-	case CRAWW_GZIP:
-		*ctx = CRAWW_GZIP_CTX;
-		/* compressBound() is for Z_FINISH; a sync flush adds an empty block. */
-		*bound = (size_t)compressBound((uLong)bs) + 16;
-		return 0;
-	case CRAWW_XZ:
-#if IS_ENABLED(CONFIG_CODEC_XZ)
-	{
-		lzma_filter f[2] = { { LZMA_FILTER_LZMA2, &w->lz }, { LZMA_VLI_UNKNOWN, NULL } };
-		uint64_t m;
-
-		if (lzma_lzma_preset(&w->lz, (uint32_t)w->o.level))
-			return err_set(e, -EINVAL, "craw: xz: no preset %d", w->o.level);
-		/* A dictionary larger than a block is never used: sized for it. */
-		if (w->lz.dict_size > bs)
-			w->lz.dict_size = (uint32_t)bs;
-		m = lzma_raw_encoder_memusage(f);
-		if (m == UINT64_MAX)
-			return err_set(e, -EINVAL, "craw: xz: bad filter options");
-		*ctx = m;
-		*bound = lzma_block_buffer_bound(bs);
-		return 0;
-	}
-#else
-		break;
-#endif
-	case CRAWW_ZSTD:
-#if IS_ENABLED(CONFIG_CODEC_ZSTD)
-		w->cp = craww_zstd_params(w->o.level, bs);
-		*ctx = ZSTD_estimateCCtxSize_usingCParams(w->cp);
-		*bound = ZSTD_compressBound(bs);
-		return 0;
-#else
-		break;
-#endif
-	}
-	return err_set(e, EI_EUNSUP, "craw: compression %d is not built in", (int)w->o.kind);
-}
-
-/* The zero unit's bytes, made once on this thread. */
+/* gzip's zero unit: bytes made once on this thread. */
 static int craww_zero_unit(struct craw_writer *w, struct err *e)
 {
 	void *ctx = NULL;
@@ -695,16 +528,46 @@ static int craww_zero_unit(struct craw_writer *w, struct err *e)
 	return r;
 }
 
+/* gzip: units of the disk through the pipeline. */
+static int craww_gzip_units(struct craw_writer *w, struct vdisk *src,
+			    const struct write_opts *wopts, uint64_t units, struct err *e)
+{
+	struct pipeline *p = NULL;
+	uint64_t ctx = CRAWW_GZIP_CTX, fixed;
+	unsigned threads;
+	int r;
+
+	/* compressBound() is for Z_FINISH; a sync flush adds an empty block. */
+	w->out_cap = CRAWW_AUX + (size_t)compressBound((uLong)w->o.block_size) + 16;
+	/*
+	 * Besides the pipeline: the zero unit (and a codec state and a unit
+	 * of zeros while it is made), the CRC; per thread a codec state; the
+	 * program when the cap leaves room for it.  Fewer threads when one
+	 * unit each would not fit.
+	 */
+	r = craww_fixed(w, wopts, units, ctx + w->o.block_size + w->out_cap, &fixed, e);
+	if (r < 0)
+		return r;
+	threads = wopts->threads ? wopts->threads : 1;
+	while (threads > 1 && fixed + threads * (ctx + w->o.block_size + w->out_cap) > wopts->mem_cap)
+		threads--;
+	r = craww_zero_unit(w, e);
+	if (r >= 0)
+		r = pipeline_new(&craww_ops, w, threads, w->o.block_size, w->out_cap,
+				 wopts->mem_cap - fixed - threads * ctx, &p, e);
+	if (r >= 0)
+		r = craww_stream(w, src, p, wopts, e);
+	pipeline_free(p);
+	return r;
+}
+
 int craw_write(struct vdisk *src, struct io *out, const struct write_opts *wopts,
 	       struct err *e)
 {
 	struct craw_writer w = { .out = out, .size = src->size };
 	struct write_parsed tmp;
 	const struct write_parsed *parsed;
-	struct pipeline *p = NULL;
-	uint64_t ctx = 0, fixed, units, need;
-	size_t bound = 0;
-	unsigned threads;
+	uint64_t units;
 	int r;
 
 	r = format_write_opts(&fmt_craw, wopts, &tmp, &parsed, e);
@@ -718,47 +581,16 @@ int craw_write(struct vdisk *src, struct io *out, const struct write_opts *wopts
 			       "craw: a %llu-byte disk in units of %lu bytes makes %llu frames, more than the %llu a reader indexes; use a larger block_size",
 			       (unsigned long long)src->size, (unsigned long)w.o.block_size,
 			       (unsigned long long)units, (unsigned long long)CRAW_INDEX_MAX);
-	r = craww_sizes(&w, &ctx, &bound, e);
-	if (r < 0)
-		return r;
-	w.out_cap = CRAWW_AUX + bound;
-	/*
-	 * Besides the pipeline: the zero unit (and a codec state and a unit
-	 * of zeros while it is made), the seek table or index; per thread a
-	 * codec state; the program when the cap leaves room for it.  Fewer
-	 * threads when one unit each would not fit.
-	 */
-	fixed = units * CRAW_INDEX_ENTRY + (64u << 10);
-	need = fixed + ctx + w.o.block_size + w.out_cap;
-	if (wopts->mem_cap < need)
-		return err_set(e, EI_ELIMIT,
-			       "craw: the memory cap of %llu bytes is below the %llu the writer needs for %s level %d with block_size=%lu; a smaller block_size needs less",
-			       (unsigned long long)wopts->mem_cap, (unsigned long long)need,
-			       craww_names[w.o.kind], w.o.level, (unsigned long)w.o.block_size);
-	if (wopts->mem_cap >= need + CRAWW_BASELINE)
-		fixed += CRAWW_BASELINE;
-	threads = wopts->threads ? wopts->threads : 1;
-	while (threads > 1 && fixed + threads * (ctx + w.o.block_size + w.out_cap) > wopts->mem_cap)
-		threads--;
 #if IS_ENABLED(CONFIG_CODEC_XZ)
-	if (w.o.kind == CRAWW_XZ && !(w.idx = lzma_index_init(NULL))) {
-		r = err_set(e, -ENOMEM, "craw: out of memory");
-		goto out;
-	}
+	if (w.o.kind == CRAWW_XZ && !(w.idx = lzma_index_init(NULL)))
+		return err_set(e, -ENOMEM, "craw: out of memory");
 #endif
-	r = craww_zero_unit(&w, e);
-	if (r < 0)
-		goto out;
-	r = pipeline_new(&craww_ops, &w, threads, w.o.block_size, w.out_cap,
-			 wopts->mem_cap - fixed - threads * ctx, &p, e);
-	if (r < 0)
-		goto out;
-	if ((r = craww_head(&w, e)) < 0 ||
-	    (r = craww_stream(&w, src, p, wopts, e)) < 0)
-		goto out;
-	r = craww_tail(&w, e);
-out:
-	pipeline_free(p);
+	r = craww_head(&w, e);
+	if (r >= 0)
+		r = w.o.kind == CRAWW_GZIP ? craww_gzip_units(&w, src, wopts, units, e) :
+		    craww_frames(&w, src, wopts, units, e);
+	if (r >= 0)
+		r = craww_tail(&w, e);
 	free(w.zero);
 	free(w.seek);
 #if IS_ENABLED(CONFIG_CODEC_XZ)

@@ -158,7 +158,8 @@ int ei_convert(struct ei_image *in, const char *out,
 		wopts.data_arg = bmap;
 	}
 	wopts.threads = api_threads(o->threads);
-	wopts.mem_cap = EI_MEM_CAP;
+	/* the map's hashing queue is within the cap too */
+	wopts.mem_cap = EI_MEM_CAP - (bmap ? bmap_memory() : 0);
 	wopts.progress = o->progress.fn;
 	wopts.progress_arg = o->progress.arg;
 	wopts.reuse = reuse;

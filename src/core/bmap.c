@@ -331,6 +331,12 @@ static int bmap_stop(struct bmap *b, struct err *e)
 }
 #endif
 
+uint64_t bmap_memory(void)
+{
+	return sizeof(struct bmap) + BMAP_OUTBUF +
+	       (IS_ENABLED(CONFIG_THREADS) ? (uint64_t)BMAP_SLOTS * BMAP_SLOT : 0);
+}
+
 int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
 	      struct err *e)
 {

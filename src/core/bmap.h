@@ -37,6 +37,9 @@ int bmap_data(void *arg, const uint8_t *buf, size_t len, uint64_t off,
  */
 int bmap_finish(struct bmap *b, struct err *e);
 
+/* bmap_memory() - the bytes a map holds while it is made (its hashing queue), for a writer's cap. */
+uint64_t bmap_memory(void);
+
 /* bmap_mapped() - the blocks mapped so far. */
 uint64_t bmap_mapped(const struct bmap *b);
 

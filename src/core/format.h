@@ -67,9 +67,10 @@ struct write_opts {
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	/*
-	 * Optional, for writers with img_format.feeds_data: called on the
-	 * writer's calling thread with the disk's data as the writer reads
-	 * it, in increasing order of offset, each byte at most once; what it
+	 * Optional, for writers with img_format.feeds_data: called from one
+	 * thread at a time (the writer's, or the worker whose output is next)
+	 * with the disk's data as the writer reads it, in increasing order of
+	 * offset, each byte at most once; what it
 	 * is never given reads as zeros (holes, zero extents).  "convert
 	 * --bmap" hashes the mapped ranges so, without a second pass.  A
 	 * negative return stops the write with that error.

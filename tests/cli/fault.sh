@@ -518,7 +518,7 @@ has_feature FORMAT_SIMG && writers+=(simg)
 for w in "${writers[@]}"; do
 	case $w in
 	raw) args=(convert -O raw) ;;
-	craw) args=(convert -j 2 -O craw -o compression=zstd,level=1) ;;
+	craw) args=(convert -j 2 -O craw -o compression=zstd,level=1,block_size=256k) ;;
 	simg) args=(convert -O simg -o crc=on) ;;
 	qcow2) args=(convert -j 2 -O qcow2 -c) ;;
 	squashfs) args=(convert -j 1 -O squashfs -o compression=gzip,level=1) ;;
