@@ -51,9 +51,9 @@ if writes craw; then
 		verdict "craw $comp-$level: peak RSS, MiB" "$(mib "$e_rss")" 64
 		if [ $comp = zstd ]; then
 			nob_wall=$e_wall
-			rm -f "$eout" "$tmp/e.bmap"
-			best b "$ei" convert -O craw -o compression=$comp,level=$level \
-				--bmap "$tmp/e.bmap" "$src" "$eout"
+			# each run from removed outputs, as pair's
+			best b bash -c 'rm -f "$3" "$4" && exec "$1" convert -O craw -o "$5" --bmap "$3" "$2" "$4"' \
+				x "$ei" "$src" "$tmp/e.bmap" "$eout" compression=$comp,level=$level
 			bmaptool -q copy --bmap "$tmp/e.bmap" "$eout" "$tmp/bcopy.raw" ||
 				{ echo "bench: bmaptool copy of $eout refused" >&2; exit 1; }
 			cmp -s "$tmp/bcopy.raw" "$src" || { echo "bench: bmaptool's copy differs" >&2; exit 1; }

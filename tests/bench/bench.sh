@@ -20,11 +20,12 @@ has() { grep -qw "$1" <<<"$features"; }
 
 # measure VAR CMD...: run CMD, set VAR_wall VAR_cpu VAR_rss (KiB); fail loudly.
 measure() {
-	local var=$1 out
+	local var=$1 rc=0
 	shift
 	sync
-	out=$( { /usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>"$tmp/.err"; } 2>&1; tail -n 1 "$tmp/.err")
-	if ! read -r w u s m <<<"$(tail -n 1 "$tmp/.err")" || [[ ! $w =~ ^[0-9.]+$ ]]; then
+	/usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>"$tmp/.err" || rc=$?
+	if [ $rc -ne 0 ] || ! read -r w u s m <<<"$(tail -n 1 "$tmp/.err")" ||
+		[[ ! $w =~ ^[0-9.]+$ ]]; then
 		echo "bench: '$*' failed:" >&2
 		cat "$tmp/.err" >&2
 		exit 1
