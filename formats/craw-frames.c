@@ -10,9 +10,12 @@
  * The worker whose frame is next in the file (the head) writes its
  * output as it comes and hands the data it reads to write_opts.data
  * (--bmap), which takes it in disk order.  The others hold both, in
- * order, in an arena of f->hold_cap bytes; one whose arena is full waits
- * to be the head.  The bytes depend on the disk and the options alone,
- * never on T or timing.
+ * order, in an arena of f->hold_cap bytes; one whose arena has no room
+ * for its output waits to be the head.  Data is held only while it leaves
+ * the arena f->out_room for output: the rest of a frame's data ranges are
+ * read again, once, when the frame becomes the head (from the page cache
+ * as a rule) rather than have the worker wait.  The bytes depend on the
+ * disk and the options alone, never on T or timing.
  *
  * xz: a block's branch-call filter is chosen from its data before it is
  * compressed, by a first read of it: x86 when E8 calls with a near target
@@ -33,11 +36,18 @@
 
 #define CRAWW_PIECE (512u << 10)        /* disk bytes read and fed at once */
 #define CRAWW_TMP (128u << 10)          /* a compressor's output at once */
+/*
+ * A frame that just became the head gives its arena back at its next
+ * piece; the worker of the frame after it may have begun an arena by then.
+ */
+#define CRAWW_OVERLAP (2 * CRAWW_PIECE)
 #define CRAWW_RANGES 64                 /* data ranges of a piece read before they are fed */
 /* The hold arena: entries of a 16-byte header (disk offset or CRAWW_HELD_OUT, length), then the bytes. */
 #define CRAWW_HELD_HDR 16
 #define CRAWW_HELD_OUT UINT64_MAX
 #define CRAWW_NOT_HEAD UINT64_MAX       /* the frame number of the zero unit: never the head */
+#define CRAWW_NONE UINT64_MAX
+#define CRAWW_REREAD (1u << 20)         /* data bytes read again at once */
 
 enum { CRAWW_BCJ_NONE, CRAWW_BCJ_X86, CRAWW_BCJ_ARM64 };
 
@@ -52,6 +62,8 @@ struct craww_job {
 	uint8_t *piece, *tmp;
 	uint8_t *hold;                  /* mapped while bytes are held */
 	size_t hold_len;
+	uint64_t reread;                /* data from here on is read again when head (or CRAWW_NONE) */
+	uint64_t data_end;              /* the end of the frame's data passed so far */
 	uint8_t *sink;                  /* the zero unit's output, instead of the file */
 	size_t sink_len, sink_cap;
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
@@ -78,6 +90,7 @@ struct craww_frames {
 	uint64_t head;                  /* frames before it are written */
 	unsigned threads;
 	size_t hold_cap;
+	size_t out_room;                /* of an arena, kept from data for output */
 	int failed;
 	struct err err;                 /* the first failure */
 #if IS_ENABLED(CONFIG_THREADS)
@@ -116,6 +129,51 @@ static int craww_cancelled(struct err *e)
 	return err_set(e, -ECANCELED, "craw: another worker failed");
 }
 
+/* The job's arena, mapped when first used. */
+static int craww_arena(struct craww_job *j, struct err *e)
+{
+	void *m;
+
+	if (j->hold)
+		return 0;
+	m = mmap(NULL, j->f->hold_cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return err_set(e, -ENOMEM, "craw: out of memory");
+	j->hold = m;
+	return 0;
+}
+
+/*
+ * The frame's data ranges in [j->reread, j->data_end), not held, read
+ * again into the arena (its held bytes gone) and handed to wopts->data.
+ */
+static int craww_reread(struct craww_job *j, struct err *e)
+{
+	struct craww_frames *f = j->f;
+	uint64_t pos = j->reread, end = j->data_end;
+	size_t cap = (size_t)min_u64(f->hold_cap, CRAWW_REREAD);
+	int r = craww_arena(j, e);
+
+	j->reread = CRAWW_NONE;
+	while (r >= 0 && pos < end) {
+		struct extent ext;
+		size_t n = 0;
+
+		craww_lock(&f->rd);
+		r = vdisk_extent(f->src, pos, end - pos, &ext, e);
+		if (r >= 0) {
+			n = (size_t)min_u64(min_u64(ext.len, end - pos), cap);
+			if (ext.type == EXT_DATA)
+				r = vdisk_read(f->src, j->hold, n, pos, e);
+		}
+		craww_unlock(&f->rd);
+		if (r >= 0 && ext.type == EXT_DATA)
+			r = f->wopts->data(f->wopts->data_arg, j->hold, n, pos, e);
+		pos += n;
+	}
+	return r;
+}
+
 /* Give the held bytes their way, in the order they came: data to wopts->data, output to the file. */
 static int craww_release(struct craww_job *j, struct err *e)
 {
@@ -132,6 +190,8 @@ static int craww_release(struct craww_job *j, struct err *e)
 		    wo->data(wo->data_arg, p, n, off, e);
 		at += CRAWW_HELD_HDR + n;
 	}
+	if (r >= 0 && j->reread != CRAWW_NONE)
+		r = craww_reread(j, e);
 	if (j->hold)
 		munmap(j->hold, j->f->hold_cap);
 	j->hold = NULL;
@@ -192,15 +252,20 @@ static int craww_pass(struct craww_job *j, uint64_t off, const uint8_t *p, size_
 	r = craww_head(j, 0, e);
 	if (r < 0)
 		return r;
-	if (!r && CRAWW_HELD_HDR + n <= j->f->hold_cap - j->hold_len) {
-		if (!j->hold) {
-			void *m = mmap(NULL, j->f->hold_cap, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-			if (m == MAP_FAILED)
-				return err_set(e, -ENOMEM, "craw: out of memory");
-			j->hold = m;
+	if (!r && off != CRAWW_HELD_OUT) {
+		/* Data: held while output keeps its room, else read again when head. */
+		j->data_end = off + n;
+		if (j->reread != CRAWW_NONE ||
+		    CRAWW_HELD_HDR + n + j->f->out_room > j->f->hold_cap - j->hold_len) {
+			if (j->reread == CRAWW_NONE)
+				j->reread = off;
+			return 0;
 		}
+	}
+	if (!r && CRAWW_HELD_HDR + n <= j->f->hold_cap - j->hold_len) {
+		r = craww_arena(j, e);
+		if (r < 0)
+			return r;
 		put_le64(j->hold + j->hold_len, off);
 		put_le64(j->hold + j->hold_len + 8, n);
 		memcpy(j->hold + j->hold_len + CRAWW_HELD_HDR, p, n);
@@ -481,6 +546,8 @@ static int craww_frame(struct craww_job *j, uint64_t k, struct err *e)
 
 	j->frame = k;
 	j->head = 0;
+	j->reread = CRAWW_NONE;
+	j->data_end = 0;
 	any = craww_any(f, off, len, e);
 	if (any < 0)
 		return any;
@@ -527,6 +594,7 @@ static int craww_job_init(struct craww_job *j, struct err *e)
 {
 	struct craw_writer *w = j->f->w;
 
+	j->reread = CRAWW_NONE;
 	j->piece = malloc(CRAWW_PIECE);
 	j->tmp = malloc(CRAWW_TMP);
 	if (!j->piece || !j->tmp)
@@ -687,13 +755,16 @@ int craww_frames(struct craw_writer *w, struct vdisk *src, const struct write_op
 	f.threads = IS_ENABLED(CONFIG_THREADS) && wopts->threads ? wopts->threads : 1;
 	if (f.threads > f.nframes)
 		f.threads = (unsigned)f.nframes;
+	if (f.threads > 1)
+		fixed += CRAWW_OVERLAP;
 	while (f.threads > 1 && fixed + f.threads * per + (f.threads - 1) * (held / 2) > wopts->mem_cap)
 		f.threads--;
 	if (f.threads > 1) {
-		/* Room for a frame's output and its data, at most. */
+		/* Room for a frame's output and its data, at most; half a frame's output kept from data. */
 		uint64_t room = (wopts->mem_cap - fixed - f.threads * per) / (f.threads - 1);
 
 		f.hold_cap = (size_t)min_u64(room, held + 2ull * w->o.block_size);
+		f.out_room = (size_t)min_u64(held / 2, f.hold_cap);
 	}
 	f.jobs = calloc(f.threads, sizeof(*f.jobs));
 	if (!f.jobs)

@@ -8,7 +8,7 @@
  * come first in the file but are known last: like BmapCreate, a field of
  * spaces wide enough is written and filled in at the end.
  *
- * Memory is one block, one output buffer and, with threads, four 1 MiB
+ * Memory is one block, one output buffer and, with threads, four 256 KiB
  * buffers queued to the thread that hashes them (so that the SHA-256 of
  * the data runs beside the writer's own work, not after it), whatever the
  * disk and however many ranges it has.
@@ -31,7 +31,7 @@
 
 #define BMAP_OUTBUF 65536
 #define BMAP_SLOTS 4
-#define BMAP_SLOT (1u << 20)
+#define BMAP_SLOT (256u << 10)
 
 struct bmap {
 	struct io *out;

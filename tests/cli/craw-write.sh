@@ -243,6 +243,16 @@ if has_feature CODEC_XZ; then
 	fi
 fi
 
+# bmap_copy LABEL MAP IMAGE DISK: bmaptool copy of IMAGE (.zst or .xz by
+# name) with MAP verifies every range and gives DISK.
+bmap_copy() {
+	has_oracle bmaptool || return 0
+	rm -f "$T/bcopy"
+	bmaptool -q copy --bmap "$2" "$3" "$T/bcopy" 2>"$T/bt" || cat "$T/bt" >&2
+	check "$1: bmaptool copy verifies the ranges and gives the disk" cmp -s "$4" "$T/bcopy"
+	rm -f "$T/bcopy"
+}
+
 # --- frames streamed by several workers: order, the map, memory -------------
 # Small frames, more workers than frames in flight: the bytes of -j 1, and
 # --bmap's map (its data taken in disk order from whichever worker read
@@ -259,13 +269,38 @@ for c in $codecs; do
 	run_ei 0 -- convert -O raw --bmap "$T/raw.bmap" "$T/disk.raw" "$T/s.raw"
 	check "$c, 64 KiB frames, -j 3: --bmap is the raw output's map" cmp -s "$T/raw.bmap" "$T/s3.bmap"
 	check "$c, 64 KiB frames, -j 1: --bmap is the raw output's map" cmp -s "$T/raw.bmap" "$T/s1.bmap"
-	if has_oracle bmaptool; then
-		rm -f "$T/s.copy"
-		bmaptool -q copy --bmap "$T/s3.bmap" "$T/s3.$x" "$T/s.copy" 2>"$T/bt" || cat "$T/bt" >&2
-		check "$c: bmaptool copy verifies the ranges and gives the disk" cmp -s "$T/disk.raw" "$T/s.copy"
-	fi
-	rm -f "$T/s1.$x" "$T/s3.$x" "$T/s.raw" "$T/s.copy"
+	bmap_copy "$c, 64 KiB frames, -j 3" "$T/s3.bmap" "$T/s3.$x" "$T/disk.raw"
+	rm -f "$T/s1.$x" "$T/s3.$x" "$T/s.raw"
 done
+
+# --- --bmap data read again -------------------------------------------------
+# xz level 6 with 8 MiB blocks and --bmap, -j 2: the worker ahead of the
+# head keeps its output and only the first of its block's data in the cap
+# and reads the rest again, with the hole in it, when its block is next.
+# The map is the raw output's all the same and the bytes -j 1's.
+if has_feature CODEC_XZ; then
+	python3 - "$T/rr.raw" <<'PY' || bad "setup error: python3 could not write the text disk"
+import random, sys
+r = random.Random(7)
+w = ['alpha', 'beta', 'gamma', 'delta', 'edge', 'image', 'slot', 'boot']
+s = ''.join('%d %s %s\n' % (r.randrange(10**6), r.choice(w), r.choice(w))
+            for _ in range(1200000)).encode()[:20 << 20]
+with open(sys.argv[1], 'wb') as f:
+    f.write(s[:11 << 20])
+    f.seek(12 << 20)
+    f.write(s[12 << 20:])
+PY
+	rm -f "$T"/rr*.bmap
+	for j in 1 2; do
+		run_ei 0 -- convert -j $j -O craw -o compression=xz --bmap "$T/rr$j.bmap" \
+			"$T/rr.raw" "$T/rr$j.xz"
+	done
+	run_ei 0 -- convert -O raw --bmap "$T/rrraw.bmap" "$T/rr.raw" "$T/rr.out"
+	check "xz level 6, 8 MiB blocks, -j 2 --bmap: the raw output's map" cmp -s "$T/rrraw.bmap" "$T/rr2.bmap"
+	check "xz level 6, 8 MiB blocks: -j 1 and -j 2 give the same bytes" cmp -s "$T/rr1.xz" "$T/rr2.xz"
+	bmap_copy "xz level 6, -j 2" "$T/rr2.bmap" "$T/rr2.xz" "$T/rr.raw"
+	rm -f "$T"/rr*
+fi
 
 # --- memory: level 19 and xz level 6 in the 64 MiB default cap ------------
 # Incompressible data, three frames of the default size, -j 4: the workers
