@@ -284,7 +284,7 @@ import random, sys
 r = random.Random(7)
 w = ['alpha', 'beta', 'gamma', 'delta', 'edge', 'image', 'slot', 'boot']
 s = ''.join('%d %s %s\n' % (r.randrange(10**6), r.choice(w), r.choice(w))
-            for _ in range(1200000)).encode()[:20 << 20]
+            for _ in range(1000000)).encode()[:17 << 20]
 with open(sys.argv[1], 'wb') as f:
     f.write(s[:11 << 20])
     f.seek(12 << 20)
