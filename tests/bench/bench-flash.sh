@@ -3,29 +3,14 @@
 # corpus, each output checked by the peer's own decoder before its row.
 #   compressed raw: convert -O craw (zstd 19, xz 6) vs zstd -T0 -19 and
 #     xz -T0 -6 of the raw file;
-#   --bmap: the same zstd convert with a map vs without it; and a raw OUT
-#     with a map vs convert -O raw + bmaptool create;
+#   --bmap: the same zstd convert with a map vs without it, alternating;
+#     and a raw OUT with a map vs convert -O raw + bmaptool create;
 #   Android sparse: convert -O simg vs img2simg.
 
 # writes FMT: this binary writes FMT (an unknown -O is a usage error, 2)
 writes() {
 	"$ei" convert -O "$1" /nonexistent "$tmp/.w" >/dev/null 2>&1
 	[ $? -ne 2 ]
-}
-
-# best VAR CMD...: the shortest of $rep runs of CMD (VAR_wall, _cpu, _rss)
-best() {
-	local var=$1 k bw=
-	shift
-	for ((k = 0; k < rep; k++)); do
-		measure t "$@"
-		if [ -z "$bw" ] || awk -v a="$t_wall" -v b="$bw" 'BEGIN{exit !(a < b)}'; then
-			bw=$t_wall
-			printf -v "${var}_wall" '%s' "$t_wall"
-			printf -v "${var}_cpu" '%s' "$t_cpu"
-			printf -v "${var}_rss" '%s' "$t_rss"
-		fi
-	done
 }
 
 src=$corpus/disk-v1.raw
@@ -50,19 +35,24 @@ if writes craw; then
 		verdict "craw $comp-$level: size / $comp -T0's" "$(ratio "$(size_of "$eout")" "$(size_of "$pout")")" 1.02
 		verdict "craw $comp-$level: peak RSS, MiB" "$(mib "$e_rss")" 64
 		if [ $comp = zstd ]; then
-			nob_wall=$e_wall
-			# each run from removed outputs, as pair's
-			best b bash -c 'rm -f "$3" "$4" && exec "$1" convert -O craw -o "$5" --bmap "$3" "$2" "$4"' \
-				x "$ei" "$src" "$tmp/e.bmap" "$eout" compression=$comp,level=$level
+			# the same convert with and without a map, alternating, each
+			# run from removed outputs (pair's): the map's cost, not the
+			# machine's drift between two series
+			rm -f "$eout" "$pout"
+			ecmd=(bash -c 'rm -f "$3" && exec "$1" convert -O craw -o "$5" --bmap "$3" "$2" "$4"' \
+				x "$ei" "$src" "$tmp/e.bmap" "$eout" compression=$comp,level=$level)
+			pcmd=("$ei" convert -O craw -o compression=$comp,level=$level "$src" "$pout")
+			pair
 			bmaptool -q copy --bmap "$tmp/e.bmap" "$eout" "$tmp/bcopy.raw" ||
 				{ echo "bench: bmaptool copy of $eout refused" >&2; exit 1; }
 			cmp -s "$tmp/bcopy.raw" "$src" || { echo "bench: bmaptool's copy differs" >&2; exit 1; }
+			cmp -s "$eout" "$pout" || { echo "bench: --bmap changed the compressed bytes" >&2; exit 1; }
 			rm -f "$tmp/bcopy.raw"
-			printf '%-22s | %8s %8s %8s %10s | (the same convert without --bmap: %s s)\n' \
-				"craw zstd-$level --bmap" "$b_wall" "$b_cpu" "$(mib "$b_rss")" \
-				"$(size_of "$tmp/e.bmap")" "$nob_wall"
-			verdict "--bmap: wall / the same convert's without it" "$(ratio "$b_wall" "$nob_wall")" 1.05
-			verdict "--bmap: peak RSS, MiB" "$(mib "$b_rss")" 64
+			printf '%-22s | %8s %8s %8s %10s | (the same convert without --bmap, alternating: %s s %s cpu)\n' \
+				"craw zstd-$level --bmap" "$e_wall" "$e_cpu" "$(mib "$e_rss")" \
+				"$(size_of "$tmp/e.bmap")" "$p_wall" "$p_cpu"
+			verdict "--bmap: wall / the same convert's without it" "$(ratio "$e_wall" "$p_wall")" 1.05
+			verdict "--bmap: peak RSS, MiB" "$(mib "$e_rss")" 64
 		fi
 		rm -f "$eout" "$pout" "$tmp/e.bmap"
 	done
