@@ -143,32 +143,24 @@ static int craww_arena(struct craww_job *j, struct err *e)
 	return 0;
 }
 
+static int craww_read(struct craww_job *j, uint8_t *buf, uint64_t off, size_t len, int feed,
+		      struct err *e);
+
 /*
  * The frame's data ranges in [j->reread, j->data_end), not held, read
- * again into the arena (its held bytes gone) and handed to wopts->data.
+ * again into the arena (its held bytes gone) and fed as the head's are.
  */
 static int craww_reread(struct craww_job *j, struct err *e)
 {
-	struct craww_frames *f = j->f;
 	uint64_t pos = j->reread, end = j->data_end;
-	size_t cap = (size_t)min_u64(f->hold_cap, CRAWW_REREAD);
+	size_t cap = (size_t)min_u64(j->f->hold_cap, CRAWW_REREAD);
 	int r = craww_arena(j, e);
 
 	j->reread = CRAWW_NONE;
 	while (r >= 0 && pos < end) {
-		struct extent ext;
-		size_t n = 0;
+		size_t n = (size_t)min_u64(cap, end - pos);
 
-		craww_lock(&f->rd);
-		r = vdisk_extent(f->src, pos, end - pos, &ext, e);
-		if (r >= 0) {
-			n = (size_t)min_u64(min_u64(ext.len, end - pos), cap);
-			if (ext.type == EXT_DATA)
-				r = vdisk_read(f->src, j->hold, n, pos, e);
-		}
-		craww_unlock(&f->rd);
-		if (r >= 0 && ext.type == EXT_DATA)
-			r = f->wopts->data(f->wopts->data_arg, j->hold, n, pos, e);
+		r = craww_read(j, j->hold, pos, n, 1, e);
 		pos += n;
 	}
 	return r;
