@@ -30,6 +30,7 @@
 #include "core/format.h"
 #include "core/io.h"
 #include "core/kconfig.h"
+#include "core/limits.h"
 #include "core/vdisk.h"
 #include "files/ftree.h"
 
@@ -47,6 +48,7 @@
 		     FT_XATTRS_MAX * 5u)
 #define FTV_ENTRIES_MAX (1u << 24)
 #define FTV_RECORDS_MAX (256u << 20)    /* record bytes a view holds */
+#define FTV_HELD_MIN (1u << 20)         /* the smallest cap on what a view holds */
 #define FTV_SIZE_MAX (1ull << 46)
 #define FTV_F_SPARSE 1u                 /* record flags */
 
@@ -99,6 +101,7 @@ struct ftv {
 	size_t n, cap;
 	uint8_t *rec;
 	size_t rlen, rcap;
+	uint64_t held_max;      /* rec[] and ent[] together, at most */
 	uint64_t pos;           /* the walk: the view's next byte */
 	char prev[FTV_STR_MAX + 1];     /* the walk: the last path */
 	int have_prev;
@@ -115,8 +118,24 @@ static int ftv_nomem(struct err *e)
 	return err_set(e, -ENOMEM, "file-tree view: out of memory");
 }
 
+/*
+ * What a view holds grows with the tree's entries (its records and 40 bytes
+ * of index each), not with its data: capped, with the index, at the
+ * source's max_table (EI_MAX_TABLE, "the largest metadata table held in
+ * memory"), which keeps apply's view of a hostile or corrupt OLD within
+ * its memory before OLD's hash can be checked.
+ */
+static int ftv_held_err(struct ftv *v, struct err *e)
+{
+	return err_set(e, EI_ELIMIT,
+		       "file-tree view: %s: the records and index of its first %zu entries pass %llu MiB, the limit of metadata held in memory (names, link targets, xattrs; CONFIG_MAX_TABLE_256M raises it)",
+		       v->src->what, v->n > 0 ? v->n - 1 : 0,
+		       (unsigned long long)(v->held_max >> 20));
+}
+
 static int ftv_rec_grow(struct ftv *v, size_t need, struct err *e)
 {
+	uint64_t room = v->held_max - (uint64_t)v->cap * sizeof(*v->ent);
 	size_t cap = v->rcap ? v->rcap : 1u << 16;
 	uint8_t *p;
 
@@ -124,10 +143,15 @@ static int ftv_rec_grow(struct ftv *v, size_t need, struct err *e)
 		return err_set(e, EI_ELIMIT,
 			       "file-tree view: the tree's records pass %u MiB (names, link targets, xattrs)",
 			       FTV_RECORDS_MAX >> 20);
-	while (cap < need)
-		cap *= 2;
-	if (cap == v->rcap)
+	if (need <= v->rcap)
 		return 0;
+	if (need > room)
+		return ftv_held_err(v, e);
+	/* doubling, then by quarters past 4 MiB, so the index keeps its room */
+	while (cap < need)
+		cap += cap < (4u << 20) ? cap : ((cap / 4 + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1));
+	if (cap > room)
+		cap = (size_t)room;
 	p = realloc(v->rec, cap);
 	if (!p)
 		return ftv_nomem(e);
@@ -140,11 +164,16 @@ static int ftv_ent_add(struct ftv *v, struct err *e)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 1024;
+		uint64_t room = v->held_max - v->rcap;
 		struct ftv_ent *p;
 
 		if (v->n >= FTV_ENTRIES_MAX + 2)
 			return err_set(e, EI_ELIMIT, "file-tree view: more than %u entries",
 				       FTV_ENTRIES_MAX);
+		if ((uint64_t)cap * sizeof(*p) > room)
+			cap = (size_t)(room / sizeof(*p));
+		if (cap <= v->n)
+			return ftv_held_err(v, e);
 		p = realloc(v->ent, cap * sizeof(*p));
 		if (!p)
 			return ftv_nomem(e);
@@ -387,6 +416,9 @@ int ftv_open(struct ft_source *src, const char *recipe, struct vdisk **out,
 	}
 	v->src = src;
 	v->cur = SIZE_MAX;
+	v->held_max = src->vd && src->vd->opts.max_table ? src->vd->opts.max_table : EI_MAX_TABLE;
+	if (v->held_max < FTV_HELD_MIN)
+		v->held_max = FTV_HELD_MIN;
 	snprintf(v->recipe, sizeof(v->recipe), "%s", recipe ? recipe : "");
 	r = src->ops->open_file ? 0 :
 	    err_set(e, EI_EUNSUP, "file-tree view: %s cannot be read at random",

@@ -139,6 +139,39 @@ check "no OUT after it" test ! -e "$T/o.sqfs"
 run_ei 1 -- apply "$T/e1.ext4" "$T/p.zstd" "$T/o.sqfs"
 has "apply with a disk as OLD of a root filesystem's patch" 'not a squashfs root filesystem' "$ERR"
 
+# --- what a view of OLD may hold -------------------------------------------------------
+# The view holds each entry's record (its path among them) and 40 bytes of
+# index, capped at the limit of metadata held in memory (32 MiB): a tree of
+# 12,000 entries with 3,000-byte paths (mksquashfs's, about 37 MB of
+# records) is refused while it is walked, by delta and by apply, which
+# stays within 64 MiB of memory instead of holding it all first.
+deep=$T/deep
+if fixture "a tree of long paths" python3 - "$deep" <<'PY'
+import os, sys
+d = os.path.join(sys.argv[1], *[c * 250 for c in "abcdefghijkl"])
+os.makedirs(d)
+for i in range(12000):
+    open(os.path.join(d, "f%05d" % i), "w").close()
+PY
+then
+	fixture "mksquashfs of the tree" mksquashfs "$deep" "$T/deep.sqfs" -noappend -quiet -no-progress >/dev/null
+	rm -rf "$deep"
+	run_ei 1 -- delta "$T/deep.sqfs" "$T/r2.zstd" "$T/px"
+	has "delta: OLD's view over the limit, named" 'file-tree view: .*deep.sqfs.*pass 32 MiB, the limit of metadata held in memory' "$ERR"
+	check "... and no patch" test ! -e "$T/px"
+	rm -f "$T/o.sqfs"
+	if [ -z "${SAN:-}" ] && [[ $EDGEIMG != *" "* ]] && has_oracle /usr/bin/time; then
+		/usr/bin/time -f %M -o "$T/rss" $EDGEIMG apply "$T/deep.sqfs" "$T/p.zstd" "$T/o.sqfs" 2>"$T/.err"
+		check "apply: OLD's view over the limit refused in $(tail -n 1 "$T/rss") KiB (< 64 MiB)" \
+			test "$(tail -n 1 "$T/rss")" -lt 65536
+	else
+		ei apply "$T/deep.sqfs" "$T/p.zstd" "$T/o.sqfs" 2>"$T/.err"
+	fi
+	has "apply: OLD's view over the limit, named" 'OLD.*pass 32 MiB, the limit of metadata held in memory' "$(cat "$T/.err")"
+	check "... and no OUT" test ! -e "$T/o.sqfs"
+	rm -f "$T/deep.sqfs"
+fi
+
 # --- a cut download, resumed -------------------------------------------------------
 half=$(($(stat -c %s "$T/p.zstd") / 2))
 head -c $half "$T/p.zstd" | ei apply "$T/r1.zstd" - "$T/o.sqfs" 2>"$T/.err"

@@ -95,7 +95,7 @@ static void mclose(struct ft_source *s)
 	(void)s;
 }
 
-static const struct ft_source_ops mops = { "memory", mwalk, mclose };
+static const struct ft_source_ops mops = { .name = "memory", .walk = mwalk, .close = mclose };
 
 /* Write @m as a squashfs into memory; the error code, @e holding its message. */
 static int mwrite(const struct ment *m, size_t n, unsigned threads, const char *options,
