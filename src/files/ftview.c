@@ -47,8 +47,7 @@
 #define FTV_REC_MAX (FTV_REC_FIXED + 3 * FTV_STR_MAX + FTV_XATTR_BYTES_MAX + \
 		     FT_XATTRS_MAX * 5u)
 #define FTV_ENTRIES_MAX (1u << 24)
-#define FTV_RECORDS_MAX (256u << 20)    /* record bytes a view holds */
-#define FTV_HELD_MIN (1u << 20)         /* the smallest cap on what a view holds */
+#define FTV_RECORDS_MAX (256u << 20)    /* records and index a view holds, at most */
 #define FTV_SIZE_MAX (1ull << 46)
 #define FTV_F_SPARSE 1u                 /* record flags */
 
@@ -122,7 +121,7 @@ static int ftv_nomem(struct err *e)
  * What a view holds grows with the tree's entries (its records and 40 bytes
  * of index each), not with its data: capped, with the index, at the
  * source's max_table (EI_MAX_TABLE, "the largest metadata table held in
- * memory"), which keeps apply's view of a hostile or corrupt OLD within
+ * memory", at most FTV_RECORDS_MAX), which keeps apply's view of a hostile or corrupt OLD within
  * its memory before OLD's hash can be checked.
  */
 static int ftv_held_err(struct ftv *v, struct err *e)
@@ -139,10 +138,6 @@ static int ftv_rec_grow(struct ftv *v, size_t need, struct err *e)
 	size_t cap = v->rcap ? v->rcap : 1u << 16;
 	uint8_t *p;
 
-	if (need > FTV_RECORDS_MAX)
-		return err_set(e, EI_ELIMIT,
-			       "file-tree view: the tree's records pass %u MiB (names, link targets, xattrs)",
-			       FTV_RECORDS_MAX >> 20);
 	if (need <= v->rcap)
 		return 0;
 	if (need > room)
@@ -417,8 +412,8 @@ int ftv_open(struct ft_source *src, const char *recipe, struct vdisk **out,
 	v->src = src;
 	v->cur = SIZE_MAX;
 	v->held_max = src->vd && src->vd->opts.max_table ? src->vd->opts.max_table : EI_MAX_TABLE;
-	if (v->held_max < FTV_HELD_MIN)
-		v->held_max = FTV_HELD_MIN;
+	if (v->held_max > FTV_RECORDS_MAX)      /* record offsets are 32 bits */
+		v->held_max = FTV_RECORDS_MAX;
 	snprintf(v->recipe, sizeof(v->recipe), "%s", recipe ? recipe : "");
 	r = src->ops->open_file ? 0 :
 	    err_set(e, EI_EUNSUP, "file-tree view: %s cannot be read at random",

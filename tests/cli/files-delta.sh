@@ -145,7 +145,7 @@ has "apply with a disk as OLD of a root filesystem's patch" 'not a squashfs root
 # 12,000 entries with 3,000-byte paths (mksquashfs's, about 37 MB of
 # records) is refused while it is walked, by delta and by apply, which
 # stays within 64 MiB of memory instead of holding it all first.
-deep=$T/deep
+deep=$T/deep deep_made=0
 if fixture "a tree of long paths" python3 - "$deep" <<'PY'
 import os, sys
 d = os.path.join(sys.argv[1], *[c * 250 for c in "abcdefghijkl"])
@@ -154,8 +154,11 @@ for i in range(12000):
     open(os.path.join(d, "f%05d" % i), "w").close()
 PY
 then
-	fixture "mksquashfs of the tree" mksquashfs "$deep" "$T/deep.sqfs" -noappend -quiet -no-progress >/dev/null
+	fixture "mksquashfs of the tree" mksquashfs "$deep" "$T/deep.sqfs" -noappend -quiet -no-progress >/dev/null &&
+		deep_made=1
 	rm -rf "$deep"
+fi
+if [ $deep_made = 1 ]; then
 	run_ei 1 -- delta "$T/deep.sqfs" "$T/r2.zstd" "$T/px"
 	has "delta: OLD's view over the limit, named" 'file-tree view: .*deep.sqfs.*pass 32 MiB, the limit of metadata held in memory' "$ERR"
 	check "... and no patch" test ! -e "$T/px"
