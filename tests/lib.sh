@@ -29,16 +29,29 @@ run_ei() {
 	[ "$1" = "--" ] && shift
 	ei "$@" >"$T/.out" 2>"$T/.err"
 	RC=$?
-	OUT=$(cat "$T/.out")
-	ERR=$(cat "$T/.err")
+	OUT=$(<"$T/.out")
+	ERR=$(<"$T/.err")
 	if [ "$RC" -eq "$want" ]; then ok; else
 		bad "edgeimg $* exited $RC, expected $want; stderr: $ERR"
 	fi
 }
 
-# has DESC PATTERN TEXT: TEXT matches the extended regex PATTERN.
+# has DESC PATTERN TEXT: a line of TEXT matches the extended regex PATTERN
+# (as grep -E would say; matched line by line in bash, without a process).
 has() {
-	if grep -qE -- "$2" <<<"$3"; then ok; else bad "$1: '$3' lacks /$2/"; fi
+	if matches "$2" "$3"; then ok; else bad "$1: '$3' lacks /$2/"; fi
+}
+
+# matches PATTERN TEXT: a line of TEXT matches the extended regex PATTERN.
+# An invalid PATTERN is an error, as it is to grep.
+matches() {
+	local re=$1 line
+	[[ "" =~ $re ]]
+	[ $? -eq 2 ] && { echo "matches: invalid regex /$re/" >&2; return 2; }
+	while IFS= read -r line; do
+		[[ $line =~ $re ]] && return 0
+	done <<<"$2"
+	return 1
 }
 
 # need TOOL...: an oracle.  Missing under CI is a failure; elsewhere a skip.
@@ -117,7 +130,12 @@ kernel_mount() {
 	return 0
 }
 
-has_feature() { grep -qw "$1" <<<"${FEATURES:-}"; }
+# has_feature NAME: CONFIG_NAME is set in this build ($FEATURES, names
+# separated by white space).
+has_feature() {
+	local f=" ${FEATURES:-} "
+	[[ ${f//[$'\t\n']/ } == *" $1 "* ]]
+}
 
 # has_oracle TOOL: for one optional part of a test, true when TOOL is
 # there; missing under CI is a failure (as need), elsewhere a skip.
