@@ -42,6 +42,20 @@ has() {
 	if matches "$2" "$3"; then ok; else bad "$1: '$3' lacks /$2/"; fi
 }
 
+# entries DIR: the names in DIR, one a line, hidden ones too, as ls -A
+# prints them (nothing when DIR is missing); in bash, without a process.
+entries() {
+	local f
+	for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+		{ [ -e "$f" ] || [ -L "$f" ]; } && printf '%s\n' "${f##*/}"
+	done
+	return 0
+}
+
+# file_matches PATTERN FILE: a line of FILE matches the extended regex
+# PATTERN (grep -qE, without a process).
+file_matches() { matches "$1" "$(<"$2")"; }
+
 # matches PATTERN TEXT: a line of TEXT matches the extended regex PATTERN.
 # An invalid PATTERN is an error, as it is to grep.
 matches() {

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/../lib.sh"
 need openssl python3 cmp sha256sum mkfifo
 
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 cd "$T" || exit 1
 

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 need sfdisk mkfs.ext4 debugfs python3 cmp sha256sum curl qemu-img pkg-config
 
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 sha() { chash "$1"; }
 

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 need qemu-img sfdisk mkfs.ext4 python3 cmp tar sha256sum sha1sum gzip /usr/bin/time
 
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/w"
 mkdisk "$T/disk.raw" 24
 
@@ -443,7 +443,7 @@ for cut in $(seq 0 512 8192) 100000 1000000 $((size - 1024)) $((size - 512)) $((
 	$EDGEIMG convert -f ova -O raw "$T/cut.ova" "$T/o/x" >/dev/null 2>"$T/cut.err"
 	rc=$?
 	runs=$((runs + 1))
-	if [ $rc -ne 1 ] || ! grep -qE '^edgeimg convert: ([^ ]*cut.ova: )?ova: ' "$T/cut.err" || [ -n "$(listing)" ]; then
+	if [ $rc -ne 1 ] || ! file_matches '^edgeimg convert: ([^ ]*cut.ova: )?ova: ' "$T/cut.err" || [ -n "$(listing)" ]; then
 		fails=$((fails + 1))
 		echo "cut at $cut: exit $rc: $(cat "$T/cut.err")"
 		rm -f "$T/o/"*

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/../lib.sh"
 need tar img2simg simg2img sfdisk mkfs.ext4 cmp gzip
 
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/tree/sub"
 mkdisk "$T/disk.raw" 16
 echo hello >"$T/tree/a.txt"

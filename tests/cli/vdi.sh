@@ -8,7 +8,7 @@
 need qemu-img sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 mkdisk "$T/disk.raw" 32
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # p FILE OFF FMT VALUE: patch a little-endian field (python struct format).
@@ -163,7 +163,7 @@ for n in $(seq 0 256 4096) 1048576 $((sz - 512)) $((sz - 1)); do
 	head -c $n "$T/dyn.vdi" >"$T/t.vdi"
 	ei convert -f vdi -O raw "$T/t.vdi" "$T/o/out.raw" >/dev/null 2>"$T/.err"
 	rc=$?
-	if [ $rc -ne 1 ] || ! grep -q '^edgeimg convert: .*vdi: ' "$T/.err" || [ -n "$(listing)" ]; then
+	if [ $rc -ne 1 ] || ! file_matches '^edgeimg convert: .*vdi: ' "$T/.err" || [ -n "$(listing)" ]; then
 		ok_all=0
 		echo "truncated at $n: exit $rc: $(cat "$T/.err")"
 	fi

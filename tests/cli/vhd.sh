@@ -8,7 +8,7 @@
 need qemu-img sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 mkdisk "$T/disk.raw" 32
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # A patcher for VHD fields; checksums are recomputed unless "nosum".
@@ -297,7 +297,7 @@ for n in $(seq 0 512 8192) $((sz - 1024)) $((sz - 513)) $((sz - 1)); do
 	head -c $n "$T/dyn.vhd" >"$T/t.vhd"
 	ei convert -f vhd -O raw "$T/t.vhd" "$T/o/out.raw" >/dev/null 2>"$T/.err"
 	rc=$?
-	if [ $rc -ne 1 ] || ! grep -q '^edgeimg convert: .*vhd: ' "$T/.err" || [ -n "$(listing)" ]; then
+	if [ $rc -ne 1 ] || ! file_matches '^edgeimg convert: .*vhd: ' "$T/.err" || [ -n "$(listing)" ]; then
 		ok_all=0
 		echo "truncated at $n: exit $rc: $(cat "$T/.err")"
 	fi

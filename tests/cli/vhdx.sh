@@ -196,7 +196,7 @@ vx() { python3 "$T/vx.py" "$@"; }
 
 mkdisk "$T/disk.raw" 32
 mkdir -p "$T/o"
-listing() { ls -A "$T/o"; }
+listing() { entries "$T/o"; }
 
 # judge IMG RAW: edgeimg reads IMG as the raw disk RAW (qemu-img's output).
 judge() {
@@ -506,7 +506,7 @@ for c in $cuts; do
 		else ei convert -f vhdx -O raw "$T/cut.vhdx" "$T/o/cut.raw" >/dev/null 2>"$T/cut.err"; fi
 		rc=$?
 		tr_n=$((tr_n + 1))
-		if [ $rc -ne 1 ] || ! grep -qE '^edgeimg [a-z]*: ([^ ]*cut.vhdx: )?vhdx: ' "$T/cut.err"; then
+		if [ $rc -ne 1 ] || ! file_matches '^edgeimg [a-z]*: ([^ ]*cut.vhdx: )?vhdx: ' "$T/cut.err"; then
 			tr_bad=$((tr_bad + 1))
 			echo "cut at $c: $verb exit $rc: $(head -c 300 "$T/cut.err")"
 		fi

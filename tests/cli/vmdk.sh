@@ -11,7 +11,7 @@ need qemu-img qemu-io sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 SEED=$TOP/tests/fuzz/seed-vmdk.sh
 mkdisk "$T/disk.raw" 24
-listing() { ls -A "$T/o" 2>/dev/null; }
+listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/v" "$T/j" "$T/h"
 V=$T/v
 
@@ -436,7 +436,7 @@ sweep() {
 		ei convert -f vmdk -O raw "$T/cut.vmdk" "$T/o/out.raw" >/dev/null 2>"$T/cut.err"
 		rc=$?
 		n=$((n + 1))
-		if [ $rc -eq 1 ] && grep -qE '^edgeimg convert: ([^ ]*cut.vmdk: )?vmdk: ' "$T/cut.err" &&
+		if [ $rc -eq 1 ] && file_matches '^edgeimg convert: ([^ ]*cut.vmdk: )?vmdk: ' "$T/cut.err" &&
 		   [ -z "$(listing)" ]; then
 			okc=$((okc + 1))
 		else
