@@ -52,20 +52,25 @@ entries() {
 	return 0
 }
 
+# listing: what is in $T/o, where the tests' outputs go (a test with
+# another place defines its own).
+listing() { entries "$T/o"; }
+
 # file_matches PATTERN FILE: a line of FILE matches the extended regex
 # PATTERN (grep -qE, without a process).
 file_matches() { matches "$1" "$(<"$2")"; }
 
 # matches PATTERN TEXT: a line of TEXT matches the extended regex PATTERN.
-# An invalid PATTERN is an error, as it is to grep.
+# An invalid PATTERN is an error (status 2), as it is to grep.
 matches() {
-	local re=$1 line
-	[[ "" =~ $re ]]
-	[ $? -eq 2 ] && { echo "matches: invalid regex /$re/" >&2; return 2; }
+	local line rc
 	while IFS= read -r line; do
-		[[ $line =~ $re ]] && return 0
+		[[ $line =~ $1 ]]
+		rc=$?
+		[ $rc -eq 1 ] || break
 	done <<<"$2"
-	return 1
+	[ $rc -eq 2 ] && echo "matches: invalid regex /$1/" >&2
+	return $rc
 }
 
 # need TOOL...: an oracle.  Missing under CI is a failure; elsewhere a skip.

@@ -121,8 +121,8 @@ static int ftv_nomem(struct err *e)
  * What a view holds grows with the tree's entries (its records and 40 bytes
  * of index each), not with its data: capped, with the index, at the
  * source's max_table (EI_MAX_TABLE, "the largest metadata table held in
- * memory", at most FTV_RECORDS_MAX), which keeps apply's view of a hostile or corrupt OLD within
- * its memory before OLD's hash can be checked.
+ * memory", at most FTV_RECORDS_MAX), which keeps apply's view of a hostile
+ * or corrupt OLD within its memory before OLD's hash can be checked.
  */
 static int ftv_held_err(struct ftv *v, struct err *e)
 {

@@ -13,7 +13,6 @@
 need sfdisk mkfs.ext4 python3 cmp gzip pkg-config file
 
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 # A disk of data (an ext4 partition), zeros written as data, a run of text,
 # holes (the empty partition, the tail), its size not a multiple of 1 MiB.
 fixture "sample disk" mkdisk "$T/disk.raw" 16 || { done_tests; exit; }

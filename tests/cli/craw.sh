@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib.sh"
 need qemu-img sfdisk mkfs.ext4 python3 cmp gzip xz zstd /usr/bin/time
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 mkdisk "$T/disk.raw" 24
 

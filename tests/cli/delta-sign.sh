@@ -10,7 +10,6 @@
 . "$(dirname "$0")/../lib.sh"
 need openssl python3 cmp sha256sum mkfifo
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 cd "$T" || exit 1
 

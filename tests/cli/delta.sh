@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib.sh"
 need sfdisk mkfs.ext4 debugfs python3 cmp sha256sum curl qemu-img pkg-config
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 sha() { chash "$1"; }
 

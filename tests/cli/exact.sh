@@ -16,7 +16,6 @@
 need qemu-img qemu-io mksquashfs unsquashfs cmp python3 sha256sum sfdisk mkfs.ext4
 
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 
 fixture "the sample disk" mkdisk "$T/v1.raw" 32 || { done_tests; exit; }
 fixture "v2 from v1" mkdisk_v2 "$T/v1.raw" "$T/v2.raw" 11 || { done_tests; exit; }

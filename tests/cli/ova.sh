@@ -8,7 +8,6 @@
 . "$(dirname "$0")/../lib.sh"
 need qemu-img sfdisk mkfs.ext4 python3 cmp tar sha256sum sha1sum gzip /usr/bin/time
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/w"
 mkdisk "$T/disk.raw" 24
 

@@ -19,7 +19,6 @@ head -c 300000 /dev/urandom >"$T/tree/random.bin"
 put() { dd if="$2" of="$1" bs=512 seek="$3" conv=notrunc status=none; }
 # range DISK START SIZE OUT (bytes): what dd says the partition holds.
 range() { dd if="$1" of="$4" bs=512 skip=$(($2 / 512)) count=$(($3 / 512)) status=none; }
-listing() { entries "$T/o"; }
 
 # GPT: 1 esp (vfat EFI), 2 root (ext4 rootfs), 3 swap (swap, label sw),
 # 4 ro (squashfs), 5 ero (erofs), 6 data (nothing).

@@ -9,7 +9,6 @@
 need qemu-img qemu-io sfdisk mkfs.ext4 python3 cmp zstd /usr/bin/time
 
 mkdisk "$T/disk.raw" 32
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # A patcher for qcow2 images (big-endian fields):

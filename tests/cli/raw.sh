@@ -68,7 +68,6 @@ run_ei 2 -- compare "$T/disk.raw" "$T/missing.raw"
 has "names the missing file" 'missing\.raw: No such file' "$ERR"
 
 # --- bad input: clear message, non-zero exit, nothing left behind --------
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 run_ei 1 -- info "$T/nope.raw"
 has "missing file" 'nope\.raw: No such file or directory' "$ERR"

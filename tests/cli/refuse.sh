@@ -10,7 +10,6 @@
 . "$(dirname "$0")/../lib.sh"
 need tar img2simg simg2img sfdisk mkfs.ext4 cmp gzip
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/tree/sub"
 mkdisk "$T/disk.raw" 16
 echo hello >"$T/tree/a.txt"

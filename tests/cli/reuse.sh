@@ -14,7 +14,6 @@
 need qemu-img unsquashfs cmp python3 sha256sum sfdisk mkfs.ext4
 
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 
 # v1: the sample disk; v2: v1 with three ranges rewritten (text and
 # random bytes), as a rebuilt appliance differs from the last one

@@ -10,7 +10,6 @@
 . "$(dirname "$0")/../lib.sh"
 need img2simg simg2img python3 cmp sfdisk mkfs.ext4 qemu-img truncate
 
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # mk SRC OFF FMT VALUE...: $H, a copy of SRC with little-endian fields

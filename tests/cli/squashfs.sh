@@ -99,7 +99,6 @@ mkdisk "$T/disk.raw" 32
 qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/disk.qcow2"
 qemu-img convert -f qcow2 -O raw "$T/disk.qcow2" "$T/ref.raw"
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 
 # ok_sqfs DESC IMG REF: unsquashfs -s/-l/-d and sqfs2tar accept IMG and its
 # disk.img is REF; edgeimg reads it back to the same bytes.

@@ -8,7 +8,6 @@
 need qemu-img sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 mkdisk "$T/disk.raw" 32
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # p FILE OFF FMT VALUE: patch a little-endian field (python struct format).

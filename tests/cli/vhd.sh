@@ -8,7 +8,6 @@
 need qemu-img sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 mkdisk "$T/disk.raw" 32
-listing() { entries "$T/o"; }
 mkdir -p "$T/o"
 
 # A patcher for VHD fields; checksums are recomputed unless "nosum".

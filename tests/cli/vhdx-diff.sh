@@ -165,7 +165,6 @@ PY
 mk() { python3 "$T/mkdiff.py" "$@"; }
 vhdi() { "$PYV" "$T/libvhdi.py" "$@"; }
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 
 # judge CHILD PARENT...: edgeimg reads CHILD over its parents as libvhdi
 # reads the chain, or as the file $WANT (made from libvhdi's reads) when

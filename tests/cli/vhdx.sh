@@ -196,7 +196,6 @@ vx() { python3 "$T/vx.py" "$@"; }
 
 mkdisk "$T/disk.raw" 32
 mkdir -p "$T/o"
-listing() { entries "$T/o"; }
 
 # judge IMG RAW: edgeimg reads IMG as the raw disk RAW (qemu-img's output).
 judge() {

@@ -11,7 +11,6 @@ need qemu-img qemu-io sfdisk mkfs.ext4 python3 cmp /usr/bin/time
 
 SEED=$TOP/tests/fuzz/seed-vmdk.sh
 mkdisk "$T/disk.raw" 24
-listing() { entries "$T/o"; }
 mkdir -p "$T/o" "$T/v" "$T/j" "$T/h"
 V=$T/v
 
