@@ -1219,7 +1219,7 @@ int squashfs_reuse_open(const char *path, const struct open_opts *oo, const char
 			struct block_reuse **out, struct err *e)
 {
 	static const char *const keys[] = { "compression", "level", "block_size", "deflate",
-					    "zstd", "xz", "lz4" };
+					    "zstd", "xz", "lz4", "skip_random=off" };
 	struct open_opts o = *oo;
 	struct ft_source *src = NULL;
 	struct sqr_index *x;

@@ -113,7 +113,8 @@ static int sqfs_writer_pack(struct sqfs_writer *w, const uint8_t *in, size_t len
 	if (len < 2)
 		return 1;
 	r = squashfs_compress(w->opt.comp, &w->sink.ctx, in, len, w->buf, &n,
-			      w->opt.level, w->opt.bs, e);
+			      w->opt.level, w->opt.bs,
+			      w->opt.skip_random ? SQFS_SKIP_RANDOM : 0, e);
 	if (r == -ENOSPC)
 		return 1;
 	if (r < 0)
@@ -135,7 +136,7 @@ static int squashfs_meta_encode(const struct squashfs_comp *c, void **ctx, int l
 {
 	size_t n = len - 1;
 	int r = len < 2 ? -ENOSPC : squashfs_compress(c, ctx, in, len, out + 2, &n, level,
-						      block_size, e);
+						      block_size, 0, e);
 
 	if (r == -ENOSPC) {
 		put_le16(out, (uint16_t)(len | SQFS_META_UNCOMPRESSED));
@@ -298,7 +299,8 @@ int squashfs_unit_work(const struct squashfs_wopts *o, void **ctx, struct pl_uni
 		}
 		n = u->in_len - 1;
 	}
-	r = squashfs_compress(o->comp, ctx, u->in, u->in_len, u->out, &n, o->level, o->bs, e);
+	r = squashfs_compress(o->comp, ctx, u->in, u->in_len, u->out, &n, o->level, o->bs,
+			      o->skip_random ? SQFS_SKIP_RANDOM : 0, e);
 	if (r == -ENOSPC) {
 		u->flags |= SQFS_UNIT_RAW;
 		n = 0;
@@ -812,7 +814,7 @@ static int sqfs_writer_name_ok(const char *s)
 }
 
 enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO_MTIME,
-       SQO_FILES };
+       SQO_FILES, SQO_SKIP_RANDOM };
 
 /* The compressors this build has, in the order errors and help name them. */
 #define SQW_COMPS "gzip" SQW_COMP_ZSTD SQW_COMP_XZ SQW_COMP_LZ4
@@ -872,6 +874,8 @@ const struct opt_desc squashfs_write_options[] = {
 		0, UINT32_MAX, 0 },
 	[SQO_FILES] = { "files", "on|off", "off",
 		"a root filesystem from a file-tree view (the recipe of convert --files; delta and apply set it)" },
+	[SQO_SKIP_RANDOM] = { "skip_random", "on|off", "on",
+		"zstd: store blocks of random-looking bytes (compressed files) without trying the level" },
 	CODEC_LIBRARY_OPTION("deflate"),
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	CODEC_LIBRARY_OPTION("zstd"),
@@ -961,6 +965,10 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 		w.given |= SQFS_GIVEN_MTIME;
 	}
 	w.mtime = (uint32_t)v;
+	s = opts_get(o, "skip_random");
+	if ((r = opt_choice(&d[SQO_SKIP_RANDOM], s, "squashfs", e)) < 0)
+		return r;
+	w.skip_random = r == 0 && w.comp->id == SQFS_COMP_ZSTD;
 	/* Compressed bytes differ between libraries: the recipe names it. */
 	r = codec_library_opts(o, codec_find(w.comp->codec), "squashfs", e);
 	if (r < 0)
@@ -1017,18 +1025,21 @@ static int sqfs_recipe_print(const struct squashfs_wopts *o, int tree, char *buf
 {
 	char lib[64], mtime[24] = "";
 	const char *key = codec_library(codec_find(o->comp->codec), lib, sizeof(lib));
+	/* named only when on: a recipe without it is one from before it */
+	const char *skip = o->skip_random ? ",skip_random=on" : "";
 
 	if (!tree || (o->given & SQFS_GIVEN_MTIME))
 		snprintf(mtime, sizeof(mtime), ",mtime=%u", o->mtime);
 	if (tree)
 		return snprintf(buf, len,
 				"format=squashfs,writer=%s,compression=%s,level=%d,"
-				"%s=%s,block_size=%u,files=on%s",
-				EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs, mtime);
+				"%s=%s%s,block_size=%u,files=on%s",
+				EDGEIMG_VERSION, o->comp->name, o->level, key, lib, skip, o->bs,
+				mtime);
 	return snprintf(buf, len,
 			"format=squashfs,writer=%s,compression=%s,level=%d,"
-			"%s=%s,block_size=%u,name=%s,partitions=%s%s",
-			EDGEIMG_VERSION, o->comp->name, o->level, key, lib, o->bs,
+			"%s=%s%s,block_size=%u,name=%s,partitions=%s%s",
+			EDGEIMG_VERSION, o->comp->name, o->level, key, lib, skip, o->bs,
 			o->name, o->partitions ? "on" : "off", mtime);
 }
 

@@ -129,9 +129,53 @@ static struct squashfs_zstd *squashfs_zstd_ctx(void **ctx)
 	return *ctx;
 }
 
+/*
+ * 256 times the sum of the squared byte counts of @n bytes at @p, against
+ * n^2 times (1 + 1/@slack): at most that when the bytes are spread as
+ * evenly as random ones (the order-2 Renyi entropy, which is at most the
+ * Shannon entropy, above 8 - log2(1 + 1/@slack) bits a byte).  Integers
+ * only, so every architecture gives the same answer.
+ */
+static int sqfs_flat(const uint8_t *p, size_t n, uint64_t slack)
+{
+	uint32_t c[4][256] = { { 0 } };
+	uint64_t q = 0;
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		c[0][p[i]]++;
+		c[1][p[i + 1]]++;
+		c[2][p[i + 2]]++;
+		c[3][p[i + 3]]++;
+	}
+	for (; i < n; i++)
+		c[0][p[i]]++;
+	for (unsigned b = 0; b < 256; b++) {
+		uint64_t t = (uint64_t)c[0][b] + c[1][b] + c[2][b] + c[3][b];
+
+		q += t * t;
+	}
+	return 256 * q <= (uint64_t)n * n + (uint64_t)n * n / slack;
+}
+
+/*
+ * Whether a block of @n bytes (64 KiB or more) is not worth a slow level:
+ * its first 4 KiB and then all of it look random (above 7.99 bits a byte;
+ * random bytes give about 8 - 370/n), and zstd's fastest level finds no
+ * repeat that fits it into @cap bytes.  Such blocks are what compressed
+ * files hold; at level 15 each costs as much as a text block, and level 15
+ * keeps a block only when it takes out 1/64 of it (zstd's minimum gain).
+ */
+static int sqfs_random(ZSTD_CCtx *z, const uint8_t *in, size_t n, void *out, size_t cap)
+{
+	if (n < 65536 || !sqfs_flat(in, 4096, 4) || !sqfs_flat(in, n, 144))
+		return 0;
+	return ZSTD_isError(ZSTD_compressCCtx(z, out, cap, in, n, 1));
+}
+
 static int squashfs_zstd_compress(void **ctx, const void *in, size_t in_len,
 				  void *out, size_t *out_len, int level,
-				  struct err *e)
+				  unsigned flags, struct err *e)
 {
 	struct squashfs_zstd *c = squashfs_zstd_ctx(ctx);
 	ZSTD_CCtx *z;
@@ -140,6 +184,8 @@ static int squashfs_zstd_compress(void **ctx, const void *in, size_t in_len,
 	if (!c || (!c->c && !(c->c = ZSTD_createCCtx())))
 		return err_set(e, -ENOMEM, "squashfs: zstd: out of memory");
 	z = c->c;
+	if ((flags & SQFS_SKIP_RANDOM) && sqfs_random(z, in, in_len, out, *out_len))
+		return -ENOSPC;
 	ZSTD_CCtx_reset(z, ZSTD_reset_session_and_parameters);
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_contentSizeFlag, 0)))
@@ -173,7 +219,7 @@ static int squashfs_zstd_decompress(void **ctx, const void *in, size_t in_len,
 int squashfs_compress(const struct squashfs_comp *c, void **ctx,
 		      const void *in, size_t in_len, void *out,
 		      size_t *out_len, int level, uint32_t block_size,
-		      struct err *e)
+		      unsigned flags, struct err *e)
 {
 	const struct codec *k;
 
@@ -185,8 +231,9 @@ int squashfs_compress(const struct squashfs_comp *c, void **ctx,
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	if (c->id == SQFS_COMP_ZSTD)
 		return squashfs_zstd_compress(ctx, in, in_len, out, out_len,
-					      level, e);
+					      level, flags, e);
 #endif
+	(void)flags;
 	k = c->codec ? codec_find(c->codec) : NULL;
 	if (!k)
 		return err_set(e, EI_EUNSUP, "squashfs: %s is not built in", c->name);

@@ -128,12 +128,16 @@ int squashfs_comp_built(const struct squashfs_comp *c);
  * squashfs_compress() - compress @in into @out (capacity *@out_len),
  * blocks of a filesystem with @block_size; -ENOSPC when the result would
  * not be smaller than the input (store it uncompressed).  *@ctx is the
- * thread's state, NULL at first; squashfs_ctx_free().
+ * thread's state, NULL at first; squashfs_ctx_free().  @flags:
+ * SQFS_SKIP_RANDOM gives -ENOSPC without running zstd's level on a block
+ * whose bytes look random and which zstd's fastest level does not fit in
+ * *@out_len (writer option skip_random; other compressors ignore it).
  */
+#define SQFS_SKIP_RANDOM 1u
 int squashfs_compress(const struct squashfs_comp *c, void **ctx,
 		      const void *in, size_t in_len, void *out,
 		      size_t *out_len, int level, uint32_t block_size,
-		      struct err *e);
+		      unsigned flags, struct err *e);
 
 /*
  * squashfs_decompress() - decompress @in into @out, capacity *@out_len,
@@ -270,7 +274,7 @@ extern const struct img_format fmt_squashfs;
 /* squashfs-write.c: the writer's -o options, as squashfs_opts_parse() reads them */
 struct squashfs_wopts {
 	const struct squashfs_comp *comp;
-	int level, partitions, files;
+	int level, partitions, files, skip_random;
 	uint32_t bs, log, mtime;
 	char name[72];
 	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */

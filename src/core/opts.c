@@ -267,8 +267,7 @@ void str_near_add(struct str_near *n, const char *name)
 	}
 }
 
-/* @key=VALUE of the comma-separated @opts into @buf ("" when absent). */
-static void opts_str_value(const char *opts, const char *key, char *buf, size_t len)
+void opts_str_value(const char *opts, const char *key, char *buf, size_t len)
 {
 	size_t kl = strlen(key);
 
@@ -288,11 +287,19 @@ static void opts_str_value(const char *opts, const char *key, char *buf, size_t 
 int opts_same(const char *a, const char *b, const char *const *keys, size_t n,
 	      size_t required)
 {
-	char va[80], vb[80];
+	char va[80], vb[80], key[64];
 
 	for (size_t i = 0; i < n; i++) {
-		opts_str_value(a, keys[i], va, sizeof(va));
-		opts_str_value(b, keys[i], vb, sizeof(vb));
+		const char *def = strchr(keys[i], '=');
+
+		snprintf(key, sizeof(key), "%.*s",
+			 (int)(def ? (size_t)(def - keys[i]) : strlen(keys[i])), keys[i]);
+		opts_str_value(a, key, va, sizeof(va));
+		opts_str_value(b, key, vb, sizeof(vb));
+		if (def && !va[0])
+			snprintf(va, sizeof(va), "%s", def + 1);
+		if (def && !vb[0])
+			snprintf(vb, sizeof(vb), "%s", def + 1);
 		if (strcmp(va, vb) || (i < required && !va[0]))
 			return 0;
 	}

@@ -32,10 +32,15 @@ const char *opts_get(struct opts *o, const char *key);
  * container's recipe says) and @b (what a writer is asked) give each of
  * @keys the same value, and @a gives the first @required of them one.
  * A writer's blocks can be copied from a container only when it would
- * compress them the same way.
+ * compress them the same way.  A key given as "KEY=DEF" reads as DEF
+ * where a string lacks it.
  */
 int opts_same(const char *a, const char *b, const char *const *keys, size_t n,
 	      size_t required);
+
+/* opts_str_value() - @key's value in the comma-separated KEY=VALUE string
+ * @opts, into @buf ("" when absent). */
+void opts_str_value(const char *opts, const char *key, char *buf, size_t len);
 
 /*
  * One -o option a writer takes, in its format's table (img_format.wopts,

@@ -167,6 +167,7 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 		       struct err *e)
 {
 	const char *p = recipe;
+	char comp[8], skip[8];
 	size_t o = 0;
 
 	fmt[0] = ver[0] = opts[0] = 0;
@@ -205,6 +206,18 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 	}
 	if (!fmt[0])
 		return err_set(e, EI_ECORRUPT, "recipe '%s' names no format", recipe);
+	/*
+	 * A squashfs recipe from before skip_random was written without it
+	 * (the writer names it only when on): build it so, whatever the
+	 * writer's default now.
+	 */
+	opts_str_value(opts, "compression", comp, sizeof(comp));
+	opts_str_value(opts, "skip_random", skip, sizeof(skip));
+	if (!strcmp(fmt, "squashfs") && !strcmp(comp, "zstd") && !skip[0]) {
+		if (o + sizeof(",skip_random=off") > opts_len)
+			return err_set(e, EI_ECORRUPT, "recipe '%s': options too long", recipe);
+		memcpy(opts + o, ",skip_random=off", sizeof(",skip_random=off"));
+	}
 	return 0;
 }
 

@@ -158,7 +158,7 @@ check "twice: the same bytes" cmp "$T/j1.sqfs" "$T/again.sqfs"
 used=$(od -An -t u8 -j 40 -N 8 "$T/j1.sqfs" | tr -d ' ')
 recipe=$(tail -c +$((used + 1)) "$T/j1.sqfs" | head -n 1 | tr -d '\0')
 has "the recipe right after bytes_used, files=on, without name= or mtime=" \
-	'^edgeimg-recipe:format=squashfs,writer=[^,]*,compression=[a-z0-9]*,level=[0-9]*,[a-z]*=[^,]*,block_size=131072,files=on$' \
+	'^edgeimg-recipe:format=squashfs,writer=[^,]*,compression=[a-z0-9]*,level=[0-9]*,[a-z]*=[^,]*,(skip_random=on,)?block_size=131072,files=on$' \
 	"$recipe"
 check "zeros after the recipe to 4 KiB" test $(($(stat -c %s "$T/j1.sqfs") % 4096)) = 0
 recipe=${recipe#edgeimg-recipe:}

@@ -143,7 +143,8 @@ assert f['disk-file'] == 'disk.img', f
 assert 'recipe' not in f, f
 assert j['recipe'].startswith('format=squashfs,writer='), j
 assert ',compression=%s,level=' % sys.argv[1] in j['recipe'], j
-assert ',%s,block_size=' % sys.argv[2] in j['recipe'], (j['recipe'], sys.argv[2])
+skip = ',skip_random=on' if sys.argv[1] == 'zstd' else ''
+assert ',%s%s,block_size=' % (sys.argv[2], skip) in j['recipe'], (j['recipe'], sys.argv[2])
 PY
 	check "$c: info --json has one recipe key" test "$(grep -c '"recipe"' <<<"$OUT")" -eq 1
 	run_ei 0 -- info "$T/$c.sqfs"
@@ -214,7 +215,7 @@ for img in sde j1 lz4; do
 	recipe=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["recipe"])' <<<"$OUT")
 	opts=$(sed -E 's/^format=squashfs,writer=[^,]*,//' <<<"$recipe")
 	has "recipe of $img spells out every option" \
-		'^compression=[a-z0-9]+,level=[0-9]+,(deflate|zstd|xz|lz4)=[a-z0-9.-]+,block_size=[0-9]+,name=disk.img,partitions=o(n|ff),mtime=[0-9]+$' "$opts"
+		'^compression=[a-z0-9]+,level=[0-9]+,(deflate|zstd|xz|lz4)=[a-z0-9.-]+,(skip_random=on,)?block_size=[0-9]+,name=disk.img,partitions=o(n|ff),mtime=[0-9]+$' "$opts"
 	src=$T/disk.raw
 	[ "$img" = lz4 ] && src=$T/disk.qcow2
 	run_ei 0 -- convert -O squashfs -o "$opts" "$src" "$T/re.sqfs"
@@ -276,8 +277,9 @@ wrefuse 'squashfs: partitions=maybe is not on or off' -o partitions=maybe
 # the keys of the recipe (but format and writer, and the library key is
 # this build's ones)
 keys=$(sed -E 's/=[^,]*//g; s/^format,writer,//; s/,(deflate|zstd|xz|lz4),/,/; s/,/, /g' <<<"$RECIPE")
-# files=on is a root filesystem's key, never in a disk's recipe
-keys="$keys, files"
+# files=on is a root filesystem's key, never in a disk's recipe;
+# skip_random=on is in a zstd recipe only
+keys="$keys, files, skip_random"
 libs=deflate
 for c in zstd xz lz4; do has_feature CODEC_${c^^} && libs="$libs, $c"; done
 wrefuse "^edgeimg convert: squashfs: unknown option 'cluster_size'; valid: $keys, $libs\$" -o cluster_size=64k
@@ -294,6 +296,61 @@ SOURCE_DATE_EPOCH=yesterday wrefuse 'squashfs: SOURCE_DATE_EPOCH=yesterday is no
 run_ei 0 -- convert -c -O squashfs -o compression=gzip "$T/disk.raw" "$T/c.sqfs"
 check "-c is welcome (squashfs always compresses): the same bytes" cmp -s "$T/gzip.sqfs" "$T/c.sqfs"
 rm -f "$T/c.sqfs"
+
+# --- skip_random: zstd stores random-looking blocks without its level ----
+# Block 0 is random bytes holding eight 600-byte repeats far apart: zstd's
+# fastest level finds none, level 15 finds them all (about 4 KiB less).
+# Block 1 is random bytes, blocks 2 and 3 text.  skip_random=on (the
+# default) stores block 0 plain, off compresses it; both store block 1
+# plain and compress the text.  The recipe names skip_random only when on,
+# so apply builds a recipe without it (every recipe before it) with it off.
+cat >"$T/rnd.py" <<'PY'
+import random, sys
+r = random.Random(7)
+b = bytearray(r.randbytes(131072))
+for k in range(8):
+    b[70000 + 7000 * k:70600 + 7000 * k] = b[1000 + 5000 * k:1600 + 5000 * k]
+text = b''.join(b'line %06d of a compressible block\n' % i for i in range(7490))[:262144]
+open(sys.argv[1], 'wb').write(bytes(b) + r.randbytes(131072) + text)
+PY
+declare -A rsize rrec
+if has_feature CODEC_ZSTD && fixture "the random disk" python3 "$T/rnd.py" "$T/rnd.raw"; then
+	for s in on off; do
+		run_ei 0 -- convert -O squashfs -o compression=zstd,skip_random=$s "$T/rnd.raw" "$T/rnd-$s.sqfs"
+		rm -rf "$T/x"
+		unsquashfs -q -d "$T/x" "$T/rnd-$s.sqfs" >/dev/null 2>&1
+		check "skip_random=$s: unsquashfs gives the disk back" cmp -s "$T/x/disk.img" "$T/rnd.raw"
+		rsize[$s]=$(unsquashfs -s "$T/rnd-$s.sqfs" | sed -n 's/^Filesystem size \([0-9]*\) bytes.*/\1/p')
+		run_ei 0 -- info "$T/rnd-$s.sqfs"
+		rrec[$s]=$(sed -n 's/^recipe: //p' <<<"$OUT")
+	done
+	# on: blocks 0 and 1 plain, so the filesystem holds 2 x 128 KiB and the
+	# text compressed; off: block 0 is 4 KiB smaller
+	check "skip_random=on: blocks 0 and 1 plain (${rsize[on]} bytes > 262144)" \
+		test "${rsize[on]}" -gt 262144
+	check "skip_random=off: block 0 compressed (${rsize[off]} < ${rsize[on]} - 4000)" \
+		test "${rsize[off]}" -lt $((rsize[on] - 4000))
+	has "the default is named in the recipe" ',zstd=[0-9.]+,skip_random=on,block_size=' "${rrec[on]}"
+	check "off is a recipe without it" test "${rrec[off]}" = "${rrec[on]/,skip_random=on/}"
+	run_ei 0 -- convert -O squashfs -o compression=zstd "$T/rnd.raw" "$T/rnd-def.sqfs"
+	check "the default is on: the same bytes" cmp -s "$T/rnd-on.sqfs" "$T/rnd-def.sqfs"
+	# a patch to each: apply builds what convert built (cmp)
+	for s in on off; do
+		run_ei 0 -- delta -O squashfs -o compression=zstd,skip_random=$s \
+			"$T/disk.raw" "$T/rnd.raw" "$T/rnd-$s.patch"
+		run_ei 0 -- apply "$T/disk.raw" "$T/rnd-$s.patch" "$T/rnd-$s.out"
+		check "apply of a skip_random=$s patch gives convert's file" \
+			cmp -s "$T/rnd-$s.sqfs" "$T/rnd-$s.out"
+	done
+	# --reuse takes no blocks from a container written the other way
+	run_ei 0 -- convert -v --reuse "$T/rnd-off.sqfs" -O squashfs -o compression=zstd \
+		"$T/rnd.raw" "$T/rnd-reuse.sqfs"
+	has "--reuse of a skip_random=off container: not with these options" \
+		'not a squashfs that edgeimg wrote with these options' "$ERR"
+	check "--reuse: the same bytes as without" cmp -s "$T/rnd-on.sqfs" "$T/rnd-reuse.sqfs"
+	WANT=2 wrefuse 'squashfs: skip_random=yes is not on or off' -o compression=zstd,skip_random=yes
+	rm -rf "$T/x" "$T"/rnd*.sqfs "$T"/rnd*.out "$T"/rnd*.patch "$T/rnd.raw"
+fi
 
 # --- partitions=on: pN.img and partitions.txt, also -----------------------
 run_ei 0 -- info --json "$T/j1.sqfs"
