@@ -37,6 +37,22 @@ for comp in zstd gzip; do
 	rm -f "$eout" "$pout"
 done
 
+# skip_random (the default) against the same convert with
+# -o skip_random=off as the "peer": the time storing random-looking blocks
+# without zstd's level saves, and the bytes it costs.
+header "Root filesystem, zstd: edgeimg convert (skip_random=on, the default) vs the same with -o skip_random=off (best of $rep runs each)"
+eout=$tmp/e.sqfs pout=$tmp/p.sqfs
+ecmd=("$ei" convert --files --partition 2 -O squashfs -o compression=zstd,block_size=131072 "$src" "$eout")
+pcmd=("$ei" convert --files --partition 2 -O squashfs -o compression=zstd,block_size=131072,skip_random=off "$src" "$pout")
+pair
+if ! sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1; then
+	echo "bench: sqfsdiff: skip_random=on and off give other files:" >&2
+	head -20 "$tmp/diff" >&2
+	exit 1
+fi
+row "skip_random vs off" "$(size_of "$eout")" "$(size_of "$pout")"
+rm -f "$eout" "$pout"
+
 # What grows with the number of entries: a tree of 100,000 small files (in
 # 1,000 directories) from a directory, edgeimg vs mksquashfs, both from the
 # same directory; peak RSS is the row to read.
