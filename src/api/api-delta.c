@@ -316,9 +316,6 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		enc_out = tmp;
 	}
 	if (ofmt) {
-		snprintf(res->target, sizeof(res->target), "format=%s,writer=%s%s%s",
-			 ofmt->name, EDGEIMG_VERSION, ostr && ostr[0] ? "," : "",
-			 ostr ? ostr : "");
 		if (ofmt->write_recipe) {
 			/* the writer's own recipe of -o, defaults named, as convert's */
 			struct write_opts wo = { .options = ostr && ostr[0] ? ostr : NULL };
@@ -328,6 +325,10 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 			if (r < 0)
 				goto fail_out;
 			ofmt->write_recipe(&parsed, 0, res->target, sizeof(res->target));
+		} else {
+			snprintf(res->target, sizeof(res->target), "format=%s,writer=%s%s%s",
+				 ofmt->name, EDGEIMG_VERSION, ostr && ostr[0] ? "," : "",
+				 ostr ? ostr : "");
 		}
 		r = delta_target(new->vd, ofmt, patch, threads, res->target,
 				 sizeof(res->target), tsha, &tsize, &e);
