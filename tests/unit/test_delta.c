@@ -484,10 +484,24 @@ static void test_helpers(void)
 	char f[64], v[64], o[256];
 	struct err e = { 0 };
 
+	/* a squashfs zstd recipe from before skip_random is built with it off */
 	CHECK(delta_recipe_split("format=squashfs,writer=0.1.0,compression=zstd,level=15",
 				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
 	      !strcmp(f, "squashfs") && !strcmp(v, "0.1.0") &&
-	      !strcmp(o, "compression=zstd,level=15"), "recipe split: %s %s %s", f, v, o);
+	      !strcmp(o, "compression=zstd,level=15,skip_random=off"), "recipe split: %s %s %s",
+	      f, v, o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.2.0,compression=zstd,skip_random=on,level=15",
+				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=zstd,skip_random=on,level=15"), "recipe split, on: %s", o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.1.0,compression=gzip,level=9",
+				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=gzip,level=9"), "recipe split, gzip: %s", o);
+	CHECK(delta_recipe_split("format=qcow2,writer=0.1.0,compression=zstd", f, sizeof(f), v,
+				 sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=zstd"), "recipe split, qcow2: %s", o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.1.0,compression=zstd,level=15",
+				 f, sizeof(f), v, sizeof(v), o, 40, &e) == EI_ECORRUPT,
+	      "recipe split: no room for skip_random=off");
 	CHECK(delta_recipe_split("writer=1,level=2", f, sizeof(f), v, sizeof(v), o,
 				 sizeof(o), &e) == EI_ECORRUPT, "a recipe needs a format");
 	CHECK(delta_recipe_split("format=x,junk", f, sizeof(f), v, sizeof(v), o,
