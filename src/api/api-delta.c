@@ -188,6 +188,8 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	char rfmt[64], ropts[DELTA_RECIPE_MAX + 1];
 	const char *ostr = o->target_options;
 	char tree_opts[DELTA_RECIPE_MAX + 1];
+	struct write_opts two = { 0 };  /* -o of the target, parsed once */
+	struct write_parsed tparsed;
 	int new_tree = !strcmp(new->vd->fmt->name, "file-tree");
 	int views = 0;          /* exact: OLD and NEW as their packed views */
 	int old_tree = !strcmp(old->vd->fmt->name, "file-tree");
@@ -295,7 +297,8 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 		ofmt = NULL;
 	}
 	/* the writer's options, checked before PATCH exists or any work */
-	if (ofmt && (r = format_write_check(ofmt->name, ostr, 0, &e)) < 0)
+	two.options = ostr;
+	if (ofmt && (r = format_write_parse(ofmt, &two, &tparsed, &e)) < 0)
 		goto fail;
 	if (o->sign_key) {      /* a bad key fails before any work */
 		r = delta_key_load(o->sign_key, 1, &key, &e);
@@ -318,13 +321,7 @@ int ei_delta(struct ei_image *old, struct ei_image *new, const char *patch,
 	if (ofmt) {
 		if (ofmt->write_recipe) {
 			/* the writer's own recipe of -o, defaults named, as convert's */
-			struct write_opts wo = { .options = ostr && ostr[0] ? ostr : NULL };
-			struct write_parsed parsed;
-
-			r = format_write_parse(ofmt, &wo, &parsed, &e);
-			if (r < 0)
-				goto fail_out;
-			ofmt->write_recipe(&parsed, 0, res->target, sizeof(res->target));
+			ofmt->write_recipe(&tparsed, 0, res->target, sizeof(res->target));
 		} else {
 			snprintf(res->target, sizeof(res->target), "format=%s,writer=%s%s%s",
 				 ofmt->name, EDGEIMG_VERSION, ostr && ostr[0] ? "," : "",

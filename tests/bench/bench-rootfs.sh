@@ -7,6 +7,15 @@
 # blocks.  Both outputs are judged by sqfsdiff (contents and metadata)
 # before a row is printed.  Needs root (the loop mount).
 
+# same_tree A B WHAT: sqfsdiff finds no difference between the squashfs
+# images A and B (contents, owners, modes, times), else the bench stops.
+same_tree() {
+	sqfsdiff -T -a "$1" -b "$2" >"$tmp/diff" 2>&1 && return 0
+	echo "bench: sqfsdiff: $3:" >&2
+	head -20 "$tmp/diff" >&2
+	exit 1
+}
+
 src=$corpus/disk-v1.qcow2 raw=$corpus/disk-v1.raw
 [ -f "$src" ] && [ -f "$raw" ] || { echo "bench: $src or $raw missing" >&2; exit 1; }
 if ! "$ei" info --files --partition 2 "$src" >"$tmp/e.list" 2>"$tmp/.err"; then
@@ -24,12 +33,7 @@ for comp in zstd gzip; do
 	pcmd=(bash -c 'mount -o ro,loop,offset="$2" "$3" "$4" && mksquashfs "$4" "$1" -comp "$5" -b 131072 -noappend -quiet -no-progress >/dev/null; r=$?; umount "$4"; [ $r = 0 ] && sync -- "$1"' \
 		x "$pout" "$start" "$raw" "$mnt" "$comp")
 	pair
-	# sqfsdiff compares the two images: contents, owners, modes, times
-	if ! sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1; then
-		echo "bench: sqfsdiff: edgeimg's root filesystem differs from mksquashfs's:" >&2
-		head -20 "$tmp/diff" >&2
-		exit 1
-	fi
+	same_tree "$eout" "$pout" "edgeimg's root filesystem differs from mksquashfs's"
 	row "rootfs $comp" "$(size_of "$eout")" "$(size_of "$pout")"
 	verdict "rootfs $comp: wall / mount+mksquashfs's" "$(ratio "$e_wall" "$p_wall")" 0.5
 	verdict "rootfs $comp: size / mksquashfs's" "$(ratio "$(size_of "$eout")" "$(size_of "$pout")")" 1.0
@@ -45,11 +49,7 @@ eout=$tmp/e.sqfs pout=$tmp/p.sqfs
 ecmd=("$ei" convert --files --partition 2 -O squashfs -o compression=zstd,block_size=131072 "$src" "$eout")
 pcmd=("$ei" convert --files --partition 2 -O squashfs -o compression=zstd,block_size=131072,skip_random=off "$src" "$pout")
 pair
-if ! sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1; then
-	echo "bench: sqfsdiff: skip_random=on and off give other files:" >&2
-	head -20 "$tmp/diff" >&2
-	exit 1
-fi
+same_tree "$eout" "$pout" "skip_random=on and off give other files"
 row "skip_random vs off" "$(size_of "$eout")" "$(size_of "$pout")"
 rm -f "$eout" "$pout"
 
@@ -73,8 +73,7 @@ eout=$tmp/e.sqfs pout=$tmp/p.sqfs
 ecmd=("$ei" convert --files -O squashfs -o compression=zstd "$many" "$eout")
 pcmd=("${synced[@]}" "$pout" mksquashfs "$many" "$pout" -comp zstd -noappend -quiet -no-progress)
 pair
-sqfsdiff -T -a "$eout" -b "$pout" >"$tmp/diff" 2>&1 ||
-	{ echo "bench: sqfsdiff: the 100,000-file images differ:" >&2; head -20 "$tmp/diff" >&2; exit 1; }
+same_tree "$eout" "$pout" "the 100,000-file images differ"
 row "100k files zstd" "$(size_of "$eout")" "$(size_of "$pout")"
 verdict "100k files: peak RSS, MiB" "$(mib "$e_rss")" 64
 rm -rf "$many" "$eout" "$pout"
