@@ -12,7 +12,9 @@
  * compression pipeline (src/codec/pipeline.h) as they are read, so the
  * output is the same for any -j; zero blocks and the source's holes are
  * sparse (size word 0); the tail that does not fill a block goes into a
- * fragment block (always, as mksquashfs -always-use-fragments).  A file of
+ * fragment block (always, as mksquashfs -always-use-fragments): with
+ * group_fragments, the open block of the files of its name, else the one
+ * in walk order (sqt_frag_add()).  A file of
  * the size and SHA-256 of an earlier one is stored once: its blocks, already
  * written by then, are dropped by moving the output position back (as
  * mksquashfs does), and its inode points at the earlier file's blocks and
@@ -24,7 +26,8 @@
  * bytes per data block; per unique xattr set its pairs, compressed.  The
  * directory table is built in memory (compressed) while the inode table is
  * written.  File data never is held but for the pipeline's units (the memory
- * cap) and one fragment block.
+ * cap) and the open fragment blocks (one, and with group_fragments up to 32
+ * more, 4 MiB at most).
  *
  * After the walk, entries are sorted by name bytes in each directory;
  * inodes are written children before their directory (the root last) and
@@ -48,6 +51,8 @@
 #define SQT_MAX_IDS 65535               /* distinct uids and gids: no_ids is 16 bits */
 #define SQT_NONE 0xffffffffu
 #define SQT_MAX_RUN 65536               /* sparse blocks in one unit */
+#define SQT_GROUPS 32                   /* group_fragments: open name blocks, at most */
+#define SQT_GROUP_BYTES (4u << 20)      /* ... and their bytes, at most */
 
 /* pipeline units */
 #define SQT_ZERO SQFS_UNIT_ZERO /* out_len sparse blocks, no data */
@@ -79,10 +84,25 @@ struct sqt_file {
 	uint64_t size, start, sparse, nblocks, emitted;
 	uint32_t *words;        /* nblocks size words */
 	uint32_t frag, frag_off;
+	uint32_t next;          /* the next file of its open fragment block */
 	uint32_t dup;           /* the earlier file whose data this one is, or SQT_NONE */
 	uint8_t started;
 	uint8_t holes;          /* the source said it has holes */
 	uint8_t sha[SHA256_LEN];
+};
+
+/*
+ * An open fragment block: its bytes and its files (a list through
+ * sqt_file.next, in the order they were added), whose fragment index is set
+ * when the block is submitted.  A name block holds the tails of files of
+ * one name (the last path component).
+ */
+struct sqt_fblock {
+	uint8_t *buf;
+	uint32_t used, head, last;
+	uint64_t tick;          /* last use: the least recent is given up */
+	uint16_t name_len;
+	char name[FT_NAME_MAX + 1];
 };
 
 struct sqt_xset {
@@ -116,9 +136,10 @@ struct sqt {
 	uint32_t nfiles, file_cap;
 	struct sqt_hash dups;
 	uint8_t *tail;          /* bs: a file's tail */
-	/* fragments */
-	uint8_t *fbuf;
-	uint32_t fused;
+	/* fragments: open blocks, [0] in walk order, the others by name */
+	struct sqt_fblock *fb;
+	uint32_t nfb;
+	uint64_t tick;
 	uint64_t *frag_start;
 	uint32_t *frag_word, nfrag, frag_cap;
 	/* xattrs */
@@ -323,13 +344,14 @@ static struct pl_unit *sqt_unit(struct sqt *w, struct err *e)
 	return u;
 }
 
-static int sqt_frag_flush(struct sqt *w, struct err *e)
+/* Submit open block @b as the next fragment block; its files point at it. */
+static int sqt_frag_flush(struct sqt *w, struct sqt_fblock *b, struct err *e)
 {
 	struct pl_unit *u;
 	uint64_t *s;
 	uint32_t *v, cap = w->frag_cap;
 
-	if (!w->fused)
+	if (!b->used)
 		return 0;
 	if (w->nfrag == UINT32_MAX - 1)
 		return err_set(e, EI_ELIMIT, "squashfs: more than %u fragment blocks", w->nfrag);
@@ -346,26 +368,107 @@ static int sqt_frag_flush(struct sqt *w, struct err *e)
 	u = sqt_unit(w, e);
 	if (!u)
 		return e->code;
-	memcpy(u->in, w->fbuf, w->fused);
-	u->in_len = w->fused;
+	memcpy(u->in, b->buf, b->used);
+	u->in_len = b->used;
 	u->flags = SQT_FRAG;
-	u->off = w->nfrag++;
-	w->fused = 0;
+	u->off = w->nfrag;
+	for (uint32_t i = b->head; i != SQT_NONE; i = w->file[i].next)
+		w->file[i].frag = w->nfrag;
+	w->nfrag++;
+	b->used = 0;
+	b->head = b->last = SQT_NONE;
 	return pipeline_submit(w->pl, u, e);
 }
 
-static int sqt_frag_add(struct sqt *w, struct sqt_file *f, const uint8_t *data, uint32_t len,
-			struct err *e)
+/* Append file @idx's tail @data, @len bytes, to open block @b. */
+static int sqt_frag_put(struct sqt *w, struct sqt_fblock *b, uint32_t idx, const uint8_t *data,
+			uint32_t len, struct err *e)
+{
+	struct sqt_file *f = &w->file[idx];
+	int r;
+
+	if (b->used + len > w->opt.bs && (r = sqt_frag_flush(w, b, e)) < 0)
+		return r;
+	f->frag_off = b->used;
+	f->next = SQT_NONE;
+	if (b->last == SQT_NONE)
+		b->head = idx;
+	else
+		w->file[b->last].next = idx;
+	b->last = idx;
+	memcpy(b->buf + b->used, data, len);
+	b->used += len;
+	return 0;
+}
+
+/* Move the files of name block @b, in their order, to the walk-order block. */
+static int sqt_frag_spill(struct sqt *w, struct sqt_fblock *b, struct err *e)
+{
+	uint32_t i = b->head, next;
+	int r;
+
+	b->head = b->last = SQT_NONE;
+	for (; i != SQT_NONE; i = next) {
+		struct sqt_file *f = &w->file[i];
+
+		next = f->next;
+		r = sqt_frag_put(w, &w->fb[0], i, b->buf + f->frag_off,
+				 (uint32_t)(f->size & (w->opt.bs - 1)), e);
+		if (r < 0)
+			return r;
+	}
+	b->used = 0;
+	return 0;
+}
+
+/*
+ * File @idx's tail into a fragment block.  With group_fragments, tails of
+ * files of the same name (copyright, Makefile, __init__.py) go into that
+ * name's open block, where they compress against each other; when every
+ * name block is taken, the least recently used one gives its files to the
+ * walk-order block, as do all of them at the end.  The choice depends on
+ * the walk only, so the bytes are the same for any -j.
+ */
+static int sqt_frag_add(struct sqt *w, uint32_t idx, const char *path, const uint8_t *data,
+			uint32_t len, struct err *e)
+{
+	const char *name = strrchr(path, '/');
+	struct sqt_fblock *b, *lru = NULL;
+	size_t n;
+	int r;
+
+	if (w->nfb == 1)
+		return sqt_frag_put(w, &w->fb[0], idx, data, len, e);
+	name = name ? name + 1 : path;
+	n = strlen(name);
+	if (n > FT_NAME_MAX)
+		n = FT_NAME_MAX;
+	for (uint32_t i = 1; i < w->nfb; i++) {
+		b = &w->fb[i];
+		if (b->head != SQT_NONE && b->name_len == n && !memcmp(b->name, name, n)) {
+			b->tick = ++w->tick;
+			return sqt_frag_put(w, b, idx, data, len, e);
+		}
+		if (!lru || b->tick < lru->tick)
+			lru = b;
+	}
+	if (lru->head != SQT_NONE && (r = sqt_frag_spill(w, lru, e)) < 0)
+		return r;
+	memcpy(lru->name, name, n);
+	lru->name_len = (uint16_t)n;
+	lru->tick = ++w->tick;
+	return sqt_frag_put(w, lru, idx, data, len, e);
+}
+
+/* After the walk: the name blocks' files into the walk-order block, in turn. */
+static int sqt_frag_finish(struct sqt *w, struct err *e)
 {
 	int r;
 
-	if (w->fused + len > w->opt.bs && (r = sqt_frag_flush(w, e)) < 0)
-		return r;
-	f->frag = w->nfrag;
-	f->frag_off = w->fused;
-	memcpy(w->fbuf + w->fused, data, len);
-	w->fused += len;
-	return 0;
+	for (uint32_t i = 1; i < w->nfb; i++)
+		if ((r = sqt_frag_spill(w, &w->fb[i], e)) < 0)
+			return r;
+	return sqt_frag_flush(w, &w->fb[0], e);
 }
 
 /* *@hole_end: where the hole known at @off ends (@off itself when data). */
@@ -499,7 +602,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 	}
 	w->dups.slot[slot] = idx + 1;
 	w->dups.n++;
-	return tail ? sqt_frag_add(w, f, w->tail, tail, e) : 0;
+	return tail ? sqt_frag_add(w, idx, ent->path, w->tail, tail, e) : 0;
 }
 
 /* --- extended attributes ---------------------------------------------------- */
@@ -1186,7 +1289,9 @@ static void sqt_free(struct sqt *w)
 	free(w->file);
 	free(w->dups.slot);
 	free(w->tail);
-	free(w->fbuf);
+	for (uint32_t i = 0; i < w->nfb; i++)
+		free(w->fb[i].buf);
+	free(w->fb);
 	free(w->frag_start);
 	free(w->frag_word);
 	free(w->xset);
@@ -1268,7 +1373,7 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 	const struct write_parsed *parsed;
 	struct sqt *w = calloc(1, sizeof(*w));
 	uint8_t sb[SQFS_SUPER_SIZE], co[SQFS_COMP_OPTS_MAX];
-	uint32_t mkfs, cap = 0;
+	uint32_t mkfs, cap = 0, nfb;
 	size_t n;
 	int r;
 
@@ -1292,22 +1397,33 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 			    w->opt.given & SQFS_GIVEN_NAME ? "name" : "partitions");
 		goto out;
 	}
-	if ((uint64_t)8 * w->opt.bs > wo->mem_cap) {
+	/* the walk-order block, and with group_fragments 4 MiB of name blocks */
+	nfb = 1 + (w->opt.group ? (uint32_t)min_u64(SQT_GROUPS, SQT_GROUP_BYTES >> w->opt.log) : 0);
+	if ((uint64_t)(7 + nfb) * w->opt.bs > wo->mem_cap) {
 		r = err_set(e, EI_ELIMIT,
-			    "squashfs: block_size=%u needs more than the memory cap of %llu bytes",
-			    w->opt.bs, (unsigned long long)wo->mem_cap);
+			    "squashfs: block_size=%u needs more than the memory cap of %llu bytes%s",
+			    w->opt.bs, (unsigned long long)wo->mem_cap,
+			    nfb > 1 ? " (with group_fragments=on)" : "");
 		goto out;
 	}
 	w->tail = malloc(w->opt.bs);
-	w->fbuf = malloc(w->opt.bs);
+	w->fb = calloc(nfb, sizeof(*w->fb));
 	w->itab = sqt_meta_new(0);
 	w->dtab = sqt_meta_new(1);
 	w->xkv = sqt_meta_new(1);
 	w->node = sqt_grow(NULL, &cap, 0, sizeof(*w->node));
 	w->node_cap = cap;
-	if (!w->tail || !w->fbuf || !w->itab || !w->dtab || !w->xkv || !w->node) {
+	if (!w->tail || !w->fb || !w->itab || !w->dtab || !w->xkv || !w->node) {
 		r = sqt_nomem(e);
 		goto out;
+	}
+	for (w->nfb = 0; w->nfb < nfb; w->nfb++) {
+		w->fb[w->nfb].head = w->fb[w->nfb].last = SQT_NONE;
+		w->fb[w->nfb].buf = malloc(w->opt.bs);
+		if (!w->fb[w->nfb].buf) {
+			r = sqt_nomem(e);
+			goto out;
+		}
 	}
 	/* the root, until the walk gives it */
 	memset(&w->node[0], 0, sizeof(w->node[0]));
@@ -1334,12 +1450,12 @@ int ft_write_squashfs(struct ft_source *src, struct io *out, const struct write_
 			goto out;
 	}
 	r = pipeline_new(&sqt_pl_ops, w, wo->threads, w->opt.bs, w->opt.bs,
-			 wo->mem_cap - (uint64_t)4 * w->opt.bs, &w->pl, e);
+			 wo->mem_cap - (uint64_t)(3 + nfb) * w->opt.bs, &w->pl, e);
 	if (r < 0)
 		goto out;
 	r = ft_walk(src, sqt_visit, w, e);
 	if (r >= 0)
-		r = sqt_frag_flush(w, e);
+		r = sqt_frag_finish(w, e);
 	if (r >= 0)
 		r = pipeline_finish(w->pl, e);
 	pipeline_free(w->pl);

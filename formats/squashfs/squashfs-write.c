@@ -814,7 +814,7 @@ static int sqfs_writer_name_ok(const char *s)
 }
 
 enum { SQO_COMPRESSION, SQO_LEVEL, SQO_BLOCK_SIZE, SQO_NAME, SQO_PARTITIONS, SQO_MTIME,
-       SQO_FILES, SQO_SKIP_RANDOM };
+       SQO_FILES, SQO_SKIP_RANDOM, SQO_GROUP };
 
 /* The compressors this build has, in the order errors and help name them. */
 #define SQW_COMPS "gzip" SQW_COMP_ZSTD SQW_COMP_XZ SQW_COMP_LZ4
@@ -876,6 +876,8 @@ const struct opt_desc squashfs_write_options[] = {
 		"a root filesystem from a file-tree view (the recipe of convert --files; delta and apply set it)" },
 	[SQO_SKIP_RANDOM] = { "skip_random", "on|off", "on",
 		"zstd: store blocks of random-looking bytes (compressed files) without trying the level" },
+	[SQO_GROUP] = { "group_fragments", "on|off", "on",
+		"root filesystems: pack the tails of files of the same name into the same fragment blocks (off: in walk order, as mksquashfs)" },
 	CODEC_LIBRARY_OPTION("deflate"),
 #if IS_ENABLED(CONFIG_CODEC_ZSTD)
 	CODEC_LIBRARY_OPTION("zstd"),
@@ -969,6 +971,12 @@ int squashfs_opts_parse(struct opts *o, const struct write_opts *wopts,
 	if ((r = opt_choice(&d[SQO_SKIP_RANDOM], s, "squashfs", e)) < 0)
 		return r;
 	w.skip_random = r == 0 && w.comp->id == SQFS_COMP_ZSTD;
+	s = opts_get(o, "group_fragments");
+	if ((r = opt_choice(&d[SQO_GROUP], s, "squashfs", e)) < 0)
+		return r;
+	if (s)
+		w.given |= SQFS_GIVEN_GROUP;
+	w.group = r == 0;
 	/* Compressed bytes differ between libraries: the recipe names it. */
 	r = codec_library_opts(o, codec_find(w.comp->codec), "squashfs", e);
 	if (r < 0)
@@ -1027,15 +1035,16 @@ static int sqfs_recipe_print(const struct squashfs_wopts *o, int tree, char *buf
 	const char *key = codec_library(codec_find(o->comp->codec), lib, sizeof(lib));
 	/* named only when on: a recipe without it is one from before it */
 	const char *skip = o->skip_random ? ",skip_random=on" : "";
+	const char *group = o->group ? ",group_fragments=on" : "";
 
 	if (!tree || (o->given & SQFS_GIVEN_MTIME))
 		snprintf(mtime, sizeof(mtime), ",mtime=%u", o->mtime);
 	if (tree)
 		return snprintf(buf, len,
 				"format=squashfs,writer=%s,compression=%s,level=%d,"
-				"%s=%s%s,block_size=%u,files=on%s",
+				"%s=%s%s,block_size=%u,files=on%s%s",
 				EDGEIMG_VERSION, o->comp->name, o->level, key, lib, skip, o->bs,
-				mtime);
+				group, mtime);
 	return snprintf(buf, len,
 			"format=squashfs,writer=%s,compression=%s,level=%d,"
 			"%s=%s%s,block_size=%u,name=%s,partitions=%s%s",
@@ -1110,6 +1119,11 @@ int squashfs_write(struct vdisk *src, struct io *out,
 		goto out;
 	memcpy(&w->opt, parsed->priv.bytes, sizeof(w->opt));
 	w->opt.reuse = wopts->reuse;
+	if (!w->opt.files && (w->opt.given & SQFS_GIVEN_GROUP)) {
+		r = err_set(e, EI_EUSAGE,
+			    "squashfs: -o group_fragments= is for a root filesystem (--files), not for a disk in a squashfs");
+		goto out;
+	}
 	if (w->opt.files) {
 		/* a root filesystem: @src is the file-tree view of its files */
 		sqfs_writer_free(w);

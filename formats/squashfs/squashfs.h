@@ -275,9 +275,11 @@ extern const struct img_format fmt_squashfs;
 struct squashfs_wopts {
 	const struct squashfs_comp *comp;
 	int level, partitions, files, skip_random;
+	int group;              /* group_fragments: tails packed by file name */
 	uint32_t bs, log, mtime;
 	char name[72];
-	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) were given */
+	/* which of name=, partitions=, mtime= (or SOURCE_DATE_EPOCH) and
+	 * group_fragments= were given */
 	unsigned given;
 	const struct block_reuse *reuse;        /* write_opts.reuse */
 };
@@ -285,6 +287,7 @@ struct squashfs_wopts {
 #define SQFS_GIVEN_NAME 1u
 #define SQFS_GIVEN_PARTITIONS 2u
 #define SQFS_GIVEN_MTIME 4u
+#define SQFS_GIVEN_GROUP 8u
 
 /*
  * Where a writer's bytes go: the output, the next byte, the furthest

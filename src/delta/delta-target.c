@@ -162,13 +162,27 @@ int delta_canon_open(struct vdisk *inner, struct vdisk **out, struct err *e)
 	return 0;
 }
 
+/* Append @kv (",key=off") to the split options @opts, @*o bytes long. */
+static int recipe_off(const char *recipe, char *opts, size_t *o, size_t opts_len,
+		      const char *kv, struct err *e)
+{
+	size_t n = strlen(kv);
+
+	if (*o + n + 1 > opts_len)
+		return err_set(e, EI_ECORRUPT, "recipe '%s': options too long", recipe);
+	memcpy(opts + *o, kv, n + 1);
+	*o += n;
+	return 0;
+}
+
 int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 		       char *ver, size_t ver_len, char *opts, size_t opts_len,
 		       struct err *e)
 {
 	const char *p = recipe;
-	char comp[8], skip[8];
+	char comp[8], skip[8], files[8];
 	size_t o = 0;
+	int r;
 
 	fmt[0] = ver[0] = opts[0] = 0;
 	while (*p) {
@@ -207,17 +221,22 @@ int delta_recipe_split(const char *recipe, char *fmt, size_t fmt_len,
 	if (!fmt[0])
 		return err_set(e, EI_ECORRUPT, "recipe '%s' names no format", recipe);
 	/*
-	 * A squashfs recipe from before skip_random was written without it
-	 * (the writer names it only when on): build it so, whatever the
-	 * writer's default now.
+	 * A squashfs recipe from before skip_random (zstd) or group_fragments
+	 * (root filesystems) was written without it (the writer names each
+	 * only when on): build it so, whatever the writer's default now.
 	 */
+	if (strcmp(fmt, "squashfs"))
+		return 0;
 	opts_str_value(opts, "compression", comp, sizeof(comp));
 	opts_str_value(opts, "skip_random", skip, sizeof(skip));
-	if (!strcmp(fmt, "squashfs") && !strcmp(comp, "zstd") && !skip[0]) {
-		if (o + sizeof(",skip_random=off") > opts_len)
-			return err_set(e, EI_ECORRUPT, "recipe '%s': options too long", recipe);
-		memcpy(opts + o, ",skip_random=off", sizeof(",skip_random=off"));
-	}
+	if (!strcmp(comp, "zstd") && !skip[0] &&
+	    (r = recipe_off(recipe, opts, &o, opts_len, ",skip_random=off", e)) < 0)
+		return r;
+	opts_str_value(opts, "files", files, sizeof(files));
+	opts_str_value(opts, "group_fragments", skip, sizeof(skip));
+	if (!strcmp(files, "on") && !skip[0] &&
+	    (r = recipe_off(recipe, opts, &o, opts_len, ",group_fragments=off", e)) < 0)
+		return r;
 	return 0;
 }
 

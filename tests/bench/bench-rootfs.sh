@@ -53,6 +53,20 @@ same_tree "$eout" "$pout" "skip_random=on and off give other files"
 row "skip_random vs off" "$(size_of "$eout")" "$(size_of "$pout")"
 rm -f "$eout" "$pout"
 
+# group_fragments (the default) against -o group_fragments=off, the
+# fragments of mksquashfs's walk order: the bytes that packing the tails of
+# files of one name together saves, and its time.
+header "Root filesystem: edgeimg convert (group_fragments=on, the default) vs the same with -o group_fragments=off (best of $rep runs each)"
+for comp in zstd gzip; do
+	eout=$tmp/e.sqfs pout=$tmp/p.sqfs
+	ecmd=("$ei" convert --files --partition 2 -O squashfs -o compression=$comp,block_size=131072 "$src" "$eout")
+	pcmd=("$ei" convert --files --partition 2 -O squashfs -o compression=$comp,block_size=131072,group_fragments=off "$src" "$pout")
+	pair
+	same_tree "$eout" "$pout" "group_fragments=on and off give other trees"
+	row "group vs off, $comp" "$(size_of "$eout")" "$(size_of "$pout")"
+	rm -f "$eout" "$pout"
+done
+
 # What grows with the number of entries: a tree of 100,000 small files (in
 # 1,000 directories) from a directory, edgeimg vs mksquashfs, both from the
 # same directory; peak RSS is the row to read.

@@ -52,6 +52,25 @@ for comp in zstd gzip xz lz4; do
 		test -n "$n" -a "${n% *}" -gt 0 -a $((${n% *} * 2)) -gt "${n#* }"
 	rm -f "$T/o.$comp"
 done
+# group_fragments=off: a recipe without the key (as every root filesystem
+# before it) is rebuilt with walk-order fragments, not today's default;
+# and OLD grouped, NEW not, and the reverse
+for v in off on; do
+	run_ei 0 -- convert --files -O squashfs -o group_fragments=off "$T/e$([ $v = off ] && echo 1 || echo 2).ext4" "$T/gx.$v"
+done
+check "setup: group_fragments=off changes the file" test -n "$(cmp "$T/gx.on" "$T/r2.zstd" 2>&1)"
+run_ei 0 -- delta "$T/gx.off" "$T/gx.on" "$T/pgx"
+run_ei 0 -- apply "$T/gx.off" "$T/pgx" "$T/o.sqfs"
+check "group_fragments=off, both: NEW byte for byte" cmp "$T/gx.on" "$T/o.sqfs"
+rm -f "$T/o.sqfs" "$T/pgx"
+run_ei 0 -- delta "$T/r1.zstd" "$T/gx.on" "$T/pgx"
+run_ei 0 -- apply "$T/r1.zstd" "$T/pgx" "$T/o.sqfs"
+check "OLD grouped, NEW group_fragments=off: NEW byte for byte" cmp "$T/gx.on" "$T/o.sqfs"
+rm -f "$T/o.sqfs" "$T/pgx"
+run_ei 0 -- delta "$T/gx.off" "$T/r2.zstd" "$T/pgx"
+run_ei 0 -- apply "$T/gx.off" "$T/pgx" "$T/o.sqfs"
+check "OLD group_fragments=off, NEW grouped: NEW byte for byte" cmp "$T/r2.zstd" "$T/o.sqfs"
+rm -f "$T/o.sqfs" "$T/pgx" "$T/gx.off" "$T/gx.on"
 # the view is the files: OLD's files compressed otherwise are the same OLD,
 # with nothing to copy
 run_ei 0 -- apply -v "$T/r1.gzip" "$T/p.zstd" "$T/o.sqfs"

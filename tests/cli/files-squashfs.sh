@@ -158,7 +158,7 @@ check "twice: the same bytes" cmp "$T/j1.sqfs" "$T/again.sqfs"
 used=$(od -An -t u8 -j 40 -N 8 "$T/j1.sqfs" | tr -d ' ')
 recipe=$(tail -c +$((used + 1)) "$T/j1.sqfs" | head -n 1 | tr -d '\0')
 has "the recipe right after bytes_used, files=on, without name= or mtime=" \
-	'^edgeimg-recipe:format=squashfs,writer=[^,]*,compression=[a-z0-9]*,level=[0-9]*,[a-z]*=[^,]*,(skip_random=on,)?block_size=131072,files=on$' \
+	'^edgeimg-recipe:format=squashfs,writer=[^,]*,compression=[a-z0-9]*,level=[0-9]*,[a-z]*=[^,]*,(skip_random=on,)?block_size=131072,files=on,group_fragments=on$' \
 	"$recipe"
 check "zeros after the recipe to 4 KiB" test $(($(stat -c %s "$T/j1.sqfs") % 4096)) = 0
 recipe=${recipe#edgeimg-recipe:}
@@ -175,6 +175,63 @@ has "SOURCE_DATE_EPOCH: the filesystem's time" "Creation or last append time Tue
 	"$(TZ=UTC unsquashfs -s "$T/e1.sqfs")"
 has "SOURCE_DATE_EPOCH in the recipe" 'mtime=1700000000$' \
 	"$(tr '\0' '\n' <"$T/e1.sqfs" | grep -a '^edgeimg-recipe:')"
+
+# --- group_fragments: tails of files of one name share fragment blocks ----------
+# 40 directories, each with a 3,000-byte text (the same but for its
+# first line) named copyright and 60 KB of random bytes: in walk order
+# each fragment block holds two copyrights and two random files; grouped,
+# one block holds the copyrights, which gzip then stores about once.
+g=$T/grp
+python3 - "$g" <<'PY'
+import os, random, sys
+random.seed(7)
+text = bytes(random.choice(b'abcdefghijklmnopqrstuvwxyz ') for _ in range(2900))
+for i in range(40):
+    d = os.path.join(sys.argv[1], 'pkg%02d' % i)
+    os.makedirs(d)
+    open(os.path.join(d, 'copyright'), 'wb').write(b'Package: pkg%02d\n' % i + text)
+    open(os.path.join(d, 'noise.bin'), 'wb').write(random.randbytes(60000))
+PY
+[ -f "$g/pkg39/copyright" ] || bad "setup: python3 wrote no tree in $g"
+sums "$g" >"$T/grp.sums"
+declare -A gsize grec
+for v in on off; do
+	run_ei 0 -- convert --files -O squashfs -o group_fragments=$v "$g" "$T/g-$v.sqfs"
+	rm -rf "$T/x"
+	check "group_fragments=$v: unsquashfs extracts it" unsquashfs -q -n -d "$T/x" "$T/g-$v.sqfs" >/dev/null
+	sums "$T/x" >"$T/got.sums"
+	check "group_fragments=$v: every file's sha256 as the source's" cmp -s "$T/grp.sums" "$T/got.sums"
+	gsize[$v]=$(stat -c %s "$T/g-$v.sqfs")
+	grec[$v]=$(tr '\0' '\n' <"$T/g-$v.sqfs" | grep -a '^edgeimg-recipe:')
+done
+check "group_fragments=on and off: the same tree (sqfsdiff -T -I)" \
+	sqfsdiff -T -I -a "$T/g-off.sqfs" -b "$T/g-on.sqfs"
+check "grouped: the copyrights stored about once (${gsize[on]} < ${gsize[off]} - 40000)" \
+	test "${gsize[on]}" -lt $((gsize[off] - 40000))
+run_ei 0 -- convert --files -O squashfs "$g" "$T/g-def.sqfs"
+check "on is the default: the same bytes" cmp -s "$T/g-on.sqfs" "$T/g-def.sqfs"
+has "the recipe names it when on" ',files=on,group_fragments=on$' "${grec[on]}"
+check "off is a recipe without it" test "${grec[off]}" = "${grec[on]/,group_fragments=on/}"
+run_ei 0 -- convert --files -O squashfs -j1 "$g" "$T/g-j1.sqfs"
+check "grouped, -j1: the same bytes" cmp -s "$T/g-on.sqfs" "$T/g-j1.sqfs"
+# one open name block per 128 KiB of the 4 MiB: a 1 MiB block size has 4
+mkdir -p "$T/many"
+for i in $(seq 1 12); do
+	for n in a b c d e f; do head -c 3000 /dev/urandom >"$T/many/$n$i"; done
+	mkdir -p "$T/many/dir$i"
+	for n in a b c d e f; do cp "$T/many/$n$i" "$T/many/dir$i/$n"; done
+done
+run_ei 0 -- convert --files -O squashfs -o block_size=1M "$T/many" "$T/many.sqfs"
+rm -rf "$T/x"
+unsquashfs -q -n -d "$T/x" "$T/many.sqfs" >/dev/null
+check "more names than open blocks: every file reads back" diff -r "$T/many" "$T/x"
+run_ei 2 -- convert --files -O squashfs -o group_fragments=yes "$g" "$T/no.sqfs"
+has "group_fragments=yes refused" 'squashfs: group_fragments=yes is not on or off' "$ERR"
+check "group_fragments=yes: no OUT" test ! -e "$T/no.sqfs"
+head -c 1048576 /dev/urandom >"$T/disk.raw"
+run_ei 2 -- convert -O squashfs -o group_fragments=on "$T/disk.raw" "$T/no.sqfs"
+has "group_fragments= on a disk refused" 'group_fragments= is for a root filesystem \(--files\), not for a disk' "$ERR"
+check "group_fragments= on a disk: no OUT" test ! -e "$T/no.sqfs"
 
 # --- refused ----------------------------------------------------------------------
 run_ei 2 -- convert --files -O squashfs -o partitions=on "$s" "$T/no.sqfs"

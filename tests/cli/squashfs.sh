@@ -278,8 +278,9 @@ wrefuse 'squashfs: partitions=maybe is not on or off' -o partitions=maybe
 # this build's ones)
 keys=$(sed -E 's/=[^,]*//g; s/^format,writer,//; s/,(deflate|zstd|xz|lz4),/,/; s/,/, /g' <<<"$RECIPE")
 # files=on is a root filesystem's key, never in a disk's recipe;
-# skip_random=on is in a zstd recipe only
-keys="$keys, files, skip_random"
+# skip_random=on is in a zstd recipe only, group_fragments in a root
+# filesystem's
+keys="$keys, files, skip_random, group_fragments"
 libs=deflate
 for c in zstd xz lz4; do has_feature CODEC_${c^^} && libs="$libs, $c"; done
 wrefuse "^edgeimg convert: squashfs: unknown option 'cluster_size'; valid: $keys, $libs\$" -o cluster_size=64k

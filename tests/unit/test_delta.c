@@ -502,6 +502,22 @@ static void test_helpers(void)
 	CHECK(delta_recipe_split("format=squashfs,writer=0.1.0,compression=zstd,level=15",
 				 f, sizeof(f), v, sizeof(v), o, 40, &e) == EI_ECORRUPT,
 	      "recipe split: no room for skip_random=off");
+	/* a root filesystem's recipe from before group_fragments: built with it off */
+	CHECK(delta_recipe_split("format=squashfs,writer=0.2.0,compression=gzip,level=9,files=on",
+				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=gzip,level=9,files=on,group_fragments=off"),
+	      "recipe split, files: %s", o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.2.0,compression=zstd,level=15,files=on",
+				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=zstd,level=15,files=on,skip_random=off,group_fragments=off"),
+	      "recipe split, files, zstd: %s", o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.2.0,compression=gzip,files=on,group_fragments=on",
+				 f, sizeof(f), v, sizeof(v), o, sizeof(o), &e) == 0 &&
+	      !strcmp(o, "compression=gzip,files=on,group_fragments=on"),
+	      "recipe split, files, grouped: %s", o);
+	CHECK(delta_recipe_split("format=squashfs,writer=0.2.0,compression=gzip,files=on",
+				 f, sizeof(f), v, sizeof(v), o, 30, &e) == EI_ECORRUPT,
+	      "recipe split: no room for group_fragments=off");
 	CHECK(delta_recipe_split("writer=1,level=2", f, sizeof(f), v, sizeof(v), o,
 				 sizeof(o), &e) == EI_ECORRUPT, "a recipe needs a format");
 	CHECK(delta_recipe_split("format=x,junk", f, sizeof(f), v, sizeof(v), o,
