@@ -429,20 +429,16 @@ static int sqt_frag_spill(struct sqt *w, struct sqt_fblock *b, struct err *e)
  * walk-order block, as do all of them at the end.  The choice depends on
  * the walk only, so the bytes are the same for any -j.
  */
-static int sqt_frag_add(struct sqt *w, uint32_t idx, const char *path, const uint8_t *data,
-			uint32_t len, struct err *e)
+static int sqt_frag_add(struct sqt *w, uint32_t idx, const struct sqt_node *nd,
+			const uint8_t *data, uint32_t len, struct err *e)
 {
-	const char *name = strrchr(path, '/');
+	const char *name = w->arena + nd->name;        /* checked: 1..FT_NAME_MAX bytes */
+	uint16_t n = nd->name_len;
 	struct sqt_fblock *b, *lru = NULL;
-	size_t n;
 	int r;
 
 	if (w->nfb == 1)
 		return sqt_frag_put(w, &w->fb[0], idx, data, len, e);
-	name = name ? name + 1 : path;
-	n = strlen(name);
-	if (n > FT_NAME_MAX)
-		n = FT_NAME_MAX;
 	for (uint32_t i = 1; i < w->nfb; i++) {
 		b = &w->fb[i];
 		if (b->head != SQT_NONE && b->name_len == n && !memcmp(b->name, name, n)) {
@@ -455,7 +451,7 @@ static int sqt_frag_add(struct sqt *w, uint32_t idx, const char *path, const uin
 	if (lru->head != SQT_NONE && (r = sqt_frag_spill(w, lru, e)) < 0)
 		return r;
 	memcpy(lru->name, name, n);
-	lru->name_len = (uint16_t)n;
+	lru->name_len = n;
 	lru->tick = ++w->tick;
 	return sqt_frag_put(w, lru, idx, data, len, e);
 }
@@ -602,7 +598,7 @@ static int sqt_file_data(struct sqt *w, struct sqt_node *nd, const struct ft_ent
 	}
 	w->dups.slot[slot] = idx + 1;
 	w->dups.n++;
-	return tail ? sqt_frag_add(w, idx, ent->path, w->tail, tail, e) : 0;
+	return tail ? sqt_frag_add(w, idx, nd, w->tail, tail, e) : 0;
 }
 
 /* --- extended attributes ---------------------------------------------------- */
